@@ -1,0 +1,44 @@
+# bmcstream — developer targets. The README's two commands (run, test) need
+# only Go; these targets are conveniences around them.
+
+GO        ?= go
+GOGO_DIR   = $(shell $(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)
+PROTOC    ?= protoc
+PROTO_SRC  = proto/bmcstream/v1/snapshot.proto
+
+.PHONY: all build test test-short vet proto tools demo bench fuzz
+
+all: build vet test
+
+build:
+	$(GO) build ./...
+
+vet:
+	$(GO) vet ./...
+
+# The README's test command.
+test:
+	$(GO) test -race ./...
+
+test-short:
+	$(GO) test -short ./...
+
+# Install the gogo protoc plugin at the version go.mod pins.
+tools:
+	$(GO) install github.com/gogo/protobuf/protoc-gen-gogofaster@v1.3.2
+
+# Regenerate the wire schema's Go code. Never edit *.pb.go by hand:
+# proto/generate_test.go fails when they differ from this target's output.
+proto:
+	$(PROTOC) -I proto -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
+		--gogofaster_out=paths=source_relative:proto $(PROTO_SRC)
+
+# The README's run command.
+demo:
+	$(GO) run ./cmd/demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzEscape -fuzztime 30s ./pkg/bus

@@ -1,0 +1,239 @@
+package bus
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/common/model"
+
+	"github.com/bmcstream/bmcstream/pkg/secret"
+)
+
+// Mode selects how snapshots travel.
+type Mode string
+
+const (
+	// ModeJetStream persists snapshots in the BMC_RAW stream: at-least-once
+	// delivery, survives gateway restarts and sink outages. The default.
+	ModeJetStream Mode = "jetstream"
+	// ModeCore uses plain NATS publish/subscribe: lowest latency, no
+	// persistence; a gateway that is down or slow loses snapshots.
+	ModeCore Mode = "core"
+)
+
+// Config is how a program reaches NATS. It is the `nats:` block of the poller
+// and gateway configuration files.
+type Config struct {
+	// URL is one or more comma-separated server URLs.
+	URL  string `yaml:"url"`
+	Mode Mode   `yaml:"mode"`
+
+	User         string        `yaml:"user,omitempty"`
+	Password     secret.Secret `yaml:"password,omitempty"`
+	PasswordFile string        `yaml:"password_file,omitempty"`
+	Token        secret.Secret `yaml:"token,omitempty"`
+	TokenFile    string        `yaml:"token_file,omitempty"`
+	NKeySeedFile string        `yaml:"nkey_seed_file,omitempty"`
+	CredsFile    string        `yaml:"creds_file,omitempty"`
+	TLS          TLSConfig     `yaml:"tls,omitempty"`
+
+	Stream   StreamConfig   `yaml:"stream"`
+	Embedded EmbeddedConfig `yaml:"embedded,omitempty"`
+}
+
+// TLSConfig configures TLS to the NATS server.
+type TLSConfig struct {
+	CAFile             string `yaml:"ca_file,omitempty"`
+	CertFile           string `yaml:"cert_file,omitempty"`
+	KeyFile            string `yaml:"key_file,omitempty"`
+	ServerName         string `yaml:"server_name,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty"`
+}
+
+// StreamConfig shapes the JetStream stream that holds raw snapshots.
+type StreamConfig struct {
+	Name string `yaml:"name"`
+	// MaxAge bounds how long an undelivered snapshot survives an outage.
+	MaxAge model.Duration `yaml:"max_age"`
+	// MaxBytes bounds the stream's size; 0 means no bound but MaxAge. The
+	// oldest snapshots are discarded first.
+	MaxBytes int64 `yaml:"max_bytes,omitempty"`
+	// MaxMsgSize rejects oversized snapshots at the server.
+	MaxMsgSize int32 `yaml:"max_msg_size"`
+	// DuplicateWindow is how long the server remembers Nats-Msg-Id values to
+	// drop a poller's republished snapshots.
+	DuplicateWindow model.Duration `yaml:"duplicate_window"`
+	Replicas        int            `yaml:"replicas"`
+	// Storage is "file" (default) or "memory".
+	Storage string `yaml:"storage"`
+}
+
+// DefaultStreamConfig is the BMC_RAW stream of a default install. 24 h of
+// retention rides out a weekend-night sink outage; the 2 min duplicate window
+// covers a poller's reconnect-and-republish; 1 MiB is ten times the largest
+// snapshot seen from a real BMC (a few hundred sensors).
+var DefaultStreamConfig = StreamConfig{
+	Name:            "BMC_RAW",
+	MaxAge:          model.Duration(24 * time.Hour),
+	MaxMsgSize:      1 << 20,
+	DuplicateWindow: model.Duration(2 * time.Minute),
+	Replicas:        1,
+	Storage:         "file",
+}
+
+// DefaultConfig reaches a NATS server on the local host with JetStream.
+var DefaultConfig = Config{
+	URL:    nats.DefaultURL,
+	Mode:   ModeJetStream,
+	Stream: DefaultStreamConfig,
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *Config) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultConfig
+	type plain Config
+	return unmarshal((*plain)(c))
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *StreamConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultStreamConfig
+	type plain StreamConfig
+	return unmarshal((*plain)(c))
+}
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.URL == "" && !c.Embedded.Enabled {
+		errs = append(errs, errors.New("nats.url: must be set unless nats.embedded.enabled"))
+	}
+	switch c.Mode {
+	case ModeJetStream, ModeCore:
+	default:
+		errs = append(errs, fmt.Errorf("nats.mode: %q is not one of jetstream, core", c.Mode))
+	}
+	n := 0
+	for _, set := range []bool{c.Password != "" || c.PasswordFile != "", c.Token != "" || c.TokenFile != "", c.NKeySeedFile != "", c.CredsFile != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		errs = append(errs, errors.New("nats: set at most one of password, token, nkey_seed_file, creds_file"))
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		errs = append(errs, errors.New("nats: password and password_file are mutually exclusive"))
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		errs = append(errs, errors.New("nats: token and token_file are mutually exclusive"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("nats.tls: cert_file and key_file go together"))
+	}
+	if c.Stream.Name == "" {
+		errs = append(errs, errors.New("nats.stream.name: must be set"))
+	}
+	if c.Stream.MaxAge <= 0 {
+		errs = append(errs, errors.New("nats.stream.max_age: must be positive"))
+	}
+	if c.Stream.DuplicateWindow <= 0 || c.Stream.DuplicateWindow > c.Stream.MaxAge {
+		errs = append(errs, errors.New("nats.stream.duplicate_window: must be positive and at most max_age"))
+	}
+	if c.Stream.Storage != "file" && c.Stream.Storage != "memory" {
+		errs = append(errs, fmt.Errorf("nats.stream.storage: %q is not one of file, memory", c.Stream.Storage))
+	}
+	if c.Stream.Replicas < 1 || c.Stream.Replicas > 5 {
+		errs = append(errs, errors.New("nats.stream.replicas: must be 1 to 5"))
+	}
+	if c.Stream.MaxMsgSize <= 0 {
+		errs = append(errs, errors.New("nats.stream.max_msg_size: must be positive"))
+	}
+	if c.Embedded.Enabled && c.Embedded.StoreDir == "" && c.Mode == ModeJetStream {
+		errs = append(errs, errors.New("nats.embedded.store_dir: required with JetStream"))
+	}
+	return errors.Join(errs...)
+}
+
+// Options turns the configuration into nats.go options: authentication,
+// TLS, and reconnecting forever with a bounded reconnect buffer.
+func (c *Config) Options(name string, logger *slog.Logger) ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	switch {
+	case c.Password != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password.Reveal()))
+	case c.PasswordFile != "":
+		pw, err := secret.FromFile(c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.password_file: %w", err)
+		}
+		opts = append(opts, nats.UserInfo(c.User, pw.Reveal()))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token.Reveal()))
+	case c.TokenFile != "":
+		tok, err := secret.FromFile(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.token_file: %w", err)
+		}
+		opts = append(opts, nats.Token(tok.Reveal()))
+	case c.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.nkey_seed_file %s: %w", c.NKeySeedFile, err)
+		}
+		opts = append(opts, o)
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, ""))
+	}
+	if c.TLS != (TLSConfig{}) {
+		tc := &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			ServerName:         c.TLS.ServerName,
+			InsecureSkipVerify: c.TLS.InsecureSkipVerify, //nolint:gosec // explicit opt-in, warned about at start
+		}
+		if c.TLS.CAFile != "" {
+			pem, err := os.ReadFile(c.TLS.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("nats.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("nats.tls.ca_file %s: no PEM certificates", c.TLS.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if c.TLS.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("nats.tls: load client certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		if c.TLS.InsecureSkipVerify {
+			logger.Warn("nats TLS certificate verification is disabled by nats.tls.insecure_skip_verify")
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
+}

@@ -1,0 +1,94 @@
+package bus
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v2"
+)
+
+func TestStreamSetupAndDuplicateWindow(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	s, err := EnsureStream(ctx, js, DefaultStreamConfig)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{RawWildcard}, info.Config.Subjects)
+	require.Equal(t, 24*time.Hour, info.Config.MaxAge)
+	require.Equal(t, 2*time.Minute, info.Config.Duplicates)
+	require.Equal(t, jetstream.FileStorage, info.Config.Storage)
+	require.Equal(t, jetstream.LimitsPolicy, info.Config.Retention)
+
+	// Publishing the same Nats-Msg-Id twice stores it once.
+	id := MsgID("poller-a", 1, "10.0.0.1", 1)
+	for range 2 {
+		_, err = js.PublishMsg(ctx, &nats.Msg{Subject: RawSubject("10.0.0.1"), Data: []byte("x"), Header: nats.Header{nats.MsgIdHdr: []string{id}}})
+		require.NoError(t, err)
+	}
+	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: RawSubject("10.0.0.1"), Data: []byte("y"), Header: nats.Header{nats.MsgIdHdr: []string{MsgID("poller-a", 1, "10.0.0.1", 2)}}})
+	require.NoError(t, err)
+	info, err = s.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, info.State.Msgs)
+
+	// A changed configuration updates the live stream.
+	c := DefaultStreamConfig
+	c.MaxAge = model.Duration(time.Hour)
+	s, err = EnsureStream(ctx, js, c)
+	require.NoError(t, err)
+	info, err = s.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, info.Config.MaxAge)
+	require.EqualValues(t, 2, info.State.Msgs)
+
+	cons, err := EnsureConsumer(ctx, s, ConsumerConfig{Durable: "gw", AckWait: time.Minute, MaxAckPending: 10})
+	require.NoError(t, err)
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	var got []string
+	for m := range batch.Messages() {
+		got = append(got, string(m.Data()))
+		require.NoError(t, m.Ack())
+	}
+	require.Equal(t, []string{"x", "y"}, got)
+}
+
+func TestConfigStrictYAML(t *testing.T) {
+	var c Config
+	err := yaml.UnmarshalStrict([]byte("url: nats://x:4222\nmode: core\nstrem:\n  name: X\n"), &c)
+	require.ErrorContains(t, err, "line 3")
+	require.ErrorContains(t, err, "strem")
+
+	c = Config{}
+	require.NoError(t, yaml.UnmarshalStrict([]byte("url: nats://x:4222\nstream:\n  max_age: 1h\n"), &c))
+	require.Equal(t, ModeJetStream, c.Mode)
+	require.Equal(t, "BMC_RAW", c.Stream.Name)
+	require.Equal(t, model.Duration(time.Hour), c.Stream.MaxAge)
+	require.NoError(t, c.Validate())
+
+	bad := DefaultConfig
+	bad.Mode = "kafka"
+	bad.Token = "t"
+	bad.Password = "p"
+	err = bad.Validate()
+	require.ErrorContains(t, err, "nats.mode")
+	require.ErrorContains(t, err, "at most one")
+	_, err = DefaultConfig.Options("t", slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+}

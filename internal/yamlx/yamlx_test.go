@@ -1,0 +1,19 @@
+package yamlx
+
+import (
+	"testing"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+)
+
+func TestUnmarshalStrictLines(t *testing.T) {
+	type cfg struct {
+		A string         `yaml:"a"`
+		D model.Duration `yaml:"d"`
+	}
+	var c cfg
+	require.ErrorContains(t, UnmarshalStrict([]byte("a: x\nb: y\n"), &c), "line 2")
+	require.ErrorContains(t, UnmarshalStrict([]byte("a: x\n# d: soon\nd: soon\n"), &c), "line 3")
+	require.NoError(t, UnmarshalStrict([]byte("a: x\nd: 5s\n"), &c))
+}

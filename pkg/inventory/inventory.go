@@ -1,0 +1,252 @@
+// Package inventory describes the BMC fleet: one entry per BMC with its
+// address, protocol, credentials reference, polling interval and labels
+// (site, room, row, rack, position and any user labels). The poller reads it
+// to know what to poll; the gateway joins its labels onto every series.
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v2"
+	yamlv3 "go.yaml.in/yaml/v3"
+
+	"github.com/bmcstream/bmcstream/internal/yamlx"
+)
+
+// Protocol is how a BMC is read.
+type Protocol string
+
+// The protocols a BMC can be polled with.
+const (
+	Redfish Protocol = "redfish"
+	IPMI    Protocol = "ipmi"
+	Both    Protocol = "both"
+)
+
+// WellKnownLabels are the position labels every series may carry, in the
+// order dashboards group by them.
+var WellKnownLabels = []string{"site", "room", "row", "rack", "position"}
+
+// BMC is one inventory entry.
+type BMC struct {
+	// ID names the BMC everywhere: in subjects, in the `bmc` label.
+	ID       string   `yaml:"id"`
+	Address  string   `yaml:"address"`
+	Protocol Protocol `yaml:"protocol"`
+	// Credentials names an entry of the credentials store (never the secret
+	// itself).
+	Credentials string         `yaml:"credentials,omitempty"`
+	Interval    model.Duration `yaml:"interval,omitempty"`
+	// InsecureSkipVerify turns off Redfish TLS verification for this BMC.
+	InsecureSkipVerify bool              `yaml:"insecure_skip_verify,omitempty"`
+	Labels             map[string]string `yaml:"labels,omitempty"`
+
+	// Line is the 1-based line of the entry in its file, for messages.
+	Line int `yaml:"-"`
+}
+
+// Defaults fill fields that entries leave empty.
+type Defaults struct {
+	Protocol    Protocol          `yaml:"protocol,omitempty"`
+	Credentials string            `yaml:"credentials,omitempty"`
+	Interval    model.Duration    `yaml:"interval,omitempty"`
+	Labels      map[string]string `yaml:"labels,omitempty"`
+}
+
+type file struct {
+	Defaults Defaults `yaml:"defaults,omitempty"`
+	BMCs     []BMC    `yaml:"bmcs"`
+}
+
+// DefaultInterval is the poll interval of an entry that sets none: 30 s is
+// what BMCs answer comfortably and matches a common scrape interval.
+const DefaultInterval = model.Duration(30 * time.Second)
+
+// Inventory is an immutable, validated set of BMCs. Safe for concurrent use.
+type Inventory struct {
+	bmcs []BMC
+	byID map[string]int
+}
+
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// reserved labels are set by the pipeline itself.
+var reserved = map[string]bool{"__name__": true, "bmc": true, "sensor": true, "context": true, "fan": true, "psu": true, "kind": true}
+
+// Load reads an inventory file.
+func Load(path string) (*Inventory, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read inventory: %w", err)
+	}
+	inv, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("inventory %s: %w", path, err)
+	}
+	return inv, nil
+}
+
+// Parse decodes and validates an inventory document. Unknown keys are errors
+// naming the line; every invalid entry is reported with its line.
+func Parse(b []byte) (*Inventory, error) {
+	var f file
+	if err := yamlx.UnmarshalStrict(b, &f); err != nil {
+		return nil, err
+	}
+	lines := entryLines(b)
+	inv := &Inventory{bmcs: make([]BMC, 0, len(f.BMCs)), byID: make(map[string]int, len(f.BMCs))}
+	var errs []error
+	for i, e := range f.BMCs {
+		if i < len(lines) {
+			e.Line = lines[i]
+		}
+		applyDefaults(&e, f.Defaults)
+		if err := e.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("line %d: bmcs[%d]: %w", e.Line, i, err))
+			continue
+		}
+		if j, dup := inv.byID[e.ID]; dup {
+			errs = append(errs, fmt.Errorf("line %d: bmcs[%d]: id %q already used at line %d", e.Line, i, e.ID, inv.bmcs[j].Line))
+			continue
+		}
+		inv.byID[e.ID] = len(inv.bmcs)
+		inv.bmcs = append(inv.bmcs, e)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+func applyDefaults(e *BMC, d Defaults) {
+	if e.Protocol == "" {
+		e.Protocol = d.Protocol
+	}
+	if e.Protocol == "" {
+		e.Protocol = Redfish
+	}
+	if e.Credentials == "" {
+		e.Credentials = d.Credentials
+	}
+	if e.Interval == 0 {
+		e.Interval = d.Interval
+	}
+	if e.Interval == 0 {
+		e.Interval = DefaultInterval
+	}
+	if len(d.Labels) > 0 {
+		merged := make(map[string]string, len(d.Labels)+len(e.Labels))
+		for k, v := range d.Labels {
+			merged[k] = v
+		}
+		for k, v := range e.Labels {
+			merged[k] = v
+		}
+		e.Labels = merged
+	}
+}
+
+// Validate checks one entry.
+func (e *BMC) Validate() error {
+	var errs []error
+	if e.ID == "" {
+		errs = append(errs, errors.New("id: must be set"))
+	}
+	if e.Address == "" {
+		errs = append(errs, errors.New("address: must be set"))
+	}
+	switch e.Protocol {
+	case Redfish, IPMI, Both:
+	default:
+		errs = append(errs, fmt.Errorf("protocol: %q is not one of redfish, ipmi, both", e.Protocol))
+	}
+	if e.Interval < 0 {
+		errs = append(errs, errors.New("interval: must be positive"))
+	}
+	for k := range e.Labels {
+		if !labelName.MatchString(k) {
+			errs = append(errs, fmt.Errorf("labels: %q is not a valid label name", k))
+		} else if reserved[k] || len(k) > 1 && k[:2] == "__" {
+			errs = append(errs, fmt.Errorf("labels: %q is reserved", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// entryLines returns the line of each bmcs[i] entry.
+func entryLines(b []byte) []int {
+	var root yamlv3.Node
+	if err := yamlv3.Unmarshal(b, &root); err != nil || len(root.Content) == 0 {
+		return nil
+	}
+	doc := root.Content[0]
+	if doc.Kind != yamlv3.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == "bmcs" && doc.Content[i+1].Kind == yamlv3.SequenceNode {
+			seq := doc.Content[i+1].Content
+			out := make([]int, len(seq))
+			for j, n := range seq {
+				out[j] = n.Line
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// Len is the number of BMCs.
+func (inv *Inventory) Len() int {
+	if inv == nil {
+		return 0
+	}
+	return len(inv.bmcs)
+}
+
+// Get returns the entry of a BMC id.
+func (inv *Inventory) Get(id string) (*BMC, bool) {
+	if inv == nil {
+		return nil, false
+	}
+	i, ok := inv.byID[id]
+	if !ok {
+		return nil, false
+	}
+	return &inv.bmcs[i], true
+}
+
+// All returns the entries in file order. Callers must not modify them.
+func (inv *Inventory) All() []BMC {
+	if inv == nil {
+		return nil
+	}
+	return inv.bmcs
+}
+
+// LabelNames returns the sorted union of label names used by any entry.
+func (inv *Inventory) LabelNames() []string {
+	seen := map[string]bool{}
+	for _, b := range inv.All() {
+		for k := range b.Labels {
+			seen[k] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Marshal renders an inventory in the file format Parse reads.
+func Marshal(bmcs []BMC) ([]byte, error) {
+	return yaml.Marshal(file{BMCs: bmcs})
+}

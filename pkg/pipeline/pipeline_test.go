@@ -1,0 +1,133 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+	"github.com/bmcstream/bmcstream/pkg/series"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+func render(ss []series.Sample) []string {
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		var b strings.Builder
+		b.WriteString(series.Get(s.Labels, "__name__"))
+		b.WriteString("{")
+		first := true
+		for _, l := range s.Labels {
+			if l.Name == "__name__" {
+				continue
+			}
+			if !first {
+				b.WriteString(",")
+			}
+			first = false
+			fmt.Fprintf(&b, "%s=%q", l.Name, l.Value)
+		}
+		fmt.Fprintf(&b, "} %g @%d", s.V, s.T)
+		out = append(out, b.String())
+		if s.Hash != series.Hash(s.Labels) {
+			panic("hash mismatch")
+		}
+		if !sort.SliceIsSorted(s.Labels, func(i, j int) bool { return s.Labels[i].Name < s.Labels[j].Name }) {
+			panic("labels not sorted")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestNormalise(t *testing.T) {
+	snap := &v1.Snapshot{
+		BmcId: "srv-1", Protocol: v1.Protocol_PROTOCOL_REDFISH, PollStartMs: 1000, PollEndMs: 1250, Up: true,
+		Info: map[string]string{"vendor": "HPE", "model": "DL380", "serial": "SN1", "firmware": "2.1", "power_state": "On"},
+		Readings: []v1.Reading{
+			{Name: "01-Inlet Ambient", Kind: v1.Kind_KIND_TEMPERATURE, Unit: "Cel", Value: 21.5, Context: "Intake", Health: v1.Health_HEALTH_OK,
+				Thresholds: []v1.Threshold{{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: 42}}},
+			{Name: "CPU1 Temp", Kind: v1.Kind_KIND_TEMPERATURE, Value: 50},
+			{Name: "Fan 1", Kind: v1.Kind_KIND_FAN, Unit: "Percent", Value: 35},
+			{Name: "Fan1A", Kind: v1.Kind_KIND_FAN, Unit: "RPM", Value: 7200, TimestampMs: 1100},
+			{Name: "System Power", Kind: v1.Kind_KIND_POWER, Unit: "W", SensorType: "PowerControl", Value: 310},
+			{Name: "PSU1", Kind: v1.Kind_KIND_POWER, Unit: "W", SensorType: "PowerSupplyInput", Value: 160},
+			{Name: "12V", Kind: v1.Kind_KIND_VOLTAGE, Unit: "mV", Value: 12100},
+			{Name: "weird", Kind: v1.Kind_KIND_PRESSURE, Unit: "Pa", Value: 1},
+		},
+	}
+	base, found := BaseLabels(nil, "srv-1")
+	require.False(t, found)
+	var st Stats
+	got := render(Normalise(nil, snap, base, &st))
+	require.Equal(t, []string{
+		`bmc_chassis_powered_on{bmc="srv-1"} 1 @1000`,
+		`bmc_fan_speed_ratio{bmc="srv-1",fan="Fan 1"} 0.35 @1000`,
+		`bmc_fan_speed_rpm{bmc="srv-1",fan="Fan1A"} 7200 @1100`,
+		`bmc_info{bmc="srv-1",firmware="2.1",model="DL380",protocol="redfish",serial="SN1",vendor="HPE"} 1 @1000`,
+		`bmc_poll_duration_seconds{bmc="srv-1"} 0.25 @1000`,
+		`bmc_power_watts{bmc="srv-1",sensor="System Power"} 310 @1000`,
+		`bmc_psu_input_watts{bmc="srv-1",psu="PSU1"} 160 @1000`,
+		`bmc_sensor_health{bmc="srv-1",kind="temperature",sensor="01-Inlet Ambient"} 0 @1000`,
+		`bmc_temperature_celsius{bmc="srv-1",context="cpu",sensor="CPU1 Temp"} 50 @1000`,
+		`bmc_temperature_celsius{bmc="srv-1",context="intake",sensor="01-Inlet Ambient"} 21.5 @1000`,
+		`bmc_temperature_upper_critical_celsius{bmc="srv-1",context="intake",sensor="01-Inlet Ambient"} 42 @1000`,
+		`bmc_up{bmc="srv-1"} 1 @1000`,
+		`bmc_voltage_volts{bmc="srv-1",sensor="12V"} 12.1 @1000`,
+	}, got)
+	require.Equal(t, 1, st.Unmapped)
+}
+
+func TestNormaliseDownAndInventory(t *testing.T) {
+	inv, err := inventory.Parse([]byte("bmcs:\n  - id: srv-2\n    address: x\n    labels: {site: ctc, rack: i5, sensor_owner: ops}\n"))
+	require.NoError(t, err)
+	base, found := BaseLabels(inv, "srv-2")
+	require.True(t, found)
+	var st Stats
+	got := render(Normalise(nil, &v1.Snapshot{BmcId: "srv-2", PollStartMs: 5, PollEndMs: 4}, base, &st))
+	require.Equal(t, []string{`bmc_up{bmc="srv-2",rack="i5",sensor_owner="ops",site="ctc"} 0 @5`}, got)
+}
+
+func TestDecode(t *testing.T) {
+	good := &v1.Snapshot{BmcId: "a", PollStartMs: 1, Readings: []v1.Reading{{Name: "x"}}}
+	b, err := good.Marshal()
+	require.NoError(t, err)
+	var s v1.Snapshot
+	require.NoError(t, Decode(b, &s))
+	require.Equal(t, "a", s.BmcId)
+	require.Len(t, s.Readings, 1)
+	// Decoding again reuses, not appends.
+	require.NoError(t, Decode(b, &s))
+	require.Len(t, s.Readings, 1)
+
+	noID, _ := (&v1.Snapshot{PollStartMs: 1}).Marshal()
+	noTime, _ := (&v1.Snapshot{BmcId: "a"}).Marshal()
+	for name, in := range map[string][]byte{"empty": nil, "garbage": []byte("\xff\xff\xff"), "no id": noID, "no time": noTime} {
+		t.Run(name, func(t *testing.T) {
+			require.ErrorIs(t, Decode(in, &s), ErrMalformed)
+		})
+	}
+}
+
+func FuzzDecodeNormalise(f *testing.F) {
+	good, _ := (&v1.Snapshot{BmcId: "a", PollStartMs: 1, Up: true, Readings: []v1.Reading{{Name: "t", Kind: v1.Kind_KIND_TEMPERATURE, Value: 3}}}).Marshal()
+	f.Add(good)
+	f.Add([]byte{0x0a, 0x01, 'a'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s v1.Snapshot
+		if err := Decode(b, &s); err != nil {
+			return
+		}
+		var st Stats
+		base := []prompb.Label{{Name: "bmc", Value: s.BmcId}}
+		for _, smp := range Normalise(nil, &s, base, &st) {
+			if series.Get(smp.Labels, "__name__") == "" || smp.T <= 0 {
+				t.Fatalf("bad sample %+v", smp)
+			}
+		}
+	})
+}

@@ -1,0 +1,19 @@
+// Package logging builds the root slog logger of a program from its
+// --log.level and --log.format flags.
+package logging
+
+import (
+	"io"
+	"log/slog"
+)
+
+// New returns a logger writing logfmt-like text or JSON at the given level.
+func New(w io.Writer, level, format string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

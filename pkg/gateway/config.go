@@ -1,0 +1,147 @@
+// Package gateway consumes raw BMC snapshots from NATS, turns them into
+// samples with the pipeline stages, and delivers them to every configured
+// remote-write sink with at-least-once semantics.
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/bmcstream/bmcstream/internal/yamlx"
+	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
+)
+
+// Config is the gateway's configuration file.
+type Config struct {
+	NATS        bus.Config           `yaml:"nats"`
+	Consumer    ConsumerConfig       `yaml:"consumer"`
+	Inventory   InventoryConfig      `yaml:"inventory"`
+	RemoteWrite []remotewrite.Config `yaml:"remote_write"`
+}
+
+// InventoryConfig names the inventory files whose labels enrich every
+// series. Missing files are an error at start and reload.
+type InventoryConfig struct {
+	Files []string `yaml:"files"`
+}
+
+// ConsumerConfig shapes the gateway's JetStream consumers: one durable pull
+// consumer per sink, named <name_prefix>-<sink name>, so each sink reads the
+// stream at its own pace and one sink's outage never holds back another.
+type ConsumerConfig struct {
+	NamePrefix string `yaml:"name_prefix"`
+	// MaxAckPending bounds snapshots handed to a sink and not yet acked.
+	MaxAckPending int `yaml:"max_ack_pending"`
+	// AckWait is the server's redelivery timeout. The gateway extends it
+	// (in-progress acks) for snapshots waiting on a slow sink, so it only
+	// fires when a gateway dies.
+	AckWait model.Duration `yaml:"ack_wait"`
+	// FetchBatch is how many snapshots one pull requests.
+	FetchBatch int `yaml:"fetch_batch"`
+	// DeliverNew makes a newly created consumer skip what the stream
+	// already holds. Off by default: nothing retained is ever skipped.
+	DeliverNew bool `yaml:"deliver_new"`
+}
+
+// DefaultConsumerConfig: 4096 snapshots in flight is about 12 s of a
+// 10 000-BMC fleet at 30 s — enough to fill sink batches, small enough to
+// bound memory; 30 s ack wait lets a dead gateway's snapshots come back
+// quickly; 256 per fetch amortises the pull round trip.
+var DefaultConsumerConfig = ConsumerConfig{
+	NamePrefix:    "bmcstream-gateway",
+	MaxAckPending: 4096,
+	AckWait:       model.Duration(30 * time.Second),
+	FetchBatch:    256,
+}
+
+// DefaultConfig is a gateway with no sinks on a local NATS.
+var DefaultConfig = Config{
+	NATS:     bus.DefaultConfig,
+	Consumer: DefaultConsumerConfig,
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *Config) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultConfig
+	type plain Config
+	return unmarshal((*plain)(c))
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *ConsumerConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultConsumerConfig
+	type plain ConsumerConfig
+	return unmarshal((*plain)(c))
+}
+
+var consumerName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := c.NATS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if !consumerName.MatchString(c.Consumer.NamePrefix) {
+		errs = append(errs, fmt.Errorf("consumer.name_prefix: %q may hold only letters, digits, '-' and '_'", c.Consumer.NamePrefix))
+	}
+	if c.Consumer.MaxAckPending < 1 {
+		errs = append(errs, errors.New("consumer.max_ack_pending: must be at least 1"))
+	}
+	if c.Consumer.AckWait < model.Duration(time.Second) {
+		errs = append(errs, errors.New("consumer.ack_wait: must be at least 1s"))
+	}
+	if c.Consumer.FetchBatch < 1 {
+		errs = append(errs, errors.New("consumer.fetch_batch: must be at least 1"))
+	}
+	if len(c.RemoteWrite) == 0 {
+		errs = append(errs, errors.New("remote_write: at least one sink is required"))
+	}
+	seen := map[string]bool{}
+	for i := range c.RemoteWrite {
+		rw := &c.RemoteWrite[i]
+		if err := rw.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("remote_write[%d]: %w", i, err))
+		}
+		if seen[rw.Name] {
+			errs = append(errs, fmt.Errorf("remote_write[%d].name: %q is used twice", i, rw.Name))
+		}
+		seen[rw.Name] = true
+		if !consumerName.MatchString(rw.Name) {
+			errs = append(errs, fmt.Errorf("remote_write[%d].name: %q may hold only letters, digits, '-' and '_' (it names a NATS consumer)", i, rw.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig reads and validates a configuration file. Unknown keys and
+// type errors name their line.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes and validates a configuration document.
+func ParseConfig(b []byte) (*Config, error) {
+	cfg := DefaultConfig
+	if err := yamlx.UnmarshalStrict(b, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}

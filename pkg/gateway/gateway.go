@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
+)
+
+// Options are the process-level settings of a gateway.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Version goes into the remote-write User-Agent.
+	Version string
+	// ShutdownTimeout bounds the flush of queued samples at shutdown.
+	// Snapshots not delivered by then stay unacked and are redelivered to
+	// the next gateway: nothing is lost, some samples may be sent twice.
+	ShutdownTimeout time.Duration
+}
+
+// Gateway is one running gateway: NATS connection (and, when configured,
+// the embedded server), one consumer and one remote-write queue per sink.
+type Gateway struct {
+	cfg     *Config
+	opts    Options
+	logger  *slog.Logger
+	metrics *metrics
+
+	inv atomic.Pointer[inventory.Inventory]
+
+	embedded *server.Server
+	nc       *nats.Conn
+	sinks    []*sink
+	ready    atomic.Bool
+}
+
+// New validates the configuration and loads the inventory. It touches no
+// network: Run connects.
+func New(cfg *Config, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, opts: opts, logger: opts.Logger}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	inv, err := loadInventory(cfg.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	g.setInventory(inv)
+	return g, nil
+}
+
+func loadInventory(c InventoryConfig) (*inventory.Inventory, error) {
+	var all []inventory.BMC
+	for _, f := range c.Files {
+		inv, err := inventory.Load(f)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, inv.All()...)
+	}
+	out, err := inventory.Marshal(all)
+	if err != nil {
+		return nil, fmt.Errorf("merge inventory files: %w", err)
+	}
+	inv, err := inventory.Parse(out)
+	if err != nil {
+		return nil, fmt.Errorf("merge inventory files: %w", err)
+	}
+	return inv, nil
+}
+
+func (g *Gateway) setInventory(inv *inventory.Inventory) {
+	g.inv.Store(inv)
+	g.metrics.inventoryBMCs.Set(float64(inv.Len()))
+}
+
+// ReloadInventory re-reads the inventory files named in the configuration.
+// On error the previous inventory stays in force.
+func (g *Gateway) ReloadInventory() error {
+	inv, err := loadInventory(g.cfg.Inventory)
+	if err != nil {
+		g.metrics.inventoryReloads.WithLabelValues("failure").Inc()
+		return err
+	}
+	g.setInventory(inv)
+	g.metrics.inventoryReloads.WithLabelValues("success").Inc()
+	return nil
+}
+
+// Ready reports whether every sink's consumer is set up and running.
+func (g *Gateway) Ready() bool { return g.ready.Load() }
+
+// EmbeddedURL is the client URL of the embedded NATS server, or "".
+func (g *Gateway) EmbeddedURL() string {
+	if g.embedded == nil {
+		return ""
+	}
+	return g.embedded.ClientURL()
+}
+
+// Run connects, consumes until ctx is cancelled, then shuts down: it stops
+// fetching, flushes every sink within Options.ShutdownTimeout, acks what was
+// delivered, and closes NATS (and the embedded server last).
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.closeNATS()
+	if err := g.connect(ctx); err != nil {
+		return err
+	}
+	for i := range g.cfg.RemoteWrite {
+		s, err := g.newSink(ctx, g.cfg.RemoteWrite[i])
+		if err != nil {
+			g.stopSinks()
+			return err
+		}
+		g.sinks = append(g.sinks, s)
+	}
+	fetchCtx, stopFetching := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, s := range g.sinks {
+		s.queue.Start()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(fetchCtx)
+		}()
+	}
+	g.ready.Store(true)
+	g.logger.Info("gateway running", "sinks", len(g.sinks), "mode", string(g.cfg.NATS.Mode), "inventory_bmcs", g.inv.Load().Len())
+
+	<-ctx.Done()
+	g.ready.Store(false)
+	g.logger.Info("gateway shutting down", "timeout", g.opts.ShutdownTimeout)
+	stopFetching()
+	wg.Wait()
+	g.stopSinks()
+	return nil
+}
+
+func (g *Gateway) stopSinks() {
+	flushCtx, cancel := context.WithTimeout(context.Background(), g.opts.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range g.sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.stop(flushCtx); err != nil {
+				g.logger.Warn("sink did not flush before the shutdown deadline; its undelivered snapshots will be redelivered", "sink", s.name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (g *Gateway) connect(ctx context.Context) error {
+	nc := g.cfg.NATS
+	url := nc.URL
+	if nc.Embedded.Enabled {
+		srv, err := bus.StartEmbedded(nc.Embedded, nc.Mode == bus.ModeJetStream)
+		if err != nil {
+			return err
+		}
+		g.embedded = srv
+		url = srv.ClientURL()
+		g.logger.Info("embedded nats server started", "url", url, "store_dir", nc.Embedded.StoreDir)
+	}
+	opts, err := nc.Options("bmcstream-gateway", g.logger)
+	if err != nil {
+		return err
+	}
+	conn, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	g.nc = conn
+	if nc.Mode != bus.ModeJetStream {
+		return nil
+	}
+	js, err := jetstream.New(conn)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	// The server may still be starting (or reconnecting): retry the stream
+	// setup until ctx ends instead of failing the process.
+	for {
+		setupCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = bus.EnsureStream(setupCtx, js, nc.Stream)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		g.logger.Warn("stream setup failed, retrying", "stream", nc.Stream.Name, "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func (g *Gateway) closeNATS() {
+	if g.nc != nil {
+		// Flush pending acks before closing.
+		if err := g.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			g.logger.Warn("flush nats before close", "err", err)
+		}
+		g.nc.Close()
+	}
+	if g.embedded != nil {
+		g.embedded.Shutdown()
+		g.embedded.WaitForShutdown()
+	}
+}
+
+func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, error) {
+	client, err := remotewrite.NewClient(rc, g.opts.Version)
+	if err != nil {
+		return nil, fmt.Errorf("remote_write %s: %w", rc.Name, err)
+	}
+	if rc.HTTPClientConfig.TLSConfig.InsecureSkipVerify {
+		g.logger.Warn("TLS certificate verification is disabled for a remote-write sink", "sink", rc.Name)
+	}
+	q, err := remotewrite.NewQueue(rc, client, g.opts.Registerer, g.logger.With("component", "remote_write", "sink", rc.Name))
+	if err != nil {
+		return nil, fmt.Errorf("remote_write %s: %w", rc.Name, err)
+	}
+	s := &sink{
+		name:    rc.Name,
+		g:       g,
+		queue:   q,
+		logger:  g.logger.With("component", "consumer", "sink", rc.Name),
+		metrics: g.metrics.forSink(rc.Name),
+	}
+	if g.cfg.NATS.Mode == bus.ModeCore {
+		return s, nil
+	}
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	stream, err := js.Stream(ctx, g.cfg.NATS.Stream.Name)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", g.cfg.NATS.Stream.Name, err)
+	}
+	cc := g.cfg.Consumer
+	s.cons, err = bus.EnsureConsumer(ctx, stream, bus.ConsumerConfig{
+		Durable:       cc.NamePrefix + "-" + rc.Name,
+		AckWait:       time.Duration(cc.AckWait),
+		MaxAckPending: cc.MaxAckPending,
+		DeliverNew:    cc.DeliverNew,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}

@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	snapshots        *prometheus.CounterVec
+	samples          *prometheus.CounterVec
+	unknownBMC       *prometheus.CounterVec
+	readingsSkipped  *prometheus.CounterVec
+	fetchErrors      *prometheus.CounterVec
+	ackErrors        *prometheus.CounterVec
+	age              *prometheus.HistogramVec
+	inventoryBMCs    prometheus.Gauge
+	inventoryReloads *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_snapshots_total",
+			Help: "Snapshots consumed per sink, by result: ok, malformed (bad bytes, terminated), subject_mismatch (terminated).",
+		}, []string{"sink", "result"}),
+		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_samples_total",
+			Help: "Samples handed to each sink's queue.",
+		}, []string{"sink"}),
+		unknownBMC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_unknown_bmc_snapshots_total",
+			Help: "Snapshots of BMCs missing from the inventory (delivered with only the bmc label).",
+		}, []string{"sink"}),
+		readingsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_readings_skipped_total",
+			Help: "Readings not turned into samples, by reason: unmapped (kind or unit without a series), invalid (NaN or infinite).",
+		}, []string{"sink", "reason"}),
+		fetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_fetch_errors_total",
+			Help: "Failed pulls from the stream.",
+		}, []string{"sink"}),
+		ackErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_ack_errors_total",
+			Help: "Acks or terminations that could not be sent (the snapshot will be redelivered).",
+		}, []string{"sink"}),
+		age: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bmcstream_gateway_snapshot_age_seconds",
+			Help:    "Time from the poll's start to the gateway consuming the snapshot.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
+		}, []string{"sink"}),
+		inventoryBMCs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bmcstream_gateway_inventory_bmcs",
+			Help: "BMCs in the loaded inventory.",
+		}),
+		inventoryReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_inventory_reloads_total",
+			Help: "Inventory reloads by result.",
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.inventoryBMCs, m.inventoryReloads} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+type sinkMetrics struct {
+	snapshots   *prometheus.CounterVec
+	samples     prometheus.Counter
+	unknownBMC  prometheus.Counter
+	unmapped    prometheus.Counter
+	invalid     prometheus.Counter
+	fetchErrors prometheus.Counter
+	ackErrors   prometheus.Counter
+	age         prometheus.Observer
+	logLimiter  *limiter
+}
+
+func (m *metrics) forSink(name string) *sinkMetrics {
+	sm := &sinkMetrics{
+		snapshots:   m.snapshots.MustCurryWith(prometheus.Labels{"sink": name}),
+		samples:     m.samples.WithLabelValues(name),
+		unknownBMC:  m.unknownBMC.WithLabelValues(name),
+		unmapped:    m.readingsSkipped.WithLabelValues(name, "unmapped"),
+		invalid:     m.readingsSkipped.WithLabelValues(name, "invalid"),
+		fetchErrors: m.fetchErrors.WithLabelValues(name),
+		ackErrors:   m.ackErrors.WithLabelValues(name),
+		age:         m.age.WithLabelValues(name),
+		logLimiter:  &limiter{every: 10 * time.Second},
+	}
+	for _, r := range []string{"ok", "malformed", "subject_mismatch"} {
+		sm.snapshots.WithLabelValues(r)
+	}
+	return sm
+}
+
+// limiter runs a function at most once per interval: repeated per-message
+// problems are counted always and logged rarely.
+type limiter struct {
+	mu    sync.Mutex
+	every time.Duration
+	last  time.Time
+}
+
+func (l *limiter) do(f func()) {
+	l.mu.Lock()
+	now := time.Now()
+	ok := now.Sub(l.last) >= l.every
+	if ok {
+		l.last = now
+	}
+	l.mu.Unlock()
+	if ok {
+		f()
+	}
+}

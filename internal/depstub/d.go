@@ -18,7 +18,7 @@ import (
 	_ "github.com/prometheus/prometheus/model/value"
 	_ "github.com/prometheus/prometheus/prompb"
 	_ "github.com/stmcginnis/gofish"
+	_ "github.com/stretchr/testify/require"
 	_ "go.uber.org/goleak"
 	_ "go.yaml.in/yaml/v2"
-	_ "github.com/stretchr/testify/require"
 )

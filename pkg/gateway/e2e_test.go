@@ -187,3 +187,51 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ..
 	t.Fatalf("no %s%v", name, labels)
 	return 0
 }
+
+// TestCoreNATSMode runs without JetStream: plain subscriptions, no acks,
+// lowest latency. What is published while the gateway runs arrives.
+func TestCoreNATSMode(t *testing.T) {
+	prom := testbed.StartPrometheus(t)
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0"}, false)
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	fleet := synth.NewFleet(3)
+	cfg, err := gateway.ParseConfig([]byte(fmt.Sprintf(`
+nats:
+  url: %s
+  mode: core
+inventory:
+  files: [%s]
+remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", prom.WriteURL()))))
+	require.NoError(t, err)
+	gw, err := gateway.New(cfg, gateway.Options{Version: "test", ShutdownTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- gw.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-errc)
+	}()
+	require.Eventually(t, gw.Ready, 10*time.Second, 10*time.Millisecond)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	pub := &synth.Publisher{NC: nc}
+	// The subscription is set up asynchronously after Ready: publish until
+	// data shows up, then check the values of what arrived.
+	at := pollTimes(1, time.Second)[0]
+	require.Eventually(t, func() bool {
+		for i := range fleet.BMCs {
+			require.NoError(t, pub.Publish(ctx, fleet.Snapshot(i, at, "p", 1, 1)))
+		}
+		require.NoError(t, nc.Flush())
+		got, err := prom.Query(ctx, "count(bmc_up)", time.Now())
+		return err == nil && len(got) == 1 && got[0].Samples[0].V == 3
+	}, 15*time.Second, 300*time.Millisecond)
+	got, err := prom.RawSamples(ctx, `bmc_temperature_celsius{context="intake",bmc="sim-0002"}`, 5*time.Minute, time.Now())
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, at.UnixMilli(), got[0].Samples[0].T)
+	require.Equal(t, synth.Inlet(2, at.UnixMilli()), got[0].Samples[0].V)
+}

@@ -259,7 +259,7 @@ func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, er
 		metrics: g.metrics.forSink(rc.Name),
 	}
 	if g.cfg.NATS.Mode == bus.ModeCore {
-		return s, nil
+		return s, s.subscribeCore()
 	}
 	js, err := jetstream.New(g.nc)
 	if err != nil {

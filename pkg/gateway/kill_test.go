@@ -144,3 +144,79 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 	}
 	t.Logf("%d snapshots, %d series × %d samples delivered after kill -9 with zero loss", total, len(got), len(times))
 }
+
+// TestGracefulShutdownAcksWhatItDelivered sends SIGTERM right after
+// publishing: the gateway stops fetching, flushes what it holds, acks it,
+// and exits 0 leaving nothing in flight; what it had not fetched stays in
+// the stream for the next start.
+func TestGracefulShutdownAcksWhatItDelivered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway binary")
+	}
+	bin := buildGateway(t)
+	prom := testbed.StartPrometheus(t)
+	srv := natsServer(t)
+	pub, js := publisher(t, srv.ClientURL())
+	fleet := synth.NewFleet(50)
+	config := filepath.Join(t.TempDir(), "gateway.yml")
+	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`
+nats:
+  url: %s
+inventory:
+  files: [%s]
+remote_write:
+  - name: prom
+    url: %s
+    queue_config:
+      batch_send_deadline: 10s
+`, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL())), 0o600))
+	gw := startGateway(t, bin, config)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	at := pollTimes(1, time.Second)[0]
+	for i := range fleet.BMCs {
+		require.NoError(t, pub.Publish(ctx, fleet.Snapshot(i, at, "poller-a", 1, 1)))
+	}
+	cons, err := js.Consumer(ctx, "BMC_RAW", "bmcstream-gateway-prom")
+	require.NoError(t, err)
+	// The batch deadline (10 s) keeps samples queued: only the shutdown
+	// flush can deliver them.
+	require.Eventually(t, func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending > 0
+	}, 10*time.Second, 20*time.Millisecond)
+
+	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, gw.cmd.Wait(), "gateway must exit 0 after a graceful shutdown")
+	info, err := cons.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.NumAckPending, "in-flight snapshots must be delivered and acked before exit")
+	delivered := len(fleet.BMCs) - int(info.NumPending)
+	require.Positive(t, delivered)
+	got, err := prom.Query(ctx, "count(bmc_up)", time.Now())
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, float64(delivered), got[0].Samples[0].V)
+}
+
+func TestConfigCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway binary")
+	}
+	bin := buildGateway(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	require.NoError(t, os.WriteFile(good, []byte("remote_write:\n  - name: p\n    url: http://127.0.0.1:1/api/v1/write\n"), 0o600))
+	out, err := exec.Command(bin, "--config.file="+good, "--config.check").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "is valid")
+
+	bad := filepath.Join(dir, "bad.yml")
+	require.NoError(t, os.WriteFile(bad, []byte("remote_write:\n  - name: p\n    url: http://x\n    shards: 3\n"), 0o600))
+	out, err = exec.Command(bin, "--config.file="+bad, "--config.check").CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	require.Equal(t, 1, exit.ExitCode())
+	require.Contains(t, string(out), "line 4")
+	require.Contains(t, string(out), "shards")
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -27,6 +28,8 @@ type sink struct {
 	g       *Gateway
 	queue   *remotewrite.Queue
 	cons    jetstream.Consumer // nil in core mode
+	coreSub *nats.Subscription // core mode only
+	coreCh  chan *nats.Msg     // core mode only
 	logger  *slog.Logger
 	metrics *sinkMetrics
 
@@ -68,21 +71,28 @@ func (s *sink) run(ctx context.Context) {
 	}
 }
 
-func (s *sink) runCore(ctx context.Context) {
-	// A bounded channel between the subscription and this goroutine: when it
-	// is full, NATS drops messages for this slow consumer and counts them.
-	ch := make(chan *nats.Msg, 4096)
-	sub, err := s.g.nc.ChanQueueSubscribe(bus.RawWildcard, s.g.cfg.Consumer.NamePrefix+"-"+s.name, ch)
+// subscribeCore subscribes in core-NATS mode, through a bounded channel:
+// when this sink falls behind by more than coreBuffer snapshots, NATS drops
+// messages for it (core NATS has no back-pressure) and counts them.
+func (s *sink) subscribeCore() error {
+	s.coreCh = make(chan *nats.Msg, coreBuffer)
+	sub, err := s.g.nc.ChanQueueSubscribe(bus.RawWildcard, s.g.cfg.Consumer.NamePrefix+"-"+s.name, s.coreCh)
 	if err != nil {
-		s.logger.Error("subscribe", "subject", bus.RawWildcard, "err", err)
-		return
+		return fmt.Errorf("subscribe %s: %w", bus.RawWildcard, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	s.coreSub = sub
+	return s.g.nc.Flush()
+}
+
+const coreBuffer = 4096
+
+func (s *sink) runCore(ctx context.Context) {
+	defer func() { _ = s.coreSub.Unsubscribe() }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-ch:
+		case m := <-s.coreCh:
 			s.handle(ctx, m.Subject, m.Data, nil)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -131,7 +132,30 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	cfg.SetDirectory(filepath.Dir(path))
 	return cfg, nil
+}
+
+// SetDirectory resolves the relative file paths of the configuration
+// against dir, the configuration file's directory, as Prometheus does.
+func (c *Config) SetDirectory(dir string) {
+	for i, f := range c.Inventory.Files {
+		c.Inventory.Files[i] = joinDir(dir, f)
+	}
+	n := &c.NATS
+	for _, p := range []*string{&n.PasswordFile, &n.TokenFile, &n.NKeySeedFile, &n.CredsFile, &n.TLS.CAFile, &n.TLS.CertFile, &n.TLS.KeyFile, &n.Embedded.StoreDir} {
+		*p = joinDir(dir, *p)
+	}
+	for i := range c.RemoteWrite {
+		c.RemoteWrite[i].HTTPClientConfig.SetDirectory(dir)
+	}
+}
+
+func joinDir(dir, path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
 }
 
 // ParseConfig decodes and validates a configuration document.

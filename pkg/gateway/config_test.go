@@ -58,3 +58,13 @@ func TestNewRejectsMissingInventory(t *testing.T) {
 	_, err = New(cfg, Options{})
 	require.ErrorContains(t, err, "/nonexistent/inv.yml")
 }
+
+// The shipped example must stay valid.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := LoadConfig("../../examples/gateway.yml")
+	require.NoError(t, err)
+	require.Len(t, cfg.RemoteWrite, 2)
+	require.Equal(t, "dc-east", cfg.RemoteWrite[1].OrgID)
+	_, err = New(cfg, Options{})
+	require.NoError(t, err)
+}

@@ -36,9 +36,20 @@ var WellKnownLabels = []string{"site", "room", "row", "rack", "position"}
 // BMC is one inventory entry.
 type BMC struct {
 	// ID names the BMC everywhere: in subjects, in the `bmc` label.
-	ID       string   `yaml:"id"`
+	ID string `yaml:"id"`
+	// Address is the BMC's host name or IP address, optionally with a port
+	// for a BMC polled over one protocol.
 	Address  string   `yaml:"address"`
 	Protocol Protocol `yaml:"protocol"`
+	// RedfishPort and IPMIPort override the protocols' standard ports (443
+	// and 623), for BMCs behind port forwards and for simulated fleets.
+	RedfishPort int `yaml:"redfish_port,omitempty"`
+	IPMIPort    int `yaml:"ipmi_port,omitempty"`
+	// RedfishScheme is "https" (default) or "http".
+	RedfishScheme string `yaml:"redfish_scheme,omitempty"`
+	// CAFile verifies this BMC's Redfish certificate (a per-BMC or
+	// per-group CA bundle); the system roots are used when empty.
+	CAFile string `yaml:"ca_file,omitempty"`
 	// Credentials names an entry of the credentials store (never the secret
 	// itself).
 	Credentials string         `yaml:"credentials,omitempty"`
@@ -165,6 +176,17 @@ func (e *BMC) Validate() error {
 	case Redfish, IPMI, Both:
 	default:
 		errs = append(errs, fmt.Errorf("protocol: %q is not one of redfish, ipmi, both", e.Protocol))
+	}
+	if e.RedfishPort < 0 || e.RedfishPort > 65535 {
+		errs = append(errs, fmt.Errorf("redfish_port: %d is not a port", e.RedfishPort))
+	}
+	if e.IPMIPort < 0 || e.IPMIPort > 65535 {
+		errs = append(errs, fmt.Errorf("ipmi_port: %d is not a port", e.IPMIPort))
+	}
+	switch e.RedfishScheme {
+	case "", "https", "http":
+	default:
+		errs = append(errs, fmt.Errorf("redfish_scheme: %q is not one of https, http", e.RedfishScheme))
 	}
 	if e.Interval < 0 {
 		errs = append(errs, errors.New("interval: must be positive"))

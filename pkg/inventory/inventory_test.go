@@ -57,6 +57,8 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate id", "bmcs:\n  - id: a\n    address: x\n  - id: a\n    address: y\n", `line 4: bmcs[1]: id "a" already used at line 2`},
 		{"bad label", "bmcs:\n  - id: a\n    address: x\n    labels: {\"1x\": y}\n", "not a valid label name"},
 		{"reserved label", "bmcs:\n  - id: a\n    address: x\n    labels: {bmc: y}\n", "reserved"},
+		{"bad port", "bmcs:\n  - id: a\n    address: x\n    ipmi_port: 70000\n", "ipmi_port: 70000 is not a port"},
+		{"bad scheme", "bmcs:\n  - id: a\n    address: x\n    redfish_scheme: ftp\n", `redfish_scheme: "ftp"`},
 		{"wrong type", "bmcs:\n  - id: a\n    address: x\n    interval: soon\n", "line 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,655 @@
+package remotewrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/pkg/series"
+)
+
+// TestQueueRetryClassification drives real HTTP answers through the Queue
+// and checks what is retried, what is dropped and what is counted.
+func TestQueueRetryClassification(t *testing.T) {
+	const n = 10
+	tests := []struct {
+		name       string
+		status     int    // First answer; later ones are 204.
+		retryAfter string // Retry-After of the first answer.
+		hangup     bool   // Close the connection instead of answering.
+		noRetry429 bool
+		wantCode   string
+		wantReason string        // Non-empty: dropped with this reason.
+		wantWait   time.Duration // Least time between first and second request.
+	}{
+		{name: "500 retried", status: 500, wantCode: code5xx},
+		{name: "502 retried", status: 502, wantCode: code5xx},
+		{name: "503 retried", status: 503, wantCode: code5xx},
+		{name: "429 retried after Retry-After", status: 429, retryAfter: "1", wantCode: code429, wantWait: time.Second},
+		{name: "429 dropped when not retried", status: 429, noRetry429: true, wantCode: code429, wantReason: "http_429"},
+		{name: "400 dropped", status: 400, wantCode: code4xx, wantReason: "http_400"},
+		{name: "404 dropped", status: 404, wantCode: code4xx, wantReason: "http_404"},
+		{name: "413 dropped", status: 413, wantCode: code4xx, wantReason: "http_413"},
+		{name: "connection closed retried", hangup: true, wantCode: codeNetwork},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rcv := newReceiver(t, func(i int, w http.ResponseWriter, r *http.Request) bool {
+				if i > 0 {
+					return false
+				}
+				if tt.hangup {
+					conn, _, err := w.(http.Hijacker).Hijack()
+					if err == nil {
+						_ = conn.Close()
+					}
+					return true
+				}
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				http.Error(w, "injected", tt.status)
+				return true
+			})
+			cfg := testConfig(t, rcv.srv.URL)
+			cfg.QueueConfig.RetryOnRateLimit = !tt.noRetry429
+			cfg.QueueConfig.Shards = 1
+			q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+
+			dc := newDoneCounter()
+			require.NoError(t, q.Append(t.Context(), makeSamples(0, n, 1000), dc.done(0)))
+			dc.wait(t, 1, 5*time.Second)
+			require.NoError(t, q.Stop(t.Context()))
+			require.Equal(t, 1, dc.count(0))
+
+			m := q.metrics
+			require.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues(tt.wantCode)))
+			require.Zero(t, testutil.ToFloat64(m.queueSamples))
+			if tt.wantReason != "" {
+				require.Equal(t, float64(n), testutil.ToFloat64(m.samplesDropped.WithLabelValues(tt.wantReason)))
+				require.Zero(t, testutil.ToFloat64(m.samplesSent))
+				require.Zero(t, testutil.ToFloat64(m.samplesRetried))
+				require.Len(t, rcv.arrivals(), 1, "never retried")
+				return
+			}
+			require.Equal(t, float64(n), testutil.ToFloat64(m.samplesSent))
+			require.Equal(t, float64(n), testutil.ToFloat64(m.samplesRetried))
+			require.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues(code2xx)))
+			require.Zero(t, testutil.CollectAndCount(m.samplesDropped))
+			require.Len(t, rcv.samples(), n)
+			arr := rcv.arrivals()
+			require.Len(t, arr, 2)
+			require.GreaterOrEqual(t, arr[1].Sub(arr[0]), tt.wantWait)
+			require.Positive(t, testutil.ToFloat64(m.sentBytes))
+		})
+	}
+}
+
+// TestQueueNetworkDownAbandons checks that a receiver that never comes up
+// loses nothing: samples are retried until Stop gives up, and done is not
+// called, so the producer redelivers.
+func TestQueueNetworkDownAbandons(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cfg := testConfig(t, "http://"+l.Addr().String()+"/api/v1/write")
+	require.NoError(t, l.Close())
+
+	q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+	dc := newDoneCounter()
+	require.NoError(t, q.Append(t.Context(), makeSamples(0, 20, 1000), dc.done(0)))
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(q.metrics.requests.WithLabelValues(codeNetwork)) >= 3
+	}, 5*time.Second, 5*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	err = q.Stop(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "abandoned 20 samples")
+	require.Zero(t, dc.count(0))
+	require.Zero(t, testutil.CollectAndCount(q.metrics.samplesDropped))
+	require.ErrorIs(t, q.Append(t.Context(), makeSamples(0, 1, 2000), dc.done(1)), ErrStopped)
+}
+
+// TestQueueOrdering appends many series from several producers through
+// several shards and small batches, with the receiver failing some requests,
+// and checks per-series order and the done contract.
+func TestQueueOrdering(t *testing.T) {
+	const (
+		producers      = 4
+		seriesPerProd  = 100
+		rounds         = 40
+		failEveryNth   = 7
+		samplesPerCall = seriesPerProd / 2
+	)
+	var (
+		lastT    = map[string]int64{}
+		total    int
+		disorder []string
+	)
+	rcv := newReceiver(t, func(i int, w http.ResponseWriter, r *http.Request) bool {
+		if i%failEveryNth == failEveryNth-1 {
+			http.Error(w, "injected", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	check := func() {
+		for _, rq := range rcv.requests() {
+			for _, ts := range rq.req.Timeseries {
+				key := fmt.Sprint(ts.Labels)
+				for _, s := range ts.Samples {
+					if last, ok := lastT[key]; ok && s.Timestamp <= last {
+						disorder = append(disorder, fmt.Sprintf("%s: %d after %d", key, s.Timestamp, last))
+					}
+					lastT[key] = s.Timestamp
+					total++
+				}
+			}
+		}
+	}
+
+	cfg := testConfig(t, rcv.srv.URL)
+	cfg.QueueConfig.Shards = 4
+	cfg.QueueConfig.Capacity = 64 // Small, so producers also block.
+	cfg.QueueConfig.MaxSamplesPerSend = 37
+	cfg.QueueConfig.BatchSendDeadline = model.Duration(2 * time.Millisecond)
+	q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+
+	dc := newDoneCounter()
+	var wg sync.WaitGroup
+	var calls atomic.Int64
+	for p := range producers {
+		wg.Go(func() {
+			for round := range rounds {
+				ts := int64(1_700_000_000_000 + round*30_000)
+				for half := range 2 {
+					id := (p*rounds+round)*2 + half
+					first := p*seriesPerProd + half*samplesPerCall
+					if err := q.Append(t.Context(), makeSamples(first, samplesPerCall, ts), dc.done(id)); err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+					calls.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	dc.wait(t, int(calls.Load()), 10*time.Second)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, q.Stop(ctx))
+
+	check()
+	require.Empty(t, disorder)
+	require.Empty(t, rcv.decodeErrors())
+	require.Equal(t, producers*seriesPerProd*rounds, total)
+	require.Len(t, lastT, producers*seriesPerProd)
+	for id := range int(calls.Load()) {
+		require.Equal(t, 1, dc.count(id), "done of call %d", id)
+	}
+	require.Positive(t, testutil.ToFloat64(q.metrics.samplesRetried))
+	require.Equal(t, float64(total), testutil.ToFloat64(q.metrics.samplesSent))
+}
+
+// TestQueueBackPressure checks that Append blocks once a shard's queue is
+// full while the receiver is stuck, and gives up with ctx.Err().
+func TestQueueBackPressure(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 10)
+	rcv := newReceiver(t, func(i int, w http.ResponseWriter, r *http.Request) bool {
+		arrived <- struct{}{}
+		<-release
+		return false
+	})
+	cfg := testConfig(t, rcv.srv.URL)
+	cfg.QueueConfig.Shards = 1
+	cfg.QueueConfig.Capacity = 10
+	cfg.QueueConfig.MaxSamplesPerSend = 5
+	q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+	dc := newDoneCounter()
+
+	// The first 5 make a full batch, which the receiver holds.
+	require.NoError(t, q.Append(t.Context(), makeSamples(0, 5, 1000), dc.done(0)))
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("first request never arrived")
+	}
+	// The next 10 fill the shard queue without blocking.
+	require.NoError(t, q.Append(t.Context(), makeSamples(5, 10, 1000), dc.done(1)))
+	require.Zero(t, testutil.ToFloat64(q.metrics.appendBlocked))
+
+	// One more blocks until its context ends.
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := q.Append(ctx, makeSamples(15, 1, 1000), dc.done(2))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+	require.Equal(t, 1.0, testutil.ToFloat64(q.metrics.appendBlocked))
+	require.GreaterOrEqual(t, testutil.ToFloat64(q.metrics.appendBlockedSeconds), 0.1)
+	require.Equal(t, 15.0, testutil.ToFloat64(q.metrics.queueSamples))
+	require.Equal(t, 10.0, testutil.ToFloat64(q.metrics.queueCapacity))
+
+	close(release)
+	require.NoError(t, q.Stop(t.Context()))
+	require.Equal(t, 1, dc.count(0))
+	require.Equal(t, 1, dc.count(1))
+	require.Zero(t, dc.count(2), "a failed Append never calls done")
+	require.Len(t, rcv.samples(), 15)
+}
+
+// TestQueueStop covers Stop's flush, deadline and lifecycle rules.
+func TestQueueStop(t *testing.T) {
+	t.Run("flushes queued samples", func(t *testing.T) {
+		rcv := newReceiver(t, nil)
+		cfg := testConfig(t, rcv.srv.URL)
+		cfg.QueueConfig.Shards = 2
+		cfg.QueueConfig.BatchSendDeadline = model.Duration(time.Hour) // Only Stop sends.
+		q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+		dc := newDoneCounter()
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 100, 1000), dc.done(0)))
+		time.Sleep(20 * time.Millisecond) // Let the shards take the samples into batches.
+		require.Empty(t, rcv.requests(), "the batch deadline has not passed")
+
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		require.NoError(t, q.Stop(ctx))
+		require.Less(t, time.Since(start), 2*time.Second)
+		require.Len(t, rcv.samples(), 100)
+		require.Equal(t, 1, dc.count(0))
+	})
+
+	t.Run("gives up at the deadline", func(t *testing.T) {
+		rcv := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return true
+		})
+		cfg := testConfig(t, rcv.srv.URL)
+		q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+		dc := newDoneCounter()
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 30, 1000), dc.done(0)))
+
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		err := q.Stop(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "abandoned 30 samples")
+		require.Zero(t, dc.count(0))
+		require.Zero(t, testutil.CollectAndCount(q.metrics.samplesDropped), "abandoned is not dropped")
+	})
+
+	t.Run("before start and twice", func(t *testing.T) {
+		q, err := NewQueue(testConfig(t, "http://127.0.0.1:1"), nopClient{}, nil, nil)
+		require.NoError(t, err)
+		require.NoError(t, q.Stop(t.Context()))
+		require.NoError(t, q.Stop(t.Context()))
+		q.Start() // No effect after Stop: goleak would see the shards.
+		require.ErrorIs(t, q.Append(t.Context(), makeSamples(0, 1, 1), func() { t.Error("done called") }), ErrStopped)
+		called := false
+		require.NoError(t, q.Append(t.Context(), nil, func() { called = true }))
+		require.True(t, called, "an empty Append is done at once")
+	})
+
+	t.Run("unblocks a blocked Append", func(t *testing.T) {
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Capacity = 1
+		cfg.QueueConfig.Shards = 1
+		q, err := NewQueue(cfg, nopClient{}, nil, nil) // Never started.
+		require.NoError(t, err)
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 1, 1), func() { t.Error("done called") }))
+		errc := make(chan error, 1)
+		go func() { errc <- q.Append(t.Context(), makeSamples(1, 1, 1), func() { t.Error("done called") }) }()
+		require.Eventually(t, func() bool { return testutil.ToFloat64(q.metrics.appendBlocked) == 1 },
+			5*time.Second, time.Millisecond)
+
+		err = q.Stop(t.Context())
+		require.ErrorContains(t, err, "abandoned 1 samples")
+		require.ErrorIs(t, <-errc, ErrStopped)
+	})
+
+	t.Run("concurrent appends and stop", func(t *testing.T) {
+		rcv := newReceiver(t, nil)
+		cfg := testConfig(t, rcv.srv.URL)
+		cfg.QueueConfig.Capacity = 8
+		q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+		dc := newDoneCounter()
+		var wg sync.WaitGroup
+		var ok atomic.Int64
+		for p := range 8 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					err := q.Append(t.Context(), makeSamples(p*10, 10, int64(i)), dc.done(p*1_000_000+i))
+					if err != nil {
+						if !errors.Is(err, ErrStopped) {
+							t.Errorf("append: %v", err)
+						}
+						return
+					}
+					ok.Add(1)
+				}
+			})
+		}
+		time.Sleep(50 * time.Millisecond)
+		require.NoError(t, q.Stop(t.Context()))
+		wg.Wait()
+		// Every successful Append was flushed by Stop and is done.
+		dc.wait(t, int(ok.Load()), time.Second)
+	})
+}
+
+func TestQueueMetricsRegistration(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(t, "http://127.0.0.1:1")
+	q1, err := NewQueue(cfg, nopClient{}, reg, nil)
+	require.NoError(t, err)
+
+	_, err = NewQueue(cfg, nopClient{}, reg, nil)
+	require.ErrorContains(t, err, "register metrics", "one registry, one queue per name")
+
+	other := cfg
+	other.Name = "other"
+	q2, err := NewQueue(other, nopClient{}, reg, nil)
+	require.NoError(t, err)
+
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				require.Contains(t, []string{"remote_name", "code", "reason"}, l.GetName(), mf.GetName())
+			}
+		}
+	}
+	require.Subset(t, names, []string{
+		"bmcstream_remote_write_samples_sent_total",
+		"bmcstream_remote_write_samples_retried_total",
+		"bmcstream_remote_write_requests_total",
+		"bmcstream_remote_write_request_duration_seconds",
+		"bmcstream_remote_write_queue_samples",
+		"bmcstream_remote_write_queue_capacity_samples",
+		"bmcstream_remote_write_append_blocked_total",
+		"bmcstream_remote_write_append_blocked_seconds_total",
+		"bmcstream_remote_write_sent_bytes_total",
+	})
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	require.Empty(t, problems)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP bmcstream_remote_write_queue_capacity_samples Samples the shard queues hold before Append blocks (capacity times shards).
+# TYPE bmcstream_remote_write_queue_capacity_samples gauge
+bmcstream_remote_write_queue_capacity_samples{remote_name="other"} 40000
+bmcstream_remote_write_queue_capacity_samples{remote_name="test"} 40000
+`), "bmcstream_remote_write_queue_capacity_samples"))
+
+	// Stop unregisters, so a queue of the same name can replace it.
+	require.NoError(t, q1.Stop(t.Context()))
+	q3, err := NewQueue(cfg, nopClient{}, reg, nil)
+	require.NoError(t, err)
+	require.NoError(t, q3.Stop(t.Context()))
+	require.NoError(t, q2.Stop(t.Context()))
+}
+
+func TestNewQueueValidates(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1")
+	cfg.Name = ""
+	cfg.QueueConfig.Shards = 0
+	_, err := NewQueue(cfg, nil, nil, nil)
+	require.ErrorContains(t, err, "name: must be set")
+	require.ErrorContains(t, err, "queue_config: shards")
+	require.ErrorContains(t, err, "client: must not be nil")
+}
+
+// nopClient accepts everything.
+type nopClient struct{}
+
+func (nopClient) Store(context.Context, []byte, int) error { return nil }
+
+// fakeClient records decoded requests with their (possibly fake) time and
+// answers with the errors in errs, then nil.
+type fakeClient struct {
+	mu    sync.Mutex
+	errs  []error
+	calls []fakeCall
+}
+
+type fakeCall struct {
+	at      time.Time
+	attempt int
+	samples []series.Sample
+}
+
+func (f *fakeClient) Store(_ context.Context, req []byte, attempt int) error {
+	wr, err := decodeWriteRequest(req) // Decode now: req is reused after return.
+	if err != nil {
+		return err
+	}
+	call := fakeCall{at: time.Now(), attempt: attempt}
+	for _, ts := range wr.Timeseries {
+		for _, s := range ts.Samples {
+			call.samples = append(call.samples, series.Sample{Labels: ts.Labels, T: s.Timestamp, V: s.Value})
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+	if len(f.errs) > 0 {
+		err, f.errs = f.errs[0], f.errs[1:]
+		return err
+	}
+	return nil
+}
+
+func (f *fakeClient) recorded() []fakeCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeCall(nil), f.calls...)
+}
+
+// TestQueueBatching checks, on a fake clock, when batches close.
+func TestQueueBatching(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &fakeClient{}
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Shards = 1
+		cfg.QueueConfig.MaxSamplesPerSend = 10
+		cfg.QueueConfig.BatchSendDeadline = model.Duration(5 * time.Second)
+		q, err := NewQueue(cfg, client, nil, nil)
+		require.NoError(t, err)
+		q.Start()
+		start := time.Now()
+
+		// 25 samples: two full batches at once, 5 left for the deadline.
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 25, 1000), func() {}))
+		synctest.Wait()
+		calls := client.recorded()
+		require.Len(t, calls, 2)
+		require.Len(t, calls[0].samples, 10)
+		require.Len(t, calls[1].samples, 10)
+
+		time.Sleep(5*time.Second - time.Nanosecond)
+		synctest.Wait()
+		require.Len(t, client.recorded(), 2, "deadline not reached")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		calls = client.recorded()
+		require.Len(t, calls, 3)
+		require.Len(t, calls[2].samples, 5)
+		require.Equal(t, 5*time.Second, calls[2].at.Sub(start))
+
+		// The deadline counts from a batch's first sample.
+		time.Sleep(time.Minute)
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 1, 2000), func() {}))
+		time.Sleep(3 * time.Second)
+		require.NoError(t, q.Append(t.Context(), makeSamples(1, 1, 2000), func() {}))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		calls = client.recorded()
+		require.Len(t, calls, 4)
+		require.Len(t, calls[3].samples, 2)
+
+		require.NoError(t, q.Stop(t.Context()))
+	})
+}
+
+// TestQueueBackoff checks, on a fake clock, that retries back off
+// exponentially with jitter up to max_backoff, and that a larger
+// Retry-After wins.
+func TestQueueBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		retry := RecoverableError{Err: errors.New("injected")}
+		client := &fakeClient{errs: []error{
+			retry, retry, retry, retry, retry,
+			RecoverableError{Err: errors.New("slow down"), RetryAfter: 3 * time.Second},
+		}}
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Shards = 1
+		cfg.QueueConfig.MinBackoff = model.Duration(100 * time.Millisecond)
+		cfg.QueueConfig.MaxBackoff = model.Duration(400 * time.Millisecond)
+		q, err := NewQueue(cfg, client, nil, nil)
+		require.NoError(t, err)
+		q.Start()
+
+		done := make(chan struct{})
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 3, 1000), func() { close(done) }))
+		<-done
+		calls := client.recorded()
+		require.Len(t, calls, 7)
+		wantMax := []time.Duration{100, 200, 400, 400, 400}
+		for i, w := range wantMax {
+			gap := calls[i+1].at.Sub(calls[i].at)
+			w *= time.Millisecond
+			require.GreaterOrEqual(t, gap, w/2, "retry %d", i+1)
+			require.LessOrEqual(t, gap, w, "retry %d", i+1)
+			require.Equal(t, i+1, calls[i+1].attempt)
+		}
+		require.GreaterOrEqual(t, calls[6].at.Sub(calls[5].at), 3*time.Second, "Retry-After wins")
+		for _, c := range calls {
+			require.Len(t, c.samples, 3, "the same batch every time")
+		}
+		require.Equal(t, 18.0, testutil.ToFloat64(q.metrics.samplesRetried))
+		require.Equal(t, 3.0, testutil.ToFloat64(q.metrics.samplesSent))
+		require.NoError(t, q.Stop(t.Context()))
+	})
+}
+
+// TestQueueDoneAcrossShards checks that done waits for every shard a call
+// touched, including when one shard's batch is dropped.
+func TestQueueDoneAcrossShards(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &fakeClient{errs: []error{&StatusError{StatusCode: 400}}}
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Shards = 3
+		cfg.QueueConfig.BatchSendDeadline = model.Duration(time.Second)
+		q, err := NewQueue(cfg, client, nil, nil)
+		require.NoError(t, err)
+		q.Start()
+
+		var doneCalls atomic.Int32
+		in := makeSamples(0, 30, 1000)
+		require.NoError(t, q.Append(t.Context(), in, func() { doneCalls.Add(1) }))
+		synctest.Wait()
+		require.Zero(t, doneCalls.Load())
+		time.Sleep(time.Second)
+		synctest.Wait()
+		require.Equal(t, int32(1), doneCalls.Load())
+
+		var sent int
+		for _, c := range client.recorded() {
+			sent += len(c.samples)
+		}
+		require.Equal(t, len(in), sent)
+		dropped := testutil.ToFloat64(q.metrics.samplesDropped.WithLabelValues("http_400"))
+		require.Positive(t, dropped)
+		require.Equal(t, float64(len(in)), dropped+testutil.ToFloat64(q.metrics.samplesSent))
+		require.NoError(t, q.Stop(t.Context()))
+	})
+}
+
+// recordHandler is a slog.Handler that keeps the records it gets.
+type recordHandler struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r.Clone())
+	return nil
+}
+
+func (h *recordHandler) attrs() []map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []map[string]any
+	for _, r := range h.records {
+		m := map[string]any{"msg": r.Message}
+		r.Attrs(func(a slog.Attr) bool {
+			m[a.Key] = a.Value.Any()
+			return true
+		})
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestQueueLogRateLimit checks, on a fake clock, that a receiver failing for
+// 25 s yields a handful of log lines, not one per retry.
+func TestQueueLogRateLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var errs []error
+		for range 60 {
+			errs = append(errs, RecoverableError{Err: &StatusError{StatusCode: 503}})
+		}
+		client := &fakeClient{errs: errs}
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Shards = 1
+		cfg.QueueConfig.MinBackoff = model.Duration(400 * time.Millisecond)
+		cfg.QueueConfig.MaxBackoff = model.Duration(400 * time.Millisecond)
+		h := &recordHandler{}
+		q, err := NewQueue(cfg, client, nil, slog.New(h))
+		require.NoError(t, err)
+		q.Start()
+		done := make(chan struct{})
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 1, 1), func() { close(done) }))
+		<-done
+		require.NoError(t, q.Stop(t.Context()))
+
+		require.Len(t, client.recorded(), 61)
+		logs := h.attrs()
+		require.GreaterOrEqual(t, len(logs), 2)
+		require.LessOrEqual(t, len(logs), 3, "60 retries over at most 24 s")
+		for _, l := range logs {
+			require.Equal(t, "remote write request failed, retrying", l["msg"])
+			require.Contains(t, l, "err")
+			require.Contains(t, l, "retry_in")
+			require.Equal(t, int64(0), l["shard"])
+		}
+		require.Positive(t, logs[1]["suppressed"])
+	})
+}

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -185,6 +186,21 @@ remote_write:
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumAckPending > 0
 	}, 10*time.Second, 20*time.Millisecond)
+
+	// The operational endpoints answer while it runs.
+	for path, want := range map[string]string{
+		"/-/healthy": "Healthy",
+		"/-/ready":   "Ready",
+		"/metrics":   `bmcstream_gateway_snapshots_total{result="ok",sink="prom"}`,
+	} {
+		resp, err := http.Get("http://" + gw.addr + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, string(body), want, path)
+	}
 
 	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, gw.cmd.Wait(), "gateway must exit 0 after a graceful shutdown")

@@ -14,7 +14,7 @@ import (
 )
 
 // TestKeepAliveReusesConnections sends many batches from several shards
-// and checks the receiver saw at most one connection per shard: connections
+// and checks the receiver saw about one connection per shard: connections
 // are kept alive and not churned by a low idle-connection limit.
 func TestKeepAliveReusesConnections(t *testing.T) {
 	var conns, requests atomic.Int64
@@ -49,5 +49,9 @@ func TestKeepAliveReusesConnections(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, requests.Load(), int64(50*4), "several requests per shard")
-	require.LessOrEqual(t, conns.Load(), int64(cfg.QueueConfig.Shards), "connections must be reused, not churned")
+	// One connection per shard, give or take a request that starts in the
+	// instant before another returns its connection to the pool. With Go's
+	// default of 2 idle connections per host, the 4 shards would open
+	// about one new connection per round: a hundred or more.
+	require.LessOrEqual(t, conns.Load(), int64(2*cfg.QueueConfig.Shards), "connections must be reused, not churned")
 }

@@ -60,6 +60,11 @@ type Config struct {
 	SessionTimeout time.Duration
 	IPMITimeout    time.Duration
 
+	// MockupDir, when set, makes every member replay this directory in
+	// DMTF mockup layout over Redfish (a capture of real hardware) instead
+	// of simulating a personality. Mockups speak Redfish only.
+	MockupDir string
+
 	// Site, Room and layout name the members' positions.
 	Site        string
 	Room        string
@@ -149,6 +154,9 @@ func (c *Config) Validate(personalities []string) error {
 	case "redfish", "ipmi", "both":
 	default:
 		errs = append(errs, fmt.Errorf("protocols %q is not one of redfish, ipmi, both", c.Protocols))
+	}
+	if c.MockupDir != "" && c.Protocols != "redfish" {
+		errs = append(errs, errors.New("mockup: replays Redfish only; set protocols to redfish"))
 	}
 	if c.Username == "" || c.Password == "" {
 		errs = append(errs, errors.New("username and password must be set"))

@@ -213,4 +213,3 @@ func run(args []string) error {
 	logger.Info("shutting down")
 	return nil
 }
-

@@ -26,7 +26,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func personalities(t *testing.T) map[string]*model.Personality {
+func personalities(t testing.TB) map[string]*model.Personality {
 	t.Helper()
 	ps, err := model.Builtin()
 	require.NoError(t, err)
@@ -105,7 +105,7 @@ func gofishClient(t *testing.T, f *Fleet, m *Member) *gofish.APIClient {
 	return c
 }
 
-func ipmiClient(t *testing.T, m *Member) *client.Client {
+func ipmiClient(t testing.TB, m *Member) *client.Client {
 	t.Helper()
 	c, err := client.NewClient(m.Addr.String(), m.IPMIPort, "admin", DefaultConfig.Password)
 	require.NoError(t, err)
@@ -210,7 +210,7 @@ func TestPortModeAndAdmin(t *testing.T) {
 	require.Equal(t, model.Faults{}, m.BMC.Faults())
 }
 
-func freeTCPPort(t *testing.T) int {
+func freeTCPPort(t testing.TB) int {
 	t.Helper()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()

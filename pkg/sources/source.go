@@ -1,0 +1,103 @@
+// Package sources defines how the poller reads a BMC: one Source per BMC
+// and protocol, a long-lived session behind a small interface, so the
+// poller never sees a protocol library's types. Implementations live in
+// pkg/sources/redfish and pkg/sources/ipmi.
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bmcstream/bmcstream/pkg/secret"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+// Source is one session to one BMC over one protocol.
+//
+// A Source is used by one goroutine at a time (the BMC's poll loop): BMCs
+// handle one request at a time well and several badly, and protocol
+// clients (go-ipmi's in particular) are not safe for concurrent use.
+type Source interface {
+	// Collect performs one poll. It opens (or reopens) the session when
+	// needed and fills dst: Protocol, Up, Partial, Error, ErrorClass, Info
+	// and Readings (appended to dst.Readings, whose capacity it may reuse).
+	// The caller sets identity, sequence and poll times. Collect returns
+	// what it could read before ctx's deadline with Partial set rather than
+	// nothing. The returned error, when not nil, is also described in
+	// dst.Error and classified in dst.ErrorClass; it is a *Error.
+	Collect(ctx context.Context, dst *v1.Snapshot) error
+	// Close ends the session (Redfish logout, IPMI Close Session) and
+	// releases sockets. Safe to call more than once and before Collect.
+	Close(ctx context.Context) error
+}
+
+// Target is where a Source connects and how it authenticates.
+type Target struct {
+	// Host is a host name or IP address; Port the protocol port (0 for the
+	// standard one: 443 Redfish over HTTPS, 80 over HTTP, 623 IPMI).
+	Host string
+	Port int
+	// Scheme is "https" (default) or "http", for Redfish.
+	Scheme   string
+	Username string
+	Password secret.Secret
+	// CAFile verifies the BMC's certificate; system roots when empty.
+	CAFile string
+	// InsecureSkipVerify turns TLS verification off (an explicit opt-in).
+	InsecureSkipVerify bool
+}
+
+// Class is the kind of a poll failure, for counting and backing off.
+type Class string
+
+// The failure classes. The poller backs off dead BMCs (unreachable,
+// timeout) to a slow probe rate, and reports auth and session_limit
+// distinctly: an operator must act on those.
+const (
+	ClassUnreachable  Class = "unreachable"   // connection refused, no route, DNS
+	ClassTimeout      Class = "timeout"       // no answer in time
+	ClassAuth         Class = "auth"          // credentials rejected
+	ClassSessionLimit Class = "session_limit" // the BMC is out of sessions
+	ClassRateLimited  Class = "rate_limited"  // 503/429 with or without Retry-After
+	ClassProtocol     Class = "protocol"      // unexpected status or protocol error
+	ClassDecode       Class = "decode"        // answer could not be understood
+)
+
+// Error is a classified poll failure.
+type Error struct {
+	Class Class
+	// RetryAfter is how long the BMC asked us to wait, when it said.
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %v", e.Class, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf makes a classified error.
+func Errorf(class Class, format string, args ...any) *Error {
+	return &Error{Class: class, Err: fmt.Errorf(format, args...)}
+}
+
+// ClassOf returns the class of err, ClassProtocol when it has none.
+func ClassOf(err error) Class {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Class
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ClassTimeout
+	}
+	return ClassProtocol
+}
+
+// Fail records err in dst and returns it, for Collect's error paths.
+func Fail(dst *v1.Snapshot, err error) error {
+	dst.Error = err.Error()
+	dst.ErrorClass = string(ClassOf(err))
+	return err
+}

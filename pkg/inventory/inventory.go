@@ -5,11 +5,13 @@
 package inventory
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -90,13 +92,19 @@ var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // reserved labels are set by the pipeline itself.
 var reserved = map[string]bool{"__name__": true, "bmc": true, "sensor": true, "context": true, "fan": true, "psu": true, "kind": true}
 
-// Load reads an inventory file.
+// Load reads an inventory file: CSV when its name ends in .csv, YAML
+// otherwise.
 func Load(path string) (*Inventory, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
-	inv, err := Parse(b)
+	var inv *Inventory
+	if strings.HasSuffix(strings.ToLower(path), ".csv") {
+		inv, err = ParseCSV(bytes.NewReader(b))
+	} else {
+		inv, err = Parse(b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("inventory %s: %w", path, err)
 	}

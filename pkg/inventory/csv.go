@@ -49,11 +49,17 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			// A csv.ParseError names its own line; FieldPos is only
+			// valid after a successful Read.
 			errs = append(errs, err)
+			var pe *csv.ParseError
+			if !errors.As(err, &pe) || pe.Err != csv.ErrFieldCount {
+				break
+			}
 			continue
 		}
+		line, _ := cr.FieldPos(0)
 		e := BMC{Line: line}
 		var rowErrs []error
 		for i, v := range rec {

@@ -40,5 +40,6 @@ demo:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 
+FUZZTIME ?= 1m
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzEscape -fuzztime 30s ./pkg/bus
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

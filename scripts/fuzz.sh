@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for FUZZTIME each (default 10s). CI runs it briefly;
+# `make fuzz FUZZTIME=10m` runs it long. Add new targets to the list.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME="${FUZZTIME:-10s}"
+targets=(
+  "FuzzEscapeRoundTrip ./pkg/bus"
+  "FuzzUnescape ./pkg/bus"
+  "FuzzDecodeNormalise ./pkg/pipeline"
+  "FuzzParse ./pkg/inventory"
+  "FuzzParseCSV ./pkg/inventory"
+)
+for t in "${targets[@]}"; do
+  set -- $t
+  echo "fuzz $1 ($2) for $FUZZTIME"
+  go test -run '^$' -fuzz "^$1\$" -fuzztime "$FUZZTIME" "$2"
+done

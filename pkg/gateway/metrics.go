@@ -1,10 +1,11 @@
 package gateway
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bmcstream/bmcstream/internal/ratelog"
 )
 
 type metrics struct {
@@ -76,7 +77,7 @@ type sinkMetrics struct {
 	fetchErrors prometheus.Counter
 	ackErrors   prometheus.Counter
 	age         prometheus.Observer
-	logLimiter  *limiter
+	logLimiter  *ratelog.Limiter
 }
 
 func (m *metrics) forSink(name string) *sinkMetrics {
@@ -89,31 +90,10 @@ func (m *metrics) forSink(name string) *sinkMetrics {
 		fetchErrors: m.fetchErrors.WithLabelValues(name),
 		ackErrors:   m.ackErrors.WithLabelValues(name),
 		age:         m.age.WithLabelValues(name),
-		logLimiter:  &limiter{every: 10 * time.Second},
+		logLimiter:  &ratelog.Limiter{Every: 10 * time.Second},
 	}
 	for _, r := range []string{"ok", "malformed", "subject_mismatch"} {
 		sm.snapshots.WithLabelValues(r)
 	}
 	return sm
-}
-
-// limiter runs a function at most once per interval: repeated per-message
-// problems are counted always and logged rarely.
-type limiter struct {
-	mu    sync.Mutex
-	every time.Duration
-	last  time.Time
-}
-
-func (l *limiter) do(f func()) {
-	l.mu.Lock()
-	now := time.Now()
-	ok := now.Sub(l.last) >= l.every
-	if ok {
-		l.last = now
-	}
-	l.mu.Unlock()
-	if ok {
-		f()
-	}
 }

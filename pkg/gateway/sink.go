@@ -141,7 +141,7 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 
 func (s *sink) reject(m jetstream.Msg, reason string, err error) {
 	s.metrics.snapshots.WithLabelValues(reason).Inc()
-	s.metrics.logLimiter.do(func() {
+	s.metrics.logLimiter.Do(func() {
 		s.logger.Warn("dropping snapshot", "reason", reason, "err", err)
 	})
 	if m != nil {

@@ -1,0 +1,228 @@
+package poller
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/bmcstream/bmcstream/internal/yamlx"
+	"github.com/bmcstream/bmcstream/pkg/bus"
+)
+
+// Config is the poller's configuration file.
+type Config struct {
+	// PollerID names this poller in snapshots, message ids and the
+	// membership bucket; the host name when empty.
+	PollerID  string          `yaml:"poller_id"`
+	NATS      bus.Config      `yaml:"nats"`
+	Inventory InventoryConfig `yaml:"inventory"`
+	Sharding  ShardingConfig  `yaml:"sharding"`
+	Polling   PollingConfig   `yaml:"polling"`
+	Redfish   RedfishConfig   `yaml:"redfish"`
+	IPMI      IPMIConfig      `yaml:"ipmi"`
+	// PublishBuffer bounds snapshots held while NATS is unreachable.
+	PublishBuffer int `yaml:"publish_buffer"`
+}
+
+// InventoryConfig names the inventory files (YAML or CSV) and the
+// credentials file. Files are re-read on SIGHUP and when they change.
+type InventoryConfig struct {
+	Files           []string       `yaml:"files"`
+	CredentialsFile string         `yaml:"credentials_file"`
+	WatchInterval   model.Duration `yaml:"watch_interval"`
+}
+
+// ShardingConfig decides which BMCs this poller owns.
+type ShardingConfig struct {
+	// Mode is "static" (shard i of n) or "dynamic" (membership in a NATS
+	// KV bucket). A single poller is static shard 0 of 1, the default.
+	Mode   string `yaml:"mode"`
+	Shard  int    `yaml:"shard"`
+	Shards int    `yaml:"shards"`
+	// ReplicationFactor is how many pollers own each BMC (2 for HA pairs).
+	ReplicationFactor int `yaml:"replication_factor"`
+	// Bucket and TTL of dynamic membership: a poller that misses
+	// heartbeats for TTL is gone, and its BMCs move.
+	Bucket string         `yaml:"bucket"`
+	TTL    model.Duration `yaml:"ttl"`
+}
+
+// PollingConfig shapes the schedule.
+type PollingConfig struct {
+	// MaxConcurrent bounds polls in flight across all BMCs.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// PollTimeout bounds one poll; 0 means 80 % of the BMC's interval.
+	PollTimeout model.Duration `yaml:"poll_timeout"`
+	// RequestTimeout bounds one request to a BMC.
+	RequestTimeout model.Duration `yaml:"request_timeout"`
+	// InfoInterval is the cadence of slow-changing data (model, firmware).
+	InfoInterval model.Duration `yaml:"info_interval"`
+	// MaxBackoff is the slowest probe cadence of a dead BMC.
+	MaxBackoff model.Duration `yaml:"max_backoff"`
+}
+
+// RedfishConfig applies to every Redfish BMC.
+type RedfishConfig struct {
+	// BasicAuth sends credentials with every request instead of opening a
+	// session (for BMCs whose session service misbehaves).
+	BasicAuth bool `yaml:"basic_auth"`
+	// CAFile verifies BMC certificates unless an inventory entry names its
+	// own.
+	CAFile string `yaml:"ca_file"`
+}
+
+// IPMIConfig applies to every IPMI BMC.
+type IPMIConfig struct {
+	CipherSuite int    `yaml:"cipher_suite"`
+	Privilege   string `yaml:"privilege"`
+}
+
+// Defaults. A 20 s poll timeout leaves a 30 s interval slack; 256
+// concurrent polls keep 10 000 BMCs at 30 s busy at about 1 s per poll
+// with room to spare, while bounding sockets; 5 min is how often a dead
+// BMC is still probed.
+var (
+	DefaultPollingConfig = PollingConfig{
+		MaxConcurrent:  256,
+		RequestTimeout: model.Duration(10 * time.Second),
+		InfoInterval:   model.Duration(10 * time.Minute),
+		MaxBackoff:     model.Duration(5 * time.Minute),
+	}
+	DefaultShardingConfig = ShardingConfig{
+		Mode:              "static",
+		Shards:            1,
+		ReplicationFactor: 1,
+		Bucket:            "bmcstream_pollers",
+		TTL:               model.Duration(10 * time.Second),
+	}
+	DefaultConfig = Config{
+		NATS:          bus.DefaultConfig,
+		Inventory:     InventoryConfig{WatchInterval: model.Duration(10 * time.Second)},
+		Sharding:      DefaultShardingConfig,
+		Polling:       DefaultPollingConfig,
+		IPMI:          IPMIConfig{CipherSuite: 3, Privilege: "user"},
+		PublishBuffer: DefaultPublishBuffer,
+	}
+)
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *Config) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultConfig
+	type plain Config
+	return unmarshal((*plain)(c))
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *ShardingConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultShardingConfig
+	type plain ShardingConfig
+	return unmarshal((*plain)(c))
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *PollingConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultPollingConfig
+	type plain PollingConfig
+	return unmarshal((*plain)(c))
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.PollerID != "" && !idRE.MatchString(c.PollerID) {
+		errs = append(errs, fmt.Errorf("poller_id: %q may hold only letters, digits, '-' and '_'", c.PollerID))
+	}
+	if err := c.NATS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Inventory.Files) == 0 {
+		errs = append(errs, errors.New("inventory.files: at least one file is required"))
+	}
+	s := c.Sharding
+	switch s.Mode {
+	case "static":
+		if s.Shards < 1 || s.Shard < 0 || s.Shard >= s.Shards {
+			errs = append(errs, fmt.Errorf("sharding: shard %d of %d: need 0 <= shard < shards", s.Shard, s.Shards))
+		}
+	case "dynamic":
+		if c.NATS.Mode != bus.ModeJetStream {
+			errs = append(errs, errors.New("sharding.mode dynamic: needs nats.mode jetstream (the membership bucket is a KV store)"))
+		}
+		if s.TTL < model.Duration(time.Second) {
+			errs = append(errs, errors.New("sharding.ttl: must be at least 1s"))
+		}
+		if !idRE.MatchString(s.Bucket) {
+			errs = append(errs, fmt.Errorf("sharding.bucket: %q is not a valid bucket name", s.Bucket))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("sharding.mode: %q is not one of static, dynamic", s.Mode))
+	}
+	if s.ReplicationFactor < 1 {
+		errs = append(errs, errors.New("sharding.replication_factor: must be at least 1"))
+	}
+	p := c.Polling
+	if p.MaxConcurrent < 1 {
+		errs = append(errs, errors.New("polling.max_concurrent: must be at least 1"))
+	}
+	if p.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("polling.request_timeout: must be positive"))
+	}
+	if p.PollTimeout < 0 || p.MaxBackoff <= 0 || p.InfoInterval <= 0 {
+		errs = append(errs, errors.New("polling: poll_timeout, max_backoff and info_interval must be positive"))
+	}
+	if c.IPMI.CipherSuite != 3 && c.IPMI.CipherSuite != 17 {
+		errs = append(errs, fmt.Errorf("ipmi.cipher_suite: %d is not one of 3, 17", c.IPMI.CipherSuite))
+	}
+	switch c.IPMI.Privilege {
+	case "user", "operator", "administrator":
+	default:
+		errs = append(errs, fmt.Errorf("ipmi.privilege: %q is not one of user, operator, administrator", c.IPMI.Privilege))
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig reads and validates a configuration file; relative paths are
+// relative to its directory.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	for i, f := range cfg.Inventory.Files {
+		cfg.Inventory.Files[i] = join(dir, f)
+	}
+	cfg.Inventory.CredentialsFile = join(dir, cfg.Inventory.CredentialsFile)
+	cfg.Redfish.CAFile = join(dir, cfg.Redfish.CAFile)
+	return cfg, nil
+}
+
+func join(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// ParseConfig decodes and validates a configuration document.
+func ParseConfig(b []byte) (*Config, error) {
+	cfg := DefaultConfig
+	if err := yamlx.UnmarshalStrict(b, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}

@@ -1,0 +1,202 @@
+package poller
+
+import (
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+	"github.com/bmcstream/bmcstream/pkg/sources"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+// worker polls one BMC: it alone uses the BMC's sources (one request in
+// flight per BMC), on its own schedule, so a slow or dead BMC delays no
+// other.
+type worker struct {
+	p       *Poller
+	bmc     inventory.BMC
+	sources []protoSource
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	mu     sync.Mutex
+	status Status
+}
+
+type protoSource struct {
+	proto v1.Protocol
+	src   sources.Source
+}
+
+// Status is what the status page shows of one owned BMC.
+type Status struct {
+	ID         string    `json:"id"`
+	Address    string    `json:"address"`
+	Protocol   string    `json:"protocol"`
+	LastPoll   time.Time `json:"last_poll"`
+	LastResult string    `json:"last_result"` // ok, partial, error
+	ErrorClass string    `json:"error_class,omitempty"`
+	Failures   int       `json:"consecutive_failures"`
+	NextPoll   time.Time `json:"next_poll"`
+	Sequence   uint64    `json:"sequence"`
+}
+
+// offset spreads BMCs over the interval: a stable position per BMC id, so
+// polls are flat over time and a restart keeps the same rhythm.
+func offset(id string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// firstSlot is the first time at or after now that is offset past a
+// multiple of interval.
+func firstSlot(now time.Time, interval, off time.Duration) time.Time {
+	base := now.Truncate(interval).Add(off)
+	if base.Before(now) {
+		base = base.Add(interval)
+	}
+	return base
+}
+
+func (w *worker) run(ctx context.Context) {
+	defer close(w.done)
+	defer w.closeSources()
+	interval := time.Duration(w.bmc.Interval)
+	next := firstSlot(w.p.now(), interval, offset(w.bmc.ID, interval))
+	failures := 0
+	var seq uint64
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	for {
+		w.setNext(next)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if !w.p.acquire(ctx) {
+			return
+		}
+		start := w.p.now()
+		w.p.metrics.lag.Observe(start.Sub(next).Seconds())
+		ok := true
+		for _, ps := range w.sources {
+			seq++
+			if !w.poll(ctx, ps, seq, interval) {
+				ok = false
+			}
+		}
+		w.p.release()
+		if ok {
+			failures = 0
+		} else {
+			failures++
+		}
+		// The next slot: the regular one, or a backed-off probe for a BMC
+		// that does not answer; never a burst to catch up missed slots.
+		step := interval
+		if failures > 1 {
+			step = min(interval<<min(failures-1, 16), time.Duration(w.p.cfg.Polling.MaxBackoff))
+			step = max(step, interval)
+		}
+		next = next.Add(step)
+		if now := w.p.now(); !next.After(now) {
+			next = firstSlot(now, interval, offset(w.bmc.ID, interval))
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// poll reads one source once and publishes the snapshot; false means the
+// BMC did not answer (unreachable or timeout), for backoff.
+func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval time.Duration) bool {
+	timeout := time.Duration(w.p.cfg.Polling.PollTimeout)
+	if timeout == 0 {
+		timeout = interval * 8 / 10
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	snap := &v1.Snapshot{
+		BmcId:       w.bmc.ID,
+		Address:     w.bmc.Address,
+		Protocol:    ps.proto,
+		PollerId:    w.p.id,
+		PollerEpoch: w.p.epoch,
+		Sequence:    seq,
+	}
+	start := w.p.now()
+	snap.PollStartMs = start.UnixMilli()
+	err := ps.src.Collect(pctx, snap)
+	end := w.p.now()
+	snap.PollEndMs = end.UnixMilli()
+	snap.Protocol = ps.proto
+	if ctx.Err() != nil && err != nil {
+		return true // shutting down: neither publish nor count
+	}
+	proto := protoLabel(ps.proto)
+	result := "ok"
+	class := ""
+	if err != nil {
+		class = string(sources.ClassOf(err))
+		result = "error"
+		if snap.Up && snap.Partial {
+			result = "partial"
+		}
+		if snap.ErrorClass == "" {
+			snap.ErrorClass = class
+			snap.Error = err.Error()
+		}
+	}
+	w.p.metrics.polls.WithLabelValues(proto, result, class).Inc()
+	w.p.metrics.duration.WithLabelValues(proto).Observe(end.Sub(start).Seconds())
+	if perr := w.p.pub.Publish(snap); perr != nil {
+		w.p.metrics.publishFailures.Inc()
+	}
+	w.mu.Lock()
+	w.status.LastPoll = start
+	w.status.LastResult = result
+	w.status.ErrorClass = class
+	w.status.Sequence = seq
+	if result == "error" {
+		w.status.Failures++
+	} else {
+		w.status.Failures = 0
+	}
+	w.mu.Unlock()
+	dead := class == string(sources.ClassUnreachable) || class == string(sources.ClassTimeout)
+	return !(dead && !snap.Up)
+}
+
+func (w *worker) setNext(t time.Time) {
+	w.mu.Lock()
+	w.status.NextPoll = t
+	w.mu.Unlock()
+}
+
+func (w *worker) snapshot() Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.status
+}
+
+// closeSources logs out of every session, bounded in time.
+func (w *worker) closeSources() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, ps := range w.sources {
+		_ = ps.src.Close(ctx)
+	}
+}
+
+func protoLabel(p v1.Protocol) string {
+	switch p {
+	case v1.Protocol_PROTOCOL_REDFISH:
+		return "redfish"
+	case v1.Protocol_PROTOCOL_IPMI:
+		return "ipmi"
+	}
+	return "unknown"
+}

@@ -10,6 +10,10 @@ targets=(
   "FuzzDecodeNormalise ./pkg/pipeline"
   "FuzzParse ./pkg/inventory"
   "FuzzParseCSV ./pkg/inventory"
+  "FuzzDecodeThermal ./pkg/sources/redfish"
+  "FuzzDecodePower ./pkg/sources/redfish"
+  "FuzzDecodeSensors ./pkg/sources/redfish"
+  "FuzzDecodeService ./pkg/sources/redfish"
 )
 for t in "${targets[@]}"; do
   set -- $t

@@ -14,6 +14,9 @@ targets=(
   "FuzzDecodePower ./pkg/sources/redfish"
   "FuzzDecodeSensors ./pkg/sources/redfish"
   "FuzzDecodeService ./pkg/sources/redfish"
+  "FuzzDecodeRecord ./pkg/sources/ipmi"
+  "FuzzConversion ./pkg/sources/ipmi"
+  "FuzzDecodeResponse ./pkg/sources/ipmi"
 )
 for t in "${targets[@]}"; do
   set -- $t

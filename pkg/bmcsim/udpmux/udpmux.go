@@ -153,6 +153,12 @@ var _ net.PacketConn = (*Endpoint)(nil)
 
 // ReadFrom blocks until a packet for this address arrives.
 func (e *Endpoint) ReadFrom(b []byte) (int, net.Addr, error) {
+	// A closed endpoint says so, even when its deadline has passed too.
+	select {
+	case <-e.closed:
+		return 0, nil, net.ErrClosed
+	default:
+	}
 	var timeout <-chan time.Time
 	if d := e.deadline.Load(); d != nil && !d.IsZero() {
 		t := time.NewTimer(time.Until(*d))

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -83,11 +84,12 @@ func (w *worker) run(ctx context.Context) {
 		start := w.p.now()
 		w.p.metrics.lag.Observe(start.Sub(next).Seconds())
 		ok := true
+		var wait time.Duration
 		for _, ps := range w.sources {
 			seq++
-			if !w.poll(ctx, ps, seq, interval) {
-				ok = false
-			}
+			good, retryAfter := w.poll(ctx, ps, seq, interval)
+			ok = ok && good
+			wait = max(wait, retryAfter)
 		}
 		w.p.release()
 		if ok {
@@ -103,6 +105,9 @@ func (w *worker) run(ctx context.Context) {
 			step = max(step, interval)
 		}
 		next = next.Add(step)
+		if earliest := start.Add(wait); next.Before(earliest) {
+			next = earliest // the BMC asked us to wait (Retry-After)
+		}
 		if now := w.p.now(); !next.After(now) {
 			next = firstSlot(now, interval, offset(w.bmc.ID, interval))
 		}
@@ -110,9 +115,12 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// poll reads one source once and publishes the snapshot; false means the
-// BMC did not answer (unreachable or timeout), for backoff.
-func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval time.Duration) bool {
+// poll reads one source once and publishes the snapshot. It returns false
+// when the BMC should be probed less often: it did not answer, or it
+// refused our credentials or sessions (retrying those at full rate locks
+// accounts out on BMCs that count failed logins); and how long the BMC
+// asked us to wait (Retry-After).
+func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval time.Duration) (bool, time.Duration) {
 	timeout := time.Duration(w.p.cfg.Polling.PollTimeout)
 	if timeout == 0 {
 		timeout = interval * 8 / 10
@@ -134,7 +142,7 @@ func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval 
 	snap.PollEndMs = end.UnixMilli()
 	snap.Protocol = ps.proto
 	if ctx.Err() != nil && err != nil {
-		return true // shutting down: neither publish nor count
+		return true, 0 // shutting down: neither publish nor count
 	}
 	proto := protoLabel(ps.proto)
 	result := "ok"
@@ -166,8 +174,18 @@ func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval 
 		w.status.Failures = 0
 	}
 	w.mu.Unlock()
-	dead := class == string(sources.ClassUnreachable) || class == string(sources.ClassTimeout)
-	return !(dead && !snap.Up)
+	var retryAfter time.Duration
+	var se *sources.Error
+	if errors.As(err, &se) {
+		retryAfter = se.RetryAfter
+	}
+	switch sources.Class(class) {
+	case sources.ClassUnreachable, sources.ClassTimeout:
+		return snap.Up, retryAfter
+	case sources.ClassAuth, sources.ClassSessionLimit:
+		return false, retryAfter
+	}
+	return true, retryAfter
 }
 
 func (w *worker) setNext(t time.Time) {

@@ -1,0 +1,266 @@
+// Command pollerload measures one poller process against a bmcsim fleet:
+// CPU cores used, resident memory per BMC, requests per second and schedule
+// lag, in steady state. It runs everything on loopback: bmcsim and the
+// poller as subprocesses (built from this checkout), NATS embedded here.
+//
+//	go run ./benchmarks/pollerload --bmcs=10000 --protocol=redfish --interval=30s --measure=90s
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+)
+
+func main() {
+	var (
+		bmcs     = flag.Int("bmcs", 10000, "fleet size")
+		protocol = flag.String("protocol", "redfish", "redfish or ipmi")
+		interval = flag.Duration("interval", 30*time.Second, "poll interval")
+		warmup   = flag.Duration("warmup", 0, "time before measuring (0: two intervals)")
+		measure  = flag.Duration("measure", 90*time.Second, "measurement window")
+		latency  = flag.String("latency", "50,400", "bmcsim latency median,p99 in ms (\"\" for none)")
+		first    = flag.String("first-address", "127.60.0.1", "first fleet address")
+	)
+	flag.Parse()
+	if *warmup == 0 {
+		*warmup = 2 * *interval
+	}
+	if err := run(*bmcs, *protocol, *interval, *warmup, *measure, *latency, *first); err != nil {
+		fmt.Fprintln(os.Stderr, "pollerload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, protocol string, interval, warmup, measure time.Duration, latency, first string) error {
+	dir, err := os.MkdirTemp("", "pollerload")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, c := range []string{"bmcsim", "poller"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "./cmd/"+c).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("build %s: %v: %s", c, err, out)
+		}
+	}
+	rfPort, ipmiPort, adminPort, webPort := freePort(), freePort(), freePort(), freePort()
+	if rfPort*ipmiPort*adminPort*webPort == 0 {
+		return fmt.Errorf("no free loopback ports")
+	}
+	simArgs := []string{"--bmcs=" + strconv.Itoa(n), "--protocols=" + protocol, "--first-address=" + first,
+		"--redfish.port=" + strconv.Itoa(rfPort), "--ipmi.port=" + strconv.Itoa(ipmiPort),
+		"--admin.listen-address=127.0.0.1:" + strconv.Itoa(adminPort), "--out.dir=" + filepath.Join(dir, "sim"),
+		"--ignore-sensor-latency", "--log.level=warn"}
+	if latency != "" {
+		parts := strings.Split(latency, ",")
+		simArgs = append(simArgs, fmt.Sprintf("--fault=fraction=1,latency_median_ms=%s,latency_p99_ms=%s", parts[0], parts[1]))
+	}
+	sim := exec.Command(filepath.Join(dir, "bmcsim"), simArgs...)
+	sim.Stderr = os.Stderr
+	if err := sim.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = sim.Process.Kill(); _ = sim.Wait() }()
+	invFile := filepath.Join(dir, "sim", "inventory.yml")
+	if err := waitFile(invFile, 2*time.Minute); err != nil {
+		return err
+	}
+	// Rewrite the interval.
+	inv, err := inventory.Load(invFile)
+	if err != nil {
+		return err
+	}
+	entries := inv.All()
+	for i := range entries {
+		entries[i].Interval = model.Duration(interval)
+	}
+	b, err := inventory.Marshal(entries)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(invFile, b, 0o644); err != nil {
+		return err
+	}
+
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}, true)
+	if err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	cfgFile := filepath.Join(dir, "poller.yml")
+	cfg := fmt.Sprintf("poller_id: bench\nnats:\n  url: %s\n  stream:\n    max_age: 10m\ninventory:\n  files: [%s]\n  credentials_file: %s\n",
+		srv.ClientURL(), invFile, filepath.Join(dir, "sim", "credentials.yml"))
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	poller := exec.Command(filepath.Join(dir, "poller"), "--config.file="+cfgFile, "--web.listen-address=127.0.0.1:"+strconv.Itoa(webPort), "--log.level=warn")
+	poller.Stderr = os.Stderr
+	if err := poller.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = poller.Process.Kill(); _ = poller.Wait() }()
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", webPort)
+
+	fmt.Fprintf(os.Stderr, "warming up for %s\n", warmup)
+	time.Sleep(warmup)
+	cpu0, _ := cpuSeconds(poller.Process.Pid)
+	m0, err := scrape(metricsURL)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	var rssMax float64
+	for time.Since(t0) < measure {
+		time.Sleep(5 * time.Second)
+		if rss, err := rssBytes(poller.Process.Pid); err == nil && rss > rssMax {
+			rssMax = rss
+		}
+	}
+	cpu1, _ := cpuSeconds(poller.Process.Pid)
+	m1, err := scrape(metricsURL)
+	if err != nil {
+		return err
+	}
+	secs := time.Since(t0).Seconds()
+	polls := sumOf(m1, "bmcstream_poller_polls_total") - sumOf(m0, "bmcstream_poller_polls_total")
+	okPolls := sumWhere(m1, "bmcstream_poller_polls_total", "result", "ok") - sumWhere(m0, "bmcstream_poller_polls_total", "result", "ok")
+	lagP99 := quantileDelta(m0, m1, "bmcstream_poller_schedule_lag_seconds", 0.99)
+	lagP50 := quantileDelta(m0, m1, "bmcstream_poller_schedule_lag_seconds", 0.50)
+	fmt.Printf("| %s | %d | %s | %.2f | %.1f KB | %.0f | %.1f%% | ≤ %gs | ≤ %gs | %s |\n",
+		protocol, n, interval, (cpu1-cpu0)/secs, rssMax/float64(n)/1024, polls/secs, 100*okPolls/max(polls, 1), lagP50, lagP99, latency)
+	return nil
+}
+
+type sample struct {
+	Labels map[string]string
+	Value  float64
+}
+
+func scrape(url string) (map[string][]sample, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]sample{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			ls := map[string]string{}
+			for _, l := range m.GetLabel() {
+				ls[l.GetName()] = l.GetValue()
+			}
+			switch {
+			case m.Counter != nil:
+				out[name] = append(out[name], sample{ls, m.GetCounter().GetValue()})
+			case m.Histogram != nil:
+				for _, b := range m.GetHistogram().GetBucket() {
+					l2 := map[string]string{"le": strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64)}
+					out[name+"_bucket"] = append(out[name+"_bucket"], sample{l2, float64(b.GetCumulativeCount())})
+				}
+				out[name+"_count"] = append(out[name+"_count"], sample{ls, float64(m.GetHistogram().GetSampleCount())})
+			}
+		}
+	}
+	return out, nil
+}
+
+func sumOf(m map[string][]sample, name string) float64 {
+	s := 0.0
+	for _, x := range m[name] {
+		s += x.Value
+	}
+	return s
+}
+
+func sumWhere(m map[string][]sample, name, label, value string) float64 {
+	s := 0.0
+	for _, x := range m[name] {
+		if x.Labels[label] == value {
+			s += x.Value
+		}
+	}
+	return s
+}
+
+func quantileDelta(a, b map[string][]sample, name string, q float64) float64 {
+	total := sumOf(b, name+"_count") - sumOf(a, name+"_count")
+	prev := map[string]float64{}
+	for _, s := range a[name+"_bucket"] {
+		prev[s.Labels["le"]] = s.Value
+	}
+	for _, s := range b[name+"_bucket"] {
+		if s.Value-prev[s.Labels["le"]] >= q*total {
+			v, _ := strconv.ParseFloat(s.Labels["le"], 64)
+			return v
+		}
+	}
+	return -1
+}
+
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil // USER_HZ
+}
+
+func rssBytes(pid int) (float64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(sc.Text())[1], 64)
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS")
+}
+
+func waitFile(p string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not written within %s", p, d)
+}
+
+// freePort returns a free loopback port, 0 if none.
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,159 @@
+// Command poller owns a shard of the BMC inventory, polls each owned BMC
+// over Redfish and/or IPMI with one gentle session per BMC, and publishes
+// one snapshot per poll on NATS.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bmcstream/bmcstream/internal/logging"
+	"github.com/bmcstream/bmcstream/internal/version"
+	"github.com/bmcstream/bmcstream/pkg/poller"
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:]))
+}
+
+// Main is the whole program, returning the exit code.
+func Main(args []string) int {
+	app := kingpin.New("poller", "Polls a shard of the BMC inventory and publishes snapshots on NATS.")
+	app.Version(version.Version)
+	app.HelpFlag.Short('h')
+	configFile := app.Flag("config.file", "Poller configuration file.").Default("poller.yml").String()
+	configCheck := app.Flag("config.check", "Validate the configuration, inventory and credentials, then exit.").Bool()
+	listen := app.Flag("web.listen-address", "Address for /metrics, /status, /-/healthy and /-/ready.").Default(":9291").String()
+	shutdown := app.Flag("shutdown.timeout", "How long to flush buffered snapshots on shutdown.").Default("15s").Duration()
+	pollerID := app.Flag("poller.id", "Poller id (overrides poller_id).").String()
+	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
+	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+		return 2
+	}
+	logger := logging.New(os.Stderr, *logLevel, *logFormat).With("component", "poller")
+	cfg, err := poller.LoadConfig(*configFile)
+	if err == nil && *pollerID != "" {
+		cfg.PollerID = *pollerID
+		err = cfg.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+		return 1
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p, err := poller.New(cfg, poller.Options{
+		Logger:     logger,
+		Registerer: reg,
+		NewSource:  poller.DefaultSources(cfg, logger),
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+		return 1
+	}
+	if *configCheck {
+		fmt.Printf("config %s is valid\n", *configFile)
+		return 0
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "poller: listen %s: %v\n", *listen, err)
+		return 1
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !p.Ready() {
+			http.Error(w, "Not ready.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready.")
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		st := struct {
+			Poller  string          `json:"poller"`
+			Members []string        `json:"members"`
+			BMCs    []poller.Status `json:"bmcs"`
+		}{p.ID(), p.Members(), p.Statuses()}
+		if r.URL.Query().Get("format") == "json" || r.Header.Get("Accept") == "application/json" {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(st)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = statusPage.Execute(w, st)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	var g run.Group
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error { return p.Run(ctx, *shutdown) }, func(error) { cancel() })
+	g.Add(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+	})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	stop := make(chan struct{})
+	g.Add(func() error {
+		for {
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGHUP {
+					if err := p.Reload(); err != nil {
+						logger.Error("reload; keeping the previous inventory", "err", err)
+					} else {
+						logger.Info("inventory reloaded")
+					}
+					continue
+				}
+				logger.Info("received signal, shutting down", "signal", s.String())
+				return nil
+			case <-stop:
+				return nil
+			}
+		}
+	}, func(error) { close(stop) })
+	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID())
+	if err := g.Run(); err != nil {
+		logger.Error("poller stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
+<title>bmcstream poller {{.Poller}}</title>
+<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}</style>
+<h1>Poller {{.Poller}}</h1>
+<p>Members: {{range .Members}}{{.}} {{end}}</p>
+<p>{{len .BMCs}} BMCs owned.</p>
+<table><tr><th>BMC</th><th>address</th><th>protocol</th><th>last poll</th><th>result</th><th>error class</th><th>failures</th><th>next poll</th></tr>
+{{range .BMCs}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Protocol}}</td><td>{{.LastPoll.Format "15:04:05"}}</td><td>{{.LastResult}}</td><td>{{.ErrorClass}}</td><td>{{.Failures}}</td><td>{{.NextPoll.Format "15:04:05"}}</td></tr>
+{{end}}</table>
+`))

@@ -1,0 +1,195 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
+	bmodel "github.com/bmcstream/bmcstream/pkg/bmcsim/model"
+	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+// simbed is a simulated fleet, its inventory files and an embedded NATS.
+type simbed struct {
+	fleet    *fleet.Fleet
+	invFile  string
+	credFile string
+	nats     *server.Server
+	interval time.Duration
+}
+
+var addrBlock sync.Mutex
+var nextBlock = 50
+
+// newTestbed starts n simulated BMCs on their own loopback addresses and a
+// NATS server with JetStream.
+func newTestbed(t *testing.T, n int, protocols string, interval time.Duration) *simbed {
+	t.Helper()
+	addrBlock.Lock()
+	block := nextBlock
+	nextBlock++
+	addrBlock.Unlock()
+	ps, err := bmodel.Builtin()
+	require.NoError(t, err)
+	cfg := fleet.DefaultConfig
+	cfg.Count = n
+	cfg.Protocols = protocols
+	cfg.FirstAddress = netip.MustParseAddr(fmt.Sprintf("127.%d.0.1", block))
+	cfg.RedfishPort, cfg.IPMIPort = freePort(t), freeUDP(t)
+	f, err := fleet.New(cfg, ps)
+	require.NoError(t, err)
+	require.NoError(t, f.Start(fleet.StartOptions{IgnoreSensorLatency: true}))
+	t.Cleanup(func() { require.NoError(t, f.Close()) })
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	require.NoError(t, f.CA().WritePEM(ca))
+	entries := f.Inventory(ca)
+	for i := range entries {
+		entries[i].Interval = model.Duration(interval)
+	}
+	b, err := inventory.Marshal(entries)
+	require.NoError(t, err)
+	tb := &simbed{fleet: f, invFile: filepath.Join(dir, "inventory.yml"), credFile: filepath.Join(dir, "credentials.yml"), interval: interval}
+	require.NoError(t, os.WriteFile(tb.invFile, b, 0o600))
+	require.NoError(t, f.WriteCredentials(tb.credFile))
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	tb.nats = srv
+	return tb
+}
+
+func (tb *simbed) config(t *testing.T, id, extra string) *Config {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
+poller_id: %s
+nats:
+  url: %s
+inventory:
+  files: [%s]
+  credentials_file: %s
+%s`, id, tb.nats.ClientURL(), tb.invFile, tb.credFile, extra)))
+	require.NoError(t, err)
+	return cfg
+}
+
+// runPoller runs an in-process poller until the returned stop is called.
+func runPoller(t *testing.T, cfg *Config) (*Poller, *prometheus.Registry, func()) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	p, err := New(cfg, Options{Registerer: reg, NewSource: DefaultSources(cfg, slog.New(slog.DiscardHandler))})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, 5*time.Second) }()
+	require.Eventually(t, p.Ready, 20*time.Second, 20*time.Millisecond)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
+	return p, reg, stop
+}
+
+// recorder collects every snapshot published on the raw subjects.
+type recorder struct {
+	mu    sync.Mutex
+	snaps []*v1.Snapshot
+}
+
+func record(t *testing.T, url string) *recorder {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	r := &recorder{}
+	_, err = nc.Subscribe(bus.RawWildcard, func(m *nats.Msg) {
+		var s v1.Snapshot
+		if err := s.Unmarshal(m.Data); err == nil {
+			r.mu.Lock()
+			r.snaps = append(r.snaps, &s)
+			r.mu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	return r
+}
+
+// pollers returns, per BMC, the set of pollers whose polls started in
+// [from, to).
+func (r *recorder) pollers(from, to time.Time) map[string]map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[string]int{}
+	for _, s := range r.snaps {
+		t := time.UnixMilli(s.PollStartMs)
+		if t.Before(from) || !t.Before(to) {
+			continue
+		}
+		if out[s.BmcId] == nil {
+			out[s.BmcId] = map[string]int{}
+		}
+		out[s.BmcId][s.PollerId]++
+	}
+	return out
+}
+
+func freeUDP(t testing.TB) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+func TestPollsEveryOwnedBMC(t *testing.T) {
+	tb := newTestbed(t, 12, "both", 2*time.Second)
+	rec := record(t, tb.nats.ClientURL())
+	start := time.Now()
+	p, _, stop := runPoller(t, tb.config(t, "solo", ""))
+	require.Eventually(t, func() bool {
+		return len(rec.pollers(start, time.Now())) == 12
+	}, 10*time.Second, 100*time.Millisecond)
+	time.Sleep(2 * tb.interval)
+	rec.mu.Lock()
+	var good, protos = 0, map[v1.Protocol]int{}
+	for _, s := range rec.snaps {
+		if s.Up && len(s.Readings) > 0 {
+			good++
+		}
+		protos[s.Protocol]++
+		require.Equal(t, "solo", s.PollerId)
+	}
+	rec.mu.Unlock()
+	require.Positive(t, protos[v1.Protocol_PROTOCOL_REDFISH])
+	require.Positive(t, protos[v1.Protocol_PROTOCOL_IPMI])
+	require.Equal(t, len(rec.snaps), good, "every poll of a healthy BMC is up with readings")
+	require.Len(t, p.Statuses(), 12)
+	stop()
+	// Graceful shutdown logged out of every session.
+	for _, m := range tb.fleet.Members {
+		rs, is := tb.fleet.SessionCounts(m.BMC.ID)
+		require.Zero(t, rs, m.BMC.ID)
+		require.Zero(t, is, m.BMC.ID)
+	}
+}

@@ -1,0 +1,266 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
+	"github.com/bmcstream/bmcstream/pkg/bmcsim/model"
+	"github.com/bmcstream/bmcstream/pkg/gateway"
+)
+
+func buildPoller(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "poller")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/bmcstream/bmcstream/cmd/poller").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+func startPollerProcess(t *testing.T, bin, config, id string) *exec.Cmd {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), id+".log"))
+	require.NoError(t, err)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(bin, "--config.file="+config, "--poller.id="+id, "--web.listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("%s log:\n%s", id, b)
+		}
+	})
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/-/ready")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, "%s never became ready", id)
+	return cmd
+}
+
+// TestTwoPollersFailover runs the whole path: a simulated fleet, two poller
+// processes sharing it by dynamic membership, NATS, the gateway and a real
+// Prometheus. Every BMC's series arrive; each BMC is polled by exactly one
+// poller; after one poller is killed with SIGKILL, the survivor polls all
+// its BMCs within two intervals, and alone.
+func TestTwoPollersFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs poller processes")
+	}
+	const n, interval = 30, 4 * time.Second
+	prom := testbed.StartPrometheus(t)
+	tb := newTestbed(t, n, "redfish", interval)
+	rec := record(t, tb.nats.ClientURL())
+	bin := buildPoller(t)
+	config := filepath.Join(t.TempDir(), "poller.yml")
+	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`
+nats:
+  url: %s
+inventory:
+  files: [%s]
+  credentials_file: %s
+sharding:
+  mode: dynamic
+  ttl: 2s
+`, tb.nats.ClientURL(), tb.invFile, tb.credFile)), 0o600))
+
+	gwCfg, err := gateway.ParseConfig([]byte(fmt.Sprintf(`
+nats:
+  url: %s
+inventory:
+  files: [%s]
+remote_write:
+  - name: prom
+    url: %s
+    queue_config: {batch_send_deadline: 200ms}
+`, tb.nats.ClientURL(), tb.invFile, prom.WriteURL())))
+	require.NoError(t, err)
+	gw, err := gateway.New(gwCfg, gateway.Options{Version: "test", ShutdownTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	gctx, gcancel := context.WithCancel(context.Background())
+	gdone := make(chan error, 1)
+	go func() { gdone <- gw.Run(gctx) }()
+	defer func() { gcancel(); require.NoError(t, <-gdone) }()
+
+	a := startPollerProcess(t, bin, config, "poller-a")
+	startPollerProcess(t, bin, config, "poller-b")
+	// Let membership settle (both see each other), then observe two
+	// intervals: each BMC polled, by exactly one poller.
+	time.Sleep(4 * time.Second)
+	from := time.Now()
+	time.Sleep(2*interval + 500*time.Millisecond)
+	stable := rec.pollers(from, time.Now())
+	require.Len(t, stable, n, "every BMC polled")
+	perPoller := map[string]int{}
+	for id, ps := range stable {
+		require.Len(t, ps, 1, "bmc %s polled by %v", id, ps)
+		for p := range ps {
+			perPoller[p]++
+		}
+	}
+	require.Len(t, perPoller, 2, "both pollers share the fleet: %v", perPoller)
+	t.Logf("shares before the kill: %v", perPoller)
+
+	// Every BMC's series are in Prometheus with rack labels.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prom.WaitFor(ctx, t, `count(bmc_up{site="sim"} == 1)`, func(s []testbed.Series) bool {
+		return len(s) == 1 && s[0].Samples[0].V == n
+	})
+	got, err := prom.Query(ctx, `count by (rack) (bmc_temperature_celsius{context="intake"})`, time.Time{})
+	require.NoError(t, err)
+	require.Len(t, got, 2, "30 BMCs sit in two racks of 20")
+
+	// Kill poller-a; poller-b must take its BMCs within two intervals.
+	require.NoError(t, a.Process.Signal(syscall.SIGKILL))
+	_ = a.Wait()
+	killed := time.Now()
+	deadline := killed.Add(2 * interval)
+	require.Eventually(t, func() bool {
+		after := rec.pollers(killed, time.Now())
+		if len(after) < n {
+			return false
+		}
+		for _, ps := range after {
+			if ps["poller-b"] == 0 {
+				return false
+			}
+		}
+		return true
+	}, time.Until(deadline)+time.Second, 100*time.Millisecond, "survivor did not take over within two intervals")
+	took := time.Since(killed)
+	t.Logf("takeover of all %d BMCs completed %s after the kill", n, took.Round(100*time.Millisecond))
+	require.LessOrEqual(t, took, 2*interval+time.Second)
+
+	// Afterwards, only the survivor polls.
+	time.Sleep(interval)
+	from = time.Now()
+	time.Sleep(interval + 500*time.Millisecond)
+	for id, ps := range rec.pollers(from, time.Now()) {
+		require.Equal(t, []string{"poller-b"}, sortedKeys(ps), "bmc %s", id)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestReplicationFactorTwo runs an HA pair: each BMC is polled by both
+// pollers and holds one session per poller.
+func TestReplicationFactorTwo(t *testing.T) {
+	tb := newTestbed(t, 10, "redfish", 2*time.Second)
+	rec := record(t, tb.nats.ClientURL())
+	extra := "sharding:\n  mode: dynamic\n  ttl: 3s\n  replication_factor: 2\n"
+	runPoller(t, tb.config(t, "ha-a", extra))
+	runPoller(t, tb.config(t, "ha-b", extra))
+	time.Sleep(3 * time.Second)
+	from := time.Now()
+	time.Sleep(2*tb.interval + 500*time.Millisecond)
+	got := rec.pollers(from, time.Now())
+	require.Len(t, got, 10)
+	for id, ps := range got {
+		require.Equal(t, []string{"ha-a", "ha-b"}, sortedKeys(ps), "bmc %s", id)
+		rs, _ := tb.fleet.SessionCounts(id)
+		require.Equal(t, 2, rs, "bmc %s: one session per poller", id)
+	}
+}
+
+// TestScheduleLagWithBlackHoledBMCs black-holes 10 % of the fleet and checks
+// the other BMCs' polls still start on time: p99 lag under 1 s, measured
+// in steady state (after every session is open).
+func TestScheduleLagWithBlackHoledBMCs(t *testing.T) {
+	tb := newTestbed(t, 100, "redfish", 2*time.Second)
+	ids, err := tb.fleet.Apply(fleet.FaultRequest{Fraction: 0.1, Faults: model.Faults{BlackHole: true}})
+	require.NoError(t, err)
+	require.Len(t, ids, 10)
+	rec := record(t, tb.nats.ClientURL())
+	_, reg, _ := runPoller(t, tb.config(t, "lag", ""))
+	time.Sleep(2 * tb.interval) // logins and discovery
+	before := lagBuckets(t, reg)
+	from := time.Now()
+	time.Sleep(4 * tb.interval)
+	after := lagBuckets(t, reg)
+	p99 := deltaQuantile(before, after, 0.99)
+	t.Logf("steady-state schedule lag p99 <= %gs with 10%% of the fleet black-holed (%d polls)", p99, int(after.count-before.count))
+	require.Less(t, p99, 1.0)
+
+	// Every healthy BMC delivered every interval; the black-holed ones did
+	// not stall anyone.
+	got := rec.pollers(from, time.Now())
+	blackholed := map[string]bool{}
+	for _, id := range ids {
+		blackholed[id] = true
+	}
+	for _, m := range tb.fleet.Members {
+		if blackholed[m.BMC.ID] {
+			continue
+		}
+		require.GreaterOrEqual(t, got[m.BMC.ID]["lag"], 3, "bmc %s", m.BMC.ID)
+	}
+}
+
+type buckets struct {
+	count  uint64
+	bounds []float64
+	cum    []uint64
+}
+
+func lagBuckets(t *testing.T, reg *prometheus.Registry) buckets {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "bmcstream_poller_schedule_lag_seconds" {
+			h := mf.GetMetric()[0].GetHistogram()
+			b := buckets{count: h.GetSampleCount()}
+			for _, bk := range h.GetBucket() {
+				b.bounds = append(b.bounds, bk.GetUpperBound())
+				b.cum = append(b.cum, bk.GetCumulativeCount())
+			}
+			return b
+		}
+	}
+	t.Fatal("no lag histogram")
+	return buckets{}
+}
+
+// deltaQuantile is the upper bound of the bucket holding quantile q of the
+// observations made between two snapshots of a histogram.
+func deltaQuantile(before, after buckets, q float64) float64 {
+	total := float64(after.count - before.count)
+	for i := range after.bounds {
+		var b uint64
+		if i < len(before.cum) {
+			b = before.cum[i]
+		}
+		if float64(after.cum[i]-b) >= q*total {
+			return after.bounds[i]
+		}
+	}
+	return 1e9
+}

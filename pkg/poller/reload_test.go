@@ -1,0 +1,77 @@
+package poller
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+)
+
+// TestInventoryChangeKeepsUnchangedSessions edits the inventory file while
+// the poller runs: a removed BMC is released (its session closed), an
+// added one is polled, one whose labels changed keeps its session and its
+// sequence numbers (its worker was not restarted).
+func TestInventoryChangeKeepsUnchangedSessions(t *testing.T) {
+	tb := newTestbed(t, 4, "redfish", time.Second)
+	inv, err := inventory.Load(tb.invFile)
+	require.NoError(t, err)
+	all := inv.All()
+	write := func(entries []inventory.BMC) {
+		b, err := inventory.Marshal(entries)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(tb.invFile, b, 0o600))
+	}
+	write(all[:3]) // bmc-00004 not yet in the inventory
+	rec := record(t, tb.nats.ClientURL())
+	cfg := tb.config(t, "reloader", "")
+	cfg.Inventory.WatchInterval = model.Duration(time.Second)
+	p, _, _ := runPoller(t, cfg)
+	require.Eventually(t, func() bool { return len(p.Statuses()) == 3 }, 5*time.Second, 50*time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
+	seqBefore := maxSeq(rec, "bmc-00001")
+	require.Positive(t, seqBefore)
+
+	changed := append([]inventory.BMC{}, all[0], all[1], all[3]) // drop 3, add 4
+	changed[0].Labels = map[string]string{"site": "sim", "rack": "moved"}
+	write(changed)
+	require.Eventually(t, func() bool {
+		st := p.Statuses()
+		return len(st) == 3 && st[2].ID == "bmc-00004"
+	}, 5*time.Second, 50*time.Millisecond)
+	// The removed BMC's session was closed.
+	require.Eventually(t, func() bool { rs, _ := tb.fleet.SessionCounts("bmc-00003"); return rs == 0 }, 5*time.Second, 50*time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
+	// The relabelled BMC kept its worker: sequences continue, one session.
+	require.Greater(t, maxSeq(rec, "bmc-00001"), seqBefore)
+	require.Equal(t, uint64(1), minSeqAfter(rec, "bmc-00004"))
+	rs, _ := tb.fleet.SessionCounts("bmc-00001")
+	require.Equal(t, 1, rs)
+}
+
+func maxSeq(r *recorder, bmc string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var m uint64
+	for _, s := range r.snaps {
+		if s.BmcId == bmc && s.Sequence > m {
+			m = s.Sequence
+		}
+	}
+	return m
+}
+
+func minSeqAfter(r *recorder, bmc string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := ^uint64(0)
+	for _, s := range r.snaps {
+		if s.BmcId == bmc && s.Sequence < m {
+			m = s.Sequence
+		}
+	}
+	return m
+}

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -35,18 +36,19 @@ func main() {
 		measure  = flag.Duration("measure", 90*time.Second, "measurement window")
 		latency  = flag.String("latency", "50,400", "bmcsim latency median,p99 in ms (\"\" for none)")
 		first    = flag.String("first-address", "127.60.0.1", "first fleet address")
+		profile  = flag.String("profile", "", "write the poller's heap and CPU profiles to this prefix")
 	)
 	flag.Parse()
 	if *warmup == 0 {
 		*warmup = 2 * *interval
 	}
-	if err := run(*bmcs, *protocol, *interval, *warmup, *measure, *latency, *first); err != nil {
+	if err := run(*bmcs, *protocol, *interval, *warmup, *measure, *latency, *first, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "pollerload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, protocol string, interval, warmup, measure time.Duration, latency, first string) error {
+func run(n int, protocol string, interval, warmup, measure time.Duration, latency, first, profile string) error {
 	dir, err := os.MkdirTemp("", "pollerload")
 	if err != nil {
 		return err
@@ -124,6 +126,11 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 		return err
 	}
 	t0 := time.Now()
+	if profile != "" {
+		go func() {
+			_ = fetch(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=30", webPort), profile+".cpu.pprof")
+		}()
+	}
 	var rssMax float64
 	for time.Since(t0) < measure {
 		time.Sleep(5 * time.Second)
@@ -132,6 +139,11 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 		}
 	}
 	cpu1, _ := cpuSeconds(poller.Process.Pid)
+	if profile != "" {
+		if err := fetch(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", webPort), profile+".heap.pprof"); err != nil {
+			return err
+		}
+	}
 	m1, err := scrape(metricsURL)
 	if err != nil {
 		return err
@@ -253,6 +265,21 @@ func waitFile(p string, d time.Duration) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not written within %s", p, d)
+}
+
+func fetch(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
 
 // freePort returns a free loopback port, 0 if none.

@@ -25,7 +25,7 @@ func TestDemoRunsThePipeline(t *testing.T) {
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "--duration=12s", "--interval=2s", "--bmcs=10",
+	cmd := exec.Command(bin, "--duration=15s", "--interval=2s", "--bmcs=10", "--fleet.first-address=127.21.0.1", fmt.Sprintf("--fleet.redfish-port=%d", testbed.FreePort(t)),
 		"--data.dir="+dir,
 		fmt.Sprintf("--receiver.port=%d", testbed.FreePort(t)),
 		fmt.Sprintf("--nats.listen=127.0.0.1:%d", testbed.FreePort(t)),

@@ -1,6 +1,6 @@
-// Command demo runs the whole bmcstream pipeline on one machine: an
-// embedded NATS server with JetStream, a synthetic fleet publishing
-// snapshots as pollers do, the gateway, and a real Prometheus (or
+// Command demo runs the whole bmcstream pipeline on one machine: a
+// simulated fleet of BMCs speaking real Redfish, a poller, an embedded NATS
+// server with JetStream, the gateway, and a real Prometheus (or
 // VictoriaMetrics) receiving remote writes, so a person can query the result.
 package main
 
@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,17 +22,18 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	model2 "github.com/prometheus/common/model"
 
 	"github.com/bmcstream/bmcstream/internal/logging"
-	"github.com/bmcstream/bmcstream/internal/synth"
 	"github.com/bmcstream/bmcstream/internal/version"
+	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
+	"github.com/bmcstream/bmcstream/pkg/bmcsim/model"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
+	"github.com/bmcstream/bmcstream/pkg/poller"
 )
 
 func main() {
@@ -52,15 +54,19 @@ type options struct {
 	natsListen   string
 	webListen    string
 	logLevel     string
+	firstAddress string
+	redfishPort  int
 }
 
 func run(args []string) error {
 	var o options
-	app := kingpin.New("demo", "Runs embedded NATS, a synthetic BMC fleet, the gateway and a real Prometheus or VictoriaMetrics, all on loopback.")
+	app := kingpin.New("demo", "Runs a simulated BMC fleet, a poller, embedded NATS, the gateway and a real Prometheus or VictoriaMetrics, all on loopback.")
 	app.Version(version.Version)
 	app.HelpFlag.Short('h')
-	app.Flag("bmcs", "Number of synthetic BMCs.").Default("60").IntVar(&o.bmcs)
-	app.Flag("interval", "Poll interval of the synthetic fleet.").Default("10s").DurationVar(&o.interval)
+	app.Flag("bmcs", "Number of simulated BMCs.").Default("60").IntVar(&o.bmcs)
+	app.Flag("interval", "Poll interval.").Default("10s").DurationVar(&o.interval)
+	app.Flag("fleet.first-address", "Loopback address of the first simulated BMC.").Default("127.20.0.1").StringVar(&o.firstAddress)
+	app.Flag("fleet.redfish-port", "Redfish (HTTPS) port of the simulated BMCs.").Default("8443").IntVar(&o.redfishPort)
 	app.Flag("duration", "Stop after this long (0: run until interrupted).").Default("0s").DurationVar(&o.duration)
 	app.Flag("receiver", "Receiver to start: auto (prometheus, else victoria-metrics), prometheus, victoria-metrics, or none with --receiver.url.").Default("auto").EnumVar(&o.receiver, "auto", "prometheus", "victoria-metrics", "none")
 	app.Flag("receiver.url", "Remote-write URL of a receiver you run yourself (implies --receiver=none).").StringVar(&o.receiverURL)
@@ -98,14 +104,49 @@ func run(args []string) error {
 		return errors.New("--receiver=none needs --receiver.url")
 	}
 
-	// 2. The fleet's inventory, as the gateway reads it.
-	fleet := synth.NewFleet(o.bmcs)
-	invFile := filepath.Join(o.dataDir, "inventory.yml")
-	b, err := inventory.Marshal(fleet.BMCs)
+	// 2. A simulated fleet: real Redfish over HTTPS on its own loopback
+	// addresses, mixed vendor personalities, drifting values.
+	ps, err := model.Builtin()
+	if err != nil {
+		return err
+	}
+	fcfg := fleet.DefaultConfig
+	fcfg.Count = o.bmcs
+	fcfg.Protocols = "redfish"
+	fcfg.RedfishPort = o.redfishPort
+	if fcfg.FirstAddress, err = netip.ParseAddr(o.firstAddress); err != nil {
+		return fmt.Errorf("--fleet.first-address: %w", err)
+	}
+	fl, err := fleet.New(fcfg, ps)
+	if err != nil {
+		return err
+	}
+	if err := fl.Start(fleet.StartOptions{Logger: logger.With("component", "bmcsim"), IgnoreSensorLatency: true}); err != nil {
+		return fmt.Errorf("start simulated fleet: %w", err)
+	}
+	defer func() { _ = fl.Close() }()
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return err
+	}
+	caFile := filepath.Join(dataDir, "ca.pem")
+	invFile := filepath.Join(dataDir, "inventory.yml")
+	credFile := filepath.Join(dataDir, "credentials.yml")
+	if err := fl.CA().WritePEM(caFile); err != nil {
+		return err
+	}
+	entries := fl.Inventory(caFile)
+	for i := range entries {
+		entries[i].Interval = model2.Duration(o.interval)
+	}
+	b, err := inventory.Marshal(entries)
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(invFile, b, 0o644); err != nil {
+		return err
+	}
+	if err := fl.WriteCredentials(credFile); err != nil {
 		return err
 	}
 
@@ -160,47 +201,46 @@ remote_write:
 		}
 	}
 
-	// 4. The synthetic fleet, publishing as pollers do.
-	nc, err := nats.Connect(gw.EmbeddedURL(), nats.Name("bmcstream-demo-fleet"))
+	// 4. A poller owning the whole fleet.
+	pcfg, err := poller.ParseConfig([]byte(fmt.Sprintf("poller_id: demo-poller\nnats:\n  url: %s\ninventory:\n  files: [%q]\n  credentials_file: %q\n",
+		gw.EmbeddedURL(), invFile, credFile)))
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	pl, err := poller.New(pcfg, poller.Options{Logger: logger.With("component", "poller"), Registerer: reg, NewSource: poller.DefaultSources(pcfg, logger)})
 	if err != nil {
 		return err
 	}
-	pub := &synth.Publisher{NC: nc, JS: js}
-	epoch := time.Now().UnixMilli()
+	plCtx, stopPoller := context.WithCancel(context.Background())
+	plDone := make(chan error, 1)
+	go func() { plDone <- pl.Run(plCtx, 5*time.Second) }()
+	defer func() {
+		stopPoller()
+		if err := <-plDone; err != nil {
+			logger.Error("poller", "err", err)
+		}
+	}()
 
 	fmt.Printf(`
 bmcstream demo is running.
-  NATS (embedded, JetStream):  nats://%s   subjects %s
-  gateway metrics:             http://%s/metrics
-  remote write to:             %s
-`, o.natsListen, bus.RawWildcard, o.webListen, writeURL)
+  simulated BMCs (Redfish/HTTPS): %s … (%d BMCs, CA %s)
+  NATS (embedded, JetStream):     nats://%s   subjects %s
+  bmcstream metrics:              http://%s/metrics
+  remote write to:                %s
+`, fl.Members[0].RedfishURL(true), o.bmcs, caFile, o.natsListen, bus.RawWildcard, o.webListen, writeURL)
 	if queryURL != "" {
-		fmt.Printf(`  query the receiver:          %s/graph?g0.expr=%s
+		fmt.Printf(`  query the receiver:             %s/graph?g0.expr=%s
   or: curl -s '%s/api/v1/query?query=max%%20by%%20(rack)(bmc_temperature_celsius%%7Bcontext%%3D%%22intake%%22%%7D)'
 `, queryURL, url.QueryEscape("bmc_temperature_celsius"), queryURL)
 	}
-	fmt.Printf("%d synthetic BMCs publish every %s. Ctrl-C stops.\n\n", o.bmcs, o.interval)
+	fmt.Printf("The poller reads every BMC every %s. Ctrl-C stops.\n\n", o.interval)
 
 	tick := time.NewTicker(o.interval)
 	defer tick.Stop()
 	checked := false
-	for seq := uint64(1); ; seq++ {
-		now := time.Now()
-		for i := range fleet.BMCs {
-			if err := pub.Publish(ctx, fleet.Snapshot(i, now, "demo-fleet", epoch, seq)); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				logger.Warn("publish", "err", err)
-			}
-		}
-		if !checked && queryURL != "" && seq >= 2 {
-			if n, err := countSeries(ctx, queryURL); err == nil && n > 0 {
+	for {
+		if !checked && queryURL != "" {
+			if n, err := countSeries(ctx, queryURL); err == nil && n == o.bmcs {
 				fmt.Printf("pipeline OK: %s answers bmc_up for %d BMCs\n", queryURL, n)
 				checked = true
 			}
@@ -213,7 +253,6 @@ bmcstream demo is running.
 		}
 	}
 }
-
 func countSeries(ctx context.Context, base string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -82,13 +82,14 @@ type IPMIConfig struct {
 	Privilege   string `yaml:"privilege"`
 }
 
-// Defaults. A 20 s poll timeout leaves a 30 s interval slack; 256
-// concurrent polls keep 10 000 BMCs at 30 s busy at about 1 s per poll
-// with room to spare, while bounding sockets; 5 min is how often a dead
-// BMC is still probed.
+// Defaults. Polls are bound by BMC latency, not CPU: an IPMI poll is a
+// dozen round trips, about 0.7 s at a 50 ms median, so 10 000 BMCs at 30 s
+// keep about 230 polls in flight and a first poll (SDR download) several
+// seconds; 1024 leaves room for slow BMCs and start-up while bounding the
+// sockets and memory in use. 5 min is how often a dead BMC is still probed.
 var (
 	DefaultPollingConfig = PollingConfig{
-		MaxConcurrent:  256,
+		MaxConcurrent:  1024,
 		RequestTimeout: model.Duration(10 * time.Second),
 		InfoInterval:   model.Duration(10 * time.Minute),
 		MaxBackoff:     model.Duration(5 * time.Minute),

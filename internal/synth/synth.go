@@ -1,6 +1,6 @@
-// Package synth makes synthetic BMC snapshots and publishes them on NATS
-// exactly as a poller does. It feeds the gateway in tests and in the demo
-// until a simulated fleet and a poller take its place.
+// Package synth makes synthetic BMC snapshots with values tests can
+// recompute, and publishes them on NATS exactly as a poller does. Gateway
+// tests use it to control every sample they expect.
 package synth
 
 import (

@@ -185,6 +185,7 @@ func TestPollsEveryOwnedBMC(t *testing.T) {
 	require.Positive(t, protos[v1.Protocol_PROTOCOL_IPMI])
 	require.Equal(t, len(rec.snaps), good, "every poll of a healthy BMC is up with readings")
 	require.Len(t, p.Statuses(), 12)
+	require.Equal(t, 24, p.sessions(), "one session per BMC and protocol")
 	stop()
 	// Graceful shutdown logged out of every session.
 	for _, m := range tb.fleet.Members {

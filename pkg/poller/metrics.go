@@ -55,7 +55,11 @@ func newMetrics(reg prometheus.Registerer, p *Poller) (*metrics, error) {
 		Name: "bmcstream_poller_members",
 		Help: "Pollers sharing the inventory (static shards or live dynamic members).",
 	}, func() float64 { return float64(len(p.Members())) })
-	for _, c := range []prometheus.Collector{m.polls, m.duration, m.lag, m.reloads, m.sourceErrors, m.publishFailures, m.membershipChanges, owned, members} {
+	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bmcstream_poller_sessions_open",
+		Help: "Sessions this poller holds on BMCs (one per BMC and protocol whose last poll was answered and authenticated).",
+	}, func() float64 { return float64(p.sessions()) })
+	for _, c := range []prometheus.Collector{m.polls, m.duration, m.lag, m.reloads, m.sourceErrors, m.publishFailures, m.membershipChanges, owned, members, sessions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

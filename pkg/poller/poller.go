@@ -451,6 +451,20 @@ func (p *Poller) owned() int {
 	return len(p.workers)
 }
 
+func (p *Poller) sessions() int {
+	p.mu.Lock()
+	ws := make([]*worker, 0, len(p.workers))
+	for _, w := range p.workers {
+		ws = append(ws, w)
+	}
+	p.mu.Unlock()
+	n := 0
+	for _, w := range ws {
+		n += w.sessions()
+	}
+	return n
+}
+
 // Statuses lists the owned BMCs with their last result, sorted by id.
 func (p *Poller) Statuses() []Status {
 	p.mu.Lock()

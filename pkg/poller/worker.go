@@ -24,6 +24,9 @@ type worker struct {
 
 	mu     sync.Mutex
 	status Status
+	// open counts this worker's sources whose last poll was answered and
+	// authenticated: the sessions it holds on the BMC.
+	open int
 }
 
 type protoSource struct {
@@ -163,7 +166,9 @@ func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval 
 	if perr := w.p.pub.Publish(snap); perr != nil {
 		w.p.metrics.publishFailures.Inc()
 	}
+	reached := snap.Up && class != string(sources.ClassAuth) && class != string(sources.ClassSessionLimit)
 	w.mu.Lock()
+	w.setOpen(ps.proto, reached)
 	w.status.LastPoll = start
 	w.status.LastResult = result
 	w.status.ErrorClass = class
@@ -188,6 +193,27 @@ func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval 
 	return true, retryAfter
 }
 
+// setOpen records whether the session of one protocol is open; callers
+// hold w.mu.
+func (w *worker) setOpen(proto v1.Protocol, open bool) {
+	bit := 1 << uint(proto)
+	if open {
+		w.open |= bit
+	} else {
+		w.open &^= bit
+	}
+}
+
+func (w *worker) sessions() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for b := w.open; b != 0; b &= b - 1 {
+		n++
+	}
+	return n
+}
+
 func (w *worker) setNext(t time.Time) {
 	w.mu.Lock()
 	w.status.NextPoll = t
@@ -207,6 +233,9 @@ func (w *worker) closeSources() {
 	for _, ps := range w.sources {
 		_ = ps.src.Close(ctx)
 	}
+	w.mu.Lock()
+	w.open = 0
+	w.mu.Unlock()
 }
 
 func protoLabel(p v1.Protocol) string {

@@ -74,11 +74,23 @@ func (w *worker) run(ctx context.Context) {
 	var seq uint64
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
+	// Sessions that expire when idle (IPMI's 60 s) are kept open between
+	// polls further apart than keepAliveEvery, from this goroutine, so one
+	// request at a time still reaches the BMC.
+	var keepAlive <-chan time.Time
+	if interval > keepAliveEvery && w.hasKeepAlive() {
+		t := time.NewTicker(keepAliveEvery)
+		defer t.Stop()
+		keepAlive = t.C
+	}
 	for {
 		w.setNext(next)
 		select {
 		case <-ctx.Done():
 			return
+		case <-keepAlive:
+			w.keepAlive(ctx)
+			continue
 		case <-timer.C:
 		}
 		if !w.p.acquire(ctx) {
@@ -115,6 +127,35 @@ func (w *worker) run(ctx context.Context) {
 			next = firstSlot(now, interval, offset(w.bmc.ID, interval))
 		}
 		timer.Reset(time.Until(next))
+	}
+}
+
+// keepAliveEvery is how often idle sessions are touched: half of the
+// 30 s idle time after which the IPMI source pings a session, well under
+// the 60 s most BMCs allow.
+const keepAliveEvery = 15 * time.Second
+
+// keepAliver is a source whose session needs touching between polls.
+type keepAliver interface {
+	KeepAlive(ctx context.Context) error
+}
+
+func (w *worker) hasKeepAlive() bool {
+	for _, ps := range w.sources {
+		if _, ok := ps.src.(keepAliver); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *worker) keepAlive(ctx context.Context) {
+	for _, ps := range w.sources {
+		if ka, ok := ps.src.(keepAliver); ok {
+			kctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_ = ka.KeepAlive(kctx) // a dead session is replaced by the next poll
+			cancel()
+		}
 	}
 }
 

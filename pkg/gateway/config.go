@@ -23,7 +23,22 @@ type Config struct {
 	NATS        bus.Config           `yaml:"nats"`
 	Consumer    ConsumerConfig       `yaml:"consumer"`
 	Inventory   InventoryConfig      `yaml:"inventory"`
+	HATracker   HATrackerConfig      `yaml:"ha_tracker"`
+	Automation  AutomationConfig     `yaml:"automation"`
 	RemoteWrite []remotewrite.Config `yaml:"remote_write"`
+}
+
+// AutomationConfig controls the automation stream: normalised readings on
+// bmc.v1.norm.<site>.<rack>.<bmc> and events on bmc.v1.events.<...>.
+type AutomationConfig struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// HATrackerConfig deduplicates HA poller pairs: per BMC one poller leads;
+// another takes over when the leader's snapshots stop for FailoverTimeout
+// (measured on poll times).
+type HATrackerConfig struct {
+	FailoverTimeout model.Duration `yaml:"failover_timeout"`
 }
 
 // InventoryConfig names the inventory files whose labels enrich every
@@ -62,9 +77,13 @@ var DefaultConsumerConfig = ConsumerConfig{
 }
 
 // DefaultConfig is a gateway with no sinks on a local NATS.
+// Its 30 s failover matches Mimir's HA tracker: long enough to ride out a
+// poller's slow poll, short enough to lose at most one 30 s interval.
 var DefaultConfig = Config{
-	NATS:     bus.DefaultConfig,
-	Consumer: DefaultConsumerConfig,
+	NATS:       bus.DefaultConfig,
+	Consumer:   DefaultConsumerConfig,
+	HATracker:  HATrackerConfig{FailoverTimeout: model.Duration(30 * time.Second)},
+	Automation: AutomationConfig{Enabled: true},
 }
 
 // UnmarshalYAML applies defaults before decoding.
@@ -101,6 +120,9 @@ func (c *Config) Validate() error {
 	if c.Consumer.FetchBatch < 1 {
 		errs = append(errs, errors.New("consumer.fetch_batch: must be at least 1"))
 	}
+	if c.HATracker.FailoverTimeout < 0 {
+		errs = append(errs, errors.New("ha_tracker.failover_timeout: must not be negative"))
+	}
 	if len(c.RemoteWrite) == 0 {
 		errs = append(errs, errors.New("remote_write: at least one sink is required"))
 	}
@@ -114,6 +136,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("remote_write[%d].name: %q is used twice", i, rw.Name))
 		}
 		seen[rw.Name] = true
+		if rw.Name == automationName {
+			errs = append(errs, fmt.Errorf("remote_write[%d].name: %q is reserved for the automation stream", i, rw.Name))
+		}
 		if !consumerName.MatchString(rw.Name) {
 			errs = append(errs, fmt.Errorf("remote_write[%d].name: %q may hold only letters, digits, '-' and '_' (it names a NATS consumer)", i, rw.Name))
 		}

@@ -132,7 +132,7 @@ remote_write:%s%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", 
 		for i, s := range got {
 			b := fleet.BMCs[i]
 			require.Equal(t, map[string]string{
-				"__name__": "bmc_temperature_celsius", "bmc": b.ID, "sensor": "Inlet Temp", "context": "intake",
+				"__name__": "bmc_temperature_celsius", "bmc": b.ID, "sensor": "intake", "context": "intake",
 				"site": "lab", "room": "r1", "row": b.Labels["row"], "rack": b.Labels["rack"], "position": b.Labels["position"],
 			}, s.Labels)
 			require.Len(t, s.Samples, len(times))

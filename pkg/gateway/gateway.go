@@ -16,6 +16,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
 )
 
@@ -43,6 +44,7 @@ type Gateway struct {
 
 	embedded *server.Server
 	nc       *nats.Conn
+	sinksMu  sync.Mutex // guards sinks against ReloadInventory
 	sinks    []*sink
 	ready    atomic.Bool
 }
@@ -73,6 +75,9 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.setInventory(inv)
+	if _, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{}); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -109,8 +114,22 @@ func (g *Gateway) ReloadInventory() error {
 		g.metrics.inventoryReloads.WithLabelValues("failure").Inc()
 		return err
 	}
+	old := g.inv.Load()
 	g.setInventory(inv)
 	g.metrics.inventoryReloads.WithLabelValues("success").Inc()
+	var removed []string
+	for _, b := range old.All() {
+		if _, ok := inv.Get(b.ID); !ok {
+			removed = append(removed, b.ID)
+		}
+	}
+	if len(removed) > 0 {
+		g.sinksMu.Lock()
+		for _, s := range g.sinks {
+			s.forgetBMCs(removed)
+		}
+		g.sinksMu.Unlock()
+	}
 	return nil
 }
 
@@ -139,12 +158,26 @@ func (g *Gateway) Run(ctx context.Context) error {
 			g.stopSinks()
 			return err
 		}
+		g.sinksMu.Lock()
 		g.sinks = append(g.sinks, s)
+		g.sinksMu.Unlock()
+	}
+	if g.cfg.Automation.Enabled {
+		s, err := g.newAutomation(ctx)
+		if err != nil {
+			g.stopSinks()
+			return err
+		}
+		g.sinksMu.Lock()
+		g.sinks = append(g.sinks, s)
+		g.sinksMu.Unlock()
 	}
 	fetchCtx, stopFetching := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, s := range g.sinks {
-		s.queue.Start()
+		if s.queue != nil {
+			s.queue.Start()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -239,6 +272,55 @@ func (g *Gateway) closeNATS() {
 	}
 }
 
+// automationName names the automation stream's consumer (and its metrics).
+const automationName = "automation"
+
+func (g *Gateway) newAutomation(ctx context.Context) (*sink, error) {
+	s := &sink{
+		name:    automationName,
+		g:       g,
+		dedup:   pipeline.NewDedup(time.Duration(g.cfg.HATracker.FailoverTimeout)),
+		stale:   pipeline.NewStaleness(),
+		logger:  g.logger.With("component", "automation"),
+		metrics: g.metrics.forSink(automationName),
+		out:     &automation{g: g, nc: g.nc, events: pipeline.NewEvents()},
+	}
+	var err error
+	if s.norm, err = pipeline.NewNormaliser(pipeline.NormaliserOptions{}); err != nil {
+		return nil, err
+	}
+	if err := g.attach(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// attach gives a consumer loop its input: a durable JetStream consumer
+// named <prefix>-<name>, or a core-NATS queue subscription.
+func (g *Gateway) attach(ctx context.Context, s *sink) error {
+	if g.cfg.NATS.Mode == bus.ModeCore {
+		return s.subscribeCore()
+	}
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	stream, err := js.Stream(ctx, g.cfg.NATS.Stream.Name)
+	if err != nil {
+		return fmt.Errorf("open stream %s: %w", g.cfg.NATS.Stream.Name, err)
+	}
+	cc := g.cfg.Consumer
+	s.cons, err = bus.EnsureConsumer(ctx, stream, bus.ConsumerConfig{
+		Durable:       cc.NamePrefix + "-" + s.name,
+		AckWait:       time.Duration(cc.AckWait),
+		MaxAckPending: cc.MaxAckPending,
+		// The automation stream is about now: a new deployment does not
+		// replay a day of history into alerts.
+		DeliverNew: cc.DeliverNew || s.out != nil,
+	})
+	return err
+}
+
 func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, error) {
 	client, err := remotewrite.NewClient(rc, g.opts.Version)
 	if err != nil {
@@ -254,29 +336,16 @@ func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, er
 	s := &sink{
 		name:    rc.Name,
 		g:       g,
+		dedup:   pipeline.NewDedup(time.Duration(g.cfg.HATracker.FailoverTimeout)),
+		stale:   pipeline.NewStaleness(),
 		queue:   q,
 		logger:  g.logger.With("component", "consumer", "sink", rc.Name),
 		metrics: g.metrics.forSink(rc.Name),
 	}
-	if g.cfg.NATS.Mode == bus.ModeCore {
-		return s, s.subscribeCore()
+	if s.norm, err = pipeline.NewNormaliser(pipeline.NormaliserOptions{}); err != nil {
+		return nil, err
 	}
-	js, err := jetstream.New(g.nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	stream, err := js.Stream(ctx, g.cfg.NATS.Stream.Name)
-	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", g.cfg.NATS.Stream.Name, err)
-	}
-	cc := g.cfg.Consumer
-	s.cons, err = bus.EnsureConsumer(ctx, stream, bus.ConsumerConfig{
-		Durable:       cc.NamePrefix + "-" + rc.Name,
-		AckWait:       time.Duration(cc.AckWait),
-		MaxAckPending: cc.MaxAckPending,
-		DeliverNew:    cc.DeliverNew,
-	})
-	if err != nil {
+	if err := g.attach(ctx, s); err != nil {
 		return nil, err
 	}
 	return s, nil

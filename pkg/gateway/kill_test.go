@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
 	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
 )
 
 // buildGateway compiles cmd/gateway once per test binary run.
@@ -129,9 +131,12 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 		perBMC[s.Labels["bmc"]]++
 	}
 	require.Len(t, perBMC, len(fleet.BMCs))
-	// Per BMC: up, poll duration, info, powered_on, 2 temperatures, fan,
-	// system power, PSU input, voltage, one threshold and one health series.
-	want := 12
+	// Per BMC: every series the normaliser makes of one snapshot.
+	norm, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{})
+	require.NoError(t, err)
+	var st pipeline.Stats
+	want := len(norm.Normalise(nil, fleet.Snapshot(0, times[0], "x", 1, 1), []prompb.Label{{Name: "bmc", Value: "x"}}, &st))
+	require.Greater(t, want, 10)
 	for id, n := range perBMC {
 		require.Equal(t, want, n, "series of %s", id)
 	}

@@ -16,6 +16,11 @@ type metrics struct {
 	fetchErrors      *prometheus.CounterVec
 	ackErrors        *prometheus.CounterVec
 	age              *prometheus.HistogramVec
+	dedupRejected    *prometheus.CounterVec
+	failovers        *prometheus.CounterVec
+	outOfOrder       *prometheus.CounterVec
+	staleMarkers     *prometheus.CounterVec
+	events           *prometheus.CounterVec
 	inventoryBMCs    prometheus.Gauge
 	inventoryReloads *prometheus.CounterVec
 }
@@ -51,6 +56,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from the poll's start to the gateway consuming the snapshot.",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
 		}, []string{"sink"}),
+		dedupRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_dedup_snapshots_rejected_total",
+			Help: "Snapshots dropped by HA deduplication: not_leader (the other poller of an HA pair leads) or stale_sequence (redelivered or older than the last accepted).",
+		}, []string{"sink", "reason"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_ha_failovers_total",
+			Help: "Times a BMC's leading poller changed because the leader went quiet.",
+		}, []string{"sink"}),
+		outOfOrder: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_out_of_order_samples_dropped_total",
+			Help: "Samples dropped because their series already had a sample at or after their time.",
+		}, []string{"sink"}),
+		staleMarkers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_staleness_markers_total",
+			Help: "Staleness markers written for series that stopped (sensor gone, BMC left the inventory).",
+		}, []string{"sink"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_events_published_total",
+			Help: "Events published on bmc.v1.events.>, by kind.",
+		}, []string{"kind"}),
 		inventoryBMCs: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bmcstream_gateway_inventory_bmcs",
 			Help: "BMCs in the loaded inventory.",
@@ -60,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Inventory reloads by result.",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.inventoryBMCs, m.inventoryReloads} {
+	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -69,30 +94,38 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 type sinkMetrics struct {
-	snapshots   *prometheus.CounterVec
-	samples     prometheus.Counter
-	unknownBMC  prometheus.Counter
-	unmapped    prometheus.Counter
-	invalid     prometheus.Counter
-	fetchErrors prometheus.Counter
-	ackErrors   prometheus.Counter
-	age         prometheus.Observer
-	logLimiter  *ratelog.Limiter
+	snapshots     *prometheus.CounterVec
+	samples       prometheus.Counter
+	unknownBMC    prometheus.Counter
+	unmapped      prometheus.Counter
+	invalid       prometheus.Counter
+	fetchErrors   prometheus.Counter
+	ackErrors     prometheus.Counter
+	age           prometheus.Observer
+	dedupRejected *prometheus.CounterVec
+	failovers     prometheus.Counter
+	outOfOrder    prometheus.Counter
+	staleMarkers  prometheus.Counter
+	logLimiter    *ratelog.Limiter
 }
 
 func (m *metrics) forSink(name string) *sinkMetrics {
 	sm := &sinkMetrics{
-		snapshots:   m.snapshots.MustCurryWith(prometheus.Labels{"sink": name}),
-		samples:     m.samples.WithLabelValues(name),
-		unknownBMC:  m.unknownBMC.WithLabelValues(name),
-		unmapped:    m.readingsSkipped.WithLabelValues(name, "unmapped"),
-		invalid:     m.readingsSkipped.WithLabelValues(name, "invalid"),
-		fetchErrors: m.fetchErrors.WithLabelValues(name),
-		ackErrors:   m.ackErrors.WithLabelValues(name),
-		age:         m.age.WithLabelValues(name),
-		logLimiter:  &ratelog.Limiter{Every: 10 * time.Second},
+		snapshots:     m.snapshots.MustCurryWith(prometheus.Labels{"sink": name}),
+		samples:       m.samples.WithLabelValues(name),
+		unknownBMC:    m.unknownBMC.WithLabelValues(name),
+		unmapped:      m.readingsSkipped.WithLabelValues(name, "unmapped"),
+		invalid:       m.readingsSkipped.WithLabelValues(name, "invalid"),
+		fetchErrors:   m.fetchErrors.WithLabelValues(name),
+		ackErrors:     m.ackErrors.WithLabelValues(name),
+		age:           m.age.WithLabelValues(name),
+		dedupRejected: m.dedupRejected.MustCurryWith(prometheus.Labels{"sink": name}),
+		failovers:     m.failovers.WithLabelValues(name),
+		outOfOrder:    m.outOfOrder.WithLabelValues(name),
+		staleMarkers:  m.staleMarkers.WithLabelValues(name),
+		logLimiter:    &ratelog.Limiter{Every: 10 * time.Second},
 	}
-	for _, r := range []string{"ok", "malformed", "subject_mismatch"} {
+	for _, r := range []string{"ok", "malformed", "subject_mismatch", "duplicate"} {
 		sm.snapshots.WithLabelValues(r)
 	}
 	return sm

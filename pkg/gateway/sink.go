@@ -36,6 +36,17 @@ type sink struct {
 	// One goroutine (run) owns these.
 	snap    v1.Snapshot
 	samples []series.Sample
+	norm    *pipeline.Normaliser
+	dedup   *pipeline.Dedup
+	stale   *pipeline.Staleness
+	seen    pipeline.DedupStats
+
+	removedMu sync.Mutex
+	removed   []string // BMCs that left the inventory, for run to forget
+
+	// out, when set, makes this consumer the automation stream instead of
+	// a remote-write sink (queue is then nil).
+	out *automation
 
 	pending inFlight
 }
@@ -52,6 +63,7 @@ func (s *sink) run(ctx context.Context) {
 
 	batch := s.g.cfg.Consumer.FetchBatch
 	for ctx.Err() == nil {
+		s.forgetRemoved(ctx)
 		msgs, err := s.cons.Fetch(batch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			s.metrics.fetchErrors.Inc()
@@ -88,10 +100,14 @@ const coreBuffer = 4096
 
 func (s *sink) runCore(ctx context.Context) {
 	defer func() { _ = s.coreSub.Unsubscribe() }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			s.forgetRemoved(ctx)
 		case m := <-s.coreCh:
 			s.handle(ctx, m.Subject, m.Data, nil)
 		}
@@ -111,13 +127,31 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 		s.reject(m, "subject_mismatch", errors.New("bmc_id does not match the subject"))
 		return
 	}
+	// HA pairs: one leader per BMC; redelivered and older snapshots are
+	// done with (acked), not errors.
+	if !s.dedup.Accept(&s.snap) {
+		s.countDedup()
+		s.metrics.snapshots.WithLabelValues("duplicate").Inc()
+		if m != nil {
+			s.pending.remove(m)
+			if err := m.Ack(); err != nil {
+				s.metrics.ackErrors.Inc()
+			}
+		}
+		return
+	}
 	inv := s.g.inv.Load()
 	base, found := pipeline.BaseLabels(inv, s.snap.BmcId)
 	if !found {
 		s.metrics.unknownBMC.Inc()
 	}
 	var st pipeline.Stats
-	s.samples = pipeline.Normalise(s.samples[:0], &s.snap, base, &st)
+	s.samples = s.norm.Normalise(s.samples[:0], &s.snap, base, &st)
+	n0 := len(s.samples)
+	s.samples = s.stale.Observe(s.samples, &s.snap, s.samples)
+	s.metrics.staleMarkers.Add(float64(len(s.samples) - n0))
+	s.samples = s.dedup.Filter(s.samples[:0], s.snap.BmcId, s.samples)
+	s.countDedup()
 	s.metrics.unmapped.Add(float64(st.Unmapped))
 	s.metrics.invalid.Add(float64(st.Invalid))
 	s.metrics.age.Observe(time.Since(time.UnixMilli(s.snap.PollStartMs)).Seconds())
@@ -131,12 +165,64 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 			}
 		}
 	}
-	if err := s.queue.Append(ctx, s.samples, done); err != nil {
+	if s.out != nil {
+		// The automation stream: publish, then ack.
+		if err := s.out.publish(&s.snap, s.samples); err != nil {
+			s.metrics.logLimiter.Do(func() { s.logger.Warn("publish to the automation stream", "err", err) })
+			return // unacked: redelivered
+		}
+		done()
+	} else if err := s.queue.Append(ctx, s.samples, done); err != nil {
 		// Shutting down: leave the message unacked for redelivery.
 		return
 	}
 	s.metrics.snapshots.WithLabelValues("ok").Inc()
 	s.metrics.samples.Add(float64(n))
+}
+
+// countDedup turns the dedup stage's counters into metrics.
+func (s *sink) countDedup() {
+	now := s.dedup.Stats
+	s.metrics.dedupRejected.WithLabelValues("not_leader").Add(float64(now.NotLeader - s.seen.NotLeader))
+	s.metrics.dedupRejected.WithLabelValues("stale_sequence").Add(float64(now.StaleSequence - s.seen.StaleSequence))
+	s.metrics.failovers.Add(float64(now.Failovers - s.seen.Failovers))
+	s.metrics.outOfOrder.Add(float64(now.DroppedSamples - s.seen.DroppedSamples))
+	s.seen = now
+}
+
+// forgetBMCs queues BMCs that left the inventory; run ends their series.
+func (s *sink) forgetBMCs(ids []string) {
+	s.removedMu.Lock()
+	s.removed = append(s.removed, ids...)
+	s.removedMu.Unlock()
+}
+
+// forgetRemoved writes staleness markers for every series of the BMCs that
+// left the inventory, just after their last sample, and drops their state.
+func (s *sink) forgetRemoved(ctx context.Context) {
+	s.removedMu.Lock()
+	ids := s.removed
+	s.removed = nil
+	s.removedMu.Unlock()
+	for _, id := range ids {
+		last, ok := s.stale.LastSeen(id)
+		if !ok {
+			continue
+		}
+		markers := s.stale.Forget(nil, id, last+1)
+		s.dedup.Forget(id)
+		if s.out != nil {
+			s.out.events.Forget(id)
+			continue
+		}
+		if len(markers) == 0 {
+			continue
+		}
+		if err := s.queue.Append(ctx, markers, func() {}); err != nil {
+			return
+		}
+		s.metrics.staleMarkers.Add(float64(len(markers)))
+	}
 }
 
 func (s *sink) reject(m jetstream.Msg, reason string, err error) {
@@ -153,6 +239,9 @@ func (s *sink) reject(m jetstream.Msg, reason string, err error) {
 }
 
 func (s *sink) stop(ctx context.Context) error {
+	if s.out != nil {
+		return s.out.flush(ctx)
+	}
 	return s.queue.Stop(ctx)
 }
 

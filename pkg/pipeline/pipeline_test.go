@@ -57,27 +57,36 @@ func TestNormalise(t *testing.T) {
 			{Name: "System Power", Kind: v1.Kind_KIND_POWER, Unit: "W", SensorType: "PowerControl", Value: 310},
 			{Name: "PSU1", Kind: v1.Kind_KIND_POWER, Unit: "W", SensorType: "PowerSupplyInput", Value: 160},
 			{Name: "12V", Kind: v1.Kind_KIND_VOLTAGE, Unit: "mV", Value: 12100},
-			{Name: "weird", Kind: v1.Kind_KIND_PRESSURE, Unit: "Pa", Value: 1},
+			{Name: "weird", Kind: v1.Kind_KIND_DISCRETE, Value: 1},
 		},
 	}
 	base, found := BaseLabels(nil, "srv-1")
 	require.False(t, found)
 	var st Stats
 	got := render(Normalise(nil, snap, base, &st))
+	// Canonical labels (docs/metrics.md): the vendor's names are in
+	// bmc_sensor_info.
 	require.Equal(t, []string{
 		`bmc_chassis_powered_on{bmc="srv-1"} 1 @1000`,
-		`bmc_fan_speed_ratio{bmc="srv-1",fan="Fan 1"} 0.35 @1000`,
-		`bmc_fan_speed_rpm{bmc="srv-1",fan="Fan1A"} 7200 @1100`,
+		`bmc_fan_speed_ratio{bmc="srv-1",fan="fan1"} 0.35 @1000`,
+		`bmc_fan_speed_rpm{bmc="srv-1",fan="fan1a"} 7200 @1100`,
 		`bmc_info{bmc="srv-1",firmware="2.1",model="DL380",protocol="redfish",serial="SN1",vendor="HPE"} 1 @1000`,
-		`bmc_poll_duration_seconds{bmc="srv-1"} 0.25 @1000`,
-		`bmc_power_watts{bmc="srv-1",sensor="System Power"} 310 @1000`,
-		`bmc_psu_input_watts{bmc="srv-1",psu="PSU1"} 160 @1000`,
-		`bmc_sensor_health{bmc="srv-1",kind="temperature",sensor="01-Inlet Ambient"} 0 @1000`,
-		`bmc_temperature_celsius{bmc="srv-1",context="cpu",sensor="CPU1 Temp"} 50 @1000`,
-		`bmc_temperature_celsius{bmc="srv-1",context="intake",sensor="01-Inlet Ambient"} 21.5 @1000`,
-		`bmc_temperature_upper_critical_celsius{bmc="srv-1",context="intake",sensor="01-Inlet Ambient"} 42 @1000`,
-		`bmc_up{bmc="srv-1"} 1 @1000`,
-		`bmc_voltage_volts{bmc="srv-1",sensor="12V"} 12.1 @1000`,
+		`bmc_poll_duration_seconds{bmc="srv-1",protocol="redfish"} 0.25 @1000`,
+		`bmc_power_watts{bmc="srv-1"} 310 @1000`,
+		`bmc_psu_input_watts{bmc="srv-1",psu="psu1"} 160 @1000`,
+		`bmc_sensor_health{bmc="srv-1",kind="temperature",sensor="intake"} 0 @1000`,
+		`bmc_sensor_info{bmc="srv-1",kind="chassis_power",name="System Power",protocol="redfish",sensor="chassis"} 1 @1000`,
+		`bmc_sensor_info{bmc="srv-1",kind="fan",name="Fan 1",protocol="redfish",sensor="fan1"} 1 @1000`,
+		`bmc_sensor_info{bmc="srv-1",kind="fan",name="Fan1A",protocol="redfish",sensor="fan1a"} 1 @1100`,
+		`bmc_sensor_info{bmc="srv-1",kind="psu_input",name="PSU1",protocol="redfish",sensor="psu1"} 1 @1000`,
+		`bmc_sensor_info{bmc="srv-1",kind="temperature",name="01-Inlet Ambient",protocol="redfish",sensor="intake"} 1 @1000`,
+		`bmc_sensor_info{bmc="srv-1",kind="temperature",name="CPU1 Temp",protocol="redfish",sensor="cpu1"} 1 @1000`,
+		`bmc_sensor_info{bmc="srv-1",kind="voltage",name="12V",protocol="redfish",sensor="12v"} 1 @1000`,
+		`bmc_temperature_celsius{bmc="srv-1",context="cpu",sensor="cpu1"} 50 @1000`,
+		`bmc_temperature_celsius{bmc="srv-1",context="intake",sensor="intake"} 21.5 @1000`,
+		`bmc_temperature_upper_critical_celsius{bmc="srv-1",context="intake",sensor="intake"} 42 @1000`,
+		`bmc_up{bmc="srv-1",protocol="redfish"} 1 @1000`,
+		`bmc_voltage_volts{bmc="srv-1",sensor="12v"} 12.1 @1000`,
 	}, got)
 	require.Equal(t, 1, st.Unmapped)
 }

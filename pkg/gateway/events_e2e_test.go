@@ -1,0 +1,159 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
+	bmodel "github.com/bmcstream/bmcstream/pkg/bmcsim/model"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
+	"github.com/bmcstream/bmcstream/pkg/poller"
+)
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []pipeline.Event
+	norm   int
+}
+
+func (l *eventLog) count(kind pipeline.EventKind, bmc string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.events {
+		if e.Kind == kind && e.BMC == bmc {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFaultsProduceOneEventEachWay runs a simulated BMC through a poller
+// and the gateway's automation stream, injects real bmcsim faults (a failed
+// fan, a blocked intake, the BMC dying) and clears them: each produces
+// exactly one event on bmc.v1.events.<site>.<rack>.<bmc> when it starts and
+// one when it ends, and normalised readings flow on bmc.v1.norm.>.
+func TestFaultsProduceOneEventEachWay(t *testing.T) {
+	prom := testbed.StartPrometheus(t)
+	srv := natsServer(t)
+	ps, err := bmodel.Builtin()
+	require.NoError(t, err)
+	fcfg := fleet.DefaultConfig
+	fcfg.Count = 1
+	fcfg.Mix = map[string]int{"idrac": 1}
+	fcfg.Protocols = "redfish"
+	fcfg.FirstAddress = netip.MustParseAddr("127.70.0.1")
+	fcfg.RedfishPort = testbed.FreePort(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	fcfg.IPMIPort = pc.LocalAddr().(*net.UDPAddr).Port
+	require.NoError(t, pc.Close())
+	fl, err := fleet.New(fcfg, ps)
+	require.NoError(t, err)
+	require.NoError(t, fl.Start(fleet.StartOptions{IgnoreSensorLatency: true}))
+	defer func() { require.NoError(t, fl.Close()) }()
+	dir := t.TempDir()
+	ca, invFile, credFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "inv.yml"), filepath.Join(dir, "creds.yml")
+	require.NoError(t, fl.CA().WritePEM(ca))
+	entries := fl.Inventory(ca)
+	entries[0].Interval = model.Duration(time.Second)
+	b, err := inventory.Marshal(entries)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(invFile, b, 0o600))
+	require.NoError(t, fl.WriteCredentials(credFile))
+
+	// Listen before anything runs.
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	log := &eventLog{}
+	_, err = nc.Subscribe("bmc.v1.events.sim.r000.>", func(m *nats.Msg) {
+		var e pipeline.Event
+		if json.Unmarshal(m.Data, &e) == nil {
+			log.mu.Lock()
+			log.events = append(log.events, e)
+			log.mu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	_, err = nc.Subscribe("bmc.v1.norm.sim.r000.bmc-00001", func(*nats.Msg) {
+		log.mu.Lock()
+		log.norm++
+		log.mu.Unlock()
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+
+	startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "")
+	pcfg, err := poller.ParseConfig([]byte(fmt.Sprintf("poller_id: ev\nnats:\n  url: %s\ninventory:\n  files: [%s]\n  credentials_file: %s\n", srv.ClientURL(), invFile, credFile)))
+	require.NoError(t, err)
+	p, err := poller.New(pcfg, poller.Options{NewSource: poller.DefaultSources(pcfg, slog.New(slog.DiscardHandler))})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	pdone := make(chan error, 1)
+	go func() { pdone <- p.Run(ctx, 5*time.Second) }()
+	defer func() { cancel(); require.NoError(t, <-pdone) }()
+
+	const id = "bmc-00001"
+	m, _ := fl.Get(id)
+	require.Eventually(t, func() bool { log.mu.Lock(); defer log.mu.Unlock(); return log.norm >= 2 }, 15*time.Second, 50*time.Millisecond, "normalised readings flow")
+	require.Zero(t, len(log.events), "a healthy BMC raises nothing")
+
+	steps := []struct {
+		fault      bmodel.Faults
+		start, end pipeline.EventKind
+	}{
+		{bmodel.Faults{FanFailed: 1}, pipeline.EventHealthWorsened, pipeline.EventHealthRecovered},
+		{bmodel.Faults{IntakeOffset: 30}, pipeline.EventThresholdCrossed, pipeline.EventThresholdCleared},
+		{bmodel.Faults{Down: true}, pipeline.EventBMCDown, pipeline.EventBMCUp},
+	}
+	for _, st := range steps {
+		m.BMC.SetFaults(st.fault)
+		require.Eventually(t, func() bool { return log.count(st.start, id) > 0 }, 15*time.Second, 50*time.Millisecond, "%s", st.start)
+		time.Sleep(3 * time.Second) // several more polls in the faulty state
+		m.BMC.SetFaults(bmodel.Faults{})
+		require.Eventually(t, func() bool { return log.count(st.end, id) > 0 }, 20*time.Second, 50*time.Millisecond, "%s", st.end)
+		time.Sleep(3 * time.Second) // several more healthy polls
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	per := map[string]int{}
+	for _, e := range log.events {
+		per[fmt.Sprintf("%s/%s/%s", e.Kind, e.Sensor, e.Threshold)]++
+		require.Equal(t, id, e.BMC)
+		require.Equal(t, "r000", e.Rack)
+	}
+	t.Logf("events: %v", per)
+	for k, n := range per {
+		require.Equal(t, 1, n, "event %s repeated", k)
+	}
+	for _, st := range steps {
+		require.Positive(t, countKind(log.events, st.start))
+		require.Equal(t, countKind(log.events, st.start), countKind(log.events, st.end), "each %s has its %s", st.start, st.end)
+	}
+}
+
+func countKind(es []pipeline.Event, k pipeline.EventKind) int {
+	n := 0
+	for _, e := range es {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,729 @@
+package pipeline
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/bmcstream/bmcstream/pkg/series"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+// A plan is everything Normalise decides about one BMC's snapshots of one
+// shape (the same sensors, units, contexts, inventory labels and identity):
+// which series each reading feeds, with their label sets built, sorted and
+// hashed once. Normalising a snapshot of a known shape only reads values.
+// A plan is immutable once built; its label slices are handed to sinks,
+// which never modify them (see series.Sample).
+type plan struct {
+	shape uint64
+	// vendor is the vendor the plan's rules matched, kept so a snapshot
+	// that lacks identity is classified as the BMC's previous ones were.
+	vendor string
+
+	up, duration, info, poweredOn   outSeries
+	chassisHealth, chassisHealthBad outSeries
+	faults                          []faultSeries
+	readings                        []readingPlan
+}
+
+// outSeries is one series' label set and its hash.
+type outSeries struct {
+	labels []prompb.Label
+	hash   uint64
+}
+
+type faultSeries struct {
+	info string
+	out  outSeries
+}
+
+// skipReason says why a reading feeds no value series.
+type skipReason uint8
+
+const (
+	emitted skipReason = iota
+	skipUnmapped
+	skipDropped
+	skipDuplicate
+)
+
+// readingPlan is what one reading of the snapshot becomes.
+type readingPlan struct {
+	skip       skipReason
+	conv       conversion
+	value      outSeries
+	health     outSeries
+	info       outSeries
+	thresholds [numThresholdKinds]outSeries // by the reading's threshold kind
+}
+
+// conversion turns a raw value into the base unit: (v + off) × mul ÷ div.
+type conversion struct {
+	off, mul, div float64
+}
+
+func (c conversion) apply(v float64) float64 { return (v + c.off) * c.mul / c.div }
+
+// decision is what the rules say about one reading; for each field the
+// first rule that sets it wins.
+type decision struct {
+	class         class
+	place         place
+	placeSet      bool
+	sensor        string
+	sensorSet     bool
+	indexBase     int
+	indexBaseSet  bool
+	multiply      float64
+	multiplySet   bool
+	ignorePhys    bool
+	ignorePhysSet bool
+	priority      int
+	prioritySet   bool
+	drop          bool
+	dropSet       bool
+}
+
+// classified is one reading on its way into a plan.
+type classified struct {
+	skip     skipReason
+	kind     v1.Kind
+	class    class
+	base     base
+	conv     conversion
+	place    place
+	canon    string // canonical name: prefixes stripped, SDR-shortened
+	slug     string // canon as a label value
+	full     string // the whole name (prefixes stripped) as a label value
+	label    string // the sensor/fan/psu label value
+	priority int
+	metric   *seriesNames
+}
+
+// buildPlan classifies every reading of s and builds the plan's series.
+func (rs *ruleSet) buildPlan(s *v1.Snapshot, baseLabels []prompb.Label, vendor string, shape uint64) *plan {
+	p := &plan{shape: shape, vendor: vendor, readings: make([]readingPlan, len(s.Readings))}
+	proto := protoName(s.Protocol)
+	// One slab sized for the usual plan: a value, a health, an info and a
+	// threshold or so per reading, each base labels plus four.
+	b := labelBuilder{base: baseLabels, buf: make([]prompb.Label, 0, (16+4*len(s.Readings))*(len(baseLabels)+4))}
+	defer b.finish()
+
+	b.series(&p.up, metricUp, "protocol", proto)
+	b.series(&p.duration, metricPollDuration, "protocol", proto)
+	if len(s.Info) > 0 {
+		b.series(&p.info, metricInfo, "firmware", s.Info["firmware"], "model", s.Info["model"],
+			"protocol", proto, "serial", s.Info["serial"], "vendor", s.Info["vendor"])
+	}
+	b.series(&p.poweredOn, metricPoweredOn)
+	b.series(&p.chassisHealth, metricChassisHealth)
+	b.series(&p.chassisHealthBad, metricChassisFault, "kind", "health")
+	p.faults = make([]faultSeries, len(rs.faults)) // fixed: b holds pointers into it
+	for i, f := range rs.faults {
+		p.faults[i].info = f.info
+		b.series(&p.faults[i].out, metricChassisFault, "kind", f.kind)
+	}
+
+	// Vendor patterns are matched once per plan, not once per reading.
+	vendorOK := make([]bool, len(rs.rules))
+	for i, ru := range rs.rules {
+		vendorOK[i] = ru.vendor == nil || ru.vendor.MatchString(vendor)
+	}
+	cs := make([]classified, len(s.Readings))
+	decisions := make([]decision, len(s.Readings))
+	// Pass 1: kind, unit, class and the rules' say.
+	temps, intakes := 0, 0
+	for i := range s.Readings {
+		r := &s.Readings[i]
+		c := &cs[i]
+		c.canon = rs.canonicalName(r.Name)
+		c.slug = slug(c.canon)
+		c.full = slug(rs.stripPrefixes(strings.TrimSpace(r.Name)))
+		if c.slug == "" {
+			c.slug, c.full = slug(r.Id), slug(r.Id)
+		}
+		if c.slug == "" {
+			c.slug, c.full = "sensor", "sensor"
+		}
+		rs.classify(r, s.Protocol, vendorOK, c, &decisions[i])
+		if c.skip == emitted && c.kind == v1.Kind_KIND_TEMPERATURE {
+			temps++
+			if strings.EqualFold(r.Context, "Intake") {
+				intakes++
+			}
+		}
+	}
+	// A BMC that puts two or more temperatures, and all of them, at
+	// Intake does not know where its sensors are (AMI, Supermicro).
+	allIntake := temps >= 2 && intakes == temps
+
+	// Pass 2: context and canonical label.
+	for i := range s.Readings {
+		r := &s.Readings[i]
+		c := &cs[i]
+		if c.skip != emitted {
+			continue
+		}
+		d := &decisions[i]
+		ignore := d.ignorePhys || allIntake && c.kind == v1.Kind_KIND_TEMPERATURE && strings.EqualFold(r.Context, "Intake")
+		c.place = rs.placeOf(r, d, c.canon, ignore)
+		c.label = rs.label(r, d, c)
+	}
+
+	resolveCollisions(cs)
+
+	// Build the series in reading order, so the first of several readings
+	// feeding one health or info series wins; duplicates last, so their
+	// health and thresholds only fill what the winner lacks (DCMI has
+	// neither; the SDR's power sensor beside it has both).
+	seen := map[string]bool{}
+	for _, pass := range [...]skipReason{emitted, skipDuplicate} {
+		for i := range s.Readings {
+			if cs[i].skip == pass {
+				rs.buildReading(&b, &p.readings[i], &s.Readings[i], &cs[i], proto, seen)
+			}
+		}
+	}
+	for i := range cs {
+		p.readings[i].skip = cs[i].skip
+	}
+	return p
+}
+
+// buildReading builds the series of one reading; seen holds the health,
+// info and threshold series already fed by an earlier reading. A duplicate
+// feeds only the health and thresholds its winner lacks.
+func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[string]bool) {
+	ci := &classes[c.class]
+	rp.conv = c.conv
+	extra := make([]string, 0, 4)
+	if ci.label != "" {
+		extra = append(extra, ci.label, c.label)
+	}
+	if ci.context {
+		extra = append(extra, "context", Contexts[c.place])
+	}
+	sensor := c.label
+	if ci.label == "" {
+		sensor = chassisSensor
+	}
+	if c.skip == emitted {
+		b.series(&rp.value, c.metric.value, extra...)
+		if key := "i\xff" + ci.name + "\xff" + sensor + "\xff" + r.Name; !seen[key] {
+			seen[key] = true
+			b.series(&rp.info, metricSensorInfo, "kind", ci.name, "name", r.Name, "protocol", proto, "sensor", sensor)
+		}
+	}
+	if key := "h\xff" + ci.name + "\xff" + sensor; !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
+		seen[key] = true
+		b.series(&rp.health, metricSensorHealth, "kind", ci.name, "sensor", sensor)
+	}
+	if ci.counter {
+		return
+	}
+	for _, th := range r.Thresholds {
+		k := th.Kind
+		if k <= 0 || int(k) >= numThresholdKinds {
+			continue
+		}
+		nk := k
+		if c.conv.mul < 0 {
+			nk = flipped(k)
+		}
+		name := c.metric.thresholds[nk]
+		if key := "t\xff" + name + "\xff" + c.label; !seen[key] {
+			seen[key] = true
+			b.series(&rp.thresholds[k], name, extra...)
+		}
+	}
+}
+
+// classify decides kind, unit, class and conversion of a reading, and
+// records what the rules say in d.
+func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c *classified, d *decision) {
+	if strings.EqualFold(r.State, "Absent") {
+		c.skip = skipDropped
+		return
+	}
+	// Kind: unit first, then the source's kind and sensor type, then name.
+	var unit *unitDef
+	if u := strings.ToLower(strings.TrimSpace(r.Unit)); u != "" {
+		var ok bool
+		if unit, ok = rs.units[u]; !ok {
+			c.skip = skipUnmapped
+			return
+		}
+	}
+	kind := v1.Kind_KIND_UNSPECIFIED
+	if unit != nil {
+		kind = unit.kind
+	}
+	if kind == v1.Kind_KIND_UNSPECIFIED && r.Kind > 0 && int(r.Kind) < len(kindNames) {
+		kind = r.Kind // a kind from a newer schema is as good as none
+	}
+	if kind == v1.Kind_KIND_UNSPECIFIED {
+		kind = rs.sensorTypes[strings.ToLower(strings.TrimSpace(r.SensorType))]
+	}
+	if kind == v1.Kind_KIND_UNSPECIFIED {
+		for _, kp := range rs.kindNames {
+			if kp.re.MatchString(c.canon) {
+				kind = kp.kind
+				break
+			}
+		}
+	}
+	c.kind = kind
+	if unit == nil && int(kind) < len(rs.kindDefaults) {
+		unit = rs.kindDefaults[kind]
+	}
+
+	rs.decide(r, proto, vendorOK, kind, d)
+	if d.dropSet && d.drop {
+		c.skip = skipDropped
+		return
+	}
+	cl := d.class
+	if cl == classNone {
+		cl = defaultClass(kind)
+	}
+	if cl == classNone || unit == nil || !cl.accepts(unit.base) {
+		c.skip = skipUnmapped
+		return
+	}
+	c.class, c.base = cl, unit.base
+	c.conv = conversion{off: unit.offset, mul: unit.mul, div: unit.div}
+	if d.multiplySet {
+		c.conv.mul *= d.multiply
+	}
+	c.priority = d.priority
+	c.metric = rs.names[cl][unit.base]
+}
+
+// decide runs the rules over a reading.
+func (rs *ruleSet) decide(r *v1.Reading, proto v1.Protocol, vendorOK []bool, kind v1.Kind, d *decision) {
+	sensorType := strings.ToLower(strings.TrimSpace(r.SensorType))
+	physical := strings.ToLower(strings.TrimSpace(r.Context))
+	for i, ru := range rs.rules {
+		var m []int
+		if !vendorOK[i] || !ru.matches(r, proto, kind, sensorType, physical) {
+			continue
+		}
+		if ru.name != nil {
+			m = ru.name.FindStringSubmatchIndex(r.Name)
+			if m == nil {
+				continue
+			}
+		}
+		if d.class == classNone && ru.class != classNone {
+			d.class = ru.class
+		}
+		if !d.placeSet && ru.placeSet {
+			d.place, d.placeSet = ru.place, true
+		}
+		if !d.sensorSet && ru.sensorSet {
+			d.sensor = ru.sensor
+			if ru.name != nil && strings.Contains(ru.sensor, "$") {
+				d.sensor = string(ru.name.ExpandString(nil, ru.sensor, r.Name, m))
+			}
+			// A template expanding to nothing leaves the label to the
+			// built-in rules rather than making an unlabelled series.
+			d.sensorSet = d.sensor != ""
+		}
+		if !d.indexBaseSet && ru.indexBaseSet {
+			d.indexBase, d.indexBaseSet = ru.indexBase, true
+		}
+		if !d.multiplySet && ru.multiplySet {
+			d.multiply, d.multiplySet = ru.multiply, true
+		}
+		if !d.ignorePhysSet && ru.ignorePhysSet {
+			d.ignorePhys, d.ignorePhysSet = ru.ignorePhys, true
+		}
+		if !d.prioritySet && ru.prioritySet {
+			d.priority, d.prioritySet = ru.priority, true
+		}
+		if !d.dropSet && ru.dropSet {
+			d.drop, d.dropSet = ru.drop, true
+		}
+	}
+}
+
+// matches reports whether every matcher of the rule but the vendor and
+// the name holds; sensorType and physical are the reading's, lower case.
+func (ru *rule) matches(r *v1.Reading, proto v1.Protocol, kind v1.Kind, sensorType, physical string) bool {
+	if ru.protocol != v1.Protocol_PROTOCOL_UNSPECIFIED && ru.protocol != proto {
+		return false
+	}
+	if len(ru.kinds) > 0 && !slices.Contains(ru.kinds, kind) {
+		return false
+	}
+	if len(ru.sensorTypes) > 0 && !slices.Contains(ru.sensorTypes, sensorType) {
+		return false
+	}
+	if len(ru.physical) > 0 && !slices.Contains(ru.physical, physical) {
+		return false
+	}
+	if len(ru.entities) > 0 && !slices.Contains(ru.entities, r.EntityId) {
+		return false
+	}
+	return true
+}
+
+// placeOf decides where a reading is: a rule's context; else a strong
+// physical context or entity; else a name pattern; else a weak physical
+// context or entity; else other.
+func (rs *ruleSet) placeOf(r *v1.Reading, d *decision, canon string, ignorePhys bool) place {
+	if d.placeSet {
+		return d.place
+	}
+	var weak placeRef
+	if r.Context != "" && !ignorePhys {
+		if ref := rs.physical[strings.ToLower(strings.TrimSpace(r.Context))]; ref.ok {
+			if !ref.weak {
+				return ref.place
+			}
+			weak = ref
+		}
+	}
+	if r.EntityId > 0 && r.EntityId < 256 {
+		if ref := rs.entities[r.EntityId]; ref.ok {
+			if !ref.weak {
+				return ref.place
+			}
+			if !weak.ok {
+				weak = ref
+			}
+		}
+	}
+	for _, pp := range rs.placeNames {
+		if pp.re.MatchString(canon) {
+			return pp.place
+		}
+	}
+	if weak.ok {
+		return weak.place
+	}
+	return placeOther
+}
+
+// label is a reading's canonical sensor label (see docs/metrics.md):
+// a place for one-off spots (intake, exhaust), a place and a number for
+// components (cpu1, psu2, fan1a), the canonical name as a slug for the
+// rest, or what a rule says.
+func (rs *ruleSet) label(r *v1.Reading, d *decision, c *classified) string {
+	if d.sensorSet {
+		return d.sensor
+	}
+	switch c.class {
+	case classTemperature, classTemperatureMargin:
+		switch {
+		case c.place == placeIntake || c.place == placeExhaust:
+			return Contexts[c.place]
+		case c.place.counted():
+			return Contexts[c.place] + index(r, d, c.canon)
+		}
+		return c.slug
+	case classFan:
+		if c.place == placePSU {
+			return "psu" + index(r, d, c.canon) + "_fan"
+		}
+		return "fan" + index(r, d, c.canon)
+	case classPSUInput, classPSUOutput:
+		return "psu" + index(r, d, c.canon)
+	case classChassisPower:
+		return ""
+	}
+	return c.slug
+}
+
+// index numbers a component: the first number in its canonical name (with
+// a rotor letter: "Fan1A" is 1a), counted from 1 unless a rule says the
+// vendor counts from 0; else the first number of its parent; else its
+// IPMI entity instance; else 1.
+func index(r *v1.Reading, d *decision, canon string) string {
+	base := 1
+	if d.indexBaseSet {
+		base = d.indexBase
+	}
+	if n, suffix, ok := firstNumber(canon); ok {
+		return strconv.Itoa(n+1-base) + suffix
+	}
+	if n, suffix, ok := firstNumber(r.Parent); ok {
+		return strconv.Itoa(n+1-base) + suffix
+	}
+	if inst := r.EntityInstance & 0x7F; r.EntityId != 0 && inst > 0 {
+		if inst >= 0x60 { // device-relative instances start at 0x60
+			inst -= 0x60 - 1
+		}
+		return strconv.Itoa(int(inst))
+	}
+	return "1"
+}
+
+// firstNumber finds the first run of digits in s, with the one letter that
+// follows it when a word boundary follows that letter ("1A" in "Fan1A",
+// not "1T" in "1Tach").
+func firstNumber(s string) (n int, suffix string, ok bool) {
+	i := 0
+	for i < len(s) && (s[i] < '0' || s[i] > '9') {
+		i++
+	}
+	if i == len(s) {
+		return 0, "", false
+	}
+	j := i
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' && j-i < 6 {
+		n = n*10 + int(s[j]-'0')
+		j++
+	}
+	if j < len(s) && isLetter(s[j]) && (j+1 == len(s) || !isAlnum(s[j+1])) {
+		suffix = strings.ToLower(s[j : j+1])
+	}
+	return n, suffix, true
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isAlnum(c byte) bool  { return isLetter(c) || c >= '0' && c <= '9' }
+
+// canonicalName is the name every label decision reads: prefixes stripped
+// (HPE's "01-"), then shortened as an IPMI SDR ID string is (at most 16
+// bytes, leading words dropped first: "System Board Inlet Temp" becomes
+// "Board Inlet Temp"), so a sensor's Redfish and IPMI names agree.
+func (rs *ruleSet) canonicalName(name string) string {
+	name = rs.stripPrefixes(strings.TrimSpace(name))
+	return rs.stripPrefixes(sdrID(name))
+}
+
+func (rs *ruleSet) stripPrefixes(name string) string {
+	for _, re := range rs.prefixes {
+		if loc := re.FindStringIndex(name); loc != nil && loc[0] == 0 && loc[1] < len(name) {
+			name = strings.TrimSpace(name[loc[1]:])
+		}
+	}
+	return name
+}
+
+// sdrIDMax is the longest ID string an IPMI SDR holds (IPMI v2.0 §43.1).
+const sdrIDMax = 16
+
+// sdrID shortens a name the way BMCs fit names into SDR ID strings: drop
+// leading words while it is too long, then cut at 16 bytes.
+func sdrID(name string) string {
+	for len(name) > sdrIDMax {
+		_, rest, ok := strings.Cut(name, " ")
+		rest = strings.TrimSpace(rest)
+		if !ok || rest == "" {
+			break
+		}
+		name = rest
+	}
+	if len(name) <= sdrIDMax {
+		return name
+	}
+	n := sdrIDMax
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n]
+}
+
+// slug is s in lower case with every run of other characters than ASCII
+// letters and digits made one underscore: "Inlet Temp" → "inlet_temp".
+func slug(s string) string {
+	out := make([]byte, 0, len(s))
+	under := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		default:
+			under = len(out) > 0
+			continue
+		}
+		if under {
+			out = append(out, '_')
+			under = false
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+// resolveCollisions makes labels unique per metric. Several readings of
+// the unlabelled chassis power series: the highest priority wins, then the
+// first, and the others become duplicates. Several readings with one
+// component or spot label (intake, cpu1): the one with the shortest
+// canonical name keeps it, the others get their slug appended
+// ("intake_front_panel_temp"). Several readings with one slug label: each
+// takes the slug of its full name, whose leading words the canonical name
+// may have dropped ("cpu_sub_system_power", "memory_sub_system_power").
+// What is still ambiguous (two sensors of one name) is numbered in
+// snapshot order: "temp", "temp_2".
+func resolveCollisions(cs []classified) {
+	groups := map[string][]int{}
+	var keys []string
+	for i := range cs {
+		c := &cs[i]
+		if c.skip != emitted {
+			continue
+		}
+		k := c.metric.value + "\xff" + c.label
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	taken := map[string]bool{}
+	for _, k := range keys {
+		taken[k] = true
+	}
+	claim := func(c *classified, l string) {
+		base := l
+		for n := 2; taken[c.metric.value+"\xff"+l]; n++ {
+			l = base + "_" + strconv.Itoa(n)
+		}
+		taken[c.metric.value+"\xff"+l] = true
+		c.label = l
+	}
+	for _, k := range keys {
+		g := groups[k]
+		if len(g) < 2 {
+			continue
+		}
+		if classes[cs[g[0]].class].label == "" {
+			win := g[0]
+			for _, i := range g[1:] {
+				if cs[i].priority > cs[win].priority {
+					win = i
+				}
+			}
+			for _, i := range g {
+				if i != win {
+					cs[i].skip = skipDuplicate
+				}
+			}
+			continue
+		}
+		delete(taken, k)
+		var roles []int
+		for _, i := range g {
+			if c := &cs[i]; c.label == c.slug {
+				claim(c, c.full)
+			} else {
+				roles = append(roles, i)
+			}
+		}
+		slices.SortStableFunc(roles, func(a, b int) int {
+			if d := len(cs[a].slug) - len(cs[b].slug); d != 0 {
+				return d
+			}
+			return strings.Compare(cs[a].slug, cs[b].slug)
+		})
+		for j, i := range roles {
+			c := &cs[i]
+			if j == 0 {
+				claim(c, c.label)
+			} else {
+				claim(c, c.label+"_"+c.slug)
+			}
+		}
+	}
+}
+
+// labelBuilder builds sorted, hashed label sets over a BMC's base labels
+// (sorted by name, as BaseLabels returns them). It builds them in a
+// scratch buffer; finish copies them into one slab of exactly the right
+// size, so a plan holds its labels in one allocation with no slack, each
+// set capacity-capped so none can grow into the next.
+type labelBuilder struct {
+	base []prompb.Label
+	buf  []prompb.Label
+	refs []labelRef
+}
+
+type labelRef struct {
+	out    *outSeries
+	off, n int
+}
+
+// series builds into out the label set of metric name with extra
+// name/value pairs. Extra labels win over base labels of the same name;
+// empty values are left out, as Prometheus does. out.labels is set by
+// finish.
+func (b *labelBuilder) series(out *outSeries, name string, extra ...string) {
+	var ex [8]prompb.Label
+	extras := ex[:0]
+	for i := 0; i+1 < len(extra); i += 2 {
+		v := extra[i+1]
+		if v == "" {
+			continue
+		}
+		if !utf8.ValidString(v) {
+			// A BMC's Latin-1 sensor name would make receivers reject
+			// the whole write request.
+			v = strings.ToValidUTF8(v, "\uFFFD")
+		}
+		extras = append(extras, prompb.Label{Name: extra[i], Value: v})
+	}
+	// A handful of extras: insertion sort.
+	for i := 1; i < len(extras); i++ {
+		for j := i; j > 0 && extras[j].Name < extras[j-1].Name; j-- {
+			extras[j], extras[j-1] = extras[j-1], extras[j]
+		}
+	}
+	start := len(b.buf)
+	b.buf = append(b.buf, prompb.Label{Name: "__name__", Value: name})
+	i := 0
+	for _, l := range b.base {
+		if l.Value == "" || overridden(extra, l.Name) {
+			continue
+		}
+		for i < len(extras) && extras[i].Name < l.Name {
+			b.buf = append(b.buf, extras[i])
+			i++
+		}
+		b.buf = append(b.buf, l)
+	}
+	b.buf = append(b.buf, extras[i:]...)
+	set := b.buf[start:]
+	if !slices.IsSortedFunc(set, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }) {
+		series.Sort(set) // base labels given unsorted
+	}
+	out.hash = series.Hash(set)
+	b.refs = append(b.refs, labelRef{out: out, off: start, n: len(set)})
+}
+
+// finish moves every label set built into one exact-size slab.
+func (b *labelBuilder) finish() {
+	slab := make([]prompb.Label, len(b.buf))
+	copy(slab, b.buf)
+	for _, r := range b.refs {
+		r.out.labels = slab[r.off : r.off+r.n : r.off+r.n]
+	}
+	b.buf, b.refs = nil, nil
+}
+
+func overridden(extra []string, name string) bool {
+	for i := 0; i < len(extra); i += 2 {
+		if extra[i] == name {
+			return true
+		}
+	}
+	return false
+}
+
+// protoName is the protocol label value.
+func protoName(p v1.Protocol) string {
+	switch p {
+	case v1.Protocol_PROTOCOL_REDFISH:
+		return "redfish"
+	case v1.Protocol_PROTOCOL_IPMI:
+		return "ipmi"
+	}
+	return ""
+}

@@ -90,7 +90,7 @@ type Inventory struct {
 var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // reserved labels are set by the pipeline itself.
-var reserved = map[string]bool{"__name__": true, "bmc": true, "sensor": true, "context": true, "fan": true, "psu": true, "kind": true}
+var reserved = map[string]bool{"__name__": true, "bmc": true, "sensor": true, "context": true, "fan": true, "psu": true, "kind": true, "inventory": true}
 
 // Load reads an inventory file: CSV when its name ends in .csv, YAML
 // otherwise.

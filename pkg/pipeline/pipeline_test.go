@@ -60,8 +60,10 @@ func TestNormalise(t *testing.T) {
 			{Name: "weird", Kind: v1.Kind_KIND_DISCRETE, Value: 1},
 		},
 	}
-	base, found := BaseLabels(nil, "srv-1")
+	missing, found := BaseLabels(nil, "srv-1")
 	require.False(t, found)
+	require.Equal(t, []prompb.Label{{Name: "bmc", Value: "srv-1"}, {Name: "inventory", Value: "missing"}}, missing)
+	base := []prompb.Label{{Name: "bmc", Value: "srv-1"}}
 	var st Stats
 	got := render(Normalise(nil, snap, base, &st))
 	// Canonical labels (docs/metrics.md): the vendor's names are in

@@ -25,7 +25,15 @@ type Config struct {
 	Inventory   InventoryConfig      `yaml:"inventory"`
 	HATracker   HATrackerConfig      `yaml:"ha_tracker"`
 	Automation  AutomationConfig     `yaml:"automation"`
+	Normalise   NormaliseConfig      `yaml:"normalise"`
 	RemoteWrite []remotewrite.Config `yaml:"remote_write"`
+}
+
+// NormaliseConfig extends the built-in mapping rules (docs/metrics.md)
+// with the user's: files or directories of rule files, read before the
+// built-in ones so that what they define wins.
+type NormaliseConfig struct {
+	RuleFiles []string `yaml:"rule_files,omitempty"`
 }
 
 // AutomationConfig controls the automation stream: normalised readings on
@@ -45,6 +53,10 @@ type HATrackerConfig struct {
 // series. Missing files are an error at start and reload.
 type InventoryConfig struct {
 	Files []string `yaml:"files"`
+	// KVBucket, when set, is a NATS KV bucket of inventory entries (key: the
+	// BMC id escaped as a subject token; value: one entry in YAML) that
+	// override and extend the files, applied as they change.
+	KVBucket string `yaml:"kv_bucket,omitempty"`
 }
 
 // ConsumerConfig shapes the gateway's JetStream consumers: one durable pull
@@ -120,6 +132,9 @@ func (c *Config) Validate() error {
 	if c.Consumer.FetchBatch < 1 {
 		errs = append(errs, errors.New("consumer.fetch_batch: must be at least 1"))
 	}
+	if c.Inventory.KVBucket != "" && (c.NATS.Mode != bus.ModeJetStream || !consumerName.MatchString(c.Inventory.KVBucket)) {
+		errs = append(errs, fmt.Errorf("inventory.kv_bucket: %q needs nats.mode jetstream and a name of letters, digits, '-' and '_'", c.Inventory.KVBucket))
+	}
 	if c.HATracker.FailoverTimeout < 0 {
 		errs = append(errs, errors.New("ha_tracker.failover_timeout: must not be negative"))
 	}
@@ -166,6 +181,9 @@ func LoadConfig(path string) (*Config, error) {
 func (c *Config) SetDirectory(dir string) {
 	for i, f := range c.Inventory.Files {
 		c.Inventory.Files[i] = joinDir(dir, f)
+	}
+	for i, f := range c.Normalise.RuleFiles {
+		c.Normalise.RuleFiles[i] = joinDir(dir, f)
 	}
 	n := &c.NATS
 	for _, p := range []*string{&n.PasswordFile, &n.TokenFile, &n.NKeySeedFile, &n.CredsFile, &n.TLS.CAFile, &n.TLS.CertFile, &n.TLS.KeyFile, &n.Embedded.StoreDir} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,11 @@ type Gateway struct {
 	logger  *slog.Logger
 	metrics *metrics
 
-	inv atomic.Pointer[inventory.Inventory]
+	inv         atomic.Pointer[inventory.Inventory]
+	norm        *pipeline.Normaliser // shared by every consumer: safe for concurrent use
+	invMu       sync.Mutex           // guards fileEntries and kvEntries
+	fileEntries []inventory.BMC
+	kvEntries   map[string]inventory.BMC
 
 	embedded *server.Server
 	nc       *nats.Conn
@@ -70,18 +75,27 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
-	inv, err := loadInventory(cfg.Inventory)
+	files, err := loadInventory(cfg.Inventory)
 	if err != nil {
 		return nil, err
 	}
+	inv, err := merge(files, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.fileEntries = files
 	g.setInventory(inv)
-	if _, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{}); err != nil {
+	rules, err := pipeline.ReadRuleFiles(cfg.Normalise.RuleFiles...)
+	if err != nil {
+		return nil, err
+	}
+	if g.norm, err = pipeline.NewNormaliser(pipeline.NormaliserOptions{RuleFiles: rules}); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-func loadInventory(c InventoryConfig) (*inventory.Inventory, error) {
+func loadInventory(c InventoryConfig) ([]inventory.BMC, error) {
 	var all []inventory.BMC
 	for _, f := range c.Files {
 		inv, err := inventory.Load(f)
@@ -90,33 +104,43 @@ func loadInventory(c InventoryConfig) (*inventory.Inventory, error) {
 		}
 		all = append(all, inv.All()...)
 	}
+	return all, nil
+}
+
+// merge builds the inventory in force: the files' entries, overridden by
+// the KV bucket's entries of the same id.
+func merge(files []inventory.BMC, kv map[string]inventory.BMC) (*inventory.Inventory, error) {
+	all := make([]inventory.BMC, 0, len(files)+len(kv))
+	for _, b := range files {
+		if _, over := kv[b.ID]; !over {
+			all = append(all, b)
+		}
+	}
+	ids := make([]string, 0, len(kv))
+	for id := range kv {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		all = append(all, kv[id])
+	}
 	out, err := inventory.Marshal(all)
 	if err != nil {
-		return nil, fmt.Errorf("merge inventory files: %w", err)
+		return nil, fmt.Errorf("merge inventory: %w", err)
 	}
 	inv, err := inventory.Parse(out)
 	if err != nil {
-		return nil, fmt.Errorf("merge inventory files: %w", err)
+		return nil, fmt.Errorf("merge inventory: %w", err)
 	}
 	return inv, nil
 }
 
 func (g *Gateway) setInventory(inv *inventory.Inventory) {
-	g.inv.Store(inv)
+	old := g.inv.Swap(inv)
 	g.metrics.inventoryBMCs.Set(float64(inv.Len()))
-}
-
-// ReloadInventory re-reads the inventory files named in the configuration.
-// On error the previous inventory stays in force.
-func (g *Gateway) ReloadInventory() error {
-	inv, err := loadInventory(g.cfg.Inventory)
-	if err != nil {
-		g.metrics.inventoryReloads.WithLabelValues("failure").Inc()
-		return err
+	if old == nil {
+		return
 	}
-	old := g.inv.Load()
-	g.setInventory(inv)
-	g.metrics.inventoryReloads.WithLabelValues("success").Inc()
 	var removed []string
 	for _, b := range old.All() {
 		if _, ok := inv.Get(b.ID); !ok {
@@ -130,7 +154,92 @@ func (g *Gateway) ReloadInventory() error {
 		}
 		g.sinksMu.Unlock()
 	}
+}
+
+// ReloadInventory re-reads the inventory files named in the configuration
+// (the KV bucket's entries stay in force). On error the previous inventory
+// stays in force. BMCs that left end their series with staleness markers.
+func (g *Gateway) ReloadInventory() error {
+	files, err := loadInventory(g.cfg.Inventory)
+	if err == nil {
+		g.invMu.Lock()
+		var inv *inventory.Inventory
+		if inv, err = merge(files, g.kvEntries); err == nil {
+			g.fileEntries = files
+			g.setInventory(inv)
+		}
+		g.invMu.Unlock()
+	}
+	if err != nil {
+		g.metrics.inventoryReloads.WithLabelValues("failure").Inc()
+		return err
+	}
+	g.metrics.inventoryReloads.WithLabelValues("success").Inc()
 	return nil
+}
+
+// watchKV keeps the inventory's KV entries current: each key of the
+// bucket is a BMC id escaped as a subject token (bus.EscapeToken), each
+// value one inventory entry in YAML. Changes apply without a restart.
+func (g *Gateway) watchKV(ctx context.Context, kv jetstream.KeyValue) {
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		g.logger.Error("watch inventory bucket", "bucket", g.cfg.Inventory.KVBucket, "err", err)
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				continue // the initial values are in
+			}
+			g.applyKV(e)
+		}
+	}
+}
+
+func (g *Gateway) applyKV(e jetstream.KeyValueEntry) {
+	id, err := bus.UnescapeToken(e.Key())
+	if err != nil {
+		g.metrics.inventoryReloads.WithLabelValues("failure").Inc()
+		g.logger.Warn("inventory bucket key is not an escaped BMC id", "key", e.Key(), "err", err)
+		return
+	}
+	g.invMu.Lock()
+	defer g.invMu.Unlock()
+	next := make(map[string]inventory.BMC, len(g.kvEntries)+1)
+	for k, v := range g.kvEntries {
+		next[k] = v
+	}
+	if e.Operation() == jetstream.KeyValuePut {
+		b, err := inventory.ParseEntry(e.Value())
+		if err == nil && b.ID != id {
+			err = fmt.Errorf("entry id %q under key for %q", b.ID, id)
+		}
+		if err != nil {
+			g.metrics.inventoryReloads.WithLabelValues("failure").Inc()
+			g.logger.Warn("bad inventory entry in the bucket; ignored", "bmc", id, "err", err)
+			return
+		}
+		next[id] = b
+	} else {
+		delete(next, id)
+	}
+	inv, err := merge(g.fileEntries, next)
+	if err != nil {
+		g.metrics.inventoryReloads.WithLabelValues("failure").Inc()
+		g.logger.Warn("inventory bucket change rejected", "bmc", id, "err", err)
+		return
+	}
+	g.kvEntries = next
+	g.setInventory(inv)
+	g.metrics.inventoryReloads.WithLabelValues("success").Inc()
 }
 
 // Ready reports whether every sink's consumer is set up and running.
@@ -173,6 +282,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.sinksMu.Unlock()
 	}
 	fetchCtx, stopFetching := context.WithCancel(context.Background())
+	if b := g.cfg.Inventory.KVBucket; b != "" {
+		js, err := jetstream.New(g.nc)
+		if err != nil {
+			stopFetching()
+			g.stopSinks()
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, Description: "bmcstream inventory entries", History: 1})
+		if err != nil {
+			stopFetching()
+			g.stopSinks()
+			return fmt.Errorf("inventory bucket %s: %w", b, err)
+		}
+		go g.watchKV(fetchCtx, kv)
+	}
 	var wg sync.WaitGroup
 	for _, s := range g.sinks {
 		if s.queue != nil {
@@ -285,10 +409,7 @@ func (g *Gateway) newAutomation(ctx context.Context) (*sink, error) {
 		metrics: g.metrics.forSink(automationName),
 		out:     &automation{g: g, nc: g.nc, events: pipeline.NewEvents()},
 	}
-	var err error
-	if s.norm, err = pipeline.NewNormaliser(pipeline.NormaliserOptions{}); err != nil {
-		return nil, err
-	}
+	s.norm = g.norm
 	if err := g.attach(ctx, s); err != nil {
 		return nil, err
 	}
@@ -342,9 +463,7 @@ func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, er
 		logger:  g.logger.With("component", "consumer", "sink", rc.Name),
 		metrics: g.metrics.forSink(rc.Name),
 	}
-	if s.norm, err = pipeline.NewNormaliser(pipeline.NormaliserOptions{}); err != nil {
-		return nil, err
-	}
+	s.norm = g.norm
 	if err := g.attach(ctx, s); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/internal/synth"
 	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
@@ -133,4 +134,35 @@ func TestRemovedBMCGoesStale(t *testing.T) {
 	got, err := prom.Query(ctx, `count(bmc_up)`, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, 2.0, got[0].Samples[0].V)
+}
+
+// TestInventoryFromKVBucket enriches from the NATS KV bucket: an entry put
+// there labels a BMC the files do not know, and changing it relabels the
+// BMC's next samples without a restart.
+func TestInventoryFromKVBucket(t *testing.T) {
+	prom := testbed.StartPrometheus(t)
+	srv := natsServer(t)
+	pub, js := publisher(t, srv.ClientURL())
+	fleet := synth.NewFleet(2)
+	invFile := writeInventory(t, synth.Fleet{BMCs: fleet.BMCs[:1]}) // sim-0001 only in the bucket
+	startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "  kv_bucket: bmcstream_inventory\n")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, "bmcstream_inventory")
+	require.NoError(t, err)
+	put := func(rack string) {
+		_, err := kv.Put(ctx, bus.EscapeToken("sim-0001"), []byte("id: sim-0001\naddress: 127.0.0.1\nlabels: {site: lab, rack: "+rack+"}\n"))
+		require.NoError(t, err)
+	}
+	put("kv-a")
+	at := time.Now().Add(-20 * time.Second).Truncate(time.Second)
+	require.Eventually(t, func() bool {
+		return pub.Publish(ctx, fleet.Snapshot(1, at, "p", 1, 1)) == nil
+	}, time.Second, 10*time.Millisecond)
+	prom.WaitFor(ctx, t, `bmc_up{bmc="sim-0001",rack="kv-a"}`, func(s []testbed.Series) bool { return len(s) == 1 })
+
+	put("kv-b")
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, pub.Publish(ctx, fleet.Snapshot(1, at.Add(10*time.Second), "p", 1, 2)))
+	prom.WaitFor(ctx, t, `bmc_up{bmc="sim-0001",rack="kv-b"}`, func(s []testbed.Series) bool { return len(s) == 1 })
 }

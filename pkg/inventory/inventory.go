@@ -232,6 +232,17 @@ func entryLines(b []byte) []int {
 	return nil
 }
 
+// ParseEntry decodes and validates one inventory entry (YAML), as stored
+// in the gateway's inventory KV bucket.
+func ParseEntry(b []byte) (BMC, error) {
+	var e BMC
+	if err := yamlx.UnmarshalStrict(b, &e); err != nil {
+		return e, err
+	}
+	applyDefaults(&e, Defaults{})
+	return e, e.Validate()
+}
+
 // Len is the number of BMCs.
 func (inv *Inventory) Len() int {
 	if inv == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
 )
 
@@ -26,7 +27,16 @@ type Config struct {
 	HATracker   HATrackerConfig      `yaml:"ha_tracker"`
 	Automation  AutomationConfig     `yaml:"automation"`
 	Normalise   NormaliseConfig      `yaml:"normalise"`
+	Rollup      RollupConfig         `yaml:"rollup"`
 	RemoteWrite []remotewrite.Config `yaml:"remote_write"`
+}
+
+// RollupConfig controls the rack roll-ups computed in stream:
+// bmc_rack_power_watts, bmc_rack_intake_temperature_max_celsius and
+// bmc_rack_bmcs_reporting, grouped by GroupBy (site, room, row, rack).
+type RollupConfig struct {
+	Enabled bool     `yaml:"enabled"`
+	GroupBy []string `yaml:"group_by,omitempty"`
 }
 
 // NormaliseConfig extends the built-in mapping rules (docs/metrics.md)
@@ -96,6 +106,7 @@ var DefaultConfig = Config{
 	Consumer:   DefaultConsumerConfig,
 	HATracker:  HATrackerConfig{FailoverTimeout: model.Duration(30 * time.Second)},
 	Automation: AutomationConfig{Enabled: true},
+	Rollup:     RollupConfig{Enabled: true},
 }
 
 // UnmarshalYAML applies defaults before decoding.
@@ -134,6 +145,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Inventory.KVBucket != "" && (c.NATS.Mode != bus.ModeJetStream || !consumerName.MatchString(c.Inventory.KVBucket)) {
 		errs = append(errs, fmt.Errorf("inventory.kv_bucket: %q needs nats.mode jetstream and a name of letters, digits, '-' and '_'", c.Inventory.KVBucket))
+	}
+	if err := (pipeline.RollupOptions{GroupBy: c.Rollup.GroupBy}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rollup: %w", err))
+	}
+	for i := range c.RemoteWrite {
+		if len(c.RemoteWrite[i].WriteRelabelConfigs) > 0 {
+			if _, err := pipeline.NewRelabeler(c.RemoteWrite[i].WriteRelabelConfigs); err != nil {
+				errs = append(errs, fmt.Errorf("remote_write[%d].write_relabel_configs: %w", i, err))
+			}
+		}
 	}
 	if c.HATracker.FailoverTimeout < 0 {
 		errs = append(errs, errors.New("ha_tracker.failover_timeout: must not be negative"))

@@ -464,6 +464,22 @@ func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, er
 		metrics: g.metrics.forSink(rc.Name),
 	}
 	s.norm = g.norm
+	if len(rc.WriteRelabelConfigs) > 0 {
+		if s.relabel, err = pipeline.NewRelabeler(rc.WriteRelabelConfigs); err != nil {
+			return nil, fmt.Errorf("remote_write %s: write_relabel_configs: %w", rc.Name, err)
+		}
+	}
+	if g.cfg.Rollup.Enabled {
+		s.rollup = pipeline.NewRollup(pipeline.RollupOptions{GroupBy: g.cfg.Rollup.GroupBy})
+	}
+	if len(rc.WriteRelabelConfigs) > 0 {
+		if s.relabel, err = pipeline.NewRelabeler(rc.WriteRelabelConfigs); err != nil {
+			return nil, fmt.Errorf("remote_write %s: write_relabel_configs: %w", rc.Name, err)
+		}
+	}
+	if g.cfg.Rollup.Enabled {
+		s.rollup = pipeline.NewRollup(pipeline.RollupOptions{GroupBy: g.cfg.Rollup.GroupBy})
+	}
 	if err := g.attach(ctx, s); err != nil {
 		return nil, err
 	}

@@ -166,3 +166,31 @@ func TestInventoryFromKVBucket(t *testing.T) {
 	require.NoError(t, pub.Publish(ctx, fleet.Snapshot(1, at.Add(10*time.Second), "p", 1, 2)))
 	prom.WaitFor(ctx, t, `bmc_up{bmc="sim-0001",rack="kv-b"}`, func(s []testbed.Series) bool { return len(s) == 1 })
 }
+
+// TestRackRollups checks the in-stream roll-ups land in Prometheus: a
+// rack's power is the sum of its BMCs' chassis power, its intake the max.
+func TestRackRollups(t *testing.T) {
+	prom := testbed.StartPrometheus(t)
+	srv := natsServer(t)
+	pub, _ := publisher(t, srv.ClientURL())
+	fleet := synth.NewFleet(3) // one rack
+	startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	at := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	var sum, hottest float64
+	for i := range fleet.BMCs {
+		require.NoError(t, pub.Publish(ctx, fleet.Snapshot(i, at, "p", 1, 1)))
+		sum += synth.Power(i, at.UnixMilli())
+		hottest = max(hottest, synth.Inlet(i, at.UnixMilli()))
+	}
+	got := prom.WaitFor(ctx, t, `bmc_rack_power_watts{site="lab",room="r1",row="row0",rack="rack00"}`, func(s []testbed.Series) bool { return len(s) == 1 })
+	require.Equal(t, sum, got[0].Samples[0].V)
+	got, err := prom.Query(ctx, `bmc_rack_intake_temperature_max_celsius{rack="rack00"}`, time.Time{})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, hottest, got[0].Samples[0].V)
+	got, err = prom.Query(ctx, `bmc_rack_bmcs_reporting{rack="rack00"}`, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, 3.0, got[0].Samples[0].V)
+}

@@ -37,9 +37,16 @@ type sink struct {
 	snap    v1.Snapshot
 	samples []series.Sample
 	norm    *pipeline.Normaliser
-	dedup   *pipeline.Dedup
-	stale   *pipeline.Staleness
-	seen    pipeline.DedupStats
+	relabel *pipeline.Relabeler // nil: no write_relabel_configs
+	rollup  *pipeline.Rollup    // nil: roll-ups off
+	newest  int64               // newest poll time seen, the roll-ups' time
+	// lastRollup is the time of the last roll-up written; rollupBuf is
+	// reused between emits.
+	lastRollup int64
+	rollupBuf  []series.Sample
+	dedup      *pipeline.Dedup
+	stale      *pipeline.Staleness
+	seen       pipeline.DedupStats
 
 	removedMu sync.Mutex
 	removed   []string // BMCs that left the inventory, for run to forget
@@ -62,8 +69,13 @@ func (s *sink) run(ctx context.Context) {
 	go s.pending.keepAlive(keepCtx, time.Duration(s.g.cfg.Consumer.AckWait)/3)
 
 	batch := s.g.cfg.Consumer.FetchBatch
+	lastRollup := time.Now()
 	for ctx.Err() == nil {
 		s.forgetRemoved(ctx)
+		if time.Since(lastRollup) >= rollupEvery {
+			s.emitRollups(ctx)
+			lastRollup = time.Now()
+		}
 		msgs, err := s.cons.Fetch(batch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			s.metrics.fetchErrors.Inc()
@@ -108,6 +120,7 @@ func (s *sink) runCore(ctx context.Context) {
 			return
 		case <-tick.C:
 			s.forgetRemoved(ctx)
+			s.emitRollups(ctx)
 		case m := <-s.coreCh:
 			s.handle(ctx, m.Subject, m.Data, nil)
 		}
@@ -147,9 +160,21 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 	}
 	var st pipeline.Stats
 	s.samples = s.norm.Normalise(s.samples[:0], &s.snap, base, &st)
+	if s.rollup != nil {
+		s.rollup.Observe(s.samples)
+		s.newest = max(s.newest, s.snap.PollStartMs)
+	}
+	if s.relabel != nil {
+		s.samples = s.relabel.Apply(s.samples[:0], s.samples)
+	}
 	n0 := len(s.samples)
 	s.samples = s.stale.Observe(s.samples, &s.snap, s.samples)
 	s.metrics.staleMarkers.Add(float64(len(s.samples) - n0))
+	if s.rollup != nil && len(s.samples) > n0 {
+		// A BMC gone dark leaves the roll-ups at once, not after their
+		// stale window.
+		s.rollup.Observe(s.samples[n0:])
+	}
 	s.samples = s.dedup.Filter(s.samples[:0], s.snap.BmcId, s.samples)
 	s.countDedup()
 	s.metrics.unmapped.Add(float64(st.Unmapped))
@@ -190,6 +215,38 @@ func (s *sink) countDedup() {
 	s.seen = now
 }
 
+// rollupEvery is how often rack roll-ups are written: a quarter of the
+// usual 30 s poll interval keeps them current without a sample per poll.
+const rollupEvery = 10 * time.Second
+
+// rollupKey groups the roll-up series in the dedup stage.
+const rollupKey = "\x00rollup"
+
+// emitRollups writes the rack roll-ups at the newest poll time seen (never
+// the gateway's clock), in order per series.
+func (s *sink) emitRollups(ctx context.Context) {
+	if s.rollup == nil || s.newest == 0 {
+		return
+	}
+	// Never the same time twice: a staleness marker written on the time of
+	// the previous value would be filtered out as a duplicate.
+	t := max(s.newest, s.lastRollup+1)
+	s.lastRollup = t
+	out := s.rollup.Emit(s.rollupBuf[:0], t)
+	s.rollupBuf = out
+	if s.relabel != nil {
+		out = s.relabel.Apply(out[:0], out)
+	}
+	out = s.dedup.Filter(out[:0], rollupKey, out)
+	if len(out) == 0 {
+		return
+	}
+	if err := s.queue.Append(ctx, out, func() {}); err != nil {
+		return
+	}
+	s.metrics.samples.Add(float64(len(out)))
+}
+
 // forgetBMCs queues BMCs that left the inventory; run ends their series.
 func (s *sink) forgetBMCs(ids []string) {
 	s.removedMu.Lock()
@@ -211,6 +268,9 @@ func (s *sink) forgetRemoved(ctx context.Context) {
 		}
 		markers := s.stale.Forget(nil, id, last+1)
 		s.dedup.Forget(id)
+		if s.rollup != nil {
+			s.rollup.Forget(id)
+		}
 		if s.out != nil {
 			s.out.events.Forget(id)
 			continue

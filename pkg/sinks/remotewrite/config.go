@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/relabel"
 )
 
 // Tenant headers set from Config.OrgID and Config.ThanosTenant.
@@ -93,6 +94,9 @@ type Config struct {
 	ThanosTenant string `yaml:"thanos_tenant,omitempty"`
 	// QueueConfig tunes sharding, batching and retries.
 	QueueConfig QueueConfig `yaml:"queue_config,omitempty"`
+	// WriteRelabelConfigs rewrite or drop series for this sink only, with
+	// Prometheus relabel_configs semantics.
+	WriteRelabelConfigs []*relabel.Config `yaml:"write_relabel_configs,omitempty"`
 	// HTTPClientConfig holds authentication (basic_auth, authorization,
 	// oauth2), tls_config, proxy and redirect settings, inlined so the keys
 	// sit beside url as in Prometheus' remote_write.

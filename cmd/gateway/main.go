@@ -4,24 +4,16 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bmcstream/bmcstream/internal/logging"
+	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/internal/version"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 )
@@ -90,59 +82,10 @@ func Main(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "gateway: listen %s: %v\n", *listen, err)
 		return 1
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles, as Prometheus serves them: bind --web.listen-address to a
-	// trusted network.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !gw.Ready() {
-			http.Error(w, "Not ready.", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "Ready.")
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux := service.NewMux(reg, gw.Ready)
 
-	var g run.Group
-	ctx, cancel := context.WithCancel(context.Background())
-	g.Add(func() error { return gw.Run(ctx) }, func(error) { cancel() })
-	g.Add(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}, func(error) {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		_ = srv.Shutdown(sctx)
-	})
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	stop := make(chan struct{})
-	g.Add(func() error {
-		for {
-			select {
-			case s := <-sigs:
-				if s == syscall.SIGHUP {
-					if err := gw.ReloadInventory(); err != nil {
-						logger.Error("reload inventory; keeping the previous one", "err", err)
-					} else {
-						logger.Info("inventory reloaded")
-					}
-					continue
-				}
-				logger.Info("received signal, shutting down", "signal", s.String())
-				return nil
-			case <-stop:
-				return nil
-			}
-		}
-	}, func(error) { close(stop) })
 	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "config", *configFile)
-	if err := g.Run(); err != nil {
+	if err := service.Run(logger, ln, mux, gw.Run, gw.ReloadInventory); err != nil {
 		logger.Error("gateway stopped", "err", err)
 		return 1
 	}

@@ -6,24 +6,18 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bmcstream/bmcstream/internal/logging"
+	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/internal/version"
 	"github.com/bmcstream/bmcstream/pkg/poller"
 )
@@ -79,20 +73,7 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "poller: listen %s: %v\n", *listen, err)
 		return 1
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles, as Prometheus serves them: bind --web.listen-address to a
-	// trusted network.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !p.Ready() {
-			http.Error(w, "Not ready.", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "Ready.")
-	})
+	mux := service.NewMux(reg, p.Ready)
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		st := struct {
 			Poller  string          `json:"poller"`
@@ -107,45 +88,9 @@ func Main(args []string) int {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = statusPage.Execute(w, st)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
-	var g run.Group
-	ctx, cancel := context.WithCancel(context.Background())
-	g.Add(func() error { return p.Run(ctx, *shutdown) }, func(error) { cancel() })
-	g.Add(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}, func(error) {
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		_ = srv.Shutdown(sctx)
-	})
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	stop := make(chan struct{})
-	g.Add(func() error {
-		for {
-			select {
-			case s := <-sigs:
-				if s == syscall.SIGHUP {
-					if err := p.Reload(); err != nil {
-						logger.Error("reload; keeping the previous inventory", "err", err)
-					} else {
-						logger.Info("inventory reloaded")
-					}
-					continue
-				}
-				logger.Info("received signal, shutting down", "signal", s.String())
-				return nil
-			case <-stop:
-				return nil
-			}
-		}
-	}, func(error) { close(stop) })
 	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID())
-	if err := g.Run(); err != nil {
+	if err := service.Run(logger, ln, mux, func(ctx context.Context) error { return p.Run(ctx, *shutdown) }, p.Reload); err != nil {
 		logger.Error("poller stopped", "err", err)
 		return 1
 	}

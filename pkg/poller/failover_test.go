@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -29,7 +30,7 @@ func buildPoller(t *testing.T) string {
 	return bin
 }
 
-func startPollerProcess(t *testing.T, bin, config, id string) *exec.Cmd {
+func startPollerProcess(t *testing.T, bin, config, id string) (*exec.Cmd, string) {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), id+".log"))
 	require.NoError(t, err)
@@ -55,7 +56,7 @@ func startPollerProcess(t *testing.T, bin, config, id string) *exec.Cmd {
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 20*time.Second, 50*time.Millisecond, "%s never became ready", id)
-	return cmd
+	return cmd, addr
 }
 
 // TestTwoPollersFailover runs the whole path: a simulated fleet, two poller
@@ -102,8 +103,8 @@ remote_write:
 	go func() { gdone <- gw.Run(gctx) }()
 	defer func() { gcancel(); require.NoError(t, <-gdone) }()
 
-	a := startPollerProcess(t, bin, config, "poller-a")
-	startPollerProcess(t, bin, config, "poller-b")
+	a, _ := startPollerProcess(t, bin, config, "poller-a")
+	_, bAddr := startPollerProcess(t, bin, config, "poller-b")
 	// Let membership settle (both see each other), then observe two
 	// intervals: each BMC polled, by exactly one poller.
 	time.Sleep(4 * time.Second)
@@ -120,6 +121,22 @@ remote_write:
 	}
 	require.Len(t, perPoller, 2, "both pollers share the fleet: %v", perPoller)
 	t.Logf("shares before the kill: %v", perPoller)
+	// The status page lists what poller-b owns, with its last result.
+	resp, err := http.Get("http://" + bAddr + "/status?format=json")
+	require.NoError(t, err)
+	var status struct {
+		Poller  string   `json:"poller"`
+		Members []string `json:"members"`
+		BMCs    []Status `json:"bmcs"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&status))
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, "poller-b", status.Poller)
+	require.Equal(t, []string{"poller-a", "poller-b"}, status.Members)
+	require.Len(t, status.BMCs, perPoller["poller-b"])
+	for _, b := range status.BMCs {
+		require.Equal(t, "ok", b.LastResult, b.ID)
+	}
 
 	// Every BMC's series are in Prometheus with rack labels.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

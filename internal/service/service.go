@@ -1,0 +1,88 @@
+// Package service runs a long-lived program's parts together, the way the
+// poller and the gateway both need: the work itself, the HTTP endpoints
+// (/metrics, /-/healthy, /-/ready, profiles), and signals (SIGHUP reloads,
+// SIGTERM and SIGINT stop). When any part ends, the others are stopped.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// NewMux serves the endpoints every bmcstream program has: /metrics from
+// reg, /-/healthy, /-/ready (200 while ready returns true), and profiles
+// under /debug/pprof/ as Prometheus serves them. Bind it to a trusted
+// network.
+func NewMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "Not ready.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready.")
+	})
+	return mux
+}
+
+// Run serves handler on ln and runs work until a SIGTERM or SIGINT (or
+// until work or the server ends), calling reload on SIGHUP. work must
+// return soon after its context is cancelled. The error is the first part's
+// failure, nil after a signal.
+func Run(logger *slog.Logger, ln net.Listener, handler http.Handler, work func(context.Context) error, reload func() error) error {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	var g run.Group
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error { return work(ctx) }, func(error) { cancel() })
+	g.Add(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+	})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	stop := make(chan struct{})
+	g.Add(func() error {
+		for {
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGHUP {
+					if err := reload(); err != nil {
+						logger.Error("reload; keeping the previous inventory", "err", err)
+					} else {
+						logger.Info("inventory reloaded")
+					}
+					continue
+				}
+				logger.Info("received signal, shutting down", "signal", s.String())
+				return nil
+			case <-stop:
+				return nil
+			}
+		}
+	}, func(error) { close(stop) })
+	return g.Run()
+}

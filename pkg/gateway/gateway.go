@@ -242,6 +242,10 @@ func (g *Gateway) applyKV(e jetstream.KeyValueEntry) {
 	g.metrics.inventoryReloads.WithLabelValues("success").Inc()
 }
 
+// Inventory returns the inventory in force (files merged with the KV
+// bucket). Callers must not modify it.
+func (g *Gateway) Inventory() *inventory.Inventory { return g.inv.Load() }
+
 // Ready reports whether every sink's consumer is set up and running.
 func (g *Gateway) Ready() bool { return g.ready.Load() }
 

@@ -146,7 +146,14 @@ func TestInventoryFromKVBucket(t *testing.T) {
 	pub, js := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(2)
 	invFile := writeInventory(t, synth.Fleet{BMCs: fleet.BMCs[:1]}) // sim-0001 only in the bucket
-	startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "  kv_bucket: bmcstream_inventory\n")
+	gw, _ := startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "  kv_bucket: bmcstream_inventory\n")
+	rackOf := func(id string) string {
+		b, ok := gw.Inventory().Get(id)
+		if !ok {
+			return ""
+		}
+		return b.Labels["rack"]
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, "bmcstream_inventory")
@@ -156,6 +163,8 @@ func TestInventoryFromKVBucket(t *testing.T) {
 		require.NoError(t, err)
 	}
 	put("kv-a")
+	// The bucket is watched asynchronously: the entry applies within moments.
+	require.Eventually(t, func() bool { return rackOf("sim-0001") == "kv-a" }, 10*time.Second, 20*time.Millisecond)
 	at := time.Now().Add(-20 * time.Second).Truncate(time.Second)
 	require.Eventually(t, func() bool {
 		return pub.Publish(ctx, fleet.Snapshot(1, at, "p", 1, 1)) == nil
@@ -163,7 +172,7 @@ func TestInventoryFromKVBucket(t *testing.T) {
 	prom.WaitFor(ctx, t, `bmc_up{bmc="sim-0001",rack="kv-a"}`, func(s []testbed.Series) bool { return len(s) == 1 })
 
 	put("kv-b")
-	time.Sleep(500 * time.Millisecond)
+	require.Eventually(t, func() bool { return rackOf("sim-0001") == "kv-b" }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, pub.Publish(ctx, fleet.Snapshot(1, at.Add(10*time.Second), "p", 1, 2)))
 	prom.WaitFor(ctx, t, `bmc_up{bmc="sim-0001",rack="kv-b"}`, func(s []testbed.Series) bool { return len(s) == 1 })
 }

@@ -42,8 +42,9 @@ type Gateway struct {
 	metrics *metrics
 
 	inv         atomic.Pointer[inventory.Inventory]
-	norm        *pipeline.Normaliser // shared by every consumer: safe for concurrent use
-	invMu       sync.Mutex           // guards fileEntries and kvEntries
+	enrich      atomic.Pointer[pipeline.Enricher] // base labels of inv, indexed
+	norm        *pipeline.Normaliser              // shared by every consumer: safe for concurrent use
+	invMu       sync.Mutex                        // guards fileEntries and kvEntries
 	fileEntries []inventory.BMC
 	kvEntries   map[string]inventory.BMC
 
@@ -136,6 +137,7 @@ func merge(files []inventory.BMC, kv map[string]inventory.BMC) (*inventory.Inven
 }
 
 func (g *Gateway) setInventory(inv *inventory.Inventory) {
+	g.enrich.Store(pipeline.NewEnricher(inv))
 	old := g.inv.Swap(inv)
 	g.metrics.inventoryBMCs.Set(float64(inv.Len()))
 	if old == nil {

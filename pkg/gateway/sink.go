@@ -153,8 +153,7 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 		}
 		return
 	}
-	inv := s.g.inv.Load()
-	base, found := pipeline.BaseLabels(inv, s.snap.BmcId)
+	base, found := s.g.enrich.Load().Labels(s.snap.BmcId)
 	if !found {
 		s.metrics.unknownBMC.Inc()
 	}

@@ -31,3 +31,32 @@ func BaseLabels(inv *inventory.Inventory, bmcID string) (ls []prompb.Label, foun
 	series.Sort(ls)
 	return ls, true
 }
+
+// Enricher holds every inventory BMC's base labels, built once per
+// inventory, so enriching a snapshot is a map lookup rather than an
+// allocation and a sort per snapshot and sink. It is immutable and safe for
+// concurrent use; the returned slices are shared and must not be modified.
+type Enricher struct {
+	inv    *inventory.Inventory
+	labels map[string][]prompb.Label
+}
+
+// NewEnricher indexes an inventory's base labels.
+func NewEnricher(inv *inventory.Inventory) *Enricher {
+	e := &Enricher{inv: inv, labels: make(map[string][]prompb.Label, inv.Len())}
+	for _, b := range inv.All() {
+		e.labels[b.ID], _ = BaseLabels(inv, b.ID)
+	}
+	return e
+}
+
+// Labels returns a BMC's base labels, as BaseLabels does.
+func (e *Enricher) Labels(bmcID string) ([]prompb.Label, bool) {
+	if ls, ok := e.labels[bmcID]; ok {
+		return ls, true
+	}
+	return BaseLabels(nil, bmcID)
+}
+
+// Inventory is the inventory the Enricher was built from.
+func (e *Enricher) Inventory() *inventory.Inventory { return e.inv }

@@ -142,3 +142,16 @@ func FuzzDecodeNormalise(f *testing.F) {
 		}
 	})
 }
+
+func TestEnricher(t *testing.T) {
+	inv, err := inventory.Parse([]byte("bmcs:\n  - id: srv-2\n    address: x\n    labels: {site: ctc, rack: i5}\n"))
+	require.NoError(t, err)
+	e := NewEnricher(inv)
+	for _, id := range []string{"srv-2", "nope"} {
+		want, wantFound := BaseLabels(inv, id)
+		got, found := e.Labels(id)
+		require.Equal(t, wantFound, found)
+		require.Equal(t, want, got)
+	}
+	require.Zero(t, testing.AllocsPerRun(100, func() { e.Labels("srv-2") }), "a known BMC costs no allocation")
+}

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/stretchr/testify/require"
 )
 
@@ -22,13 +21,10 @@ func TestHelpExplainsFleetAndMockup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "bmcsim")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	out, err = exec.Command(bin, "--help").CombinedOutput()
+	bin := testbed.Build(t, ".")
+	out, err := exec.Command(bin, "--help").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	for _, want := range []string{"--bmcs", "--mockup.dir", "--fault", "/faults", "inventory"} {
 		require.Contains(t, string(out), want)
 	}
-	_ = os.Remove(bin)
 }

@@ -21,9 +21,7 @@ func TestDemoRunsThePipeline(t *testing.T) {
 		t.Skip("runs the whole pipeline")
 	}
 	testbed.RequireBinary(t, "prometheus")
-	bin := filepath.Join(t.TempDir(), "demo")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := testbed.Build(t, ".")
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--duration=15s", "--interval=2s", "--bmcs=10", "--fleet.first-address=127.21.0.1", fmt.Sprintf("--fleet.redfish-port=%d", testbed.FreePort(t)),
 		"--data.dir="+dir,
@@ -34,6 +32,6 @@ func TestDemoRunsThePipeline(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), "stdout:\n%s\nstderr:\n%s", &stdout, &stderr)
 	require.Contains(t, stdout.String(), "answers bmc_up for 10 BMCs", "stdout:\n%s\nstderr:\n%s", &stdout, &stderr)
-	_, err = os.Stat(filepath.Join(dir, "inventory.yml"))
+	_, err := os.Stat(filepath.Join(dir, "inventory.yml"))
 	require.NoError(t, err)
 }

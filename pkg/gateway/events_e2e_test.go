@@ -5,22 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	bmodel "github.com/bmcstream/bmcstream/pkg/bmcsim/model"
-	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/poller"
 )
@@ -51,31 +46,13 @@ func (l *eventLog) count(kind pipeline.EventKind, bmc string) int {
 func TestFaultsProduceOneEventEachWay(t *testing.T) {
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
-	ps, err := bmodel.Builtin()
-	require.NoError(t, err)
 	fcfg := fleet.DefaultConfig
 	fcfg.Count = 1
 	fcfg.Mix = map[string]int{"idrac": 1}
 	fcfg.Protocols = "redfish"
 	fcfg.FirstAddress = netip.MustParseAddr("127.70.0.1")
-	fcfg.RedfishPort = testbed.FreePort(t)
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	fcfg.IPMIPort = pc.LocalAddr().(*net.UDPAddr).Port
-	require.NoError(t, pc.Close())
-	fl, err := fleet.New(fcfg, ps)
-	require.NoError(t, err)
-	require.NoError(t, fl.Start(fleet.StartOptions{IgnoreSensorLatency: true}))
-	defer func() { require.NoError(t, fl.Close()) }()
-	dir := t.TempDir()
-	ca, invFile, credFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "inv.yml"), filepath.Join(dir, "creds.yml")
-	require.NoError(t, fl.CA().WritePEM(ca))
-	entries := fl.Inventory(ca)
-	entries[0].Interval = model.Duration(time.Second)
-	b, err := inventory.Marshal(entries)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(invFile, b, 0o600))
-	require.NoError(t, fl.WriteCredentials(credFile))
+	sim := testbed.StartSimFleet(t, fcfg, time.Second)
+	fl, invFile, credFile := sim.Fleet, sim.InvFile, sim.CredFile
 
 	// Listen before anything runs.
 	nc, err := nats.Connect(srv.ClientURL())

@@ -4,20 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
-	bmodel "github.com/bmcstream/bmcstream/pkg/bmcsim/model"
-	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/poller"
 )
 
@@ -33,32 +27,12 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 	const interval = time.Second
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
-	ps, err := bmodel.Builtin()
-	require.NoError(t, err)
 	fcfg := fleet.DefaultConfig
 	fcfg.Count = 4
 	fcfg.Protocols = "redfish"
 	fcfg.FirstAddress = netip.MustParseAddr("127.71.0.1")
-	fcfg.RedfishPort = testbed.FreePort(t)
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	fcfg.IPMIPort = pc.LocalAddr().(*net.UDPAddr).Port
-	require.NoError(t, pc.Close())
-	fl, err := fleet.New(fcfg, ps)
-	require.NoError(t, err)
-	require.NoError(t, fl.Start(fleet.StartOptions{IgnoreSensorLatency: true}))
-	defer func() { require.NoError(t, fl.Close()) }()
-	dir := t.TempDir()
-	ca, invFile, credFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "inv.yml"), filepath.Join(dir, "creds.yml")
-	require.NoError(t, fl.CA().WritePEM(ca))
-	entries := fl.Inventory(ca)
-	for i := range entries {
-		entries[i].Interval = model.Duration(interval)
-	}
-	b, err := inventory.Marshal(entries)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(invFile, b, 0o600))
-	require.NoError(t, fl.WriteCredentials(credFile))
+	sim := testbed.StartSimFleet(t, fcfg, interval)
+	invFile, credFile := sim.InvFile, sim.CredFile
 
 	_, reg := startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "ha_tracker:\n  failover_timeout: 3s\n")
 	run := func(id string) context.CancelFunc {

@@ -21,49 +21,13 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 )
 
-// buildGateway compiles cmd/gateway once per test binary run.
 func buildGateway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gateway")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/bmcstream/bmcstream/cmd/gateway").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
+	return testbed.Build(t, "github.com/bmcstream/bmcstream/cmd/gateway")
 }
 
-type proc struct {
-	cmd  *exec.Cmd
-	log  *os.File
-	addr string
-}
-
-func startGateway(t *testing.T, bin, config string) *proc {
+func startGateway(t *testing.T, bin, config string) *testbed.Program {
 	t.Helper()
-	port := testbed.FreePort(t)
-	logf, err := os.CreateTemp(t.TempDir(), "gateway-*.log")
-	require.NoError(t, err)
-	p := &proc{log: logf, addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	p.cmd = exec.Command(bin, "--config.file="+config, "--web.listen-address="+p.addr, "--log.level=debug", "--shutdown.timeout=2s")
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	require.NoError(t, p.cmd.Start())
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			_ = p.cmd.Wait()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("gateway log:\n%s", b)
-		}
-	})
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + p.addr + "/-/ready")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 50*time.Millisecond, "gateway never became ready")
-	return p
+	return testbed.StartProgram(t, "gateway", bin, "--config.file="+config, "--log.level=debug", "--shutdown.timeout=2s")
 }
 
 // TestKillWhileSinkDownLosesNothing publishes while the only sink is down,
@@ -107,8 +71,8 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 		return err == nil && info.NumAckPending == total
 	}, 20*time.Second, 50*time.Millisecond)
 
-	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGKILL))
-	_ = gw.cmd.Wait()
+	require.NoError(t, gw.Cmd.Process.Signal(syscall.SIGKILL))
+	_ = gw.Cmd.Wait()
 
 	require.NoError(t, prom.Start(ctx))
 	startGateway(t, bin, config)
@@ -198,7 +162,7 @@ remote_write:
 		"/-/ready":   "Ready",
 		"/metrics":   `bmcstream_gateway_snapshots_total{result="ok",sink="prom"}`,
 	} {
-		resp, err := http.Get("http://" + gw.addr + path)
+		resp, err := http.Get("http://" + gw.Addr + path)
 		require.NoError(t, err)
 		body, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)
@@ -207,8 +171,8 @@ remote_write:
 		require.Contains(t, string(body), want, path)
 	}
 
-	require.NoError(t, gw.cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, gw.cmd.Wait(), "gateway must exit 0 after a graceful shutdown")
+	require.NoError(t, gw.Cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, gw.Cmd.Wait(), "gateway must exit 0 after a graceful shutdown")
 	info, err := cons.Info(ctx)
 	require.NoError(t, err)
 	require.Zero(t, info.NumAckPending, "in-flight snapshots must be delivered and acked before exit")

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,13 +12,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
-	bmodel "github.com/bmcstream/bmcstream/pkg/bmcsim/model"
 	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/inventory"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -45,29 +40,12 @@ func newTestbed(t *testing.T, n int, protocols string, interval time.Duration) *
 	block := nextBlock
 	nextBlock++
 	addrBlock.Unlock()
-	ps, err := bmodel.Builtin()
-	require.NoError(t, err)
 	cfg := fleet.DefaultConfig
 	cfg.Count = n
 	cfg.Protocols = protocols
 	cfg.FirstAddress = netip.MustParseAddr(fmt.Sprintf("127.%d.0.1", block))
-	cfg.RedfishPort, cfg.IPMIPort = freePort(t), freeUDP(t)
-	f, err := fleet.New(cfg, ps)
-	require.NoError(t, err)
-	require.NoError(t, f.Start(fleet.StartOptions{IgnoreSensorLatency: true}))
-	t.Cleanup(func() { require.NoError(t, f.Close()) })
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	require.NoError(t, f.CA().WritePEM(ca))
-	entries := f.Inventory(ca)
-	for i := range entries {
-		entries[i].Interval = model.Duration(interval)
-	}
-	b, err := inventory.Marshal(entries)
-	require.NoError(t, err)
-	tb := &simbed{fleet: f, invFile: filepath.Join(dir, "inventory.yml"), credFile: filepath.Join(dir, "credentials.yml"), interval: interval}
-	require.NoError(t, os.WriteFile(tb.invFile, b, 0o600))
-	require.NoError(t, f.WriteCredentials(tb.credFile))
+	sim := testbed.StartSimFleet(t, cfg, interval)
+	tb := &simbed{fleet: sim.Fleet, invFile: sim.InvFile, credFile: sim.CredFile, interval: interval}
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
@@ -152,14 +130,6 @@ func (r *recorder) pollers(from, to time.Time) map[string]map[string]int {
 		out[s.BmcId][s.PollerId]++
 	}
 	return out
-}
-
-func freeUDP(t testing.TB) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
 func TestPollsEveryOwnedBMC(t *testing.T) {

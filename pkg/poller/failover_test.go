@@ -23,40 +23,13 @@ import (
 )
 
 func buildPoller(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "poller")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/bmcstream/bmcstream/cmd/poller").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
+	return testbed.Build(t, "github.com/bmcstream/bmcstream/cmd/poller")
 }
 
 func startPollerProcess(t *testing.T, bin, config, id string) (*exec.Cmd, string) {
 	t.Helper()
-	logf, err := os.Create(filepath.Join(t.TempDir(), id+".log"))
-	require.NoError(t, err)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "--config.file="+config, "--poller.id="+id, "--web.listen-address="+addr)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("%s log:\n%s", id, b)
-		}
-	})
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 50*time.Millisecond, "%s never became ready", id)
-	return cmd, addr
+	p := testbed.StartProgram(t, id, bin, "--config.file="+config, "--poller.id="+id)
+	return p.Cmd, p.Addr
 }
 
 // TestTwoPollersFailover runs the whole path: a simulated fleet, two poller

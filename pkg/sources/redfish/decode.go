@@ -658,6 +658,9 @@ func (res *docResult) appendSensor(m *sensorMember, fallbackID string, cl claims
 	if name == "" {
 		name = lastSegment(id)
 	}
+	if name == "" {
+		name = id // an id such as "#" or "/x/#" has no last segment
+	}
 	r := v1.Reading{
 		Name:       name,
 		Id:         id,

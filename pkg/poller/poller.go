@@ -61,6 +61,23 @@ type Poller struct {
 	workers map[string]*worker
 	runCtx  context.Context
 	ready   atomic.Bool
+
+	// seqs holds each BMC's poll sequence (BMC id → *atomic.Uint64) for the
+	// life of the process, across the workers ownership changes and reloads
+	// start and stop: a snapshot's Nats-Msg-Id (poller, epoch, BMC,
+	// sequence) must never repeat, or JetStream's duplicate window would
+	// silently drop a new snapshot as a copy of an old one. One counter per
+	// BMC ever owned: a few dozen bytes each.
+	seqs sync.Map
+}
+
+// sequence returns the poll sequence counter of a BMC.
+func (p *Poller) sequence(bmcID string) *atomic.Uint64 {
+	if c, ok := p.seqs.Load(bmcID); ok {
+		return c.(*atomic.Uint64)
+	}
+	c, _ := p.seqs.LoadOrStore(bmcID, new(atomic.Uint64))
+	return c.(*atomic.Uint64)
 }
 
 // New validates the configuration and loads inventory and credentials; it

@@ -1,9 +1,14 @@
 package poller
 
 import (
+	"context"
+
 	"os"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
@@ -74,4 +79,59 @@ func minSeqAfter(r *recorder, bmc string) uint64 {
 		}
 	}
 	return m
+}
+
+// TestRestartedWorkerNeverRepeatsAMessageID removes a BMC from the
+// inventory and adds it back, as an ownership change or a reload does: its
+// new worker continues the BMC's sequence rather than starting at 1 again,
+// so no snapshot's Nats-Msg-Id repeats one already in JetStream's
+// duplicate window, and the stream holds every snapshot the poller made.
+func TestRestartedWorkerNeverRepeatsAMessageID(t *testing.T) {
+	tb := newTestbed(t, 2, "redfish", time.Second)
+	inv, err := inventory.Load(tb.invFile)
+	require.NoError(t, err)
+	all := inv.All()
+	write := func(entries []inventory.BMC) {
+		b, err := inventory.Marshal(entries)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(tb.invFile, b, 0o600))
+	}
+	rec := record(t, tb.nats.ClientURL())
+	cfg := tb.config(t, "restarter", "")
+	cfg.Inventory.WatchInterval = model.Duration(500 * time.Millisecond)
+	p, _, stop := runPoller(t, cfg)
+	require.Eventually(t, func() bool { return maxSeq(rec, "bmc-00002") >= 2 }, 10*time.Second, 50*time.Millisecond)
+	write(all[:1])
+	require.Eventually(t, func() bool { return len(p.Statuses()) == 1 }, 5*time.Second, 50*time.Millisecond)
+	before := maxSeq(rec, "bmc-00002")
+	write(all)
+	require.Eventually(t, func() bool { return maxSeq(rec, "bmc-00002") >= before+2 }, 10*time.Second, 50*time.Millisecond)
+	stop()
+
+	rec.mu.Lock()
+	seen := map[uint64]int{}
+	total := len(rec.snaps)
+	for _, s := range rec.snaps {
+		if s.BmcId == "bmc-00002" {
+			seen[s.Sequence]++
+		}
+	}
+	rec.mu.Unlock()
+	for seq, n := range seen {
+		require.Equal(t, 1, n, "sequence %d of bmc-00002 published %d times", seq, n)
+	}
+	// Every snapshot published reached the stream: none was taken for a
+	// duplicate of an earlier one.
+	nc, err := nats.Connect(tb.nats.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "BMC_RAW")
+	require.NoError(t, err)
+	info, err := st.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(total), info.State.Msgs, "snapshots published vs held by the stream")
 }

@@ -71,7 +71,7 @@ func (w *worker) run(ctx context.Context) {
 	interval := time.Duration(w.bmc.Interval)
 	next := firstSlot(w.p.now(), interval, offset(w.bmc.ID, interval))
 	failures := 0
-	var seq uint64
+	seq := w.p.sequence(w.bmc.ID)
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	// Sessions that expire when idle (IPMI's 60 s) are kept open between
@@ -101,8 +101,7 @@ func (w *worker) run(ctx context.Context) {
 		ok := true
 		var wait time.Duration
 		for _, ps := range w.sources {
-			seq++
-			good, retryAfter := w.poll(ctx, ps, seq, interval)
+			good, retryAfter := w.poll(ctx, ps, seq.Add(1), interval)
 			ok = ok && good
 			wait = max(wait, retryAfter)
 		}

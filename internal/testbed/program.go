@@ -31,6 +31,8 @@ type Program struct {
 	Cmd *exec.Cmd
 	// Addr is the host:port of its --web.listen-address.
 	Addr string
+	// LogFile holds its standard output and error.
+	LogFile string
 }
 
 // StartProgram runs bin with args plus --web.listen-address on a free
@@ -40,7 +42,7 @@ func StartProgram(t testing.TB, name, bin string, args ...string) *Program {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	require.NoError(t, err)
-	p := &Program{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
+	p := &Program{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), LogFile: logf.Name()}
 	p.Cmd = exec.Command(bin, append(args, "--web.listen-address="+p.Addr)...)
 	p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
 	require.NoError(t, p.Cmd.Start())

@@ -64,7 +64,7 @@ func TestHAPairDeduplicated(t *testing.T) {
 			require.NoError(t, pub.Publish(ctx, fleet.Snapshot(i, at.Add(7*time.Millisecond), "poller-b", 1, uint64(k+1))))
 		}
 	}
-	prom.WaitFor(ctx, t, `count(count_over_time(bmc_up[10m]) >= 8)`, func(s []testbed.Series) bool {
+	prom.WaitFor(ctx, t, `count(count_over_time(bmc_up[10m]) >= 9)`, func(s []testbed.Series) bool {
 		return len(s) == 1 && s[0].Samples[0].V == 4
 	})
 	got, err := prom.RawSamples(ctx, `bmc_up{bmc="sim-0002"}`, 10*time.Minute, time.Now())

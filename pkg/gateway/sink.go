@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,11 +30,11 @@ type sink struct {
 	queue   *remotewrite.Queue
 	cons    jetstream.Consumer // nil in core mode
 	coreSub *nats.Subscription // core mode only
-	coreCh  chan *nats.Msg     // core mode only
 	logger  *slog.Logger
 	metrics *sinkMetrics
 
 	// One goroutine (run) owns these.
+	limits  pipeline.Limits // set by run
 	snap    v1.Snapshot
 	samples []series.Sample
 	norm    *pipeline.Normaliser
@@ -56,10 +57,26 @@ type sink struct {
 	out *automation
 
 	pending inFlight
+
+	// Per-BMC serialisation (JetStream sinks): at most one snapshot of a
+	// BMC is with the queue at a time; later ones wait here, in stream
+	// order, until it is acked. Owned by run. See docs/delivery.md.
+	inflight map[string][]jetstream.Msg // raw subject → snapshots waiting behind the one in flight
+	parked   int
+	// started is when this sink began consuming (Unix ms) after an unclean
+	// predecessor (0 otherwise): roll-ups are never written before it, so
+	// replaying older snapshots cannot write a roll-up behind one the
+	// predecessor wrote.
+	started int64
+
+	releaseMu sync.Mutex
+	released  []string      // subjects whose snapshot the queue finished
+	releaseCh chan struct{} // signalled (never blocking) when released grows
 }
 
 // run consumes until ctx is cancelled. It owns the decode buffers.
 func (s *sink) run(ctx context.Context) {
+	s.limits = limitsFor(s.g.cfg)
 	if s.cons == nil {
 		s.runCore(ctx)
 		return
@@ -67,6 +84,12 @@ func (s *sink) run(ctx context.Context) {
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	defer stopKeep()
 	go s.pending.keepAlive(keepCtx, time.Duration(s.g.cfg.Consumer.AckWait)/3)
+
+	s.inflight = make(map[string][]jetstream.Msg)
+	s.releaseCh = make(chan struct{}, 1)
+	if s.out == nil && s.awaitRedeliveries(ctx) {
+		s.started = time.Now().UnixMilli()
+	}
 
 	batch := s.g.cfg.Consumer.FetchBatch
 	lastRollup := time.Now()
@@ -76,53 +99,187 @@ func (s *sink) run(ctx context.Context) {
 			s.emitRollups(ctx)
 			lastRollup = time.Now()
 		}
-		msgs, err := s.cons.Fetch(batch, jetstream.FetchMaxWait(time.Second))
+		s.drainReleased(ctx)
+		var msgs jetstream.MessageBatch
+		var err error
+		if len(s.inflight) > 0 {
+			// Snapshots are with the queue: do not block in a fetch
+			// while their BMCs' next snapshots could be released.
+			msgs, err = s.cons.FetchNoWait(batch)
+		} else {
+			// A fetch lasts until the batch is full or the wait ends,
+			// releases meanwhile are handled only between messages:
+			// keep it short.
+			msgs, err = s.cons.Fetch(batch, jetstream.FetchMaxWait(200*time.Millisecond))
+		}
 		if err != nil {
 			s.metrics.fetchErrors.Inc()
 			s.logger.Warn("fetch from stream", "err", err)
 			sleep(ctx, time.Second)
 			continue
 		}
+		n := 0
 		for m := range msgs.Messages() {
+			n++
 			s.pending.add(m)
-			s.handle(ctx, m.Subject(), m.Data(), m)
+			s.dispatch(ctx, m)
+			s.drainReleased(ctx)
 		}
 		if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 			s.metrics.fetchErrors.Inc()
 			s.logger.Warn("fetch from stream", "err", err)
 			sleep(ctx, time.Second)
+			continue
+		}
+		if n == 0 && len(s.inflight) > 0 {
+			// Nothing new: wait for the queue to finish a snapshot.
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-s.releaseCh:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 	}
 }
 
-// subscribeCore subscribes in core-NATS mode, through a bounded channel:
-// when this sink falls behind by more than coreBuffer snapshots, NATS drops
-// messages for it (core NATS has no back-pressure) and counts them.
+// awaitRedeliveries holds a starting sink back while its consumer has
+// snapshots a previous gateway took and never acked (it was killed): the
+// server redelivers them only after AckWait, and newer snapshots of the
+// same BMCs written first would make them out of order, which Prometheus
+// rejects (with the whole request). Waiting AckWait lets them come first.
+// A clean shutdown acks what it delivered, so this costs nothing then.
+//
+// It reports whether it waited: a previous gateway ended uncleanly, and the
+// roll-ups it wrote may be ahead of the backlog about to be replayed.
+func (s *sink) awaitRedeliveries(ctx context.Context) bool {
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	info, err := s.cons.Info(ictx)
+	cancel()
+	if err != nil || info.NumAckPending == 0 {
+		return false
+	}
+	wait := time.Duration(s.g.cfg.Consumer.AckWait) + time.Second
+	s.logger.Info("snapshots of a previous gateway are unacknowledged; waiting for their redelivery so they are written before newer ones",
+		"unacked", info.NumAckPending, "wait", wait)
+	sleep(ctx, wait)
+	return true
+}
+
+// dispatch handles m now, or parks it behind the snapshot of the same BMC
+// that is still with the queue. Every snapshot of a BMC arrives on the same
+// subject, so the subject is the key; no decoding needed to park.
+func (s *sink) dispatch(ctx context.Context, m jetstream.Msg) {
+	key := m.Subject()
+	if waiting, busy := s.inflight[key]; busy {
+		s.inflight[key] = append(waiting, m)
+		s.parked++
+		return
+	}
+	s.inflight[key] = nil
+	if !s.handle(ctx, key, m.Data(), m) {
+		s.next(ctx, key)
+	}
+}
+
+// next handles the snapshots parked behind a BMC's finished one, until one
+// goes to the queue (and will be released in turn) or none is left.
+func (s *sink) next(ctx context.Context, key string) {
+	for {
+		waiting, ok := s.inflight[key]
+		if !ok {
+			return
+		}
+		if len(waiting) == 0 {
+			delete(s.inflight, key)
+			return
+		}
+		m := waiting[0]
+		waiting[0] = nil
+		s.inflight[key] = waiting[1:]
+		s.parked--
+		if s.handle(ctx, key, m.Data(), m) {
+			return
+		}
+	}
+}
+
+// release is called by the queue (from any goroutine) when a BMC's
+// snapshot is finished with: run then hands on the next one.
+func (s *sink) release(key string) {
+	s.releaseMu.Lock()
+	s.released = append(s.released, key)
+	s.releaseMu.Unlock()
+	select {
+	case s.releaseCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *sink) drainReleased(ctx context.Context) {
+	s.releaseMu.Lock()
+	keys := s.released
+	s.released = nil
+	s.releaseMu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	for _, key := range keys {
+		s.next(ctx, key)
+	}
+}
+
+// subscribeCore subscribes in core-NATS mode. Messages wait in the
+// subscription's own buffer, bounded in count and in bytes (core NATS has
+// no back-pressure): when this sink falls behind by more than coreBuffer
+// snapshots or coreBufferBytes, NATS drops messages for it and counts them.
 func (s *sink) subscribeCore() error {
-	s.coreCh = make(chan *nats.Msg, coreBuffer)
-	sub, err := s.g.nc.ChanQueueSubscribe(bus.RawWildcard, s.g.cfg.Consumer.NamePrefix+"-"+s.name, s.coreCh)
+	sub, err := s.g.nc.QueueSubscribeSync(bus.RawWildcard, s.g.cfg.Consumer.NamePrefix+"-"+s.name)
 	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", bus.RawWildcard, err)
+	}
+	if err := sub.SetPendingLimits(coreBuffer, coreBufferBytes); err != nil {
+		_ = sub.Unsubscribe()
 		return fmt.Errorf("subscribe %s: %w", bus.RawWildcard, err)
 	}
 	s.coreSub = sub
 	return s.g.nc.Flush()
 }
 
-const coreBuffer = 4096
+// coreBuffer and coreBufferBytes bound what one core-mode sink holds
+// unread: 4096 snapshots are seconds of a large fleet; 64 MiB keeps a
+// publisher of 1 MiB messages from parking gigabytes in the gateway.
+const (
+	coreBuffer      = 4096
+	coreBufferBytes = 64 << 20
+)
 
 func (s *sink) runCore(ctx context.Context) {
 	defer func() { _ = s.coreSub.Unsubscribe() }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	last := time.Now()
+	for ctx.Err() == nil {
+		if time.Since(last) >= time.Second {
 			s.forgetRemoved(ctx)
 			s.emitRollups(ctx)
-		case m := <-s.coreCh:
+			last = time.Now()
+		}
+		m, err := s.coreSub.NextMsg(200 * time.Millisecond)
+		switch {
+		case err == nil:
 			s.handle(ctx, m.Subject, m.Data, nil)
+		case errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, nats.ErrSlowConsumer):
+			// NATS dropped messages for this sink (counted by the
+			// subscription); reading goes on.
+			s.metrics.logLimiter.Do(func() {
+				dropped, _ := s.coreSub.Dropped()
+				s.logger.Warn("core NATS dropped snapshots: this sink fell behind", "dropped_total", dropped)
+			})
+		default:
+			s.metrics.fetchErrors.Inc()
+			s.metrics.logLimiter.Do(func() { s.logger.Warn("read from subscription", "err", err) })
+			sleep(ctx, time.Second)
 		}
 	}
 }
@@ -130,16 +287,26 @@ func (s *sink) runCore(ctx context.Context) {
 // handle turns one message into samples and hands them to the queue. With
 // JetStream, m is acked once the queue has delivered (or permanently
 // dropped) every sample, terminated when it can never be processed, and
-// left alone (redelivered later) when shutdown interrupts it.
-func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstream.Msg) {
-	if err := pipeline.Decode(data, &s.snap); err != nil {
-		s.reject(m, "malformed", err)
-		return
+// left alone (redelivered later) when shutdown interrupts it. It reports
+// whether the queue took the samples: the sink's release is then called
+// for m's subject once they are finished with.
+func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstream.Msg) (queued bool) {
+	if err := s.limits.Decode(data, &s.snap); err != nil {
+		s.reject(m, rejectReason(err), err)
+		return false
 	}
 	if id, err := bus.BMCFromRawSubject(subject); err != nil || id != s.snap.BmcId {
 		s.reject(m, "subject_mismatch", errors.New("bmc_id does not match the subject"))
-		return
+		return false
 	}
+	// Times from a wrong clock would stop the series (later samples look
+	// out of order) or make a receiver refuse whole requests.
+	removed, err := s.limits.CheckTimes(&s.snap, time.Now().UnixMilli())
+	if err != nil {
+		s.reject(m, rejectReason(err), err)
+		return false
+	}
+	s.metrics.badTime.Add(float64(removed))
 	// HA pairs: one leader per BMC; redelivered and older snapshots are
 	// done with (acked), not errors.
 	if !s.dedup.Accept(&s.snap) {
@@ -151,7 +318,7 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 				s.metrics.ackErrors.Inc()
 			}
 		}
-		return
+		return false
 	}
 	base, found := s.g.enrich.Load().Labels(s.snap.BmcId)
 	if !found {
@@ -180,9 +347,8 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 	s.metrics.invalid.Add(float64(st.Invalid))
 	s.metrics.age.Observe(time.Since(time.UnixMilli(s.snap.PollStartMs)).Seconds())
 	n := len(s.samples)
-	done := func() {}
-	if m != nil {
-		done = func() {
+	ack := func() {
+		if m != nil {
 			s.pending.remove(m)
 			if err := m.Ack(); err != nil {
 				s.metrics.ackErrors.Inc()
@@ -192,16 +358,42 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 	if s.out != nil {
 		// The automation stream: publish, then ack.
 		if err := s.out.publish(&s.snap, s.samples); err != nil {
+			if permanent(err) {
+				// It would fail the same way on every redelivery.
+				s.reject(m, "unpublishable", err)
+				return false
+			}
 			s.metrics.logLimiter.Do(func() { s.logger.Warn("publish to the automation stream", "err", err) })
-			return // unacked: redelivered
+			if m != nil {
+				// Redelivered after a pause. Merely leaving it unacked
+				// would keep it in flight for good: the keep-alive
+				// extends its ack wait while it is tracked.
+				s.pending.remove(m)
+				if err := m.NakWithDelay(time.Second); err != nil {
+					s.metrics.ackErrors.Inc()
+				}
+			}
+			return false
 		}
-		done()
-	} else if err := s.queue.Append(ctx, s.samples, done); err != nil {
+		ack()
+		s.metrics.snapshots.WithLabelValues("ok").Inc()
+		s.metrics.samples.Add(float64(n))
+		return false
+	}
+	done := ack
+	if m != nil {
+		done = func() {
+			ack()
+			s.release(subject)
+		}
+	}
+	if err := s.queue.Append(ctx, s.samples, done); err != nil {
 		// Shutting down: leave the message unacked for redelivery.
-		return
+		return false
 	}
 	s.metrics.snapshots.WithLabelValues("ok").Inc()
 	s.metrics.samples.Add(float64(n))
+	return m != nil
 }
 
 // countDedup turns the dedup stage's counters into metrics.
@@ -224,7 +416,9 @@ const rollupKey = "\x00rollup"
 // emitRollups writes the rack roll-ups at the newest poll time seen (never
 // the gateway's clock), in order per series.
 func (s *sink) emitRollups(ctx context.Context) {
-	if s.rollup == nil || s.newest == 0 {
+	if s.rollup == nil || s.newest == 0 || s.newest < s.started {
+		// Before started: a backlog from before this process, whose
+		// roll-ups a previous gateway may have written already.
 		return
 	}
 	// Never the same time twice: a staleness marker written on the time of
@@ -282,6 +476,36 @@ func (s *sink) forgetRemoved(ctx context.Context) {
 		}
 		s.metrics.staleMarkers.Add(float64(len(markers)))
 	}
+}
+
+// limitsFor are the snapshot limits of a gateway: the defaults, with a
+// sample age at least the stream's retention plus an hour, since a sink
+// coming back from an outage reads everything the stream kept.
+func limitsFor(cfg *Config) pipeline.Limits {
+	l := pipeline.DefaultLimits
+	if cfg.NATS.Mode == bus.ModeJetStream {
+		l.MaxAge = max(l.MaxAge, time.Duration(cfg.NATS.Stream.MaxAge)+time.Hour)
+	}
+	return l
+}
+
+// rejectReason names the result a refused snapshot is counted under.
+func rejectReason(err error) string {
+	switch {
+	case errors.Is(err, pipeline.ErrOversized):
+		return "oversized"
+	case errors.Is(err, pipeline.ErrBadTime):
+		return "bad_timestamp"
+	}
+	return "malformed"
+}
+
+// permanent reports whether an automation publish error would recur on
+// every redelivery: a value JSON cannot encode (an infinite threshold in
+// base units) or a message over the server's max_payload.
+func permanent(err error) bool {
+	var unsupported *json.UnsupportedValueError
+	return errors.As(err, &unsupported) || errors.Is(err, nats.ErrMaxPayload)
 }
 
 func (s *sink) reject(m jetstream.Msg, reason string, err error) {

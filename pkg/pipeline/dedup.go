@@ -107,7 +107,9 @@ func NewDedup(failover time.Duration) *Dedup {
 // seen for a BMC becomes its leader and stays leader for as long as it sends
 // snapshots: another poller's snapshot is rejected unless its poll time is
 // more than the failover time after the newest accepted one, in which case
-// that poller becomes leader. A snapshot whose poll time is not after the
+// that poller becomes leader. A snapshot from a poller running with
+// replication factor 1 is a handover and makes its poller leader at once
+// (if newer than the last accepted). A snapshot whose poll time is not after the
 // last accepted one of the same BMC and protocol is rejected too
 // (redelivered or older data).
 func (d *Dedup) Accept(s *v1.Snapshot) bool {
@@ -122,7 +124,11 @@ func (d *Dedup) Accept(s *v1.Snapshot) bool {
 	}
 	failover := false
 	if s.PollerId != b.leader {
-		if s.PollStartMs-b.leaderLast <= d.failoverMs {
+		// A poller without an HA partner (replication factor 1) sending a
+		// BMC another poller had is a handover — its poller left, or
+		// membership moved the BMC — so it leads at once: waiting for the
+		// failover time would drop every poll of the moved BMCs meanwhile.
+		if s.ReplicationFactor != 1 && s.PollStartMs-b.leaderLast <= d.failoverMs {
 			d.Stats.NotLeader++
 			return false
 		}

@@ -442,3 +442,26 @@ func BenchmarkDedupFilter(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*perBMC), "ns/sample")
 }
+
+// TestDedupHandoverWithoutHAPair: pollers running with replication factor 1
+// hand a BMC over (one left or joined); the new poller leads from its first
+// snapshot instead of being refused for the failover time, and an older or
+// redelivered snapshot is still refused.
+func TestDedupHandoverWithoutHAPair(t *testing.T) {
+	d := NewDedup(30 * time.Second)
+	snap := func(poller string, at int64, rf uint32) *v1.Snapshot {
+		return &v1.Snapshot{BmcId: "b1", PollerId: poller, PollStartMs: at, Protocol: protoRedfish, ReplicationFactor: rf}
+	}
+	require.True(t, d.Accept(snap("a", 1_000, 1)))
+	require.True(t, d.Accept(snap("a", 3_000, 1)))
+	require.True(t, d.Accept(snap("b", 5_000, 1)), "a handover is accepted at once")
+	leader, _ := d.Leader("b1")
+	require.Equal(t, "b", leader)
+	require.False(t, d.Accept(snap("a", 4_000, 1)), "older than the last accepted")
+	require.False(t, d.Accept(snap("b", 5_000, 1)), "redelivered")
+	require.Equal(t, uint64(1), d.Stats.Failovers)
+	// An HA pair (rf 2, or unstated) keeps the failover time.
+	require.False(t, d.Accept(snap("c", 6_000, 2)))
+	require.False(t, d.Accept(snap("c", 7_000, 0)))
+	require.Equal(t, uint64(2), d.Stats.NotLeader)
+}

@@ -177,6 +177,9 @@ func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval 
 		PollerId:    w.p.id,
 		PollerEpoch: w.p.epoch,
 		Sequence:    seq,
+		// Lets the gateway's HA stage tell a handover (rf 1) from a
+		// follower of an HA pair.
+		ReplicationFactor: uint32(max(w.p.cfg.Sharding.ReplicationFactor, 1)),
 	}
 	start := w.p.now()
 	snap.PollStartMs = start.UnixMilli()

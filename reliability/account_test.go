@@ -42,11 +42,11 @@ type published struct {
 	snapshots int
 	overlaps  int // snapshots not newer than their BMC's previous one
 	perPoller map[string]int
-	polls     map[string][]poll                   // BMC → its snapshots in stream order
-	want      map[string]map[sampleKey]float64    // BMC → expected samples
-	names     map[uint64]string                   // series → its labels, for reports
-	classes   map[string]map[string]int           // error class → BMC → snapshots
-	seqs      map[string]map[uint64]bool          // poller and BMC → sequences seen
+	polls     map[string][]poll                // BMC → its snapshots in stream order
+	want      map[string]map[sampleKey]float64 // BMC → expected samples
+	names     map[uint64]string                // series → its labels, for reports
+	classes   map[string]map[string]int        // error class → BMC → snapshots
+	seqs      map[string]map[uint64]bool       // poller and BMC → sequences seen
 }
 
 // missingSequences counts the snapshots that never reached the stream: each

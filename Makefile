@@ -6,7 +6,7 @@ GOGO_DIR   = $(shell $(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)
 PROTOC    ?= protoc
 PROTO_SRC  = proto/bmcstream/v1/snapshot.proto
 
-.PHONY: all build test test-short vet proto tools demo bench fuzz
+.PHONY: all build test test-short vet proto tools demo bench fuzz reliability
 
 all: build vet test
 
@@ -43,3 +43,14 @@ bench:
 FUZZTIME ?= 1m
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# The fault suite's long form (1000 BMCs, 10-minute outages; about two
+# hours). Rows of the results table go to RELIABILITY_REPORT; see
+# docs/reliability.md. RELIABILITY_BMCS, _INTERVAL, _RUN and _OUTAGE
+# override the form's figures.
+RELIABILITY_REPORT ?= reliability-results.md
+reliability:
+	printf '| scenario | load | lost / duplicated / late | figures | commit |\n|---|---|---|---|---|\n' > $(RELIABILITY_REPORT)
+	RELIABILITY=long RELIABILITY_REPORT=$(abspath $(RELIABILITY_REPORT)) \
+		$(GO) test -count=1 -v -timeout 4h -run '^TestScenario' ./reliability/
+	@echo "results: $(RELIABILITY_REPORT)"

@@ -39,13 +39,26 @@ type scale struct {
 }
 
 // currentScale is the short form unless RELIABILITY=long: tens of BMCs at
-// a 2 s interval with outages of seconds, so the suite fits in CI; the long
+// a 2 s interval with outages of seconds, so the suite fits in CI (its Run
+// leaves room for the 10 s lateness bound before each fault); the long
 // form is 1000 BMCs at 10 s with 10-minute outages.
+//
+// RELIABILITY_BMCS, RELIABILITY_INTERVAL, RELIABILITY_RUN and
+// RELIABILITY_OUTAGE override the form's figures (durations in Go syntax).
 func currentScale() scale {
+	sc := scale{Name: "short", BMCs: 40, Interval: 2 * time.Second, Run: 15 * time.Second, Outage: 8 * time.Second}
 	if os.Getenv("RELIABILITY") == "long" {
-		return scale{Name: "long", BMCs: 1000, Interval: 10 * time.Second, Run: 2 * time.Minute, Outage: 10 * time.Minute}
+		sc = scale{Name: "long", BMCs: 1000, Interval: 10 * time.Second, Run: 2 * time.Minute, Outage: 10 * time.Minute}
 	}
-	return scale{Name: "short", BMCs: 40, Interval: 2 * time.Second, Run: 8 * time.Second, Outage: 8 * time.Second}
+	if v, err := strconv.Atoi(os.Getenv("RELIABILITY_BMCS")); err == nil && v > 0 {
+		sc.BMCs = v
+	}
+	for env, d := range map[string]*time.Duration{"RELIABILITY_INTERVAL": &sc.Interval, "RELIABILITY_RUN": &sc.Run, "RELIABILITY_OUTAGE": &sc.Outage} {
+		if v, err := time.ParseDuration(os.Getenv(env)); err == nil && v > 0 {
+			*d = v
+		}
+	}
+	return sc
 }
 
 // bedOptions shape one scenario's test bed.

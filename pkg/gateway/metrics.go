@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_snapshots_total",
-			Help: "Snapshots consumed per sink, by result: ok, malformed (bad bytes, terminated), subject_mismatch (terminated).",
+			Help: "Snapshots consumed per sink, by result: ok, duplicate (HA deduplication), and the refused ones, terminated: malformed (bad bytes, no bmc_id or poll time), oversized (over a snapshot limit), bad_timestamp (poll time far from the gateway's clock), subject_mismatch (bmc_id not the subject's), unpublishable (automation only: cannot be encoded or is over max_payload).",
 		}, []string{"sink", "result"}),
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_samples_total",
@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"sink"}),
 		readingsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_readings_skipped_total",
-			Help: "Readings not turned into samples, by reason: unmapped (kind or unit without a series), invalid (NaN or infinite).",
+			Help: "Readings not turned into samples, by reason: unmapped (kind or unit without a series), invalid (NaN or infinite), bad_timestamp (the reading's own time far from the gateway's clock).",
 		}, []string{"sink", "reason"}),
 		fetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_fetch_errors_total",
@@ -99,6 +99,7 @@ type sinkMetrics struct {
 	unknownBMC    prometheus.Counter
 	unmapped      prometheus.Counter
 	invalid       prometheus.Counter
+	badTime       prometheus.Counter
 	fetchErrors   prometheus.Counter
 	ackErrors     prometheus.Counter
 	age           prometheus.Observer
@@ -116,6 +117,7 @@ func (m *metrics) forSink(name string) *sinkMetrics {
 		unknownBMC:    m.unknownBMC.WithLabelValues(name),
 		unmapped:      m.readingsSkipped.WithLabelValues(name, "unmapped"),
 		invalid:       m.readingsSkipped.WithLabelValues(name, "invalid"),
+		badTime:       m.readingsSkipped.WithLabelValues(name, "bad_timestamp"),
 		fetchErrors:   m.fetchErrors.WithLabelValues(name),
 		ackErrors:     m.ackErrors.WithLabelValues(name),
 		age:           m.age.WithLabelValues(name),
@@ -125,7 +127,7 @@ func (m *metrics) forSink(name string) *sinkMetrics {
 		staleMarkers:  m.staleMarkers.WithLabelValues(name),
 		logLimiter:    &ratelog.Limiter{Every: 10 * time.Second},
 	}
-	for _, r := range []string{"ok", "malformed", "subject_mismatch", "duplicate"} {
+	for _, r := range []string{"ok", "duplicate", "malformed", "oversized", "bad_timestamp", "subject_mismatch", "unpublishable"} {
 		sm.snapshots.WithLabelValues(r)
 	}
 	return sm

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/testbed"
@@ -180,7 +181,7 @@ func (b *bed) writeConfigs() {
 	}
 	// Dynamic membership with a TTL well under the interval, so a killed
 	// poller's BMCs move within two intervals.
-	ttl := max(time.Second, b.sc.Interval/2)
+	ttl := model.Duration(max(time.Second, b.sc.Interval/2))
 	b.pollerCfg = filepath.Join(b.dir, "poller.yml")
 	require.NoError(t, os.WriteFile(b.pollerCfg, []byte(fmt.Sprintf(`nats:
   url: %s

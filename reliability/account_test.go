@@ -342,7 +342,8 @@ type arrivals struct {
 
 func watchArrivals(t *testing.T, b *bed) *arrivals {
 	a := &arrivals{t: t, first: map[string]map[string]map[int64]time.Time{}, done: make(chan struct{})}
-	window := 3*b.sc.Interval + 10*time.Second
+	// Long enough to see a backlog's oldest polls arrive after an outage.
+	window := 3*b.sc.Interval + b.sc.Outage + b.sc.Run + 2*time.Minute
 	for name, r := range b.sinks {
 		a.first[name] = map[string]map[int64]time.Time{}
 		a.wg.Add(1)
@@ -453,4 +454,32 @@ func (a *arrivals) lateness(p *published, sink string, ids []string, from, to ti
 		p50, worst = delays[len(delays)/2], delays[len(delays)-1]
 	}
 	return late, total, p50, worst
+}
+
+// caughtUp returns how long after since every BMC's first poll that ended
+// after since became queryable in sink: the time a backlog took to drain.
+// It is 0 if some BMC's never did.
+func (a *arrivals) caughtUp(p *published, sink string, since time.Time) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var worst time.Duration
+	for id, polls := range p.polls {
+		found := false
+		for _, pl := range polls {
+			if pl.end < since.UnixMilli() {
+				continue
+			}
+			seen, ok := a.first[sink][id][pl.t]
+			if !ok {
+				return 0
+			}
+			worst = max(worst, seen.Sub(since))
+			found = true
+			break
+		}
+		if !found {
+			return 0
+		}
+	}
+	return worst
 }

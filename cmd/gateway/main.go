@@ -29,7 +29,8 @@ func Main(args []string, stdout, stderr *os.File) int {
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Gateway configuration file.").Default("gateway.yml").String()
 	configCheck := app.Flag("config.check", "Validate the configuration and inventory, then exit.").Bool()
-	listen := app.Flag("web.listen-address", "Address for /metrics, /-/healthy and /-/ready.").Default(":9290").String()
+	listen := app.Flag("web.listen-address", "Address for /metrics, /-/healthy, /-/ready and /debug/pprof/.").Default(":9290").String()
+	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
 	shutdown := app.Flag("shutdown.timeout", "How long to flush queued samples on shutdown.").Default("30s").Duration()
 	embedded := app.Flag("nats.embedded", "Run an embedded NATS server with JetStream (overrides nats.embedded.enabled).").Bool()
 	embeddedDir := app.Flag("nats.embedded.store-dir", "JetStream store directory of the embedded server (overrides the config).").String()
@@ -65,6 +66,11 @@ func Main(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 1
 	}
+	web, err := service.CheckWebConfig(*webConfig)
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		return 1
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: version.Version, ShutdownTimeout: *shutdown})
@@ -74,6 +80,9 @@ func Main(args []string, stdout, stderr *os.File) int {
 	}
 	if *configCheck {
 		fmt.Fprintf(stdout, "config %s is valid: %d sink(s)\n", *configFile, len(cfg.RemoteWrite))
+		if web.File != "" {
+			fmt.Fprintf(stdout, "web config %s is valid\n", web.File)
+		}
 		return 0
 	}
 
@@ -84,8 +93,11 @@ func Main(args []string, stdout, stderr *os.File) int {
 	}
 	mux := service.NewMux(reg, gw.Ready)
 
-	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "config", *configFile)
-	if err := service.Run(logger, ln, mux, gw.Run, gw.ReloadInventory); err != nil {
+	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "config", *configFile, "web", web)
+	if web.BasicAuthUsers > 0 && !web.TLS {
+		logger.Warn("basic authentication without TLS: passwords cross the network in clear text", "web_config", web.File)
+	}
+	if err := service.Run(logger, ln, web.File, mux, gw.Run, gw.ReloadInventory); err != nil {
 		logger.Error("gateway stopped", "err", err)
 		return 1
 	}

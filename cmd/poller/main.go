@@ -34,6 +34,7 @@ func Main(args []string) int {
 	configFile := app.Flag("config.file", "Poller configuration file.").Default("poller.yml").String()
 	configCheck := app.Flag("config.check", "Validate the configuration, inventory and credentials, then exit.").Bool()
 	listen := app.Flag("web.listen-address", "Address for /metrics, /status, /-/healthy and /-/ready.").Default(":9291").String()
+	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
 	shutdown := app.Flag("shutdown.timeout", "How long to flush buffered snapshots on shutdown.").Default("15s").Duration()
 	pollerID := app.Flag("poller.id", "Poller id (overrides poller_id).").String()
 	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
@@ -52,6 +53,11 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
 		return 1
 	}
+	web, err := service.CheckWebConfig(*webConfig)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+		return 1
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p, err := poller.New(cfg, poller.Options{
@@ -65,6 +71,9 @@ func Main(args []string) int {
 	}
 	if *configCheck {
 		fmt.Printf("config %s is valid\n", *configFile)
+		if web.File != "" {
+			fmt.Printf("web config %s is valid\n", web.File)
+		}
 		return 0
 	}
 
@@ -89,8 +98,11 @@ func Main(args []string) int {
 		_ = statusPage.Execute(w, st)
 	})
 
-	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID())
-	if err := service.Run(logger, ln, mux, func(ctx context.Context) error { return p.Run(ctx, *shutdown) }, p.Reload); err != nil {
+	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID(), "web", web)
+	if web.BasicAuthUsers > 0 && !web.TLS {
+		logger.Warn("basic authentication without TLS: passwords cross the network in clear text", "web_config", web.File)
+	}
+	if err := service.Run(logger, ln, web.File, mux, func(ctx context.Context) error { return p.Run(ctx, *shutdown) }, p.Reload); err != nil {
 		logger.Error("poller stopped", "err", err)
 		return 1
 	}

@@ -2,6 +2,9 @@
 // poller and the gateway both need: the work itself, the HTTP endpoints
 // (/metrics, /-/healthy, /-/ready, profiles), and signals (SIGHUP reloads,
 // SIGTERM and SIGINT stop). When any part ends, the others are stopped.
+//
+// The endpoints can be served over TLS with basic authentication, as every
+// Prometheus exporter can: see CheckWebConfig.
 package service
 
 import (
@@ -25,7 +28,7 @@ import (
 // NewMux serves the endpoints every bmcstream program has: /metrics from
 // reg, /-/healthy, /-/ready (200 while ready returns true), and profiles
 // under /debug/pprof/ as Prometheus serves them. Bind it to a trusted
-// network.
+// network, or protect it with a web configuration file (Run).
 func NewMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -46,13 +49,18 @@ func NewMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 // until work or the server ends), calling reload on SIGHUP. work must
 // return soon after its context is cancelled. The error is the first part's
 // failure, nil after a signal.
-func Run(logger *slog.Logger, ln net.Listener, handler http.Handler, work func(context.Context) error, reload func() error) error {
+//
+// webConfigFile is an exporter-toolkit web configuration file (TLS, basic
+// authentication, response headers; check it first with CheckWebConfig),
+// or "" for plain HTTP. An invalid file stops Run with its error rather
+// than serve the endpoints unprotected.
+func Run(logger *slog.Logger, ln net.Listener, webConfigFile string, handler http.Handler, work func(context.Context) error, reload func() error) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	var g run.Group
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error { return work(ctx) }, func(error) { cancel() })
 	g.Add(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(logger, ln, srv, webConfigFile); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

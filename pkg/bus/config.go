@@ -6,12 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/common/model"
 
+	"github.com/bmcstream/bmcstream/internal/ratelog"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 )
 
@@ -42,6 +47,12 @@ type Config struct {
 	NKeySeedFile string        `yaml:"nkey_seed_file,omitempty"`
 	CredsFile    string        `yaml:"creds_file,omitempty"`
 	TLS          TLSConfig     `yaml:"tls,omitempty"`
+	// InboxPrefix replaces "_INBOX" in the subjects this program receives
+	// replies on (JetStream acknowledgements and API answers, pulled
+	// messages), so NATS permissions can give each program its own reply
+	// subjects instead of every user subscribing to "_INBOX.>", which
+	// would let it read the replies meant for the others (docs/security.md).
+	InboxPrefix string `yaml:"inbox_prefix,omitempty"`
 
 	Stream   StreamConfig   `yaml:"stream"`
 	Embedded EmbeddedConfig `yaml:"embedded,omitempty"`
@@ -131,6 +142,21 @@ func (c *Config) Validate() error {
 	if c.Password != "" && c.PasswordFile != "" {
 		errs = append(errs, errors.New("nats: password and password_file are mutually exclusive"))
 	}
+	hasPassword := c.Password != "" || c.PasswordFile != ""
+	if hasPassword && c.User == "" {
+		errs = append(errs, errors.New("nats.user: required with password or password_file"))
+	}
+	if c.User != "" && !hasPassword && n > 0 {
+		// The server would see the token, nkey or JWT and ignore the
+		// user, which is never what the operator meant.
+		errs = append(errs, errors.New("nats.user: goes with password or password_file, not with token, nkey_seed_file or creds_file"))
+	}
+	if err := checkURLs(c.URL); err != nil {
+		errs = append(errs, err)
+	}
+	if p := c.InboxPrefix; p != "" && (strings.ContainsAny(p, "*> \t\r\n") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..")) {
+		errs = append(errs, fmt.Errorf("nats.inbox_prefix: %q must be subject tokens without wildcards, such as _INBOX_poller", p))
+	}
 	if c.Token != "" && c.TokenFile != "" {
 		errs = append(errs, errors.New("nats: token and token_file are mutually exclusive"))
 	}
@@ -161,14 +187,64 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// SetDirectory resolves the configuration's relative file paths
+// (credential files, TLS files, the embedded server's store) against dir,
+// the directory of the configuration file, as Prometheus does.
+func (c *Config) SetDirectory(dir string) {
+	for _, p := range []*string{&c.PasswordFile, &c.TokenFile, &c.NKeySeedFile, &c.CredsFile,
+		&c.TLS.CAFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.Embedded.StoreDir} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+}
+
+// checkURLs rejects credentials inside the server URLs: URLs are printed
+// in logs and errors, so a password there would leak. The auth keys hold
+// secrets instead.
+func checkURLs(urls string) error {
+	for _, raw := range strings.Split(urls, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		if !strings.Contains(raw, "://") {
+			raw = "nats://" + raw
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			// url.Parse quotes the URL in its error; say only where.
+			return errors.New("nats.url: a server URL does not parse")
+		}
+		if u.User != nil {
+			return fmt.Errorf("nats.url: credentials in the URL of %s would be logged; use user with password_file, token_file, nkey_seed_file or creds_file", u.Host)
+		}
+	}
+	return nil
+}
+
+// connLogEvery bounds how often a connection that keeps failing, or a
+// client that keeps hitting the same server error, is logged.
+const connLogEvery = 30 * time.Second
+
 // Options turns the configuration into nats.go options: authentication,
 // TLS, and reconnecting forever with a bounded reconnect buffer.
+//
+// Connecting never gives up: not when the server is unreachable at start,
+// and not when it refuses the credentials (by default nats.go closes the
+// connection for good after the same authorization error twice, which
+// would leave a long-running program with a dead connection; retrying
+// lets it recover once the server's accounts are fixed). Failures are
+// logged at most every 30 s with the server's reason, which never
+// contains the credential.
 func (c *Config) Options(name string, logger *slog.Logger) ([]nats.Option, error) {
+	connLog, asyncLog := &ratelog.Limiter{Every: connLogEvery}, &ratelog.Limiter{Every: connLogEvery}
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
+		nats.IgnoreAuthErrorAbort(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				logger.Warn("nats disconnected", "err", err)
@@ -177,6 +253,27 @@ func (c *Config) Options(name string, logger *slog.Logger) ([]nats.Option, error
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			logger.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
+		// Called with the first failure of a connection that never came
+		// up (an authorization or TLS error included) and with every
+		// failed dial after that.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			connLog.Do(func() { logger.Warn("nats connection failed; retrying", "err", err) })
+		}),
+		// Asynchronous server errors: a permissions violation names the
+		// subject this user may not use; an authorization error on
+		// reconnect means the credentials were revoked.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			asyncLog.Do(func() {
+				if sub != nil {
+					logger.Warn("nats error", "subject", sub.Subject, "err", err)
+					return
+				}
+				logger.Warn("nats error", "err", err)
+			})
+		}),
+	}
+	if c.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
 	}
 	switch {
 	case c.Password != "":
@@ -202,6 +299,11 @@ func (c *Config) Options(name string, logger *slog.Logger) ([]nats.Option, error
 		}
 		opts = append(opts, o)
 	case c.CredsFile != "":
+		// nats.go reads the file at each connect; read it once here so a
+		// missing or malformed file fails at start, not in a retry loop.
+		if err := checkCredsFile(c.CredsFile); err != nil {
+			return nil, err
+		}
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 	case c.User != "":
 		opts = append(opts, nats.UserInfo(c.User, ""))
@@ -236,4 +338,23 @@ func (c *Config) Options(name string, logger *slog.Logger) ([]nats.Option, error
 		opts = append(opts, nats.Secure(tc))
 	}
 	return opts, nil
+}
+
+// checkCredsFile reads a NATS credentials file and checks that it holds a
+// user JWT and a user seed. The error names the file, never its content.
+func checkCredsFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("nats.creds_file: %w", err)
+	}
+	defer clear(b)
+	if _, err := nkeys.ParseDecoratedJWT(b); err != nil {
+		return fmt.Errorf("nats.creds_file %s: no user JWT in it", path)
+	}
+	kp, err := nkeys.ParseDecoratedUserNKey(b)
+	if err != nil {
+		return fmt.Errorf("nats.creds_file %s: no user seed in it", path)
+	}
+	kp.Wipe()
+	return nil
 }

@@ -2,7 +2,11 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -87,4 +91,45 @@ func EnsureConsumer(ctx context.Context, s jetstream.Stream, c ConsumerConfig) (
 		return nil, fmt.Errorf("create or update consumer %s: %w", c.Durable, err)
 	}
 	return cons, nil
+}
+
+// CheckServerURLs checks a comma-separated list of NATS server URLs the
+// way nats.go reads it (a bare host:port means nats://host:port): a known
+// scheme, a host, a port in range. A typo is then a configuration error at
+// start rather than a client retrying an impossible address forever. A URL
+// that does not parse at all is left to Config.Validate, which reports it.
+// Errors never repeat a URL: it may hold a password.
+func CheckServerURLs(urls string) error {
+	n := 0
+	for i, s := range strings.Split(urls, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		n++
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			continue
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("server %d: scheme %q is not one of nats, tls, ws, wss", i+1, u.Scheme)
+		}
+		if u.Hostname() == "" {
+			return fmt.Errorf("server %d has no host", i+1)
+		}
+		if p := u.Port(); p != "" {
+			if port, err := strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+				return fmt.Errorf("server %d: port %q is not a port", i+1, p)
+			}
+		}
+	}
+	if n == 0 {
+		return errors.New("no server")
+	}
+	return nil
 }

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/relabel"
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
 )
@@ -125,36 +127,44 @@ func (c *ConsumerConfig) UnmarshalYAML(unmarshal func(interface{}) error) error 
 
 var consumerName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// Validate reports every problem at once.
+// Validate reports every problem at once, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
 	if err := c.NATS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.NATS.URL != "" {
+		if err := bus.CheckServerURLs(c.NATS.URL); err != nil {
+			errs = append(errs, fmt.Errorf("nats.url: %w", err))
+		}
+	}
 	if !consumerName.MatchString(c.Consumer.NamePrefix) {
 		errs = append(errs, fmt.Errorf("consumer.name_prefix: %q may hold only letters, digits, '-' and '_'", c.Consumer.NamePrefix))
 	}
 	if c.Consumer.MaxAckPending < 1 {
-		errs = append(errs, errors.New("consumer.max_ack_pending: must be at least 1"))
+		errs = append(errs, fmt.Errorf("consumer.max_ack_pending: must be at least 1, got %d", c.Consumer.MaxAckPending))
 	}
 	if c.Consumer.AckWait < model.Duration(time.Second) {
-		errs = append(errs, errors.New("consumer.ack_wait: must be at least 1s"))
+		errs = append(errs, fmt.Errorf("consumer.ack_wait: must be at least 1s, got %s", c.Consumer.AckWait))
 	}
 	if c.Consumer.FetchBatch < 1 {
-		errs = append(errs, errors.New("consumer.fetch_batch: must be at least 1"))
+		errs = append(errs, fmt.Errorf("consumer.fetch_batch: must be at least 1, got %d", c.Consumer.FetchBatch))
+	}
+	for i, f := range c.Inventory.Files {
+		if f == "" {
+			errs = append(errs, fmt.Errorf("inventory.files[%d]: empty path", i))
+		}
 	}
 	if c.Inventory.KVBucket != "" && (c.NATS.Mode != bus.ModeJetStream || !consumerName.MatchString(c.Inventory.KVBucket)) {
 		errs = append(errs, fmt.Errorf("inventory.kv_bucket: %q needs nats.mode jetstream and a name of letters, digits, '-' and '_'", c.Inventory.KVBucket))
 	}
-	if err := (pipeline.RollupOptions{GroupBy: c.Rollup.GroupBy}).Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("rollup: %w", err))
-	}
-	for i := range c.RemoteWrite {
-		if len(c.RemoteWrite[i].WriteRelabelConfigs) > 0 {
-			if _, err := pipeline.NewRelabeler(c.RemoteWrite[i].WriteRelabelConfigs); err != nil {
-				errs = append(errs, fmt.Errorf("remote_write[%d].write_relabel_configs: %w", i, err))
-			}
+	for i, f := range c.Normalise.RuleFiles {
+		if f == "" {
+			errs = append(errs, fmt.Errorf("normalise.rule_files[%d]: empty path", i))
 		}
+	}
+	if err := (pipeline.RollupOptions{GroupBy: c.Rollup.GroupBy}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rollup.group_by: %w", err))
 	}
 	if c.HATracker.FailoverTimeout < 0 {
 		errs = append(errs, errors.New("ha_tracker.failover_timeout: must not be negative"))
@@ -168,6 +178,11 @@ func (c *Config) Validate() error {
 		if err := rw.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("remote_write[%d]: %w", i, err))
 		}
+		for j, rc := range rw.WriteRelabelConfigs {
+			if _, err := pipeline.NewRelabeler([]*relabel.Config{rc}); err != nil {
+				errs = append(errs, fmt.Errorf("remote_write[%d].write_relabel_configs[%d]: %w", i, j, err))
+			}
+		}
 		if seen[rw.Name] {
 			errs = append(errs, fmt.Errorf("remote_write[%d].name: %q is used twice", i, rw.Name))
 		}
@@ -175,15 +190,18 @@ func (c *Config) Validate() error {
 		if rw.Name == automationName {
 			errs = append(errs, fmt.Errorf("remote_write[%d].name: %q is reserved for the automation stream", i, rw.Name))
 		}
-		if !consumerName.MatchString(rw.Name) {
+		if rw.Name != "" && !consumerName.MatchString(rw.Name) {
 			errs = append(errs, fmt.Errorf("remote_write[%d].name: %q may hold only letters, digits, '-' and '_' (it names a NATS consumer)", i, rw.Name))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// LoadConfig reads and validates a configuration file. Unknown keys and
-// type errors name their line.
+// LoadConfig reads and validates a configuration file. Every error names
+// its line and the YAML path of its key. The files the gateway reads at
+// start (inventory, mapping rules, NATS credentials and TLS files) must be
+// readable; the remote-write client's files are read by the client, as in
+// Prometheus.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -194,7 +212,54 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	cfg.SetDirectory(filepath.Dir(path))
+	if err := cfg.checkFiles(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, inventory.LocateErrors(b, err))
+	}
 	return cfg, nil
+}
+
+// checkFiles makes sure the files read at start can be read.
+func (c *Config) checkFiles() error {
+	var errs []error
+	for i, f := range c.Inventory.Files {
+		errs = append(errs, readable(fmt.Sprintf("inventory.files[%d]", i), f, false))
+	}
+	for i, f := range c.Normalise.RuleFiles {
+		errs = append(errs, readable(fmt.Sprintf("normalise.rule_files[%d]", i), f, true))
+	}
+	n := &c.NATS
+	for _, f := range []struct{ key, path string }{
+		{"nats.password_file", n.PasswordFile},
+		{"nats.token_file", n.TokenFile},
+		{"nats.nkey_seed_file", n.NKeySeedFile},
+		{"nats.creds_file", n.CredsFile},
+		{"nats.tls.ca_file", n.TLS.CAFile},
+		{"nats.tls.cert_file", n.TLS.CertFile},
+		{"nats.tls.key_file", n.TLS.KeyFile},
+	} {
+		if f.path != "" {
+			errs = append(errs, readable(f.key, f.path, false))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readable reports, under key, why path cannot be read: a regular file,
+// or a directory when dirOK.
+func readable(key, path string, dirOK bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	defer func() { _ = f.Close() }()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	if st.IsDir() && !dirOK {
+		return fmt.Errorf("%s: %s is a directory", key, path)
+	}
+	return nil
 }
 
 // SetDirectory resolves the relative file paths of the configuration
@@ -222,14 +287,15 @@ func joinDir(dir, path string) string {
 	return filepath.Join(dir, path)
 }
 
-// ParseConfig decodes and validates a configuration document.
+// ParseConfig decodes and validates a configuration document. Every error
+// names its line and the YAML path of its key.
 func ParseConfig(b []byte) (*Config, error) {
 	cfg := DefaultConfig
 	if err := yamlx.UnmarshalStrict(b, &cfg); err != nil {
-		return nil, err
+		return nil, inventory.LocateErrors(b, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, inventory.LocateErrors(b, err)
 	}
 	return &cfg, nil
 }

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
+
+	"go.yaml.in/yaml/v2"
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/pkg/secret"
@@ -36,29 +39,60 @@ type Credentials struct {
 // password | password_file}`), strictly. An empty path gives a store that
 // only reads the environment.
 func LoadCredentials(path string) (*Credentials, error) {
-	c := &Credentials{byName: map[string]Credential{}, getenv: os.Getenv}
 	if path == "" {
-		return c, nil
+		return &Credentials{byName: map[string]Credential{}, getenv: os.Getenv}, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read credentials: %w", err)
 	}
-	if err := yamlx.UnmarshalStrict(b, &c.byName); err != nil {
-		return nil, fmt.Errorf("credentials %s: %w", path, err)
+	c, err := parseCredentials(b)
+	if err != nil {
+		return c, fmt.Errorf("credentials %s: %w", path, err)
 	}
+	return c, nil
+}
+
+// parseCredentials decodes and checks a credentials document; every
+// problem names its line and entry, never a secret.
+func parseCredentials(b []byte) (*Credentials, error) {
+	c := &Credentials{byName: map[string]Credential{}, getenv: os.Getenv}
+	if err := yamlx.UnmarshalStrict(b, &c.byName); err != nil {
+		// A type error quotes the value it could not decode: in this file
+		// that may be a password ("lab: hunter2"), so it is left out.
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for i, e := range te.Errors {
+				te.Errors[i] = typeErrorValue.ReplaceAllString(e, "$1")
+			}
+		}
+		return nil, LocateErrors(b, err)
+	}
+	d := parseDoc(b)
 	var errs []error
 	for _, name := range c.Names() {
 		cr := c.byName[name]
+		at := func(key, msg string) *LocatedError {
+			segs := []seg{{key: name}}
+			p := joinPath("", name)
+			if key != "" {
+				segs = append(segs, seg{key: key})
+				p = joinPath(p, key)
+			}
+			return &LocatedError{Line: d.lineOfSegs(segs), Path: p, Msg: msg}
+		}
 		if cr.Username == "" {
-			errs = append(errs, fmt.Errorf("credentials %s: %s.username: must be set", path, name))
+			errs = append(errs, at("username", "must be set"))
 		}
 		if (cr.Password == "") == (cr.PasswordFile == "") {
-			errs = append(errs, fmt.Errorf("credentials %s: %s: set exactly one of password, password_file", path, name))
+			errs = append(errs, at("", "set exactly one of password, password_file"))
 		}
 	}
 	return c, errors.Join(errs...)
 }
+
+// typeErrorValue is the quoted value of a yaml type error.
+var typeErrorValue = regexp.MustCompile("(cannot unmarshal \\S+) `[^`]*`")
 
 // Names returns the names the file defines, sorted.
 func (c *Credentials) Names() []string {

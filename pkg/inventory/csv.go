@@ -22,7 +22,11 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 	cr.Comment = '#'
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, errors.New("line 1: no header row (id,address,...)")
+	}
 	if err != nil {
+		// A csv.ParseError names its line.
 		return nil, fmt.Errorf("read csv header: %w", err)
 	}
 	cols := map[string]int{}
@@ -110,7 +114,9 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 			rowErrs = append(rowErrs, err)
 		}
 		if len(rowErrs) > 0 {
-			errs = append(errs, fmt.Errorf("line %d: %w", line, errors.Join(rowErrs...)))
+			for _, l := range flatten("", errors.Join(rowErrs...)) {
+				errs = append(errs, fmt.Errorf("line %d: %s", line, oneLine.Replace(l.msg)))
+			}
 			continue
 		}
 		if j, dup := inv.byID[e.ID]; dup {

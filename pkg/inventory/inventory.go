@@ -81,6 +81,12 @@ type file struct {
 // what BMCs answer comfortably and matches a common scrape interval.
 const DefaultInterval = model.Duration(30 * time.Second)
 
+// MinInterval is the shortest poll interval an entry may set. A BMC is a
+// small embedded computer: one answering a poll takes a few hundred
+// milliseconds, and polled faster than every second it spends its time
+// answering, not managing the server.
+const MinInterval = model.Duration(time.Second)
+
 // Inventory is an immutable, validated set of BMCs. Safe for concurrent use.
 type Inventory struct {
 	bmcs []BMC
@@ -116,7 +122,10 @@ func Load(path string) (*Inventory, error) {
 func Parse(b []byte) (*Inventory, error) {
 	var f file
 	if err := yamlx.UnmarshalStrict(b, &f); err != nil {
-		return nil, err
+		return nil, LocateErrors(b, err)
+	}
+	if err := f.Defaults.validate(); err != nil {
+		return nil, LocateErrors(b, fmt.Errorf("defaults: %w", err))
 	}
 	lines := entryLines(b)
 	inv := &Inventory{bmcs: make([]BMC, 0, len(f.BMCs)), byID: make(map[string]int, len(f.BMCs))}
@@ -127,20 +136,32 @@ func Parse(b []byte) (*Inventory, error) {
 		}
 		applyDefaults(&e, f.Defaults)
 		if err := e.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("line %d: bmcs[%d]: %w", e.Line, i, err))
+			errs = append(errs, fmt.Errorf("bmcs[%d]: %w", i, err))
 			continue
 		}
 		if j, dup := inv.byID[e.ID]; dup {
-			errs = append(errs, fmt.Errorf("line %d: bmcs[%d]: id %q already used at line %d", e.Line, i, e.ID, inv.bmcs[j].Line))
+			errs = append(errs, fmt.Errorf("bmcs[%d]: id: %q already used at line %d", i, e.ID, inv.bmcs[j].Line))
 			continue
 		}
 		inv.byID[e.ID] = len(inv.bmcs)
 		inv.bmcs = append(inv.bmcs, e)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, LocateErrors(b, err)
 	}
 	return inv, nil
+}
+
+// validate checks what the defaults would give every entry.
+func (d *Defaults) validate() error {
+	e := BMC{ID: "-", Address: "-", Protocol: d.Protocol, Interval: d.Interval, Labels: d.Labels}
+	if e.Protocol == "" {
+		e.Protocol = Redfish
+	}
+	if e.Interval == 0 {
+		e.Interval = DefaultInterval
+	}
+	return e.Validate()
 }
 
 func applyDefaults(e *BMC, d Defaults) {
@@ -196,8 +217,8 @@ func (e *BMC) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("redfish_scheme: %q is not one of https, http", e.RedfishScheme))
 	}
-	if e.Interval < 0 {
-		errs = append(errs, errors.New("interval: must be positive"))
+	if e.Interval < MinInterval {
+		errs = append(errs, fmt.Errorf("interval: %s is below the minimum of %s", e.Interval, MinInterval))
 	}
 	for k := range e.Labels {
 		if !labelName.MatchString(k) {
@@ -237,10 +258,10 @@ func entryLines(b []byte) []int {
 func ParseEntry(b []byte) (BMC, error) {
 	var e BMC
 	if err := yamlx.UnmarshalStrict(b, &e); err != nil {
-		return e, err
+		return e, LocateErrors(b, err)
 	}
 	applyDefaults(&e, Defaults{})
-	return e, e.Validate()
+	return e, LocateErrors(b, e.Validate())
 }
 
 // Len is the number of BMCs.

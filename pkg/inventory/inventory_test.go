@@ -52,9 +52,9 @@ func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ name, doc, want string }{
 		{"unknown key", "bmcs:\n  - id: a\n    adress: x\n", "line 3"},
 		{"unknown top key", "bmc:\n  - id: a\n", "line 1"},
-		{"missing address", "bmcs:\n  - id: a\n", "line 2: bmcs[0]: address"},
-		{"bad protocol", "bmcs:\n  - id: a\n    address: x\n    protocol: snmp\n", `line 2: bmcs[0]: protocol: "snmp"`},
-		{"duplicate id", "bmcs:\n  - id: a\n    address: x\n  - id: a\n    address: y\n", `line 4: bmcs[1]: id "a" already used at line 2`},
+		{"missing address", "bmcs:\n  - id: a\n", "line 2: bmcs[0].address: must be set"},
+		{"bad protocol", "bmcs:\n  - id: a\n    address: x\n    protocol: snmp\n", `line 4: bmcs[0].protocol: "snmp"`},
+		{"duplicate id", "bmcs:\n  - id: a\n    address: x\n  - id: a\n    address: y\n", `line 4: bmcs[1].id: "a" already used at line 2`},
 		{"bad label", "bmcs:\n  - id: a\n    address: x\n    labels: {\"1x\": y}\n", "not a valid label name"},
 		{"reserved label", "bmcs:\n  - id: a\n    address: x\n    labels: {bmc: y}\n", "reserved"},
 		{"bad port", "bmcs:\n  - id: a\n    address: x\n    ipmi_port: 70000\n", "ipmi_port: 70000 is not a port"},
@@ -79,11 +79,15 @@ func TestLoad(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile("../../examples/inventory.yml"); err == nil {
+		f.Add(b)
+	}
 	f.Add([]byte("bmcs:\n  - id: a\n    address: x\n"))
 	f.Add([]byte("defaults: {labels: {site: s}}\nbmcs: []\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		inv, err := Parse(b)
 		if err != nil {
+			requireLines(t, err)
 			return
 		}
 		for _, e := range inv.All() {

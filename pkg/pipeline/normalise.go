@@ -19,7 +19,8 @@ type Stats struct {
 	// Unmapped readings had a kind or unit the schema has no series for
 	// (discrete sensors, an unknown unit).
 	Unmapped int
-	// Invalid readings had a NaN or infinite value.
+	// Invalid readings had a NaN or infinite value, or one that is
+	// infinite in base units.
 	Invalid int
 	// Dropped readings were absent sensors or dropped by a rule.
 	Dropped int
@@ -278,8 +279,10 @@ func (p *plan) emit(dst []series.Sample, s *v1.Snapshot, st *Stats) []series.Sam
 			ts = r.TimestampMs
 		}
 		if rp.value.labels != nil {
-			if finite(r.Value) {
-				dst = rp.value.append(dst, ts, rp.conv.apply(r.Value))
+			// A finite reading can still overflow in base units (1e308
+			// kW): both are invalid, never an infinite sample.
+			if v := rp.conv.apply(r.Value); finite(r.Value) && finite(v) {
+				dst = rp.value.append(dst, ts, v)
 				if rp.info.labels != nil {
 					dst = rp.info.append(dst, ts, 1)
 				}
@@ -296,7 +299,9 @@ func (p *plan) emit(dst []series.Sample, s *v1.Snapshot, st *Stats) []series.Sam
 				continue
 			}
 			if o := &rp.thresholds[th.Kind]; o.labels != nil {
-				dst = o.append(dst, ts, rp.conv.apply(th.Value))
+				if v := rp.conv.apply(th.Value); finite(v) {
+					dst = o.append(dst, ts, v)
+				}
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -274,7 +275,14 @@ func parseRules(files []RuleFile) (*ruleSet, error) {
 	for _, f := range files {
 		var rf ruleFile
 		if err := yamlx.UnmarshalStrict(f.Data, &rf); err != nil {
-			errs = append(errs, fmt.Errorf("read mapping file %s: %w", f.Name, err))
+			located := inventory.LocateErrors(f.Data, err)
+			if j, ok := located.(interface{ Unwrap() []error }); ok {
+				for _, e := range j.Unwrap() {
+					errs = append(errs, fmt.Errorf("read mapping file %s: %w", f.Name, e))
+				}
+			} else {
+				errs = append(errs, fmt.Errorf("read mapping file %s: %w", f.Name, located))
+			}
 			continue
 		}
 		fe := &fileErrs{file: f}
@@ -464,16 +472,27 @@ func parseRules(files []RuleFile) (*ruleSet, error) {
 // fileErrs collects the validation errors of one file, each naming the
 // file, the line (found from the offending value) and the entry.
 type fileErrs struct {
-	file RuleFile
-	errs []error
+	file  RuleFile
+	errs  []error
+	lines func(path string) (int, bool) // parsed on the first error
 }
 
 func (fe *fileErrs) add(at, value, format string, args ...any) {
-	where := fe.file.Name
-	if line := lineOf(fe.file.Data, value); line > 0 {
-		where = fmt.Sprintf("%s:%d", where, line)
+	// The line of the entry's key when the path is in the file, else of
+	// the offending value, else of the nearest enclosing key.
+	if fe.lines == nil {
+		fe.lines = inventory.KeyLines(fe.file.Data)
 	}
-	fe.errs = append(fe.errs, fmt.Errorf("read mapping file %s: %s: %s", where, at, fmt.Sprintf(format, args...)))
+	line, exact := fe.lines(at)
+	if !exact {
+		if l := lineOf(fe.file.Data, value); l > 0 {
+			line = l
+		}
+	}
+	where := fmt.Sprintf("%s:%d", fe.file.Name, line)
+	// One line per problem: a pattern's compile error quotes it raw.
+	msg := strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(fmt.Sprintf(format, args...))
+	fe.errs = append(fe.errs, fmt.Errorf("read mapping file %s: %s: %s", where, at, msg))
 }
 
 func (fe *fileErrs) regexp(at, expr string) *regexp.Regexp {

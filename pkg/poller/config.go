@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
 
 // Config is the poller's configuration file.
@@ -134,7 +136,7 @@ func (c *PollingConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// Validate reports every problem at once.
+// Validate reports every problem at once, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.PollerID != "" && !idRE.MatchString(c.PollerID) {
@@ -143,21 +145,36 @@ func (c *Config) Validate() error {
 	if err := c.NATS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.NATS.URL != "" {
+		if err := bus.CheckServerURLs(c.NATS.URL); err != nil {
+			errs = append(errs, fmt.Errorf("nats.url: %w", err))
+		}
+	}
 	if len(c.Inventory.Files) == 0 {
 		errs = append(errs, errors.New("inventory.files: at least one file is required"))
+	}
+	for i, f := range c.Inventory.Files {
+		if f == "" {
+			errs = append(errs, fmt.Errorf("inventory.files[%d]: empty path", i))
+		}
 	}
 	s := c.Sharding
 	switch s.Mode {
 	case "static":
-		if s.Shards < 1 || s.Shard < 0 || s.Shard >= s.Shards {
-			errs = append(errs, fmt.Errorf("sharding: shard %d of %d: need 0 <= shard < shards", s.Shard, s.Shards))
+		switch {
+		case s.Shards < 1:
+			errs = append(errs, fmt.Errorf("sharding.shards: must be at least 1, got %d", s.Shards))
+		case s.Shard < 0 || s.Shard >= s.Shards:
+			errs = append(errs, fmt.Errorf("sharding.shard: shard %d of %d: need 0 <= shard < shards", s.Shard, s.Shards))
+		case s.ReplicationFactor > s.Shards:
+			errs = append(errs, fmt.Errorf("sharding.replication_factor: %d is more than the %d shards", s.ReplicationFactor, s.Shards))
 		}
 	case "dynamic":
 		if c.NATS.Mode != bus.ModeJetStream {
-			errs = append(errs, errors.New("sharding.mode dynamic: needs nats.mode jetstream (the membership bucket is a KV store)"))
+			errs = append(errs, errors.New("sharding.mode: dynamic needs nats.mode jetstream (the membership bucket is a KV store)"))
 		}
 		if s.TTL < model.Duration(time.Second) {
-			errs = append(errs, errors.New("sharding.ttl: must be at least 1s"))
+			errs = append(errs, fmt.Errorf("sharding.ttl: must be at least 1s, got %s", s.TTL))
 		}
 		if !idRE.MatchString(s.Bucket) {
 			errs = append(errs, fmt.Errorf("sharding.bucket: %q is not a valid bucket name", s.Bucket))
@@ -166,17 +183,25 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("sharding.mode: %q is not one of static, dynamic", s.Mode))
 	}
 	if s.ReplicationFactor < 1 {
-		errs = append(errs, errors.New("sharding.replication_factor: must be at least 1"))
+		errs = append(errs, fmt.Errorf("sharding.replication_factor: must be at least 1, got %d", s.ReplicationFactor))
 	}
 	p := c.Polling
 	if p.MaxConcurrent < 1 {
-		errs = append(errs, errors.New("polling.max_concurrent: must be at least 1"))
+		errs = append(errs, fmt.Errorf("polling.max_concurrent: must be at least 1, got %d", p.MaxConcurrent))
 	}
-	if p.RequestTimeout <= 0 {
-		errs = append(errs, errors.New("polling.request_timeout: must be positive"))
-	}
-	if p.PollTimeout < 0 || p.MaxBackoff <= 0 || p.InfoInterval <= 0 {
-		errs = append(errs, errors.New("polling: poll_timeout, max_backoff and info_interval must be positive"))
+	for _, d := range []struct {
+		key  string
+		v    model.Duration
+		zero bool // 0 is allowed
+	}{
+		{"polling.request_timeout", p.RequestTimeout, false},
+		{"polling.poll_timeout", p.PollTimeout, true},
+		{"polling.info_interval", p.InfoInterval, false},
+		{"polling.max_backoff", p.MaxBackoff, false},
+	} {
+		if d.v < 0 || d.v == 0 && !d.zero {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.key, d.v))
+		}
 	}
 	if c.IPMI.CipherSuite != 3 && c.IPMI.CipherSuite != 17 {
 		errs = append(errs, fmt.Errorf("ipmi.cipher_suite: %d is not one of 3, 17", c.IPMI.CipherSuite))
@@ -186,11 +211,16 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("ipmi.privilege: %q is not one of user, operator, administrator", c.IPMI.Privilege))
 	}
+	if c.PublishBuffer < 1 {
+		errs = append(errs, fmt.Errorf("publish_buffer: must be at least 1, got %d", c.PublishBuffer))
+	}
 	return errors.Join(errs...)
 }
 
 // LoadConfig reads and validates a configuration file; relative paths are
-// relative to its directory.
+// relative to its directory. The files it names (inventory, credentials,
+// CA bundle) must be readable: a typo is reported here, with its line,
+// rather than as every poll failing.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -206,7 +236,47 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	cfg.Inventory.CredentialsFile = join(dir, cfg.Inventory.CredentialsFile)
 	cfg.Redfish.CAFile = join(dir, cfg.Redfish.CAFile)
+	cfg.NATS.SetDirectory(dir)
+	if err := cfg.checkFiles(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, inventory.LocateErrors(b, err))
+	}
 	return cfg, nil
+}
+
+// checkFiles makes sure every file the configuration names can be read.
+func (c *Config) checkFiles() error {
+	var errs []error
+	for i, f := range c.Inventory.Files {
+		errs = append(errs, readable(fmt.Sprintf("inventory.files[%d]", i), f))
+	}
+	if c.Inventory.CredentialsFile != "" {
+		errs = append(errs, readable("inventory.credentials_file", c.Inventory.CredentialsFile))
+	}
+	if c.Redfish.CAFile != "" {
+		if b, err := os.ReadFile(c.Redfish.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("redfish.ca_file: %w", err))
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			errs = append(errs, fmt.Errorf("redfish.ca_file: %s holds no PEM certificate", c.Redfish.CAFile))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readable reports, under key, why the regular file path cannot be read.
+func readable(key, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	defer func() { _ = f.Close() }()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s: %s is a directory", key, path)
+	}
+	return nil
 }
 
 func join(dir, p string) string {
@@ -216,14 +286,15 @@ func join(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// ParseConfig decodes and validates a configuration document.
+// ParseConfig decodes and validates a configuration document. Every error
+// names its line and the YAML path of its key.
 func ParseConfig(b []byte) (*Config, error) {
 	cfg := DefaultConfig
 	if err := yamlx.UnmarshalStrict(b, &cfg); err != nil {
-		return nil, err
+		return nil, inventory.LocateErrors(b, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, inventory.LocateErrors(b, err)
 	}
 	return &cfg, nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bmcstream/bmcstream/pkg/inventory"
@@ -16,7 +17,10 @@ import (
 )
 
 // DefaultSources opens the project's Redfish and IPMI sources with the
-// configuration's protocol settings.
+// configuration's protocol settings. A BMC's own ca_file takes precedence
+// over redfish.ca_file; insecure_skip_verify is warned about once per
+// inventory load (warnSkipVerify), not here: sources are opened again on
+// every ownership change.
 func DefaultSources(cfg *Config, logger *slog.Logger) SourceFactory {
 	return func(b inventory.BMC, proto v1.Protocol, user string, password secret.Secret) (sources.Source, error) {
 		host, port := splitAddress(b.Address)
@@ -30,9 +34,6 @@ func DefaultSources(cfg *Config, logger *slog.Logger) SourceFactory {
 			t.Port = port
 			if b.RedfishPort != 0 {
 				t.Port = b.RedfishPort
-			}
-			if t.InsecureSkipVerify {
-				logger.Warn("TLS certificate verification is disabled for a BMC by its inventory entry", "bmc", b.ID)
 			}
 			return redfishsrc.New(t, redfishsrc.Options{
 				BasicAuth:      cfg.Redfish.BasicAuth,
@@ -66,6 +67,36 @@ func DefaultSources(cfg *Config, logger *slog.Logger) SourceFactory {
 		}
 		return nil, fmt.Errorf("protocol %v: not supported", proto)
 	}
+}
+
+// skipVerifyExamples bounds how many BMC ids the skip-verify warning names:
+// enough to find the entries, few enough for one log line.
+const skipVerifyExamples = 5
+
+// warnSkipVerify logs one line when the inventory turns Redfish TLS
+// verification off for some BMCs: how many, and the first few ids in
+// inventory order. It runs at start and at every reload, so the warning
+// stays visible without repeating per BMC.
+func warnSkipVerify(logger *slog.Logger, bmcs []inventory.BMC) {
+	var ids []string
+	n := 0
+	for _, b := range bmcs {
+		if !b.InsecureSkipVerify || b.Protocol == inventory.IPMI {
+			continue
+		}
+		n++
+		if len(ids) < skipVerifyExamples {
+			ids = append(ids, b.ID)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	examples := strings.Join(ids, ",")
+	if n > len(ids) {
+		examples += ",…"
+	}
+	logger.Warn("Redfish TLS certificate verification is disabled by insecure_skip_verify in the inventory", "bmcs", n, "examples", examples)
 }
 
 // splitAddress accepts host, host:port, [v6] and [v6]:port.

@@ -166,6 +166,7 @@ func (p *Poller) load() error {
 	}
 	p.inv.Store(inv)
 	p.creds.Store(creds)
+	warnSkipVerify(p.logger, inv.All())
 	return nil
 }
 

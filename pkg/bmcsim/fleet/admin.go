@@ -95,6 +95,7 @@ func (f *Fleet) view(m *Member) memberView {
 //	PUT    /bmcs/{id}/faults       replace one member's faults (JSON model.Faults)
 //	POST   /faults                 apply a FaultRequest, answers the ids
 //	DELETE /faults                 clear every fault
+//	GET    /traffic                Redfish connections and IPMI datagrams received
 func (f *Fleet) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fleet", func(w http.ResponseWriter, _ *http.Request) {
@@ -138,6 +139,9 @@ func (f *Fleet) AdminHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ids": ids})
+	})
+	mux.HandleFunc("GET /traffic", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, f.Traffic())
 	})
 	mux.HandleFunc("DELETE /faults", func(w http.ResponseWriter, _ *http.Request) {
 		f.ClearFaults()

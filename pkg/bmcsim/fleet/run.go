@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/ipmi"
@@ -39,6 +40,28 @@ type running struct {
 	mux      *udpmux.Mux
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+
+	// Traffic counters: every Redfish connection accepted and IPMI
+	// datagram received, whatever became of it.
+	redfishConns atomic.Uint64
+	ipmiPackets  atomic.Uint64
+}
+
+// Traffic is what reached a running fleet: tests use it to prove that a
+// program refusing its configuration touched no BMC.
+type Traffic struct {
+	RedfishConnections uint64 `json:"redfish_connections"`
+	IPMIPackets        uint64 `json:"ipmi_packets"`
+}
+
+// Traffic returns the Redfish connections accepted and IPMI datagrams
+// received since Start, by every member.
+func (f *Fleet) Traffic() Traffic {
+	r := f.running
+	if r == nil {
+		return Traffic{}
+	}
+	return Traffic{RedfishConnections: r.redfishConns.Load(), IPMIPackets: r.ipmiPackets.Load()}
 }
 
 // CA is the fleet's Redfish certificate authority (nil without TLS or
@@ -129,7 +152,7 @@ func (f *Fleet) Start(opts StartOptions) (err error) {
 				}
 				h.ServeHTTP(w, req)
 			}), tlsConfig, opts.Logger)
-			f.serveHTTP(r, srv, &filterListener{Listener: ln, allow: byAddr}, tlsConfig != nil)
+			f.serveHTTP(r, srv, &filterListener{Listener: ln, allow: byAddr, accepted: &r.redfishConns}, tlsConfig != nil)
 		}
 		if serveIPMI {
 			mux, err := udpmux.Listen(f.cfg.IPMIPort)
@@ -154,7 +177,7 @@ func (f *Fleet) Start(opts StartOptions) (err error) {
 				if err != nil {
 					return fmt.Errorf("listen redfish of %s: %w", m.BMC.ID, err)
 				}
-				f.serveHTTP(r, redfish.NewServer(r.handlers[i], tlsConfig, opts.Logger), ln, tlsConfig != nil)
+				f.serveHTTP(r, redfish.NewServer(r.handlers[i], tlsConfig, opts.Logger), &filterListener{Listener: ln, accepted: &r.redfishConns}, tlsConfig != nil)
 			}
 			if serveIPMI {
 				pc, err := net.ListenPacket("udp4", m.IPMIAddr())
@@ -193,7 +216,7 @@ func (f *Fleet) serveIPMI(ctx context.Context, r *running, m *Member, opts ipmi.
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		_ = s.Serve(ctx, pc)
+		_ = s.Serve(ctx, &countingConn{PacketConn: pc, n: &r.ipmiPackets})
 	}()
 	return nil
 }
@@ -257,11 +280,13 @@ func addrOf(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// filterListener closes connections to addresses outside the fleet, so the
-// wildcard-bound listener answers nothing but the fleet.
+// filterListener closes connections to addresses outside the fleet (when
+// allow is set), so the wildcard-bound listener answers nothing but the
+// fleet, and counts the connections it lets through.
 type filterListener struct {
 	net.Listener
-	allow map[netip.Addr]http.Handler
+	allow    map[netip.Addr]http.Handler // nil: every address
+	accepted *atomic.Uint64
 }
 
 func (l *filterListener) Accept() (net.Conn, error) {
@@ -270,9 +295,24 @@ func (l *filterListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := l.allow[addrOf(c.LocalAddr())]; ok {
+		if _, ok := l.allow[addrOf(c.LocalAddr())]; ok || l.allow == nil {
+			l.accepted.Add(1)
 			return c, nil
 		}
 		_ = c.Close()
 	}
+}
+
+// countingConn counts the datagrams read from a member's IPMI socket.
+type countingConn struct {
+	net.PacketConn
+	n *atomic.Uint64
+}
+
+func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return n, addr, err
 }

@@ -132,6 +132,11 @@ func (s *sink) run(ctx context.Context) {
 			continue
 		}
 		if n == 0 && len(s.inflight) > 0 {
+			if s.parked > 0 && s.queue != nil {
+				// A backlog waits on the snapshots with the queue:
+				// send them now rather than at the batch deadline.
+				s.queue.FlushNow()
+			}
 			// Nothing new: wait for the queue to finish a snapshot.
 			t := time.NewTimer(50 * time.Millisecond)
 			select {

@@ -133,6 +133,7 @@ func NewQueue(cfg Config, client WriteClient, reg prometheus.Registerer, logger 
 			q:        q,
 			id:       i,
 			ch:       make(chan entry, qc.Capacity),
+			kick:     make(chan struct{}, 1),
 			batch:    make([]entry, 0, min(qc.MaxSamplesPerSend, qc.Capacity)),
 			retryLog: logLimiter{every: logEvery},
 			dropLog:  logLimiter{every: logEvery},
@@ -236,6 +237,20 @@ func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()
 	return nil
 }
 
+// FlushNow asks every shard to send what it holds as soon as it has read
+// what is already queued, rather than at its batch deadline. It never
+// blocks. A producer that will append nothing more until earlier samples
+// are sent (the gateway waiting on a BMC's previous snapshot) calls it so
+// it does not wait out the deadline.
+func (q *Queue) FlushNow() {
+	for _, s := range q.shards {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // enqueue puts e on s's queue, waiting for room if it is full.
 func (q *Queue) enqueue(ctx context.Context, s *shard, e entry) error {
 	select {
@@ -329,6 +344,8 @@ type shard struct {
 	q        *Queue
 	id       int
 	ch       chan entry
+	kick     chan struct{} // FlushNow's signal; capacity 1
+	kicked   bool          // send once ch is empty, not at the deadline
 	batch    []entry
 	enc      encoder
 	retryLog logLimiter
@@ -359,12 +376,19 @@ func (s *shard) run() {
 			if len(s.batch) == 1 {
 				timer.Reset(deadline)
 			}
-			if len(s.batch) < s.q.cfg.MaxSamplesPerSend {
+			if len(s.batch) < s.q.cfg.MaxSamplesPerSend && !(s.kicked && len(s.ch) == 0) {
 				continue
 			}
 			timer.Stop()
 		case <-expired:
+		case <-s.kick:
+			s.kicked = true
+			if len(s.batch) == 0 || len(s.ch) > 0 {
+				continue // send once what is queued is read
+			}
+			timer.Stop()
 		}
+		s.kicked = false
 		if !s.send() {
 			s.abandon()
 			return

@@ -520,6 +520,50 @@ func TestQueueBatching(t *testing.T) {
 	})
 }
 
+// TestQueueFlushNow: FlushNow sends a partial batch at once instead of at
+// the batch deadline, including samples still queued when it is called,
+// and an empty queue ignores it.
+func TestQueueFlushNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &fakeClient{}
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Shards = 2
+		cfg.QueueConfig.MaxSamplesPerSend = 100
+		cfg.QueueConfig.BatchSendDeadline = model.Duration(5 * time.Second)
+		q, err := NewQueue(cfg, client, nil, nil)
+		require.NoError(t, err)
+		q.Start()
+		start := time.Now()
+
+		q.FlushNow() // nothing held: nothing sent
+		synctest.Wait()
+		require.Empty(t, client.recorded())
+
+		done := make(chan struct{})
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 30, 1000), func() { close(done) }))
+		q.FlushNow()
+		synctest.Wait()
+		<-done
+		sent := 0
+		for _, c := range client.recorded() {
+			require.Equal(t, start, c.at, "sent at once, not at the deadline")
+			sent += len(c.samples)
+		}
+		require.Equal(t, 30, sent)
+
+		// Without FlushNow the deadline still applies.
+		require.NoError(t, q.Append(t.Context(), makeSamples(0, 1, 2000), func() {}))
+		n := len(client.recorded())
+		time.Sleep(5*time.Second - time.Nanosecond)
+		synctest.Wait()
+		require.Len(t, client.recorded(), n)
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		require.Len(t, client.recorded(), n+1)
+		require.NoError(t, q.Stop(t.Context()))
+	})
+}
+
 // TestQueueBackoff checks, on a fake clock, that retries back off
 // exponentially with jitter up to max_backoff, and that a larger
 // Retry-After wins.

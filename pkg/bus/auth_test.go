@@ -1,7 +1,6 @@
 package bus_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,26 +27,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v2"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 )
-
-// logBuffer collects what a logger writes, for the tests to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startServer starts an in-process NATS server with JetStream on a random
 // loopback port, configured further by configure.
@@ -146,7 +127,7 @@ func requireNoSecret(t *testing.T, where, s string, secrets []string) {
 // log says why without the credential.
 func refusedAsTheProgramsSeeIt(t *testing.T, c *bus.Config, want string, secrets []string) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testbed.SyncBuffer{}
 	opts, err := c.Options("auth-test", slog.New(slog.NewTextHandler(logs, nil)))
 	require.NoError(t, err)
 	nc, err := nats.Connect(c.URL, opts...)
@@ -347,7 +328,7 @@ func TestAuthentication(t *testing.T) {
 			srv := startServer(t, tc.configure)
 			for _, a := range tc.good {
 				t.Run(a.name, func(t *testing.T) {
-					logs := &logBuffer{}
+					logs := &testbed.SyncBuffer{}
 					c := parseConfig(t, natsURL(srv), a.auth)
 					nc, err := connect(c, slog.New(slog.NewTextHandler(logs, nil)))
 					require.NoError(t, err)
@@ -566,7 +547,7 @@ func TestTLS(t *testing.T) {
 			srv := startServer(t, tc.configure)
 			for _, a := range tc.attempts {
 				t.Run(a.name, func(t *testing.T) {
-					logs := &logBuffer{}
+					logs := &testbed.SyncBuffer{}
 					c := parseConfig(t, natsURL(srv), a.auth)
 					nc, err := connect(c, slog.New(slog.NewTextHandler(logs, nil)))
 					if a.want == "" {
@@ -624,7 +605,7 @@ func TestRecoversWhenCredentialsAreFixed(t *testing.T) {
 	require.True(t, srv.ReadyForConnections(10*time.Second))
 
 	c := parseConfig(t, natsURL(srv), "user: poller\npassword: "+password+"\nmode: core\n")
-	logs := &logBuffer{}
+	logs := &testbed.SyncBuffer{}
 	nopts, err := c.Options("auth-test", slog.New(slog.NewTextHandler(logs, nil)))
 	require.NoError(t, err)
 	nc, err := nats.Connect(c.URL, nopts...)

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -29,24 +28,6 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/poller"
 )
-
-// syncBuffer is a log destination read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serverLog records what an embedded nats-server logs (permission
 // violations among it) into a buffer.
@@ -129,7 +110,7 @@ var permissionsFile = filepath.Join("..", "..", "examples", "nats-permissions.co
 // startPermissionedNATS starts a JetStream server with the users and
 // permissions of examples/nats-permissions.conf, exactly as written there;
 // only the address and the store directory are the test's.
-func startPermissionedNATS(t *testing.T, passwords map[string]string) (*server.Server, *syncBuffer) {
+func startPermissionedNATS(t *testing.T, passwords map[string]string) (*server.Server, *testbed.SyncBuffer) {
 	t.Helper()
 	for user, pw := range passwords {
 		t.Setenv("BMCSTREAM_NATS_"+strings.ToUpper(user)+"_PASSWORD", pw)
@@ -141,7 +122,7 @@ func startPermissionedNATS(t *testing.T, passwords map[string]string) (*server.S
 	opts.NoSigs = true
 	srv, err := server.NewServer(opts)
 	require.NoError(t, err)
-	logs := &syncBuffer{}
+	logs := &testbed.SyncBuffer{}
 	srv.SetLoggerV2(serverLog{logs}, true, false, false)
 	srv.Start()
 	require.True(t, srv.ReadyForConnections(10*time.Second))
@@ -206,7 +187,7 @@ func TestDocumentedPermissionsRunThePipeline(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, auto.Flush())
 
-	gwLogs, pollerLogs := &syncBuffer{}, &syncBuffer{}
+	gwLogs, pollerLogs := &testbed.SyncBuffer{}, &testbed.SyncBuffer{}
 	gcfg, err := gateway.ParseConfig([]byte(fmt.Sprintf(`
 nats:
   url: %s

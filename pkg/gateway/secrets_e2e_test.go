@@ -183,14 +183,14 @@ type subprocess struct {
 	name           string
 	cmd            *exec.Cmd
 	addr           string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testbed.SyncBuffer
 }
 
 // startBinary runs bin with args and --web.listen-address on a free
 // loopback port and waits until its /-/healthy answers.
 func startBinary(t *testing.T, name, bin string, args ...string) *subprocess {
 	t.Helper()
-	b := &subprocess{name: name, addr: fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t)), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	b := &subprocess{name: name, addr: fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t)), stdout: &testbed.SyncBuffer{}, stderr: &testbed.SyncBuffer{}}
 	b.cmd = exec.Command(bin, append(args, "--web.listen-address="+b.addr)...)
 	b.cmd.Stdout, b.cmd.Stderr = b.stdout, b.stderr
 	require.NoError(t, b.cmd.Start())

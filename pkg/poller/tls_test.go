@@ -1,15 +1,12 @@
 package poller
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,30 +20,6 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/secret"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
-
-// lockedBuffer is a log destination the test reads while the poller writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(substr string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		if strings.Contains(line, substr) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
 
 // TestSkipVerifyWarnedOncePerLoad: BMCs whose inventory entries turn
 // Redfish TLS verification off make one warning line per inventory load
@@ -97,7 +70,7 @@ inventory:
 `, srv.ClientURL(), invFile, credFile)))
 	require.NoError(t, err)
 
-	logs := &lockedBuffer{}
+	logs := &testbed.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	p, err := New(cfg, Options{Logger: logger, Registerer: prometheus.NewRegistry(), NewSource: DefaultSources(cfg, logger)})
 	require.NoError(t, err)
@@ -109,14 +82,14 @@ inventory:
 	require.Eventually(t, func() bool { return len(p.Statuses()) == len(entries) }, 20*time.Second, 20*time.Millisecond)
 
 	const warning = "verification is disabled"
-	got := logs.lines(warning)
+	got := logs.Lines(warning)
 	require.Len(t, got, 1, "one line at start: %q", got)
 	require.Contains(t, got[0], "bmcs=7")
 	require.Contains(t, got[0], "examples=bmc-01,bmc-02,bmc-03,bmc-04,bmc-05,…")
 
 	require.NoError(t, p.Reload())
 	require.NoError(t, p.Reload())
-	require.Len(t, logs.lines(warning), 3, "one more line per reload")
+	require.Len(t, logs.Lines(warning), 3, "one more line per reload")
 
 	// A changed entry restarts that BMC's worker and opens its source
 	// again: still one line for the reload, none for the source.
@@ -131,7 +104,7 @@ inventory:
 		}
 		return false
 	}, 10*time.Second, 20*time.Millisecond)
-	require.Len(t, logs.lines(warning), 4)
+	require.Len(t, logs.Lines(warning), 4)
 
 	// Without any such entry, no warning.
 	for i := range entries {
@@ -139,7 +112,7 @@ inventory:
 	}
 	writeInv(entries)
 	require.NoError(t, p.Reload())
-	require.Len(t, logs.lines(warning), 4)
+	require.Len(t, logs.Lines(warning), 4)
 }
 
 // TestPerBMCCABundle polls two HTTPS fleets signed by different CAs through

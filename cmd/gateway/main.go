@@ -39,8 +39,19 @@ func Main(args []string, stdout, stderr *os.File) int {
 	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
-	if _, err := app.Parse(args); err != nil {
+	// --help and --version end the program here, with their own code,
+	// rather than inside kingpin (Main returns; main exits).
+	exit := -1
+	app.Terminate(func(code int) {
+		if exit < 0 {
+			exit = code
+		}
+	})
+	_, err := app.Parse(args)
+	if exit >= 0 {
+		return exit
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 2
 	}

@@ -141,3 +141,17 @@ func run(t *testing.T, bin string, args ...string) (int, string) {
 	require.NoError(t, err)
 	return 0, stderr.String()
 }
+
+// TestHelpAndVersionExitZero: --help and --version print and exit 0
+// without reading any configuration.
+func TestHelpAndVersionExitZero(t *testing.T) {
+	for _, arg := range []string{"--help", "--version"} {
+		out, err := os.CreateTemp(t.TempDir(), "out")
+		require.NoError(t, err)
+		require.Equal(t, 0, Main([]string{arg, "--config.file=/nonexistent/gateway.yml"}, out, out), arg)
+		b, err := os.ReadFile(out.Name())
+		require.NoError(t, err)
+		require.NotContains(t, string(b), "nonexistent", arg)
+		require.NotEmpty(t, b, arg)
+	}
+}

@@ -37,15 +37,22 @@ proto:
 demo:
 	$(GO) run ./cmd/demo
 
+# Micro-benchmarks, the encode ceiling, then the gateway end to end against
+# the ceiling measured in the same run (benchmarks/README.md). BENCH_RECORD
+# names a markdown file the end-to-end table is appended to, with commit,
+# machine and date (e.g. BENCH_RECORD=benchmarks/RESULTS.md).
+GATEWAYLOAD_FLAGS ?= --bmcs=10000 --polls=3
+BENCH_RECORD      ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./benchmarks/...
+	$(GO) run ./benchmarks/gatewayload $(GATEWAYLOAD_FLAGS) $(if $(BENCH_RECORD),--record=$(BENCH_RECORD))
 
 FUZZTIME ?= 1m
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
-# The fault suite's long form (1000 BMCs, 10-minute outages; about two
-# hours). Rows of the results table go to RELIABILITY_REPORT; see
+# The fault suite's long form (1000 BMCs, 10-minute outages; about 70
+# minutes of scenarios). Rows of the results table go to RELIABILITY_REPORT; see
 # docs/reliability.md. RELIABILITY_BMCS, _INTERVAL, _RUN and _OUTAGE
 # override the form's figures.
 RELIABILITY_REPORT ?= reliability-results.md

@@ -1,0 +1,508 @@
+// Command gatewayload measures the gateway end to end against its encode
+// ceiling, in one run.
+//
+// A second process (this executable again) starts an embedded JetStream
+// server, pre-loads stream BMC_RAW with polls × bmcs snapshots of 40-120
+// readings (gwfleet: bmcsim's personalities, grown to size) and serves a
+// loopback remote-write receiver that decodes every request to count its
+// samples. This process runs the real gateway (gateway.New and Run, the
+// default configuration but for the NATS URL, the inventory file and one
+// remote_write sink pointed at the receiver) until the consumer has acked
+// every snapshot, then runs the ceiling (gogo marshal + snappy of the same
+// series, one goroutine) for a fixed time. Keeping NATS and the receiver
+// out of this process makes its CPU time, allocations and RSS the
+// gateway's own.
+//
+// The gateway handles one snapshot per BMC at a time, so the load is
+// spread over many BMCs. The first poll of every BMC builds its
+// normalisation plan (the cold path); the steady-state figures cover the
+// later polls only.
+//
+//	go run ./benchmarks/gatewayload --bmcs=10000 --polls=3
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bmcstream/bmcstream/benchmarks/internal/gwfleet"
+	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/gateway"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+	"github.com/bmcstream/bmcstream/pkg/series"
+	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+// consumerName is the durable consumer of the harness's one sink, "bench".
+const consumerName = "bmcstream-gateway-bench"
+
+func main() {
+	if os.Getenv(roleEnv) == "infra" {
+		if err := infraMain(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "gatewayload infra:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.IntVar(&o.BMCs, "bmcs", 10000, "fleet size")
+	flag.IntVar(&o.Polls, "polls", 3, "polls per BMC in the stream; the first warms the normaliser's plans")
+	flag.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "bound on the whole run")
+	flag.DurationVar(&o.CeilingTime, "ceiling-time", 3*time.Second, "how long the ceiling encodes")
+	flag.StringVar(&o.Profile, "profile", "", "write a CPU profile of the gateway's steady state to this file, and its heap at the end to this file plus .heap")
+	record := flag.String("record", "", "also append the results, with commit, machine and date, to this markdown file")
+	flag.Parse()
+	r, err := run(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gatewayload:", err)
+		os.Exit(1)
+	}
+	var out bytes.Buffer
+	fmt.Fprint(&out, header(o))
+	r.print(&out)
+	os.Stdout.Write(out.Bytes())
+	if *record != "" {
+		f, err := os.OpenFile(*record, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.Write(append([]byte("\n"), out.Bytes()...))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gatewayload: record:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// header names the run: commit, machine, date and command.
+func header(o options) string {
+	commit := "unknown"
+	if b, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		commit = strings.TrimSpace(string(b))
+		if b, err := exec.Command("git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(b) > 0 {
+			commit += " (with local changes)"
+		}
+	}
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "### gatewayload run\n\n")
+	fmt.Fprintf(&sb, "- Commit: %s\n", commit)
+	fmt.Fprintf(&sb, "- Machine: %d CPUs (%s); %s, %s/%s\n", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&sb, "- Date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&sb, "- Command: `go run ./benchmarks/gatewayload --bmcs=%d --polls=%d --ceiling-time=%s`\n\n", o.BMCs, o.Polls, o.CeilingTime)
+	return sb.String()
+}
+
+type options struct {
+	BMCs, Polls int
+	Timeout     time.Duration
+	CeilingTime time.Duration
+	Profile     string
+	// infraCmd overrides the infrastructure command (tests).
+	infraCmd func(args ...string) *exec.Cmd
+}
+
+// point is the gateway process's counters at one instant.
+type point struct {
+	at       time.Time
+	cpu      float64 // user+system seconds
+	mallocs  uint64
+	received receiverStats
+}
+
+// result is one run's figures.
+type result struct {
+	opts     options
+	load     infraReady
+	cold     point // the gateway started
+	warm     point // every first poll acked
+	end      point // every snapshot acked
+	rssKB    int64 // peak RSS of this process while the gateway ran
+	infraCPU float64
+	ceil     ceilingRun // in the normaliser's order
+	// ceilSharded is the same in the queue's shard order: a diagnostic.
+	ceilSharded ceilingRun
+}
+
+func run(o options) (*result, error) {
+	if o.Polls < 2 {
+		return nil, fmt.Errorf("--polls must be at least 2: the first only warms up")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "gatewayload")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	templates, err := gwfleet.Templates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fleet := gwfleet.New(o.BMCs, templates)
+	invFile := filepath.Join(dir, "inventory.yml")
+	b, err := inventory.Marshal(fleet.BMCs)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(invFile, b, 0o600); err != nil {
+		return nil, err
+	}
+
+	// The infrastructure process.
+	args := []string{"--bmcs", fmt.Sprint(o.BMCs), "--polls", fmt.Sprint(o.Polls), "--dir", dir}
+	var infra *exec.Cmd
+	if o.infraCmd != nil {
+		infra = o.infraCmd(args...)
+	} else {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		infra = exec.Command(exe, args...)
+	}
+	infra.Env = append(os.Environ(), roleEnv+"=infra")
+	infra.Stderr = os.Stderr
+	stdin, err := infra.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := infra.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := infra.Start(); err != nil {
+		return nil, err
+	}
+	stopped := false
+	stopInfra := func() {
+		if !stopped {
+			stopped = true
+			_ = stdin.Close()
+			waitOrKill(infra, 30*time.Second)
+		}
+	}
+	defer stopInfra()
+	r := &result{opts: o}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	fmt.Fprintf(os.Stderr, "loading %d snapshots (%d BMCs × %d polls)\n", o.BMCs*o.Polls, o.BMCs, o.Polls)
+	select {
+	case l := <-lines:
+		if err := json.Unmarshal([]byte(l), &r.load); err != nil {
+			return nil, fmt.Errorf("infrastructure process: %q: %w", l, err)
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("load the stream: %w", ctx.Err())
+	}
+	fmt.Fprintf(os.Stderr, "loaded %d snapshots, %.1f MB, in %.1fs; running the gateway\n",
+		r.load.Snapshots, float64(r.load.Bytes)/1e6, r.load.LoadSecs)
+
+	if err := runGateway(ctx, o, r, invFile); err != nil {
+		return nil, err
+	}
+	stopInfra()
+	if infra.ProcessState != nil {
+		if ru, ok := infra.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			r.infraCPU = tv(ru.Utime) + tv(ru.Stime)
+		}
+	}
+
+	fmt.Fprintf(os.Stderr, "running the ceiling for %s\n", o.CeilingTime)
+	return r, ceiling(o, fleet, r)
+}
+
+// runGateway runs the gateway until every snapshot is acked and records
+// its counters at the start, after the warm-up poll and at the end.
+func runGateway(ctx context.Context, o options, r *result, invFile string) error {
+	cfg, err := gateway.ParseConfig(fmt.Appendf(nil, "nats:\n  url: %s\ninventory:\n  files: [%s]\nremote_write:\n  - name: bench\n    url: %s\n",
+		r.load.NATS, invFile, r.load.Receiver))
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(r.load.NATS)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	r.cold, err = sample(ctx, r.load.Stats)
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(cfg, gateway.Options{Version: "gatewayload", ShutdownTimeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	gctx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- gw.Run(gctx) }()
+	defer func() {
+		stop()
+		select {
+		case <-errc:
+		case <-time.After(40 * time.Second):
+		}
+	}()
+
+	warm := uint64(o.BMCs)
+	total := uint64(r.load.Snapshots)
+	profiling := false
+	defer func() {
+		if profiling {
+			pprof.StopCPUProfile()
+		}
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for r.warm.at.IsZero() || r.end.at.IsZero() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gateway did not ack every snapshot: %w", ctx.Err())
+		case err := <-errc:
+			return fmt.Errorf("gateway stopped: %v", err)
+		case <-tick.C:
+		}
+		info, err := consumerInfo(ctx, js)
+		if err != nil {
+			continue // Not created yet.
+		}
+		if r.warm.at.IsZero() && info.AckFloor.Stream >= warm {
+			if r.warm, err = sample(ctx, r.load.Stats); err != nil {
+				return err
+			}
+			if o.Profile != "" {
+				f, err := os.Create(o.Profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				profiling = true
+			}
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 && info.Delivered.Stream >= total && info.AckFloor.Stream >= total {
+			if r.end, err = sample(ctx, r.load.Stats); err != nil {
+				return err
+			}
+		}
+	}
+	if profiling {
+		pprof.StopCPUProfile()
+		profiling = false
+	}
+	r.rssKB = maxRSS()
+	if o.Profile != "" {
+		f, err := os.Create(o.Profile + ".heap")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func consumerInfo(ctx context.Context, js jetstream.JetStream) (*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, bus.DefaultStreamConfig.Name, consumerName)
+	if err != nil {
+		return nil, err
+	}
+	return c.Info(ctx)
+}
+
+// sample reads this process's counters and the receiver's.
+func sample(ctx context.Context, statsURL string) (point, error) {
+	p := point{at: time.Now(), cpu: cpuSeconds()}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	p.mallocs = ms.Mallocs
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statsURL, nil)
+	if err != nil {
+		return p, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return p, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&p.received)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return p, err
+}
+
+// ceiling normalises one later poll of the whole fleet as the gateway does
+// and encodes it over and over, on one goroutine, for o.CeilingTime.
+func ceiling(o options, fleet *gwfleet.Fleet, r *result) error {
+	start := time.Now().Add(-time.Hour)
+	snaps := make([]*v1.Snapshot, o.BMCs)
+	for i := range snaps {
+		snaps[i] = fleet.Snapshot(i, 1, start)
+	}
+	all, err := fleet.Series(snaps)
+	if err != nil {
+		return err
+	}
+	snaps = nil
+	r.ceil, err = encodeFor(all, o.CeilingTime)
+	if err != nil {
+		return err
+	}
+	r.ceilSharded, err = encodeFor(gwfleet.ShardOrder(all, remotewrite.DefaultQueueConfig.Shards), o.CeilingTime)
+	return err
+}
+
+// ceilingRun is one ceiling measurement.
+type ceilingRun struct {
+	samples int64   // samples encoded
+	cpu     float64 // CPU seconds used
+	bytes   float64 // compressed bytes per sample
+	allocs  float64 // allocations per sample
+}
+
+func (c ceilingRun) perCore() float64 { return float64(c.samples) / c.cpu }
+
+// encodeFor encodes all, over and over, on this goroutine, for at least d.
+func encodeFor(all []series.Sample, d time.Duration) (ceilingRun, error) {
+	var c ceilingRun
+	var enc gwfleet.Encoder
+	if _, err := enc.EncodeAll(all); err != nil {
+		return c, err
+	}
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	cpu0, t0 := cpuSeconds(), time.Now()
+	var bytes int
+	for time.Since(t0) < d || c.samples == 0 {
+		n, err := enc.EncodeAll(all)
+		if err != nil {
+			return c, err
+		}
+		bytes = n
+		c.samples += int64(len(all))
+	}
+	c.cpu = cpuSeconds() - cpu0
+	runtime.ReadMemStats(&m1)
+	c.bytes = float64(bytes) / float64(len(all))
+	c.allocs = float64(m1.Mallocs-m0.Mallocs) / float64(c.samples)
+	return c, nil
+}
+
+// window is the gateway's figures between two points.
+type window struct {
+	samples, requests, bytes int64
+	wall, cpu                float64
+	allocs                   float64
+}
+
+func between(a, b point) window {
+	s := b.received.Samples - a.received.Samples
+	w := window{samples: s, requests: b.received.Requests - a.received.Requests, bytes: b.received.Bytes - a.received.Bytes,
+		wall: b.at.Sub(a.at).Seconds(), cpu: b.cpu - a.cpu}
+	if s > 0 {
+		w.allocs = float64(b.mallocs-a.mallocs) / float64(s)
+	}
+	return w
+}
+
+func (r *result) print(out io.Writer) {
+	steady, all := between(r.warm, r.end), between(r.cold, r.end)
+	ceil := r.ceil.perCore()
+	fmt.Fprintf(out, "load: %d BMCs × %d polls = %d snapshots, %.1f readings and %.0f bytes per snapshot; %d samples received (%d requests, %d errors)\n",
+		r.opts.BMCs, r.opts.Polls, r.load.Snapshots, float64(r.load.Readings)/float64(r.load.Snapshots),
+		float64(r.load.Bytes)/float64(r.load.Snapshots), r.end.received.Samples, r.end.received.Requests, r.end.received.Errors)
+	fmt.Fprintln(out, "| what | samples | wall s | CPU s | cores | samples/s | samples/s per core | of ceiling | allocs/sample | bytes/sample |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(out, "| ceiling: gogo marshal + snappy, one goroutine | %d | | %.2f | | | %.0f | 100%% | %.3f | %.2f |\n",
+		r.ceil.samples, r.ceil.cpu, ceil, r.ceil.allocs, r.ceil.bytes)
+	fmt.Fprintf(out, "| ceiling, samples in the queue's shard order | %d | | %.2f | | | %.0f | %.1f%% | %.3f | %.2f |\n",
+		r.ceilSharded.samples, r.ceilSharded.cpu, r.ceilSharded.perCore(), 100*r.ceilSharded.perCore()/ceil, r.ceilSharded.allocs, r.ceilSharded.bytes)
+	row := func(name string, w window) {
+		perCore := float64(w.samples) / w.cpu
+		fmt.Fprintf(out, "| %s | %d | %.2f | %.2f | %.2f | %.0f | %.0f | %.1f%% | %.2f | %.2f |\n", name, w.samples, w.wall, w.cpu, w.cpu/w.wall,
+			float64(w.samples)/w.wall, perCore, 100*perCore/ceil, w.allocs, float64(w.bytes)/float64(w.samples))
+	}
+	row(fmt.Sprintf("gateway, steady (polls 2-%d)", r.opts.Polls), steady)
+	row("gateway, all polls (first builds plans)", all)
+	fmt.Fprintf(out, "gateway peak RSS %.0f MB; NATS + receiver process CPU %.2f s (not counted above)\n", float64(r.rssKB)/1024, r.infraCPU)
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// maxRSS is this process's peak resident set in KiB.
+func maxRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return int64(ru.Maxrss)
+}
+
+func waitOrKill(c *exec.Cmd, d time.Duration) {
+	done := make(chan struct{})
+	go func() { _ = c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		_ = c.Process.Kill()
+		<-done
+	}
+}

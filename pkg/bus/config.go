@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/common/model"
 
+	"github.com/bmcstream/bmcstream/internal/cfgfile"
 	"github.com/bmcstream/bmcstream/internal/ratelog"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 )
@@ -193,10 +193,28 @@ func (c *Config) Validate() error {
 func (c *Config) SetDirectory(dir string) {
 	for _, p := range []*string{&c.PasswordFile, &c.TokenFile, &c.NKeySeedFile, &c.CredsFile,
 		&c.TLS.CAFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.Embedded.StoreDir} {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
+		*p = cfgfile.Join(dir, *p)
+	}
+}
+
+// CheckFiles reports, each under its key (nats.creds_file…), the
+// credential and TLS files that cannot be read.
+func (c *Config) CheckFiles() error {
+	var errs []error
+	for _, f := range []struct{ key, path string }{
+		{"nats.password_file", c.PasswordFile},
+		{"nats.token_file", c.TokenFile},
+		{"nats.nkey_seed_file", c.NKeySeedFile},
+		{"nats.creds_file", c.CredsFile},
+		{"nats.tls.ca_file", c.TLS.CAFile},
+		{"nats.tls.cert_file", c.TLS.CertFile},
+		{"nats.tls.key_file", c.TLS.KeyFile},
+	} {
+		if f.path != "" {
+			errs = append(errs, cfgfile.Readable(f.key, f.path, false))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // checkURLs rejects credentials inside the server URLs: URLs are printed

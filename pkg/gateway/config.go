@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/relabel"
 
+	"github.com/bmcstream/bmcstream/internal/cfgfile"
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
 )
@@ -213,7 +213,7 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	cfg.SetDirectory(filepath.Dir(path))
 	if err := cfg.checkFiles(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, inventory.LocateErrors(b, err))
+		return nil, fmt.Errorf("config %s: %w", path, yamlx.LocateErrors(b, err))
 	}
 	return cfg, nil
 }
@@ -222,69 +222,28 @@ func LoadConfig(path string) (*Config, error) {
 func (c *Config) checkFiles() error {
 	var errs []error
 	for i, f := range c.Inventory.Files {
-		errs = append(errs, readable(fmt.Sprintf("inventory.files[%d]", i), f, false))
+		errs = append(errs, cfgfile.Readable(fmt.Sprintf("inventory.files[%d]", i), f, false))
 	}
 	for i, f := range c.Normalise.RuleFiles {
-		errs = append(errs, readable(fmt.Sprintf("normalise.rule_files[%d]", i), f, true))
+		errs = append(errs, cfgfile.Readable(fmt.Sprintf("normalise.rule_files[%d]", i), f, true))
 	}
-	n := &c.NATS
-	for _, f := range []struct{ key, path string }{
-		{"nats.password_file", n.PasswordFile},
-		{"nats.token_file", n.TokenFile},
-		{"nats.nkey_seed_file", n.NKeySeedFile},
-		{"nats.creds_file", n.CredsFile},
-		{"nats.tls.ca_file", n.TLS.CAFile},
-		{"nats.tls.cert_file", n.TLS.CertFile},
-		{"nats.tls.key_file", n.TLS.KeyFile},
-	} {
-		if f.path != "" {
-			errs = append(errs, readable(f.key, f.path, false))
-		}
-	}
+	errs = append(errs, c.NATS.CheckFiles())
 	return errors.Join(errs...)
-}
-
-// readable reports, under key, why path cannot be read: a regular file,
-// or a directory when dirOK.
-func readable(key, path string, dirOK bool) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
-	}
-	defer func() { _ = f.Close() }()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
-	}
-	if st.IsDir() && !dirOK {
-		return fmt.Errorf("%s: %s is a directory", key, path)
-	}
-	return nil
 }
 
 // SetDirectory resolves the relative file paths of the configuration
 // against dir, the configuration file's directory, as Prometheus does.
 func (c *Config) SetDirectory(dir string) {
 	for i, f := range c.Inventory.Files {
-		c.Inventory.Files[i] = joinDir(dir, f)
+		c.Inventory.Files[i] = cfgfile.Join(dir, f)
 	}
 	for i, f := range c.Normalise.RuleFiles {
-		c.Normalise.RuleFiles[i] = joinDir(dir, f)
+		c.Normalise.RuleFiles[i] = cfgfile.Join(dir, f)
 	}
-	n := &c.NATS
-	for _, p := range []*string{&n.PasswordFile, &n.TokenFile, &n.NKeySeedFile, &n.CredsFile, &n.TLS.CAFile, &n.TLS.CertFile, &n.TLS.KeyFile, &n.Embedded.StoreDir} {
-		*p = joinDir(dir, *p)
-	}
+	c.NATS.SetDirectory(dir)
 	for i := range c.RemoteWrite {
 		c.RemoteWrite[i].HTTPClientConfig.SetDirectory(dir)
 	}
-}
-
-func joinDir(dir, path string) string {
-	if path == "" || filepath.IsAbs(path) {
-		return path
-	}
-	return filepath.Join(dir, path)
 }
 
 // ParseConfig decodes and validates a configuration document. Every error
@@ -292,10 +251,10 @@ func joinDir(dir, path string) string {
 func ParseConfig(b []byte) (*Config, error) {
 	cfg := DefaultConfig
 	if err := yamlx.UnmarshalStrict(b, &cfg); err != nil {
-		return nil, inventory.LocateErrors(b, err)
+		return nil, yamlx.LocateErrors(b, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, inventory.LocateErrors(b, err)
+		return nil, yamlx.LocateErrors(b, err)
 	}
 	return &cfg, nil
 }

@@ -66,20 +66,19 @@ func parseCredentials(b []byte) (*Credentials, error) {
 				te.Errors[i] = typeErrorValue.ReplaceAllString(e, "$1")
 			}
 		}
-		return nil, LocateErrors(b, err)
+		return nil, yamlx.LocateErrors(b, err)
 	}
-	d := parseDoc(b)
+	d := yamlx.ParseDoc(b)
 	var errs []error
 	for _, name := range c.Names() {
 		cr := c.byName[name]
-		at := func(key, msg string) *LocatedError {
-			segs := []seg{{key: name}}
-			p := joinPath("", name)
+		at := func(key, msg string) *yamlx.LocatedError {
+			keys := []string{name}
 			if key != "" {
-				segs = append(segs, seg{key: key})
-				p = joinPath(p, key)
+				keys = append(keys, key)
 			}
-			return &LocatedError{Line: d.lineOfSegs(segs), Path: p, Msg: msg}
+			line, p := d.Line(keys...)
+			return &yamlx.LocatedError{Line: line, Path: p, Msg: msg}
 		}
 		if cr.Username == "" {
 			errs = append(errs, at("username", "must be set"))

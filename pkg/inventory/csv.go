@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/prometheus/common/model"
 )
 
@@ -114,8 +115,8 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 			rowErrs = append(rowErrs, err)
 		}
 		if len(rowErrs) > 0 {
-			for _, l := range flatten("", errors.Join(rowErrs...)) {
-				errs = append(errs, fmt.Errorf("line %d: %s", line, oneLine.Replace(l.msg)))
+			for _, msg := range yamlx.Problems(errors.Join(rowErrs...)) {
+				errs = append(errs, fmt.Errorf("line %d: %s", line, msg))
 			}
 			continue
 		}

@@ -122,10 +122,10 @@ func Load(path string) (*Inventory, error) {
 func Parse(b []byte) (*Inventory, error) {
 	var f file
 	if err := yamlx.UnmarshalStrict(b, &f); err != nil {
-		return nil, LocateErrors(b, err)
+		return nil, yamlx.LocateErrors(b, err)
 	}
 	if err := f.Defaults.validate(); err != nil {
-		return nil, LocateErrors(b, fmt.Errorf("defaults: %w", err))
+		return nil, yamlx.LocateErrors(b, fmt.Errorf("defaults: %w", err))
 	}
 	lines := entryLines(b)
 	inv := &Inventory{bmcs: make([]BMC, 0, len(f.BMCs)), byID: make(map[string]int, len(f.BMCs))}
@@ -147,7 +147,7 @@ func Parse(b []byte) (*Inventory, error) {
 		inv.bmcs = append(inv.bmcs, e)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, LocateErrors(b, err)
+		return nil, yamlx.LocateErrors(b, err)
 	}
 	return inv, nil
 }
@@ -258,10 +258,10 @@ func entryLines(b []byte) []int {
 func ParseEntry(b []byte) (BMC, error) {
 	var e BMC
 	if err := yamlx.UnmarshalStrict(b, &e); err != nil {
-		return e, LocateErrors(b, err)
+		return e, yamlx.LocateErrors(b, err)
 	}
 	applyDefaults(&e, Defaults{})
-	return e, LocateErrors(b, e.Validate())
+	return e, yamlx.LocateErrors(b, e.Validate())
 }
 
 // Len is the number of BMCs.

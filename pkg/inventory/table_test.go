@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/stretchr/testify/require"
 )
 
@@ -140,9 +141,9 @@ func TestInvalidEntryTable(t *testing.T) {
 }
 
 func TestLocateErrorsKeepsWhatItCannotPlace(t *testing.T) {
-	err := LocateErrors([]byte("a: 1\n"), os.ErrNotExist)
+	err := yamlx.LocateErrors([]byte("a: 1\n"), os.ErrNotExist)
 	require.ErrorIs(t, err, os.ErrNotExist)
-	require.NoError(t, LocateErrors([]byte("a: 1\n"), nil))
+	require.NoError(t, yamlx.LocateErrors([]byte("a: 1\n"), nil))
 }
 
 // TestLocateErrorsBoundsItsWork: a document with a problem in every one

@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
-	"github.com/bmcstream/bmcstream/pkg/inventory"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -275,7 +274,7 @@ func parseRules(files []RuleFile) (*ruleSet, error) {
 	for _, f := range files {
 		var rf ruleFile
 		if err := yamlx.UnmarshalStrict(f.Data, &rf); err != nil {
-			located := inventory.LocateErrors(f.Data, err)
+			located := yamlx.LocateErrors(f.Data, err)
 			if j, ok := located.(interface{ Unwrap() []error }); ok {
 				for _, e := range j.Unwrap() {
 					errs = append(errs, fmt.Errorf("read mapping file %s: %w", f.Name, e))
@@ -481,7 +480,7 @@ func (fe *fileErrs) add(at, value, format string, args ...any) {
 	// The line of the entry's key when the path is in the file, else of
 	// the offending value, else of the nearest enclosing key.
 	if fe.lines == nil {
-		fe.lines = inventory.KeyLines(fe.file.Data)
+		fe.lines = yamlx.KeyLines(fe.file.Data)
 	}
 	line, exact := fe.lines(at)
 	if !exact {

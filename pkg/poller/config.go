@@ -11,9 +11,9 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/bmcstream/bmcstream/internal/cfgfile"
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
 
 // Config is the poller's configuration file.
@@ -232,13 +232,13 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	dir := filepath.Dir(path)
 	for i, f := range cfg.Inventory.Files {
-		cfg.Inventory.Files[i] = join(dir, f)
+		cfg.Inventory.Files[i] = cfgfile.Join(dir, f)
 	}
-	cfg.Inventory.CredentialsFile = join(dir, cfg.Inventory.CredentialsFile)
-	cfg.Redfish.CAFile = join(dir, cfg.Redfish.CAFile)
+	cfg.Inventory.CredentialsFile = cfgfile.Join(dir, cfg.Inventory.CredentialsFile)
+	cfg.Redfish.CAFile = cfgfile.Join(dir, cfg.Redfish.CAFile)
 	cfg.NATS.SetDirectory(dir)
 	if err := cfg.checkFiles(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, inventory.LocateErrors(b, err))
+		return nil, fmt.Errorf("config %s: %w", path, yamlx.LocateErrors(b, err))
 	}
 	return cfg, nil
 }
@@ -247,10 +247,10 @@ func LoadConfig(path string) (*Config, error) {
 func (c *Config) checkFiles() error {
 	var errs []error
 	for i, f := range c.Inventory.Files {
-		errs = append(errs, readable(fmt.Sprintf("inventory.files[%d]", i), f))
+		errs = append(errs, cfgfile.Readable(fmt.Sprintf("inventory.files[%d]", i), f, false))
 	}
 	if c.Inventory.CredentialsFile != "" {
-		errs = append(errs, readable("inventory.credentials_file", c.Inventory.CredentialsFile))
+		errs = append(errs, cfgfile.Readable("inventory.credentials_file", c.Inventory.CredentialsFile, false))
 	}
 	if c.Redfish.CAFile != "" {
 		if b, err := os.ReadFile(c.Redfish.CAFile); err != nil {
@@ -259,31 +259,8 @@ func (c *Config) checkFiles() error {
 			errs = append(errs, fmt.Errorf("redfish.ca_file: %s holds no PEM certificate", c.Redfish.CAFile))
 		}
 	}
+	errs = append(errs, c.NATS.CheckFiles())
 	return errors.Join(errs...)
-}
-
-// readable reports, under key, why the regular file path cannot be read.
-func readable(key, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
-	}
-	defer func() { _ = f.Close() }()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
-	}
-	if st.IsDir() {
-		return fmt.Errorf("%s: %s is a directory", key, path)
-	}
-	return nil
-}
-
-func join(dir, p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(dir, p)
 }
 
 // ParseConfig decodes and validates a configuration document. Every error
@@ -291,10 +268,10 @@ func join(dir, p string) string {
 func ParseConfig(b []byte) (*Config, error) {
 	cfg := DefaultConfig
 	if err := yamlx.UnmarshalStrict(b, &cfg); err != nil {
-		return nil, inventory.LocateErrors(b, err)
+		return nil, yamlx.LocateErrors(b, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, inventory.LocateErrors(b, err)
+		return nil, yamlx.LocateErrors(b, err)
 	}
 	return &cfg, nil
 }

@@ -94,6 +94,8 @@ func TestInvalidConfigTable(t *testing.T) {
 		{"missing credentials file", strings.Replace(configBase, "creds.yml", "nope.yml", 1), "line 3: inventory.credentials_file", []string{"no such file"}},
 		{"ca file is not PEM", configBase + "redfish:\n  ca_file: inv.yml\n", "line 5: redfish.ca_file", []string{"no PEM certificate"}},
 		{"missing ca file", configBase + "redfish:\n  ca_file: nope.pem\n", "line 5: redfish.ca_file", []string{"no such file"}},
+		{"missing nats creds file", configBase + "nats:\n  creds_file: x.creds\n", "line 5: nats.creds_file", []string{"no such file"}},
+		{"missing nats tls key", configBase + "nats:\n  tls:\n    cert_file: inv.yml\n    key_file: nope.key\n", "line 7: nats.tls.key_file", []string{"no such file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

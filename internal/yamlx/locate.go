@@ -1,4 +1,4 @@
-package inventory
+package yamlx
 
 import (
 	"errors"
@@ -468,4 +468,36 @@ func (d doc) resolve(parts []string) (*yamlv3.Node, bool) {
 		}
 	}
 	return n, true
+}
+
+// Doc is a parsed YAML document for placing problems found after decoding
+// (a value that decoded but is invalid).
+type Doc struct{ d doc }
+
+// ParseDoc parses b for Line; a document that does not parse places
+// everything on line 1.
+func ParseDoc(b []byte) Doc { return Doc{parseDoc(b)} }
+
+// Line returns the line of the map key reached through keys from the root,
+// and its YAML path; a missing key is placed on its nearest present
+// ancestor's line.
+func (d Doc) Line(keys ...string) (line int, path string) {
+	segs := make([]seg, len(keys))
+	for i, k := range keys {
+		segs[i] = seg{key: k}
+		path = joinPath(path, k)
+	}
+	return d.d.lineOfSegs(segs), path
+}
+
+// Problems lists the single problems err holds (joined errors, the entries
+// of a YAML type error), each on one line with the text that wrapped it,
+// for formats without YAML paths (a CSV row).
+func Problems(err error) []string {
+	ls := flatten("", err)
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = oneLine.Replace(l.msg)
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package inventory
 import (
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -90,8 +91,10 @@ next:
 			continue
 		}
 		for k := range keys {
-			if strings.Contains(k, v) {
-				continue next // named as a key, not leaked as a value
+			// Named as a key (an error path shows it as key: or "key":),
+			// not leaked as a value.
+			if strings.Contains(k+": ", v) || strings.Contains(strconv.Quote(k)+": ", v) {
+				continue next
 			}
 		}
 		pw = append(pw, v)

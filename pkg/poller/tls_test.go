@@ -177,8 +177,15 @@ func fleetWithTLS(t *testing.T, first string) *testbed.Sim {
 // are found beside the configuration file, not in the working directory.
 func TestNATSFilesRelativeToConfig(t *testing.T) {
 	dir := t.TempDir()
-	for _, f := range []string{"inventory.yml", "credentials.yml"} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte("{}\n"), 0o600))
+	// LoadConfig also checks the files can be read: create them, and an
+	// absolute one elsewhere.
+	abs := filepath.Join(t.TempDir(), "cert.pem")
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "secrets"), 0o700))
+	for _, f := range []string{"inventory.yml", "credentials.yml", "secrets/nats-password", "nats-ca.pem", "key.pem", abs} {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(dir, f)
+		}
+		require.NoError(t, os.WriteFile(f, []byte("{}\n"), 0o600))
 	}
 	path := filepath.Join(dir, "poller.yml")
 	require.NoError(t, os.WriteFile(path, []byte(`nats:
@@ -187,7 +194,7 @@ func TestNATSFilesRelativeToConfig(t *testing.T) {
   password_file: secrets/nats-password
   tls:
     ca_file: nats-ca.pem
-    cert_file: /etc/abs/cert.pem
+    cert_file: `+abs+`
     key_file: key.pem
 inventory:
   files: [inventory.yml]
@@ -197,6 +204,6 @@ inventory:
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(dir, "secrets/nats-password"), cfg.NATS.PasswordFile)
 	require.Equal(t, filepath.Join(dir, "nats-ca.pem"), cfg.NATS.TLS.CAFile)
-	require.Equal(t, "/etc/abs/cert.pem", cfg.NATS.TLS.CertFile)
+	require.Equal(t, abs, cfg.NATS.TLS.CertFile)
 	require.Equal(t, filepath.Join(dir, "key.pem"), cfg.NATS.TLS.KeyFile)
 }

@@ -382,8 +382,11 @@ func (s *shard) run() {
 			timer.Stop()
 		case <-expired:
 		case <-s.kick:
+			if len(s.batch) == 0 && len(s.ch) == 0 {
+				continue // nothing held: a later batch keeps its deadline
+			}
 			s.kicked = true
-			if len(s.batch) == 0 || len(s.ch) > 0 {
+			if len(s.ch) > 0 {
 				continue // send once what is queued is read
 			}
 			timer.Stop()

@@ -239,6 +239,14 @@ func (d doc) locate(msg string, err error) error {
 		line, p, _ := d.find(func(_, v *yamlv3.Node) bool { return v == best })
 		return &LocatedError{Line: line, Path: p, Msg: msg, Err: err}
 	}
+	// A decoder given an empty string says so without quoting anything
+	// ("empty duration string"): place it by the document's first empty
+	// string value.
+	if line, p, ok := d.find(func(_, v *yamlv3.Node) bool {
+		return v.Kind == yamlv3.ScalarNode && v.Value == "" && v.ShortTag() == "!!str"
+	}); ok {
+		return &LocatedError{Line: line, Path: p, Msg: msg, Err: err}
+	}
 	return err
 }
 

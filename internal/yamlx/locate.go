@@ -158,10 +158,24 @@ var (
 // could not parse, and a password must not reach a log through an error.
 var userinfoRE = regexp.MustCompile(`(//[^/\s:@"'` + "`" + `]*):[^@\s/"'` + "`" + `]*@`)
 
+// locate places one problem. A URL password in it is redacted from what
+// is shown, after placing: the value it is placed by holds the password.
 func (d doc) locate(msg string, err error) error {
-	if r := userinfoRE.ReplaceAllString(msg, "$1:<secret>@"); r != msg {
-		msg, err = r, &redacted{msg: r, err: err}
+	r := userinfoRE.ReplaceAllString(msg, "$1:<secret>@")
+	if r == msg {
+		return d.place(msg, err)
 	}
+	red := &redacted{msg: r, err: err}
+	if le, ok := d.place(msg, err).(*LocatedError); ok {
+		le.Msg = userinfoRE.ReplaceAllString(le.Msg, "$1:<secret>@")
+		le.Path = userinfoRE.ReplaceAllString(le.Path, "$1:<secret>@")
+		le.Err = red
+		return le
+	}
+	return red
+}
+
+func (d doc) place(msg string, err error) error {
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		rest := m[2]

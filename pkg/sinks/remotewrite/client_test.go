@@ -142,7 +142,7 @@ func isSorted(ls []prompb.Label) bool {
 func validRequest(t testing.TB) []byte {
 	t.Helper()
 	var enc encoder
-	data, err := enc.encode([]entry{{s: makeSamples(0, 1, 1000)[0]}})
+	data, err := enc.encode(makeSamples(0, 1, 1000))
 	require.NoError(t, err)
 	return append([]byte(nil), data...)
 }

@@ -47,9 +47,11 @@ var DefaultQueueConfig = QueueConfig{
 	// VictoriaMetrics are tuned for requests of this size (about 150-250 KB
 	// of protobuf, 20-40 KB after snappy for BMC series).
 	MaxSamplesPerSend: 2000,
-	// 5 s is Prometheus' default; BMCs are polled every 30-60 s, so a batch
-	// that fills slowly adds at most a sixth of an interval of latency.
-	BatchSendDeadline: model.Duration(5 * time.Second),
+	// 1 s, not Prometheus' 5 s: a reading should be queryable within 2 s
+	// of its poll, and a batch that fills slowly (a small fleet, or a shard
+	// whose BMCs are few) waits out the whole deadline. A large fleet fills
+	// batches long before it, so it costs nothing in request count there.
+	BatchSendDeadline: model.Duration(1 * time.Second),
 	// 30 ms and 5 s are Prometheus' defaults: the first retry comes quickly
 	// after a transient error, and a recovered receiver is used again within
 	// at most 5 s.
@@ -109,8 +111,9 @@ type QueueConfig struct {
 	// Capacity is the number of samples each shard's queue holds before
 	// Append blocks.
 	Capacity int `yaml:"capacity,omitempty"`
-	// Shards is the fixed number of shards. A series always goes to shard
-	// Hash % Shards.
+	// Shards is the fixed number of shards. A series always goes to the
+	// same shard: the shard of its source's key (AppendKey), or shard
+	// Hash % Shards (Append).
 	Shards int `yaml:"shards,omitempty"`
 	// MaxSamplesPerSend is the largest number of samples in one request.
 	MaxSamplesPerSend int `yaml:"max_samples_per_send,omitempty"`

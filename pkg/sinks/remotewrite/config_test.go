@@ -84,7 +84,7 @@ func TestConfigDefaults(t *testing.T) {
 		Capacity:          10000,
 		Shards:            4,
 		MaxSamplesPerSend: 2000,
-		BatchSendDeadline: model.Duration(5 * time.Second),
+		BatchSendDeadline: model.Duration(1 * time.Second),
 		MinBackoff:        model.Duration(30 * time.Millisecond),
 		MaxBackoff:        model.Duration(5 * time.Second),
 		RetryOnRateLimit:  true,

@@ -10,11 +10,16 @@
 // Only then may the caller acknowledge the input the samples came from. If
 // the queue is stopped first, done never runs and the caller redelivers.
 //
-// Samples are sharded by their series hash, never round robin, and each
-// shard has at most one request in flight, so the samples of one series
-// reach the receiver in the order they were appended. Remote-write receivers
-// reject out-of-order samples, so this is a correctness property, not a
-// performance one.
+// Samples are sharded by a key, never round robin: with Queue.AppendKey by
+// the caller's key for the whole call (the gateway keys a snapshot's samples
+// by their BMC), with Queue.Append by each sample's series hash. Each shard
+// has at most one request in flight, so the samples of one series, always
+// appended with the same key, reach the receiver in the order they were
+// appended. Remote-write receivers reject out-of-order samples, so this is a
+// correctness property, not a performance one. Which key is a performance
+// choice: a request whose series come one source at a time shares labels
+// from one series to the next and encodes about twice as fast as one holding a
+// slice of every source.
 //
 // A full shard queue blocks Append, so back-pressure reaches the caller (the
 // gateway's NATS consumer stops fetching and JetStream holds the data) rather
@@ -44,7 +49,7 @@
 //	      capacity: 10000           # samples per shard before Append blocks
 //	      shards: 4
 //	      max_samples_per_send: 2000
-//	      batch_send_deadline: 5s
+//	      batch_send_deadline: 1s
 //	      min_backoff: 30ms
 //	      max_backoff: 5s
 //	      retry_on_http_429: true

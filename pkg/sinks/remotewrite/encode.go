@@ -5,6 +5,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/bmcstream/bmcstream/pkg/series"
 )
 
 // encoder turns a batch into a snappy-compressed prompb.WriteRequest. Each
@@ -24,9 +26,9 @@ type encoder struct {
 //
 // Each sample becomes its own TimeSeries. Grouping the samples of one series
 // would save repeating its labels, but a BMC series gets one sample per poll
-// (every 30-60 s) and a batch lasts at most batch_send_deadline (5 s), so
-// batches almost never hold two samples of one series.
-func (e *encoder) encode(batch []entry) ([]byte, error) {
+// (every 30-60 s) and a batch lasts at most batch_send_deadline (1 s by
+// default), so batches almost never hold two samples of one series.
+func (e *encoder) encode(batch []series.Sample) ([]byte, error) {
 	n := len(batch)
 	if cap(e.series) < n {
 		e.series = make([]prompb.TimeSeries, n)
@@ -34,8 +36,8 @@ func (e *encoder) encode(batch []entry) ([]byte, error) {
 	}
 	series, samples := e.series[:n], e.samples[:n]
 	for i := range batch {
-		samples[i] = prompb.Sample{Value: batch[i].s.V, Timestamp: batch[i].s.T}
-		series[i].Labels = batch[i].s.Labels
+		samples[i] = prompb.Sample{Value: batch[i].V, Timestamp: batch[i].T}
+		series[i].Labels = batch[i].Labels
 		series[i].Samples = samples[i : i+1 : i+1]
 	}
 	e.req.Timeseries = series

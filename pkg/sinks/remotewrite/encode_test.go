@@ -10,12 +10,8 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/series"
 )
 
-func makeBatch(n int) []entry {
-	batch := make([]entry, n)
-	for i, s := range makeSamples(0, n, 1_700_000_000_000) {
-		batch[i] = entry{s: s}
-	}
-	return batch
+func makeBatch(n int) []series.Sample {
+	return makeSamples(0, n, 1_700_000_000_000)
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
@@ -37,10 +33,10 @@ func TestEncodeRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, wr.Timeseries, tt.n)
 			for i, ts := range wr.Timeseries {
-				require.Equal(t, batch[i].s.Labels, ts.Labels)
+				require.Equal(t, batch[i].Labels, ts.Labels)
 				require.Len(t, ts.Samples, 1)
-				require.Equal(t, batch[i].s.T, ts.Samples[0].Timestamp)
-				require.Equal(t, batch[i].s.V, ts.Samples[0].Value)
+				require.Equal(t, batch[i].T, ts.Samples[0].Timestamp)
+				require.Equal(t, batch[i].V, ts.Samples[0].Value)
 			}
 			enc.reset()
 			for _, ts := range enc.series {
@@ -114,6 +110,36 @@ func BenchmarkQueueAppend(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		if err := q.Append(ctx, calls[i%len(calls)], done); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perCall), "ns/sample")
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(b, q.Stop(stopCtx))
+}
+
+// BenchmarkQueueAppendKey is BenchmarkQueueAppend with each call keyed, as
+// the gateway appends a snapshot: one channel send per call, and batches
+// holding whole calls.
+func BenchmarkQueueAppendKey(b *testing.B) {
+	const perCall = 100
+	cfg := testConfig(b, "http://127.0.0.1:1")
+	cfg.QueueConfig.BatchSendDeadline = DefaultQueueConfig.BatchSendDeadline
+	q, err := NewQueue(cfg, nopClient{}, nil, nil)
+	require.NoError(b, err)
+	q.Start()
+	calls := make([][]series.Sample, 64)
+	for i := range calls {
+		calls[i] = makeSamples(i*perCall, perCall, 1000)
+	}
+	ctx := context.Background()
+	done := func() {}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := q.AppendKey(ctx, uint64(i%len(calls)), calls[i%len(calls)], done); err != nil {
 			b.Fatal(err)
 		}
 		i++

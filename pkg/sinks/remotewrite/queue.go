@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,11 @@ var ErrStopped = errors.New("remote write queue stopped")
 const logEvery = 10 * time.Second
 
 // Queue batches samples for one remote-write sink and sends them through a
-// WriteClient. It has a fixed number of shards; a sample goes to shard
-// Hash % shards, each shard has a bounded queue and at most one request in
-// flight, so the samples of a series reach the receiver in append order.
+// WriteClient. It has a fixed number of shards, each with a bounded queue and
+// at most one request in flight. AppendKey hands all the samples of a call
+// to shard key % shards, Append each sample to shard Hash % shards; either
+// way a series that is always appended the same way reaches the same shard,
+// so its samples reach the receiver in append order.
 //
 // A Queue is created with NewQueue, runs between Start and Stop, and is safe
 // for concurrent use.
@@ -37,6 +40,14 @@ type Queue struct {
 	logger  *slog.Logger
 	metrics *metrics
 	shards  []*shard
+
+	// chunkMax is the most samples one chunk holds: no more than a shard's
+	// capacity, so a chunk always fits in an empty queue, and no more than
+	// one request, so pooled chunks stay request-sized.
+	chunkMax int
+	// chunks pools the copies Append makes, so a steady stream of appends
+	// allocates nothing for them.
+	chunks sync.Pool
 
 	// queued counts samples appended and not yet finished (sent, dropped or
 	// abandoned); it backs bmcstream_remote_write_queue_samples.
@@ -66,10 +77,12 @@ type Queue struct {
 	unregister sync.Once
 }
 
-// entry is one queued sample. t is set on the last sample of an Append call
+// chunk is a run of samples of one Append call, all for one shard, handed to
+// the shard in one channel send. The samples are a copy: the caller may
+// reuse its slice once Append returns. t is set on the last chunk of the call
 // within its shard only.
-type entry struct {
-	s series.Sample
+type chunk struct {
+	s []series.Sample
 	t *tracker
 }
 
@@ -119,6 +132,7 @@ func NewQueue(cfg Config, client WriteClient, reg prometheus.Registerer, logger 
 		cfg:        qc,
 		client:     client,
 		logger:     logger.With("component", "remote_write", "remote_name", cfg.Name),
+		chunkMax:   min(qc.Capacity, qc.MaxSamplesPerSend),
 		stopping:   make(chan struct{}),
 		shardsDone: make(chan struct{}),
 	}
@@ -130,11 +144,14 @@ func NewQueue(cfg Config, client WriteClient, reg prometheus.Registerer, logger 
 	q.shards = make([]*shard, qc.Shards)
 	for i := range q.shards {
 		q.shards[i] = &shard{
-			q:        q,
-			id:       i,
-			ch:       make(chan entry, qc.Capacity),
+			q:  q,
+			id: i,
+			// Every chunk holds at least one sample and room bounds the
+			// samples in ch by the capacity, so sends on ch never block.
+			ch:       make(chan *chunk, qc.Capacity),
+			room:     room{free: qc.Capacity},
 			kick:     make(chan struct{}, 1),
-			batch:    make([]entry, 0, min(qc.MaxSamplesPerSend, qc.Capacity)),
+			batch:    make([]series.Sample, 0, min(qc.MaxSamplesPerSend, qc.Capacity)),
 			retryLog: logLimiter{every: logEvery},
 			dropLog:  logLimiter{every: logEvery},
 		}
@@ -161,12 +178,13 @@ func (q *Queue) Start() {
 	}()
 }
 
-// Append queues samples for sending. done is called exactly once, from any
-// goroutine, when every one of the samples has been accepted by the receiver
-// or dropped for good (and counted with its reason); if samples is empty it
-// is called at once. done may be nil. done must be quick and must not call
-// Append or Stop: it usually runs on a shard's goroutine, whose sending waits
-// for it, and may run inside Append itself.
+// Append queues samples for sending, each to the shard of its series hash.
+// done is called exactly once, from any goroutine, when every one of the
+// samples has been accepted by the receiver or dropped for good (and counted
+// with its reason); if samples is empty it is called at once. done may be
+// nil. done must be quick and must not call Append or Stop: it usually runs
+// on a shard's goroutine, whose sending waits for it, and may run inside
+// Append itself.
 //
 // Append blocks while the queue of a shard it must write to is full; that is
 // the queue's back-pressure. It returns ctx.Err() if ctx ends first, and
@@ -177,9 +195,14 @@ func (q *Queue) Start() {
 // done is also never called if Stop gives up before the samples are sent.
 //
 // Samples of one series must be appended in time order, by one caller at a
-// time; the queue keeps that order up to the receiver. The Labels of each
-// sample are retained, unmodified, until the sample is sent.
+// time, and always through Append or always through AppendKey with the same
+// key; the queue keeps that order up to the receiver. Append copies the
+// samples, so the caller may reuse the slice once it returns; the Labels of
+// each sample are retained, unmodified, until the sample is sent.
 func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()) error {
+	if len(q.shards) == 1 {
+		return q.AppendKey(ctx, 0, samples, done)
+	}
 	if len(samples) == 0 {
 		if done != nil {
 			done()
@@ -192,15 +215,18 @@ func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()
 		return ErrStopped
 	}
 
-	// Find the last sample of the call in each shard: only that one carries
-	// the tracker, since a shard finishes its samples in order.
+	// Find the last sample of the call in each shard: only the chunk that
+	// holds it carries the tracker, since a shard finishes its samples in
+	// order.
 	n := uint64(len(q.shards))
 	var lastBuf [16]int
+	var openBuf [16]*chunk
 	var last []int
+	var open []*chunk // Each shard's chunk being filled.
 	if len(q.shards) <= len(lastBuf) {
-		last = lastBuf[:len(q.shards)]
+		last, open = lastBuf[:len(q.shards)], openBuf[:len(q.shards)]
 	} else {
-		last = make([]int, len(q.shards))
+		last, open = make([]int, len(q.shards)), make([]*chunk, len(q.shards))
 	}
 	for i := range last {
 		last[i] = -1
@@ -211,30 +237,108 @@ func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()
 
 	t := &tracker{done: done}
 	t.refs.Store(1) // Append's own reference, released once all are queued.
-	// Count the call at once rather than per sample: one atomic add instead
-	// of one per sample on a counter all appenders share.
-	q.queued.Add(int64(len(samples)))
 	for i := range samples {
 		idx := samples[i].Hash % n
-		e := entry{s: samples[i]}
+		c := open[idx]
+		if c == nil {
+			c = q.getChunk()
+			open[idx] = c
+		}
+		c.s = append(c.s, samples[i])
+		if last[idx] != i && len(c.s) < q.chunkMax {
+			continue
+		}
+		open[idx] = nil
 		if last[idx] == i {
 			t.refs.Add(1)
-			e.t = t
+			c.t = t
 		}
-		if err := q.enqueue(ctx, q.shards[idx], e); err != nil {
-			q.queued.Add(-int64(len(samples) - i))
-			// Mark before dropping Append's reference, so whichever release
-			// reaches zero sees it.
-			t.abandoned.Store(true)
-			if e.t != nil {
-				t.refs.Add(-1) // Never reaches zero: Append's reference remains.
+		if err := q.enqueue(ctx, q.shards[idx], c); err != nil {
+			for _, o := range open {
+				if o != nil {
+					q.recycle(o)
+				}
 			}
-			t.release()
+			q.abandonAppend(t, c)
 			return err
 		}
 	}
 	t.release()
 	return nil
+}
+
+// AppendKey queues samples for sending, all of them to shard key % shards,
+// in order, handed over a request's worth at a time rather than sample by
+// sample. Batches then hold whole calls: a producer that appends the series
+// of one source per call with that source's key (the gateway: one snapshot
+// of one BMC, keyed by the BMC) gets requests whose series share most
+// labels and sit together in memory, which encode faster and compress
+// better than series spread over every shard.
+//
+// Everything else is as for Append, which documents done, blocking, errors
+// and ordering: every sample of a series must be appended with the same key.
+func (q *Queue) AppendKey(ctx context.Context, key uint64, samples []series.Sample, done func()) error {
+	if len(samples) == 0 {
+		if done != nil {
+			done()
+		}
+		return nil
+	}
+	q.appendMu.RLock()
+	defer q.appendMu.RUnlock()
+	if q.stopped {
+		return ErrStopped
+	}
+
+	s := q.shards[key%uint64(len(q.shards))]
+	t := &tracker{done: done}
+	t.refs.Store(1) // Append's own reference, released once all are queued.
+	for len(samples) > 0 {
+		k := min(len(samples), q.chunkMax)
+		c := q.getChunk()
+		c.s = append(c.s, samples[:k]...)
+		samples = samples[k:]
+		if len(samples) == 0 {
+			t.refs.Add(1)
+			c.t = t
+		}
+		if err := q.enqueue(ctx, s, c); err != nil {
+			q.abandonAppend(t, c)
+			return err
+		}
+	}
+	t.release()
+	return nil
+}
+
+// abandonAppend undoes the tracker of an Append that failed with chunk c not
+// queued, so done never runs, and recycles c.
+func (q *Queue) abandonAppend(t *tracker, c *chunk) {
+	// Mark before dropping Append's reference, so whichever release reaches
+	// zero sees it.
+	t.abandoned.Store(true)
+	if c.t != nil {
+		t.refs.Add(-1) // Never reaches zero: Append's reference remains.
+	}
+	q.recycle(c)
+	t.release()
+}
+
+func (q *Queue) getChunk() *chunk {
+	if c, ok := q.chunks.Get().(*chunk); ok {
+		return c
+	}
+	// No capacity yet: the first append sizes it to its call, so a pool fed
+	// by calls of a few hundred samples does not hold request-sized copies.
+	return &chunk{}
+}
+
+// recycle returns c to the pool once its samples are in a batch or given up.
+func (q *Queue) recycle(c *chunk) {
+	clear(c.s) // A pooled chunk must not keep label sets alive.
+	c.s = c.s[:0]
+	c.t = nil
+	q.chunks.Put(c)
 }
 
 // FlushNow asks every shard to send what it holds as soon as it has read
@@ -251,27 +355,23 @@ func (q *Queue) FlushNow() {
 	}
 }
 
-// enqueue puts e on s's queue, waiting for room if it is full.
-func (q *Queue) enqueue(ctx context.Context, s *shard, e entry) error {
-	select {
-	case s.ch <- e:
-		return nil
-	default:
+// enqueue hands c to s, waiting for room if s's queue is full. On error c
+// is not queued and still the caller's.
+func (q *Queue) enqueue(ctx context.Context, s *shard, c *chunk) error {
+	n := len(c.s)
+	if !s.room.tryTake(n) {
+		start := time.Now()
+		q.metrics.appendBlocked.Add(float64(n))
+		q.logBlocked(s.id)
+		err := s.room.take(ctx, q.stopping, n)
+		q.metrics.appendBlockedSeconds.Add(time.Since(start).Seconds())
+		if err != nil {
+			return err
+		}
 	}
-
-	start := time.Now()
-	q.metrics.appendBlocked.Inc()
-	q.logBlocked(s.id)
-	var err error
-	select {
-	case s.ch <- e:
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-q.stopping:
-		err = ErrStopped
-	}
-	q.metrics.appendBlockedSeconds.Add(time.Since(start).Seconds())
-	return err
+	q.queued.Add(int64(n))
+	s.ch <- c // Never blocks: see NewQueue.
+	return nil
 }
 
 func (q *Queue) logBlocked(shard int) {
@@ -282,6 +382,87 @@ func (q *Queue) logBlocked(shard int) {
 	}
 	q.logger.Warn("remote write shard queue full, append blocked",
 		"shard", shard, "capacity", q.cfg.Capacity, "queued_samples", q.queued.Load())
+}
+
+// room counts the free places, in samples, of one shard's queue: Append
+// takes places before it sends a chunk on the shard's channel, the shard
+// gives them back as it moves samples into a batch. Appends that wait are
+// served in arrival order, so a large chunk is not starved by small ones.
+type room struct {
+	mu      sync.Mutex
+	free    int
+	waiters []*roomWaiter
+}
+
+type roomWaiter struct {
+	n     int
+	ready chan struct{} // closed once n places are taken for the waiter
+}
+
+// tryTake takes n places if they are free and nobody waits before it.
+func (r *room) tryTake(n int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.waiters) == 0 && r.free >= n {
+		r.free -= n
+		return true
+	}
+	return false
+}
+
+// take waits for n places, after the Appends already waiting, until ctx
+// ends (ctx.Err()) or stopping is closed (ErrStopped).
+func (r *room) take(ctx context.Context, stopping <-chan struct{}, n int) error {
+	r.mu.Lock()
+	if len(r.waiters) == 0 && r.free >= n {
+		r.free -= n
+		r.mu.Unlock()
+		return nil
+	}
+	w := &roomWaiter{n: n, ready: make(chan struct{})}
+	r.waiters = append(r.waiters, w)
+	r.mu.Unlock()
+
+	var err error
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-stopping:
+		err = ErrStopped
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-w.ready:
+		r.free += n // Served meanwhile: give the places back.
+	default:
+		if i := slices.Index(r.waiters, w); i >= 0 {
+			r.waiters = slices.Delete(r.waiters, i, i+1)
+		}
+	}
+	// Without w first in line, those behind it may fit.
+	r.serve()
+	return err
+}
+
+// give returns n places and serves the waiters they make room for.
+func (r *room) give(n int) {
+	r.mu.Lock()
+	r.free += n
+	r.serve()
+	r.mu.Unlock()
+}
+
+func (r *room) serve() {
+	for len(r.waiters) > 0 && r.free >= r.waiters[0].n {
+		w := r.waiters[0]
+		r.free -= w.n
+		close(w.ready)
+		r.waiters[0] = nil
+		r.waiters = r.waiters[1:]
+	}
 }
 
 // Stop stops accepting samples, sends everything already queued (retrying
@@ -339,14 +520,21 @@ func (q *Queue) Stop(ctx context.Context) error {
 }
 
 // shard owns one queue, builds batches from it and sends them one at a time.
-// Everything but ch is touched by the shard's goroutine only.
+// Everything but ch and room is touched by the shard's goroutine only.
 type shard struct {
-	q        *Queue
-	id       int
-	ch       chan entry
-	kick     chan struct{} // FlushNow's signal; capacity 1
-	kicked   bool          // send once ch is empty, not at the deadline
-	batch    []entry
+	q    *Queue
+	id   int
+	ch   chan *chunk
+	room room
+	kick chan struct{} // FlushNow's signal; capacity 1
+	// kicked: send once ch is empty, not at the deadline.
+	kicked bool
+	batch  []series.Sample
+	// trackers are those of the calls whose last sample in this shard is in
+	// batch, released when the batch is finished.
+	trackers []*tracker
+	timer    *time.Timer // the batch deadline, running while batch is not empty
+	deadline time.Duration
 	enc      encoder
 	retryLog logLimiter
 	dropLog  logLimiter
@@ -355,48 +543,81 @@ type shard struct {
 // run builds and sends batches until ch is closed and drained, or Stop
 // gives up.
 func (s *shard) run() {
-	deadline := time.Duration(s.q.cfg.BatchSendDeadline)
-	timer := time.NewTimer(deadline)
-	timer.Stop()
-	defer timer.Stop()
+	s.deadline = time.Duration(s.q.cfg.BatchSendDeadline)
+	s.timer = time.NewTimer(s.deadline)
+	s.timer.Stop()
+	defer s.timer.Stop()
 	for {
 		var expired <-chan time.Time
 		if len(s.batch) > 0 {
-			expired = timer.C
+			expired = s.timer.C
 		}
 		select {
-		case e, ok := <-s.ch:
+		case c, ok := <-s.ch:
 			if !ok { // Stopping, and everything queued has been read.
 				if len(s.batch) > 0 && !s.send() {
-					s.abandon()
+					s.abandon(0)
 				}
 				return
 			}
-			s.batch = append(s.batch, e)
-			if len(s.batch) == 1 {
-				timer.Reset(deadline)
+			if !s.take(c) {
+				return
 			}
-			if len(s.batch) < s.q.cfg.MaxSamplesPerSend && !(s.kicked && len(s.ch) == 0) {
+			if !s.kicked || len(s.ch) > 0 {
 				continue
 			}
-			timer.Stop()
+			// Flushing, and everything queued when it was asked is read.
+			s.kicked = false
+			if len(s.batch) == 0 {
+				continue
+			}
 		case <-expired:
 		case <-s.kick:
 			if len(s.batch) == 0 && len(s.ch) == 0 {
 				continue // nothing held: a later batch keeps its deadline
 			}
-			s.kicked = true
 			if len(s.ch) > 0 {
+				s.kicked = true
 				continue // send once what is queued is read
 			}
-			timer.Stop()
 		}
-		s.kicked = false
+		s.timer.Stop()
 		if !s.send() {
-			s.abandon()
+			s.abandon(0)
 			return
 		}
 	}
+}
+
+// take moves c's samples into the batch, sending every batch that fills,
+// and recycles c. It returns false if Stop gave up during a send; the batch,
+// the rest of c and everything still queued are then abandoned.
+func (s *shard) take(c *chunk) bool {
+	maxSamples := s.q.cfg.MaxSamplesPerSend
+	rest := c.s
+	for len(rest) > 0 {
+		k := min(len(rest), maxSamples-len(s.batch))
+		if len(s.batch) == 0 {
+			s.timer.Reset(s.deadline)
+		}
+		s.batch = append(s.batch, rest[:k]...)
+		rest = rest[k:]
+		s.room.give(k)
+		if len(rest) == 0 && c.t != nil {
+			s.trackers = append(s.trackers, c.t)
+		}
+		if len(s.batch) < maxSamples {
+			break
+		}
+		s.timer.Stop()
+		if !s.send() {
+			s.abandon(len(rest))
+			s.q.recycle(c)
+			return false
+		}
+	}
+	s.q.recycle(c)
+	return true
 }
 
 // send sends the current batch until it is accepted or rejected for good,
@@ -469,22 +690,30 @@ func (s *shard) drop(err error, reason string) {
 // Append calls it completes) and resets the batch for reuse.
 func (s *shard) finish() {
 	s.q.queued.Add(-int64(len(s.batch)))
-	for i := range s.batch {
-		if t := s.batch[i].t; t != nil {
-			t.release()
-		}
+	for _, t := range s.trackers {
+		t.release()
 	}
-	clear(s.batch) // Drop label and tracker references.
+	clear(s.trackers)
+	s.trackers = s.trackers[:0]
+	clear(s.batch) // Drop label references.
 	s.batch = s.batch[:0]
 	s.enc.reset()
 }
 
-// abandon gives up on the batch and whatever is left in ch (closed by now),
-// without calling any done.
-func (s *shard) abandon() {
-	n := int64(len(s.batch) + len(s.ch))
+// abandon gives up on the batch, on the held samples left of a chunk being
+// taken, and on whatever is still in ch, without calling any done. Only Stop
+// makes a send give up, and Stop closes ch (at once, or once the Appends in
+// progress return), so draining ch ends.
+func (s *shard) abandon(held int) {
+	n := int64(len(s.batch) + held)
+	for c := range s.ch {
+		n += int64(len(c.s))
+		s.q.recycle(c)
+	}
 	s.q.abandoned.Add(n)
 	s.q.queued.Add(-n)
+	clear(s.trackers)
+	s.trackers = s.trackers[:0]
 	clear(s.batch)
 	s.batch = s.batch[:0]
 	s.enc.reset()

@@ -704,3 +704,308 @@ func TestQueueLogRateLimit(t *testing.T) {
 		require.Positive(t, logs[1]["suppressed"])
 	})
 }
+
+// TestQueueAppendKeyShards checks, on a fake clock, that AppendKey sends all
+// of a call to shard key % shards: after a flush each request holds the
+// calls of one key, each call whole and in order.
+func TestQueueAppendKeyShards(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &fakeClient{}
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Shards = 4
+		cfg.QueueConfig.MaxSamplesPerSend = 1000
+		cfg.QueueConfig.BatchSendDeadline = model.Duration(time.Hour)
+		q, err := NewQueue(cfg, client, nil, nil)
+		require.NoError(t, err)
+		q.Start()
+
+		// Keys 3 and 7 share shard 3, keys 5 and 13 shard 1; shards 0 and 2
+		// get nothing. The series of each call would spread over every shard
+		// by their hashes.
+		keys := []uint64{3, 5, 7, 13}
+		var want [4][]series.Sample
+		dc := newDoneCounter()
+		for i, key := range keys {
+			in := makeSamples(i*50, 50, 1000)
+			require.NoError(t, q.AppendKey(t.Context(), key, in, dc.done(i)))
+			want[key%4] = append(want[key%4], in...)
+		}
+		q.FlushNow()
+		synctest.Wait()
+		dc.wait(t, len(keys), time.Second)
+
+		calls := client.recorded()
+		require.Len(t, calls, 2, "one request per shard that got samples")
+		for _, c := range calls {
+			shard := 1
+			if series.Get(c.samples[0].Labels, "bmc") == series.Get(want[3][0].Labels, "bmc") {
+				shard = 3
+			}
+			require.Len(t, c.samples, len(want[shard]))
+			for i, s := range c.samples {
+				require.Equal(t, want[shard][i].Labels, s.Labels, "sample %d of shard %d", i, shard)
+				require.Equal(t, want[shard][i].V, s.V)
+			}
+		}
+		for i := range keys {
+			require.Equal(t, 1, dc.count(i))
+		}
+		require.NoError(t, q.Stop(t.Context()))
+	})
+}
+
+// TestQueueAppendKeySplits checks, on a fake clock, that a call larger than
+// max_samples_per_send is split over several requests in order, that done
+// waits for the last of them, and that batches close as for Append.
+func TestQueueAppendKeySplits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &fakeClient{}
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Shards = 3
+		cfg.QueueConfig.MaxSamplesPerSend = 10
+		cfg.QueueConfig.BatchSendDeadline = model.Duration(5 * time.Second)
+		q, err := NewQueue(cfg, client, nil, nil)
+		require.NoError(t, err)
+		q.Start()
+
+		// 7 samples wait in the batch; a call of 28 fills it and two more,
+		// leaving 5 for the deadline.
+		first := makeSamples(100, 7, 1000)
+		in := makeSamples(0, 28, 1000)
+		var firstDone, done atomic.Int32
+		require.NoError(t, q.AppendKey(t.Context(), 42, first, func() { firstDone.Add(1) }))
+		require.NoError(t, q.AppendKey(t.Context(), 42, in, func() { done.Add(1) }))
+		synctest.Wait()
+		calls := client.recorded()
+		require.Len(t, calls, 3)
+		for _, c := range calls {
+			require.Len(t, c.samples, 10)
+		}
+		require.Equal(t, int32(1), firstDone.Load(), "the first call's samples were all in the first request")
+		require.Zero(t, done.Load(), "5 samples still wait")
+
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		calls = client.recorded()
+		require.Len(t, calls, 4)
+		require.Len(t, calls[3].samples, 5)
+		require.Equal(t, int32(1), done.Load())
+
+		var got []series.Sample
+		for _, c := range calls {
+			got = append(got, c.samples...)
+		}
+		for i, s := range append(first, in...) {
+			require.Equal(t, s.Labels, got[i].Labels, "sample %d", i)
+			require.Equal(t, s.V, got[i].V, "sample %d", i)
+		}
+		require.Equal(t, 35.0, testutil.ToFloat64(q.metrics.samplesSent))
+		require.Zero(t, testutil.ToFloat64(q.metrics.queueSamples))
+		require.NoError(t, q.Stop(t.Context()))
+		require.Equal(t, int32(1), done.Load(), "done runs once")
+	})
+}
+
+// TestQueueAppendKeyCopies checks that the caller may reuse its slice once
+// AppendKey returns: the queue sends what was appended, not what the slice
+// holds later.
+func TestQueueAppendKeyCopies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &fakeClient{}
+		cfg := testConfig(t, "http://127.0.0.1:1")
+		cfg.QueueConfig.Shards = 1
+		cfg.QueueConfig.BatchSendDeadline = model.Duration(time.Second)
+		q, err := NewQueue(cfg, client, nil, nil)
+		require.NoError(t, err)
+		q.Start()
+
+		buf := makeSamples(0, 20, 1000)
+		want := append([]series.Sample(nil), buf...)
+		require.NoError(t, q.AppendKey(t.Context(), 1, buf, nil))
+		copy(buf, makeSamples(500, 20, 2000)) // Before the shard has sent anything.
+		time.Sleep(time.Second)
+		synctest.Wait()
+
+		calls := client.recorded()
+		require.Len(t, calls, 1)
+		require.Len(t, calls[0].samples, len(want))
+		for i, s := range calls[0].samples {
+			require.Equal(t, want[i].Labels, s.Labels, "sample %d", i)
+			require.Equal(t, want[i].T, s.T, "sample %d", i)
+		}
+		require.NoError(t, q.Stop(t.Context()))
+	})
+}
+
+// TestQueueAppendKeyBackPressure checks that AppendKey blocks, counted in
+// samples, once the shard's queue is full while the receiver is stuck; that
+// a waiting call larger than the free room goes in as room frees up; and
+// that a call larger than the whole capacity still goes through.
+func TestQueueAppendKeyBackPressure(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 100)
+	rcv := newReceiver(t, func(i int, w http.ResponseWriter, r *http.Request) bool {
+		arrived <- struct{}{}
+		if i == 0 {
+			<-release
+		}
+		return false
+	})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	cfg := testConfig(t, rcv.srv.URL)
+	cfg.QueueConfig.Shards = 2
+	cfg.QueueConfig.Capacity = 10
+	cfg.QueueConfig.MaxSamplesPerSend = 5
+	q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+	dc := newDoneCounter()
+
+	// Key 0: a full batch the receiver holds, then 10 that fill the queue.
+	require.NoError(t, q.AppendKey(t.Context(), 0, makeSamples(0, 5, 1000), dc.done(0)))
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("first request never arrived")
+	}
+	require.NoError(t, q.AppendKey(t.Context(), 2, makeSamples(5, 10, 1000), dc.done(1)))
+	require.Zero(t, testutil.ToFloat64(q.metrics.appendBlocked))
+
+	// One more sample for that shard blocks until its context ends...
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	err := q.AppendKey(ctx, 4, makeSamples(15, 1, 1000), dc.done(2))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Equal(t, 1.0, testutil.ToFloat64(q.metrics.appendBlocked), "counted in samples")
+	require.Equal(t, 15.0, testutil.ToFloat64(q.metrics.queueSamples))
+
+	// ...while the other shard takes 25, more than its capacity, at once.
+	require.NoError(t, q.AppendKey(t.Context(), 1, makeSamples(100, 25, 1000), dc.done(3)))
+	dc.wait(t, 1, 5*time.Second)
+	require.Equal(t, 1, dc.count(3))
+
+	// A blocked call of 8 goes in once the stuck request returns. It is
+	// handed over in chunks of at most max_samples_per_send: the first 5
+	// wait.
+	blocked := testutil.ToFloat64(q.metrics.appendBlocked) // The call of 25 may have waited too.
+	errc := make(chan error, 1)
+	go func() { errc <- q.AppendKey(t.Context(), 0, makeSamples(200, 8, 1000), dc.done(4)) }()
+	require.Eventually(t, func() bool { return testutil.ToFloat64(q.metrics.appendBlocked) == blocked+5 },
+		5*time.Second, time.Millisecond)
+	unblock()
+	require.NoError(t, <-errc)
+	require.NoError(t, q.Stop(t.Context()))
+	for _, id := range []int{0, 1, 3, 4} {
+		require.Equal(t, 1, dc.count(id), "done of call %d", id)
+	}
+	require.Zero(t, dc.count(2), "a failed Append never calls done")
+	require.Len(t, rcv.samples(), 5+10+25+8)
+}
+
+// TestQueueAppendKeyOrdering appends the series of many sources, each with
+// its own key and a call per round, from several producers through small
+// queues and batches, with the receiver failing some requests, and checks
+// per-series order and the done contract.
+func TestQueueAppendKeyOrdering(t *testing.T) {
+	const (
+		producers      = 4
+		sourcesPerProd = 5
+		seriesPerSrc   = 30
+		rounds         = 30
+		failEveryNth   = 5
+	)
+	rcv := newReceiver(t, func(i int, w http.ResponseWriter, r *http.Request) bool {
+		if i%failEveryNth == failEveryNth-1 {
+			http.Error(w, "injected", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	cfg := testConfig(t, rcv.srv.URL)
+	cfg.QueueConfig.Shards = 3
+	cfg.QueueConfig.Capacity = 45 // Small, so producers also block.
+	cfg.QueueConfig.MaxSamplesPerSend = 37
+	cfg.QueueConfig.BatchSendDeadline = model.Duration(2 * time.Millisecond)
+	q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
+
+	dc := newDoneCounter()
+	var wg sync.WaitGroup
+	var calls atomic.Int64
+	for p := range producers {
+		wg.Go(func() {
+			buf := make([]series.Sample, 0, seriesPerSrc) // Reused, as the gateway does.
+			for round := range rounds {
+				ts := int64(1_700_000_000_000 + round*30_000)
+				for src := range sourcesPerProd {
+					id := (p*rounds+round)*sourcesPerProd + src
+					first := (p*sourcesPerProd + src) * seriesPerSrc
+					buf = append(buf[:0], makeSamples(first, seriesPerSrc, ts)...)
+					key := uint64(p*sourcesPerProd + src)
+					if err := q.AppendKey(t.Context(), key, buf, dc.done(id)); err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+					calls.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	dc.wait(t, int(calls.Load()), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, q.Stop(ctx))
+
+	lastT := map[string]int64{}
+	var total int
+	var disorder []string
+	for _, rq := range rcv.requests() {
+		for _, ts := range rq.req.Timeseries {
+			key := fmt.Sprint(ts.Labels)
+			for _, s := range ts.Samples {
+				if last, ok := lastT[key]; ok && s.Timestamp <= last {
+					disorder = append(disorder, fmt.Sprintf("%s: %d after %d", key, s.Timestamp, last))
+				}
+				lastT[key] = s.Timestamp
+				total++
+			}
+		}
+	}
+	require.Empty(t, disorder)
+	require.Empty(t, rcv.decodeErrors())
+	require.Equal(t, producers*sourcesPerProd*seriesPerSrc*rounds, total)
+	require.Len(t, lastT, producers*sourcesPerProd*seriesPerSrc)
+	for id := range int(calls.Load()) {
+		require.Equal(t, 1, dc.count(id), "done of call %d", id)
+	}
+	require.Positive(t, testutil.ToFloat64(q.metrics.samplesRetried))
+	require.Positive(t, testutil.ToFloat64(q.metrics.appendBlocked))
+	require.Equal(t, float64(total), testutil.ToFloat64(q.metrics.samplesSent))
+}
+
+// TestQueueAppendKeyAllocs checks that, once the pool holds chunks, an
+// AppendKey through batching, encoding and sending allocates only the
+// call's tracker: the copy of the samples comes from the pool.
+func TestQueueAppendKeyAllocs(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1")
+	cfg.QueueConfig.Shards = 2
+	cfg.QueueConfig.MaxSamplesPerSend = 100
+	cfg.QueueConfig.BatchSendDeadline = model.Duration(time.Hour)
+	q, _ := newTestQueue(t, cfg, nopClient{})
+	in := makeSamples(0, 100, 1000) // One full batch per call.
+	sent := make(chan struct{}, 1)
+	done := func() { sent <- struct{}{} }
+	call := func() {
+		if err := q.AppendKey(t.Context(), 1, in, done); err != nil {
+			t.Fatal(err)
+		}
+		<-sent
+	}
+	for range 10 {
+		call() // Grow the buffers and fill the pool.
+	}
+	// AllocsPerRun truncates to a whole number: under the race detector the
+	// pool drops a quarter of what it is given, which stays below one more.
+	allocs := testing.AllocsPerRun(200, call)
+	require.LessOrEqual(t, allocs, 1.0)
+}

@@ -6,7 +6,7 @@ GOGO_DIR   = $(shell $(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)
 PROTOC    ?= protoc
 PROTO_SRC  = proto/bmcstream/v1/snapshot.proto
 
-.PHONY: all build test test-short vet proto tools demo bench fuzz reliability
+.PHONY: all build test test-short vet proto tools demo bench bench-micro fuzz reliability
 
 all: build vet test
 
@@ -37,15 +37,23 @@ proto:
 demo:
 	$(GO) run ./cmd/demo
 
-# Micro-benchmarks, the encode ceiling, then the gateway end to end against
-# the ceiling measured in the same run (benchmarks/README.md). BENCH_RECORD
-# names a markdown file the end-to-end table is appended to, with commit,
-# machine and date (e.g. BENCH_RECORD=benchmarks/RESULTS.md).
+# The results table (benchmarks/README.md): the encode ceiling and the gateway
+# end to end with their ratio (gatewayload), the poller's CPU and memory per
+# BMC (pollerload) and reading → queryable latency through Prometheus
+# (latency), one run each, in sequence, about 7 minutes. BENCH_RECORD names a
+# markdown file the table is appended to, with commit, machine and date (e.g.
+# BENCH_RECORD=benchmarks/RESULTS.md). bench-micro runs every Go benchmark once.
 GATEWAYLOAD_FLAGS ?= --bmcs=10000 --polls=3
+POLLERLOAD_FLAGS  ?= --bmcs=2000 --protocol=redfish --interval=10s --warmup=20s --measure=60s
+LATENCY_FLAGS     ?= --bmcs=2000 --interval=15s --warmup=30s --measure=60s
 BENCH_RECORD      ?=
 bench:
+	$(GO) run ./benchmarks/benchall --gatewayload-flags='$(GATEWAYLOAD_FLAGS)' \
+		--pollerload-flags='$(POLLERLOAD_FLAGS)' --latency-flags='$(LATENCY_FLAGS)' \
+		$(if $(BENCH_RECORD),--record=$(BENCH_RECORD))
+
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./benchmarks/...
-	$(GO) run ./benchmarks/gatewayload $(GATEWAYLOAD_FLAGS) $(if $(BENCH_RECORD),--record=$(BENCH_RECORD))
 
 FUZZTIME ?= 1m
 fuzz:

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -37,32 +38,64 @@ func main() {
 		latency  = flag.String("latency", "50,400", "bmcsim latency median,p99 in ms (\"\" for none)")
 		first    = flag.String("first-address", "127.60.0.1", "first fleet address")
 		profile  = flag.String("profile", "", "write the poller's heap and CPU profiles to this prefix")
+		jsonFile = flag.String("json", "", "also write the results as JSON to this file")
 	)
 	flag.Parse()
 	if *warmup == 0 {
 		*warmup = 2 * *interval
 	}
-	if err := run(*bmcs, *protocol, *interval, *warmup, *measure, *latency, *first, *profile); err != nil {
+	r, err := run(*bmcs, *protocol, *interval, *warmup, *measure, *latency, *first, *profile)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "pollerload:", err)
 		os.Exit(1)
 	}
+	fmt.Printf("| %s | %d | %s | %.2f | %.1f KB | %.0f | %.1f%% | ≤ %gs | ≤ %gs | %s |\n",
+		r.Protocol, r.BMCs, r.Interval, r.Cores, r.RSSPerBMCKB, r.PollsPerSec, r.OKPercent, r.LagP50, r.LagP99, r.Latency)
+	if *jsonFile != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err == nil {
+			err = os.WriteFile(*jsonFile, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pollerload: json:", err)
+			os.Exit(1)
+		}
+	}
 }
 
-func run(n int, protocol string, interval, warmup, measure time.Duration, latency, first, profile string) error {
+// result is one run's figures; JSON for benchmarks/benchall.
+type result struct {
+	Protocol    string  `json:"protocol"`
+	BMCs        int     `json:"bmcs"`
+	Interval    string  `json:"interval"`
+	Measure     string  `json:"measure"`
+	Cores       float64 `json:"poller_cores"` // user+system CPU seconds per second
+	RSSBytes    float64 `json:"peak_rss_bytes"`
+	RSSPerBMCKB float64 `json:"rss_per_bmc_kb"`
+	PollsPerSec float64 `json:"polls_per_second"`
+	OKPercent   float64 `json:"ok_percent"`
+	// LagP50 and LagP99 are upper bounds: the histogram bucket bound that
+	// holds the quantile.
+	LagP50  float64 `json:"schedule_lag_p50_le_s"`
+	LagP99  float64 `json:"schedule_lag_p99_le_s"`
+	Latency string  `json:"bmc_latency_ms"` // bmcsim median,p99
+}
+
+func run(n int, protocol string, interval, warmup, measure time.Duration, latency, first, profile string) (*result, error) {
 	dir, err := os.MkdirTemp("", "pollerload")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	for _, c := range []string{"bmcsim", "poller"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "./cmd/"+c).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("build %s: %v: %s", c, err, out)
+			return nil, fmt.Errorf("build %s: %v: %s", c, err, out)
 		}
 	}
 	rfPort, ipmiPort, adminPort, webPort := freePort(), freePort(), freePort(), freePort()
 	if rfPort*ipmiPort*adminPort*webPort == 0 {
-		return fmt.Errorf("no free loopback ports")
+		return nil, fmt.Errorf("no free loopback ports")
 	}
 	simArgs := []string{"--bmcs=" + strconv.Itoa(n), "--protocols=" + protocol, "--first-address=" + first,
 		"--redfish.port=" + strconv.Itoa(rfPort), "--ipmi.port=" + strconv.Itoa(ipmiPort),
@@ -75,17 +108,17 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	sim := exec.Command(filepath.Join(dir, "bmcsim"), simArgs...)
 	sim.Stderr = os.Stderr
 	if err := sim.Start(); err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = sim.Process.Kill(); _ = sim.Wait() }()
 	invFile := filepath.Join(dir, "sim", "inventory.yml")
 	if err := waitFile(invFile, 2*time.Minute); err != nil {
-		return err
+		return nil, err
 	}
 	// Rewrite the interval.
 	inv, err := inventory.Load(invFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	entries := inv.All()
 	for i := range entries {
@@ -93,27 +126,27 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	}
 	b, err := inventory.Marshal(entries)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(invFile, b, 0o644); err != nil {
-		return err
+		return nil, err
 	}
 
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer srv.Shutdown()
 	cfgFile := filepath.Join(dir, "poller.yml")
 	cfg := fmt.Sprintf("poller_id: bench\nnats:\n  url: %s\n  stream:\n    max_age: 10m\ninventory:\n  files: [%s]\n  credentials_file: %s\n",
 		srv.ClientURL(), invFile, filepath.Join(dir, "sim", "credentials.yml"))
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	poller := exec.Command(filepath.Join(dir, "poller"), "--config.file="+cfgFile, "--web.listen-address=127.0.0.1:"+strconv.Itoa(webPort), "--log.level=warn")
 	poller.Stderr = os.Stderr
 	if err := poller.Start(); err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = poller.Process.Kill(); _ = poller.Wait() }()
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", webPort)
@@ -123,7 +156,7 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	cpu0, _ := cpuSeconds(poller.Process.Pid)
 	m0, err := scrape(metricsURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t0 := time.Now()
 	if profile != "" {
@@ -141,21 +174,21 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	cpu1, _ := cpuSeconds(poller.Process.Pid)
 	if profile != "" {
 		if err := fetch(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", webPort), profile+".heap.pprof"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	m1, err := scrape(metricsURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	secs := time.Since(t0).Seconds()
 	polls := sumOf(m1, "bmcstream_poller_polls_total") - sumOf(m0, "bmcstream_poller_polls_total")
 	okPolls := sumWhere(m1, "bmcstream_poller_polls_total", "result", "ok") - sumWhere(m0, "bmcstream_poller_polls_total", "result", "ok")
 	lagP99 := quantileDelta(m0, m1, "bmcstream_poller_schedule_lag_seconds", 0.99)
 	lagP50 := quantileDelta(m0, m1, "bmcstream_poller_schedule_lag_seconds", 0.50)
-	fmt.Printf("| %s | %d | %s | %.2f | %.1f KB | %.0f | %.1f%% | ≤ %gs | ≤ %gs | %s |\n",
-		protocol, n, interval, (cpu1-cpu0)/secs, rssMax/float64(n)/1024, polls/secs, 100*okPolls/max(polls, 1), lagP50, lagP99, latency)
-	return nil
+	return &result{Protocol: protocol, BMCs: n, Interval: interval.String(), Measure: time.Duration(secs * float64(time.Second)).Round(time.Second).String(),
+		Cores: (cpu1 - cpu0) / secs, RSSBytes: rssMax, RSSPerBMCKB: rssMax / float64(n) / 1024, PollsPerSec: polls / secs,
+		OKPercent: 100 * okPolls / max(polls, 1), LagP50: lagP50, LagP99: lagP99, Latency: latency}, nil
 }
 
 type sample struct {

@@ -83,7 +83,18 @@ type StreamConfig struct {
 	Replicas        int            `yaml:"replicas"`
 	// Storage is "file" (default) or "memory".
 	Storage string `yaml:"storage"`
+	// Partitions, when above 0, makes the server store each snapshot
+	// under bmc.v1.raw.<partition>.<bmc>, the partition a hash of the BMC
+	// token (a stream subject transform, nats-server 2.10 or later), so
+	// gateway replicas can share the stream one partition each: every
+	// snapshot of a BMC lands in the same partition, in order. 0 (the
+	// default) leaves subjects as published. See docs/scaling.md.
+	Partitions int `yaml:"partitions,omitempty"`
 }
+
+// MaxPartitions bounds nats.stream.partitions: each partition costs every
+// sink a durable consumer.
+const MaxPartitions = 1024
 
 // DefaultStreamConfig is the BMC_RAW stream of a default install. 24 h of
 // retention rides out a weekend-night sink outage; the 2 min duplicate window
@@ -177,6 +188,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Stream.Replicas < 1 || c.Stream.Replicas > 5 {
 		errs = append(errs, errors.New("nats.stream.replicas: must be 1 to 5"))
+	}
+	if c.Stream.Partitions < 0 || c.Stream.Partitions > MaxPartitions {
+		errs = append(errs, fmt.Errorf("nats.stream.partitions: must be 0 to %d, got %d", MaxPartitions, c.Stream.Partitions))
 	}
 	if c.Stream.MaxMsgSize <= 0 {
 		errs = append(errs, errors.New("nats.stream.max_msg_size: must be positive"))

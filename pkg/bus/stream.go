@@ -21,7 +21,7 @@ func (c StreamConfig) JetStreamConfig() jetstream.StreamConfig {
 	if c.Storage == "memory" {
 		storage = jetstream.MemoryStorage
 	}
-	return jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        c.Name,
 		Description: "bmcstream raw BMC snapshots (schema bmcstream.v1.Snapshot)",
 		Subjects:    []string{RawWildcard},
@@ -33,6 +33,19 @@ func (c StreamConfig) JetStreamConfig() jetstream.StreamConfig {
 		Duplicates:  time.Duration(c.DuplicateWindow),
 		Replicas:    c.Replicas,
 		Storage:     storage,
+	}
+	if c.Partitions > 0 {
+		cfg.SubjectTransform = partitionTransform(c.Partitions)
+	}
+	return cfg
+}
+
+// partitionTransform is the stream subject transform of n partitions:
+// nats-server hashes the BMC token (wildcard 1) into 0..n-1.
+func partitionTransform(n int) *jetstream.SubjectTransformConfig {
+	return &jetstream.SubjectTransformConfig{
+		Source:      RawPrefix + "*",
+		Destination: RawPrefix + "{{partition(" + strconv.Itoa(n) + ",1)}}.{{wildcard(1)}}",
 	}
 }
 
@@ -47,10 +60,25 @@ func orUnlimited(n int64) int64 {
 // configuration when it exists (an operator changing max_age takes effect on
 // the next start). Storage type cannot change on a live stream; that error is
 // returned as is.
+//
+// Partitions of 0 keep whatever partitioning the stream has: a poller or
+// gateway not configured for it must not undo the partitions other
+// gateways consume (an unpartitioned consumer reads both forms). A server
+// older than 2.10 ignores subject transforms; that is an error here rather
+// than partitioned consumers that never receive anything.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c StreamConfig) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, c.JetStreamConfig())
+	cfg := c.JetStreamConfig()
+	if c.Partitions == 0 {
+		if s, err := js.Stream(ctx, c.Name); err == nil {
+			cfg.SubjectTransform = s.CachedInfo().Config.SubjectTransform
+		}
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create or update stream %s: %w", c.Name, err)
+	}
+	if c.Partitions > 0 && s.CachedInfo().Config.SubjectTransform == nil {
+		return nil, fmt.Errorf("stream %s: the NATS server ignored the subject transform that partitions it (nats.stream.partitions needs nats-server 2.10 or later)", c.Name)
 	}
 	return s, nil
 }
@@ -66,6 +94,9 @@ type ConsumerConfig struct {
 	// DeliverNew starts a newly created consumer at new messages instead of
 	// the start of the stream.
 	DeliverNew bool
+	// Filter is the subjects the consumer reads; empty means every raw
+	// subject. A partition's consumer filters on PartitionFilter.
+	Filter string
 }
 
 // EnsureConsumer creates or updates a durable pull consumer on the raw
@@ -77,6 +108,10 @@ func EnsureConsumer(ctx context.Context, s jetstream.Stream, c ConsumerConfig) (
 	if c.DeliverNew {
 		deliver = jetstream.DeliverNewPolicy
 	}
+	filter := c.Filter
+	if filter == "" {
+		filter = RawWildcard
+	}
 	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       c.Durable,
 		Description:   "bmcstream gateway",
@@ -85,7 +120,7 @@ func EnsureConsumer(ctx context.Context, s jetstream.Stream, c ConsumerConfig) (
 		MaxAckPending: c.MaxAckPending,
 		MaxDeliver:    -1,
 		DeliverPolicy: deliver,
-		FilterSubject: RawWildcard,
+		FilterSubject: filter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create or update consumer %s: %w", c.Durable, err)

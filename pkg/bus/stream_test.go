@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -91,4 +92,68 @@ func TestConfigStrictYAML(t *testing.T) {
 	require.ErrorContains(t, err, "at most one")
 	_, err = DefaultConfig.Options("t", slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
+}
+
+// TestPartitionedStream: with partitions the server stores each snapshot
+// under bmc.v1.raw.<partition>.<bmc>, every snapshot of a BMC in the same
+// partition; partition consumers read disjoint sets that cover the stream;
+// a program configured without partitions leaves them in place.
+func TestPartitionedStream(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
+	require.NoError(t, err)
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	c := DefaultStreamConfig
+	c.Partitions = 4
+	s, err := EnsureStream(ctx, js, c)
+	require.NoError(t, err)
+	const bmcs, polls = 40, 3
+	for p := range polls {
+		for i := range bmcs {
+			_, err := js.Publish(ctx, RawSubject(fmt.Sprintf("10.0.0.%d", i)), []byte{byte(p)})
+			require.NoError(t, err)
+		}
+	}
+	// An unpartitioned program's setup keeps the transform.
+	s, err = EnsureStream(ctx, js, DefaultStreamConfig)
+	require.NoError(t, err)
+	require.NotNil(t, s.CachedInfo().Config.SubjectTransform)
+
+	partOf := map[string]int{}
+	total := 0
+	for p := range c.Partitions {
+		cons, err := EnsureConsumer(ctx, s, ConsumerConfig{Durable: fmt.Sprintf("p%d", p), AckWait: time.Minute, MaxAckPending: 1000, Filter: PartitionFilter(p)})
+		require.NoError(t, err)
+		msgs, err := cons.FetchNoWait(1000)
+		require.NoError(t, err)
+		last := map[string]byte{}
+		for m := range msgs.Messages() {
+			total++
+			id, err := BMCFromRawSubject(m.Subject())
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprintf("%s%d.%s", RawPrefix, p, EscapeToken(id)), m.Subject())
+			if q, seen := partOf[id]; seen {
+				require.Equal(t, q, p, "BMC %s in two partitions", id)
+			}
+			partOf[id] = p
+			if prev, ok := last[id]; ok {
+				require.Equal(t, prev+1, m.Data()[0], "BMC %s out of order", id)
+			}
+			last[id] = m.Data()[0]
+		}
+	}
+	require.Equal(t, bmcs*polls, total)
+	require.Len(t, partOf, bmcs)
+	used := map[int]bool{}
+	for _, p := range partOf {
+		used[p] = true
+	}
+	require.Greater(t, len(used), 2, "40 BMCs should spread over the 4 partitions")
 }

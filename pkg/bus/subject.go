@@ -6,6 +6,7 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -131,13 +132,41 @@ func unhex(c byte) (byte, bool) {
 // RawSubject is the subject a poller publishes a BMC's snapshots on.
 func RawSubject(bmcID string) string { return RawPrefix + EscapeToken(bmcID) }
 
-// BMCFromRawSubject returns the BMC id a raw subject names.
+// BMCFromRawSubject returns the BMC id a raw subject names: bmc.v1.raw.<bmc>
+// as published, or bmc.v1.raw.<partition>.<bmc> as a partitioned stream
+// stores it (StreamConfig.Partitions).
 func BMCFromRawSubject(subject string) (string, error) {
-	tok, ok := strings.CutPrefix(subject, RawPrefix)
-	if !ok || strings.Contains(tok, ".") {
+	tok, ok := RawToken(subject)
+	if !ok {
 		return "", fmt.Errorf("%w: %q is not %s<bmc>", ErrBadToken, subject, RawPrefix)
 	}
 	return UnescapeToken(tok)
+}
+
+// RawToken returns the BMC token of a raw subject, published or
+// partitioned, without unescaping it: the key that keeps one BMC's
+// snapshots together whichever form the subject has.
+func RawToken(subject string) (string, bool) {
+	tok, ok := strings.CutPrefix(subject, RawPrefix)
+	if !ok {
+		return "", false
+	}
+	if i := strings.IndexByte(tok, '.'); i >= 0 {
+		if _, err := strconv.ParseUint(tok[:i], 10, 32); err != nil {
+			return "", false
+		}
+		tok = tok[i+1:]
+	}
+	if tok == "" || strings.ContainsAny(tok, ".*>") {
+		return "", false
+	}
+	return tok, true
+}
+
+// PartitionFilter is the subject filter of one partition of a
+// partitioned stream.
+func PartitionFilter(partition int) string {
+	return RawPrefix + strconv.Itoa(partition) + ".*"
 }
 
 // NormSubject is the subject of a BMC's normalised readings. Empty site or

@@ -91,3 +91,21 @@ func FuzzUnescape(f *testing.F) {
 		}
 	})
 }
+
+func TestRawToken(t *testing.T) {
+	for subject, want := range map[string]string{
+		"bmc.v1.raw.10~2E0~2E0~2E1":    "10~2E0~2E0~2E1",
+		"bmc.v1.raw.3.10~2E0~2E0~2E1":  "10~2E0~2E0~2E1",
+		"bmc.v1.raw.12":                "12",
+		"bmc.v1.raw.x.y":               "",
+		"bmc.v1.raw.1.2.3":             "",
+		"bmc.v1.raw.":                  "",
+		"bmc.v1.raw.3.":                "",
+		"bmc.v1.norm.a.b.c":            "",
+		"bmc.v1.raw.99999999999.token": "",
+	} {
+		got, ok := RawToken(subject)
+		require.Equal(t, want != "", ok, subject)
+		require.Equal(t, want, got, subject)
+	}
+}

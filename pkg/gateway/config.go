@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -30,7 +31,31 @@ type Config struct {
 	Automation  AutomationConfig     `yaml:"automation"`
 	Normalise   NormaliseConfig      `yaml:"normalise"`
 	Rollup      RollupConfig         `yaml:"rollup"`
+	Replicas    ReplicasConfig       `yaml:"replicas"`
 	RemoteWrite []remotewrite.Config `yaml:"remote_write"`
+}
+
+// ReplicasConfig is how gateway replicas share a partitioned stream
+// (nats.stream.partitions above 0): each replica announces itself in a
+// JetStream key-value bucket, each partition goes to one live replica by
+// rendezvous hashing, and a replica consumes a partition only while it
+// holds the partition's lease in the same bucket. Without partitions it is
+// unused. See docs/scaling.md.
+type ReplicasConfig struct {
+	// ID names this replica; empty means the host name and process id.
+	ID string `yaml:"id,omitempty"`
+	// Bucket holds the membership and the leases.
+	Bucket string `yaml:"bucket"`
+	// TTL is how long a replica that stopped renewing (it died or lost
+	// NATS) keeps its membership and leases. Renewals run every TTL/3.
+	TTL model.Duration `yaml:"ttl"`
+}
+
+// DefaultReplicasConfig: 10 s, as for pollers, moves a dead replica's
+// partitions within about 10 s plus the consumer's ack wait.
+var DefaultReplicasConfig = ReplicasConfig{
+	Bucket: "bmcstream_gateways",
+	TTL:    model.Duration(10 * time.Second),
 }
 
 // RollupConfig controls the rack roll-ups computed in stream:
@@ -109,6 +134,7 @@ var DefaultConfig = Config{
 	HATracker:  HATrackerConfig{FailoverTimeout: model.Duration(30 * time.Second)},
 	Automation: AutomationConfig{Enabled: true},
 	Rollup:     RollupConfig{Enabled: true},
+	Replicas:   DefaultReplicasConfig,
 }
 
 // UnmarshalYAML applies defaults before decoding.
@@ -122,6 +148,13 @@ func (c *Config) UnmarshalYAML(unmarshal func(interface{}) error) error {
 func (c *ConsumerConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
 	*c = DefaultConsumerConfig
 	type plain ConsumerConfig
+	return unmarshal((*plain)(c))
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *ReplicasConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultReplicasConfig
+	type plain ReplicasConfig
 	return unmarshal((*plain)(c))
 }
 
@@ -165,6 +198,21 @@ func (c *Config) Validate() error {
 	}
 	if err := (pipeline.RollupOptions{GroupBy: c.Rollup.GroupBy}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("rollup.group_by: %w", err))
+	}
+	if c.NATS.Stream.Partitions > 0 && c.NATS.Mode != bus.ModeJetStream {
+		errs = append(errs, errors.New("nats.stream.partitions: partitions need nats.mode jetstream"))
+	}
+	if c.Replicas.ID != "" && !consumerName.MatchString(c.Replicas.ID) {
+		errs = append(errs, fmt.Errorf("replicas.id: %q may hold only letters, digits, '-' and '_'", c.Replicas.ID))
+	}
+	if !consumerName.MatchString(c.Replicas.Bucket) {
+		errs = append(errs, fmt.Errorf("replicas.bucket: %q is not a valid bucket name", c.Replicas.Bucket))
+	}
+	if c.Replicas.TTL < model.Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("replicas.ttl: must be at least 1s, got %s", c.Replicas.TTL))
+	}
+	if c.NATS.Stream.Partitions > 0 && c.Rollup.Enabled && slices.Contains(c.Rollup.GroupBy, partitionLabel) {
+		errs = append(errs, fmt.Errorf("rollup.group_by: %q labels the partial roll-ups of a partitioned stream", partitionLabel))
 	}
 	if c.HATracker.FailoverTimeout < 0 {
 		errs = append(errs, errors.New("ha_tracker.failover_timeout: must not be negative"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
@@ -50,8 +52,10 @@ type Gateway struct {
 
 	embedded *server.Server
 	nc       *nats.Conn
-	sinksMu  sync.Mutex // guards sinks against ReloadInventory
-	sinks    []*sink
+	queues   []*remotewrite.Queue // one per remote_write sink, in order
+	sinksMu  sync.Mutex           // guards sinks
+	sinks    []*sink              // the consumer loops running
+	replicas *replicas            // nil unless the stream is partitioned
 	ready    atomic.Bool
 }
 
@@ -262,84 +266,137 @@ func (g *Gateway) EmbeddedURL() string {
 // Run connects, consumes until ctx is cancelled, then shuts down: it stops
 // fetching, flushes every sink within Options.ShutdownTimeout, acks what was
 // delivered, and closes NATS (and the embedded server last).
+//
+// With a partitioned stream (nats.stream.partitions) the consumer loops
+// follow the partitions this replica holds (replicas.go); otherwise there is
+// one loop per sink over the whole stream.
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.closeNATS()
 	if err := g.connect(ctx); err != nil {
 		return err
 	}
 	for i := range g.cfg.RemoteWrite {
-		s, err := g.newSink(ctx, g.cfg.RemoteWrite[i])
+		q, err := g.newQueue(g.cfg.RemoteWrite[i])
 		if err != nil {
-			g.stopSinks()
 			return err
 		}
-		g.sinksMu.Lock()
-		g.sinks = append(g.sinks, s)
-		g.sinksMu.Unlock()
+		g.queues = append(g.queues, q)
 	}
-	if g.cfg.Automation.Enabled {
-		s, err := g.newAutomation(ctx)
+	partitioned := g.cfg.NATS.Mode == bus.ModeJetStream && g.cfg.NATS.Stream.Partitions > 0
+	if !partitioned {
+		loops, err := g.newLoops(ctx, -1)
 		if err != nil {
-			g.stopSinks()
 			return err
 		}
 		g.sinksMu.Lock()
-		g.sinks = append(g.sinks, s)
+		g.sinks = loops
 		g.sinksMu.Unlock()
 	}
 	fetchCtx, stopFetching := context.WithCancel(context.Background())
+	defer stopFetching()
 	if b := g.cfg.Inventory.KVBucket; b != "" {
 		js, err := jetstream.New(g.nc)
 		if err != nil {
-			stopFetching()
-			g.stopSinks()
 			return fmt.Errorf("jetstream: %w", err)
 		}
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, Description: "bmcstream inventory entries", History: 1})
 		if err != nil {
-			stopFetching()
-			g.stopSinks()
 			return fmt.Errorf("inventory bucket %s: %w", b, err)
 		}
 		go g.watchKV(fetchCtx, kv)
 	}
-	var wg sync.WaitGroup
-	for _, s := range g.sinks {
-		if s.queue != nil {
-			s.queue.Start()
+	if partitioned {
+		r, err := g.joinReplicas(ctx)
+		if err != nil {
+			return err
 		}
+		g.replicas = r
+	}
+	for _, q := range g.queues {
+		q.Start()
+	}
+	var wg sync.WaitGroup
+	if g.replicas != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.run(fetchCtx)
+			g.replicas.run(ctx, fetchCtx)
 		}()
+	} else {
+		for _, s := range g.sinks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.run(fetchCtx)
+			}()
+		}
 	}
 	g.ready.Store(true)
-	g.logger.Info("gateway running", "sinks", len(g.sinks), "mode", string(g.cfg.NATS.Mode), "inventory_bmcs", g.inv.Load().Len())
+	g.logger.Info("gateway running", "sinks", len(g.queues), "automation", g.cfg.Automation.Enabled, "mode", string(g.cfg.NATS.Mode),
+		"partitions", g.cfg.NATS.Stream.Partitions, "inventory_bmcs", g.inv.Load().Len())
 
 	<-ctx.Done()
 	g.ready.Store(false)
 	g.logger.Info("gateway shutting down", "timeout", g.opts.ShutdownTimeout)
-	stopFetching()
+	if g.replicas == nil {
+		stopFetching()
+	}
+	// A replica hands its partitions over first (replicas.run returns once
+	// they are drained, or at its deadline), then stops fetching.
 	wg.Wait()
+	stopFetching()
 	g.stopSinks()
+	if g.replicas != nil {
+		g.replicas.leave()
+	}
 	return nil
 }
+
+// newLoops makes the consumer loops of one partition (-1: the whole
+// stream): one per remote-write sink, sharing the sink's queue, and the
+// automation stream's when enabled.
+func (g *Gateway) newLoops(ctx context.Context, part int) ([]*sink, error) {
+	var loops []*sink
+	for i := range g.cfg.RemoteWrite {
+		s, err := g.newSink(ctx, g.cfg.RemoteWrite[i], g.queues[i], part)
+		if err != nil {
+			return nil, err
+		}
+		loops = append(loops, s)
+	}
+	if g.cfg.Automation.Enabled {
+		s, err := g.newAutomation(ctx, part)
+		if err != nil {
+			return nil, err
+		}
+		loops = append(loops, s)
+	}
+	return loops, nil
+}
+
+// partitionLabel labels the roll-ups of a partition's loop: each sees only
+// the BMCs of its partition.
+const partitionLabel = "partition"
 
 func (g *Gateway) stopSinks() {
 	flushCtx, cancel := context.WithTimeout(context.Background(), g.opts.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range g.sinks {
+	for i, q := range g.queues {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.stop(flushCtx); err != nil {
-				g.logger.Warn("sink did not flush before the shutdown deadline; its undelivered snapshots will be redelivered", "sink", s.name, "err", err)
+			if err := q.Stop(flushCtx); err != nil {
+				g.logger.Warn("sink did not flush before the shutdown deadline; its undelivered snapshots will be redelivered", "sink", g.cfg.RemoteWrite[i].Name, "err", err)
 			}
 		}()
 	}
 	wg.Wait()
+	if g.nc != nil && g.cfg.Automation.Enabled {
+		if err := g.nc.FlushWithContext(flushCtx); err != nil {
+			g.logger.Warn("automation stream did not flush before the shutdown deadline", "err", err)
+		}
+	}
 }
 
 func (g *Gateway) connect(ctx context.Context) error {
@@ -405,10 +462,11 @@ func (g *Gateway) closeNATS() {
 // automationName names the automation stream's consumer (and its metrics).
 const automationName = "automation"
 
-func (g *Gateway) newAutomation(ctx context.Context) (*sink, error) {
+func (g *Gateway) newAutomation(ctx context.Context, part int) (*sink, error) {
 	s := &sink{
 		name:    automationName,
 		g:       g,
+		part:    part,
 		dedup:   pipeline.NewDedup(time.Duration(g.cfg.HATracker.FailoverTimeout)),
 		stale:   pipeline.NewStaleness(),
 		logger:  g.logger.With("component", "automation"),
@@ -416,6 +474,9 @@ func (g *Gateway) newAutomation(ctx context.Context) (*sink, error) {
 		out:     &automation{g: g, nc: g.nc, events: pipeline.NewEvents()},
 	}
 	s.norm = g.norm
+	if part >= 0 {
+		s.logger = s.logger.With("partition", part)
+	}
 	if err := g.attach(ctx, s); err != nil {
 		return nil, err
 	}
@@ -423,7 +484,8 @@ func (g *Gateway) newAutomation(ctx context.Context) (*sink, error) {
 }
 
 // attach gives a consumer loop its input: a durable JetStream consumer
-// named <prefix>-<name>, or a core-NATS queue subscription.
+// named <prefix>-<name> (<prefix>-<name>-p<partition> for a partition), or
+// a core-NATS queue subscription.
 func (g *Gateway) attach(ctx context.Context, s *sink) error {
 	if g.cfg.NATS.Mode == bus.ModeCore {
 		return s.subscribeCore()
@@ -437,18 +499,26 @@ func (g *Gateway) attach(ctx context.Context, s *sink) error {
 		return fmt.Errorf("open stream %s: %w", g.cfg.NATS.Stream.Name, err)
 	}
 	cc := g.cfg.Consumer
+	durable, filter := cc.NamePrefix+"-"+s.name, ""
+	if s.part >= 0 {
+		durable += "-p" + strconv.Itoa(s.part)
+		filter = bus.PartitionFilter(s.part)
+	}
 	s.cons, err = bus.EnsureConsumer(ctx, stream, bus.ConsumerConfig{
-		Durable:       cc.NamePrefix + "-" + s.name,
+		Durable:       durable,
 		AckWait:       time.Duration(cc.AckWait),
 		MaxAckPending: cc.MaxAckPending,
 		// The automation stream is about now: a new deployment does not
 		// replay a day of history into alerts.
 		DeliverNew: cc.DeliverNew || s.out != nil,
+		Filter:     filter,
 	})
 	return err
 }
 
-func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, error) {
+// newQueue makes a remote-write sink's queue; the sink's consumer loops
+// (one, or one per partition held) share it.
+func (g *Gateway) newQueue(rc remotewrite.Config) (*remotewrite.Queue, error) {
 	client, err := remotewrite.NewClient(rc, g.opts.Version)
 	if err != nil {
 		return nil, fmt.Errorf("remote_write %s: %w", rc.Name, err)
@@ -460,9 +530,16 @@ func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, er
 	if err != nil {
 		return nil, fmt.Errorf("remote_write %s: %w", rc.Name, err)
 	}
+	return q, nil
+}
+
+// newSink makes the consumer loop of a remote-write sink for one
+// partition (-1: the whole stream).
+func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config, q *remotewrite.Queue, part int) (*sink, error) {
 	s := &sink{
 		name:    rc.Name,
 		g:       g,
+		part:    part,
 		dedup:   pipeline.NewDedup(time.Duration(g.cfg.HATracker.FailoverTimeout)),
 		stale:   pipeline.NewStaleness(),
 		queue:   q,
@@ -470,21 +547,21 @@ func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config) (*sink, er
 		metrics: g.metrics.forSink(rc.Name),
 	}
 	s.norm = g.norm
+	var err error
 	if len(rc.WriteRelabelConfigs) > 0 {
 		if s.relabel, err = pipeline.NewRelabeler(rc.WriteRelabelConfigs); err != nil {
 			return nil, fmt.Errorf("remote_write %s: write_relabel_configs: %w", rc.Name, err)
 		}
 	}
 	if g.cfg.Rollup.Enabled {
-		s.rollup = pipeline.NewRollup(pipeline.RollupOptions{GroupBy: g.cfg.Rollup.GroupBy})
-	}
-	if len(rc.WriteRelabelConfigs) > 0 {
-		if s.relabel, err = pipeline.NewRelabeler(rc.WriteRelabelConfigs); err != nil {
-			return nil, fmt.Errorf("remote_write %s: write_relabel_configs: %w", rc.Name, err)
+		opts := pipeline.RollupOptions{GroupBy: g.cfg.Rollup.GroupBy}
+		if part >= 0 {
+			opts.Extra = []prompb.Label{{Name: partitionLabel, Value: strconv.Itoa(part)}}
 		}
+		s.rollup = pipeline.NewRollup(opts)
 	}
-	if g.cfg.Rollup.Enabled {
-		s.rollup = pipeline.NewRollup(pipeline.RollupOptions{GroupBy: g.cfg.Rollup.GroupBy})
+	if part >= 0 {
+		s.logger = s.logger.With("partition", part)
 	}
 	if err := g.attach(ctx, s); err != nil {
 		return nil, err

@@ -250,6 +250,10 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 	}, 2*time.Minute, 200*time.Millisecond, "the good BMCs stopped arriving")
 	t.Logf("a good snapshot published after the flood reached Prometheus %s after the flood was stored", lag.Round(time.Millisecond))
 
+	// The good publisher stops first: a round it published after the
+	// check below would not be in Prometheus yet.
+	stopGood()
+	goodDone.Wait()
 	// Everything is consumed and nothing is left pending or redelivered.
 	for _, name := range []string{"bmcstream-gateway-prom", "bmcstream-gateway-automation"} {
 		cons, err := js.Consumer(ctx, "BMC_RAW", name)
@@ -260,8 +264,6 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 			return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
 		}, 3*time.Minute, 250*time.Millisecond, "consumer %s: %+v", name, info)
 	}
-	stopGood()
-	goodDone.Wait()
 	stopPeak()
 
 	// Counted by reason, on both consumers.

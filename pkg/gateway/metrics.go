@@ -23,6 +23,9 @@ type metrics struct {
 	events           *prometheus.CounterVec
 	inventoryBMCs    prometheus.Gauge
 	inventoryReloads *prometheus.CounterVec
+	replicas         prometheus.Gauge
+	partitionsHeld   prometheus.Gauge
+	leasesLost       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -84,8 +87,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "bmcstream_gateway_inventory_reloads_total",
 			Help: "Inventory reloads by result.",
 		}, []string{"result"}),
+		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bmcstream_gateway_replicas",
+			Help: "Live gateway replicas sharing the partitioned stream, as this replica sees them (0 when the stream is not partitioned).",
+		}),
+		partitionsHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bmcstream_gateway_partitions_held",
+			Help: "Stream partitions whose lease this replica holds and consumes.",
+		}),
+		leasesLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_partition_leases_lost_total",
+			Help: "Partition leases that expired before this replica renewed them (it could not reach NATS for replicas.ttl); their consumers were stopped.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads} {
+	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads, m.replicas, m.partitionsHeld, m.leasesLost} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

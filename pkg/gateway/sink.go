@@ -56,6 +56,13 @@ type sink struct {
 	// a remote-write sink (queue is then nil).
 	out *automation
 
+	// part is the stream partition this loop consumes, -1 for the whole
+	// stream; several loops (one per partition held) share a queue.
+	part int
+	// drain, closed, makes run stop fetching and return once every
+	// snapshot it took is finished with: a partition's graceful handover.
+	drain chan struct{}
+
 	pending inFlight
 
 	// Per-BMC serialisation (JetStream sinks): at most one snapshot of a
@@ -100,6 +107,13 @@ func (s *sink) run(ctx context.Context) {
 			lastRollup = time.Now()
 		}
 		s.drainReleased(ctx)
+		if s.draining() {
+			if len(s.inflight) == 0 {
+				return
+			}
+			s.waitRelease(ctx)
+			continue
+		}
 		var msgs jetstream.MessageBatch
 		var err error
 		if len(s.inflight) > 0 {
@@ -132,58 +146,90 @@ func (s *sink) run(ctx context.Context) {
 			continue
 		}
 		if n == 0 && len(s.inflight) > 0 {
-			if s.parked > 0 && s.queue != nil {
-				// A backlog waits on the snapshots with the queue:
-				// send them now rather than at the batch deadline.
-				s.queue.FlushNow()
-			}
-			// Nothing new: wait for the queue to finish a snapshot.
-			t := time.NewTimer(50 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-			case <-s.releaseCh:
-			case <-t.C:
-			}
-			t.Stop()
+			s.waitRelease(ctx)
 		}
 	}
 }
 
+// waitRelease waits a little for the queue to finish a snapshot.
+func (s *sink) waitRelease(ctx context.Context) {
+	if s.queue != nil && (s.parked > 0 || s.draining()) {
+		// A backlog (or a handover) waits on the snapshots with the
+		// queue: send them now rather than at the batch deadline.
+		s.queue.FlushNow()
+	}
+	t := time.NewTimer(50 * time.Millisecond)
+	select {
+	case <-ctx.Done():
+	case <-s.releaseCh:
+	case <-t.C:
+	}
+	t.Stop()
+}
+
+func (s *sink) draining() bool {
+	if s.drain == nil {
+		return false
+	}
+	select {
+	case <-s.drain:
+		return true
+	default:
+		return false
+	}
+}
+
 // awaitRedeliveries holds a starting sink back while its consumer has
-// snapshots a previous gateway took and never acked (it was killed): the
-// server redelivers them only after AckWait, and newer snapshots of the
-// same BMCs written first would make them out of order, which Prometheus
-// rejects (with the whole request). Waiting AckWait lets them come first.
-// A clean shutdown acks what it delivered, so this costs nothing then.
+// snapshots another gateway took and has not acked: the server redelivers
+// them only after AckWait, and newer snapshots of the same BMCs written
+// first would make them out of order, which Prometheus rejects (with the
+// whole request). A replica handing a partition over acks everything it
+// took before it lets go, so the wait ends as soon as those acks are in; a
+// gateway that was killed leaves them pending, and the wait lasts AckWait,
+// which lets them come first.
 //
-// It reports whether it waited: a previous gateway ended uncleanly, and the
-// roll-ups it wrote may be ahead of the backlog about to be replayed.
+// It reports whether it waited: a previous gateway held the consumer, and
+// the roll-ups it wrote may be ahead of the backlog about to be replayed.
 func (s *sink) awaitRedeliveries(ctx context.Context) bool {
-	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	info, err := s.cons.Info(ictx)
-	cancel()
-	if err != nil || info.NumAckPending == 0 {
+	pending := func() uint64 {
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		info, err := s.cons.Info(ictx)
+		if err != nil {
+			return 0
+		}
+		return uint64(info.NumAckPending)
+	}
+	n := pending()
+	if n == 0 {
 		return false
 	}
 	wait := time.Duration(s.g.cfg.Consumer.AckWait) + time.Second
-	s.logger.Info("snapshots of a previous gateway are unacknowledged; waiting for their redelivery so they are written before newer ones",
-		"unacked", info.NumAckPending, "wait", wait)
-	sleep(ctx, wait)
+	s.logger.Info("snapshots of a previous gateway are unacknowledged; waiting for their ack or redelivery so they are written before newer ones",
+		"unacked", n, "max_wait", wait)
+	deadline := time.Now().Add(wait)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		sleep(ctx, min(250*time.Millisecond, time.Until(deadline)))
+		if pending() == 0 {
+			break
+		}
+	}
 	return true
 }
 
 // dispatch handles m now, or parks it behind the snapshot of the same BMC
-// that is still with the queue. Every snapshot of a BMC arrives on the same
-// subject, so the subject is the key; no decoding needed to park.
+// that is still with the queue. Every snapshot of a BMC arrives on a
+// subject ending in its token, so that is the key; no decoding needed to
+// park.
 func (s *sink) dispatch(ctx context.Context, m jetstream.Msg) {
-	key := m.Subject()
+	key := bmcKey(m.Subject())
 	if waiting, busy := s.inflight[key]; busy {
 		s.inflight[key] = append(waiting, m)
 		s.parked++
 		return
 	}
 	s.inflight[key] = nil
-	if !s.handle(ctx, key, m.Data(), m) {
+	if !s.handle(ctx, m.Subject(), m.Data(), m) {
 		s.next(ctx, key)
 	}
 }
@@ -204,7 +250,7 @@ func (s *sink) next(ctx context.Context, key string) {
 		waiting[0] = nil
 		s.inflight[key] = waiting[1:]
 		s.parked--
-		if s.handle(ctx, key, m.Data(), m) {
+		if s.handle(ctx, m.Subject(), m.Data(), m) {
 			return
 		}
 	}
@@ -387,12 +433,13 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 	}
 	done := ack
 	if m != nil {
+		key := bmcKey(subject)
 		done = func() {
 			ack()
-			s.release(subject)
+			s.release(key)
 		}
 	}
-	if err := s.queue.Append(ctx, s.samples, done); err != nil {
+	if err := s.queue.AppendKey(ctx, queueKey(s.snap.BmcId), s.samples, done); err != nil {
 		// Shutting down: leave the message unacked for redelivery.
 		return false
 	}
@@ -439,7 +486,7 @@ func (s *sink) emitRollups(ctx context.Context) {
 	if len(out) == 0 {
 		return
 	}
-	if err := s.queue.Append(ctx, out, func() {}); err != nil {
+	if err := s.queue.AppendKey(ctx, queueKey(rollupKey), out, func() {}); err != nil {
 		return
 	}
 	s.metrics.samples.Add(float64(len(out)))
@@ -476,11 +523,26 @@ func (s *sink) forgetRemoved(ctx context.Context) {
 		if len(markers) == 0 {
 			continue
 		}
-		if err := s.queue.Append(ctx, markers, func() {}); err != nil {
+		if err := s.queue.AppendKey(ctx, queueKey(id), markers, func() {}); err != nil {
 			return
 		}
 		s.metrics.staleMarkers.Add(float64(len(markers)))
 	}
+}
+
+// queueKey is the remote-write shard key of a BMC's series (or, for
+// rollupKey, of the roll-ups): a BMC's samples share a shard, so its series
+// stay in order and its requests hold whole snapshots. FNV-1a, so a fleet
+// spreads over the shards the same way in every run; its low bits, which
+// pick the shard, depend only on the low bits of each byte, so the high
+// half is folded in.
+func queueKey(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h ^ h>>32
 }
 
 // limitsFor are the snapshot limits of a gateway: the defaults, with a
@@ -526,11 +588,14 @@ func (s *sink) reject(m jetstream.Msg, reason string, err error) {
 	}
 }
 
-func (s *sink) stop(ctx context.Context) error {
-	if s.out != nil {
-		return s.out.flush(ctx)
+// bmcKey is the per-BMC serialisation key of a raw subject: its BMC token,
+// the same whether or not the stream is partitioned; a subject that is not
+// a raw subject is its own key (handle rejects it).
+func bmcKey(subject string) string {
+	if tok, ok := bus.RawToken(subject); ok {
+		return tok
 	}
-	return s.queue.Stop(ctx)
+	return subject
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -67,6 +67,11 @@ type RollupOptions struct {
 	// Stale is how old, by sample time relative to Emit's time, a BMC's
 	// latest value may be and still count; zero means DefaultRollupStale.
 	Stale time.Duration
+	// Extra labels go on every roll-up series: a gateway consuming one
+	// partition of the stream sees only part of each rack, so it labels
+	// its partial roll-ups with the partition (sum, max and count over
+	// partitions give the whole rack's).
+	Extra []prompb.Label
 }
 
 // Validate checks the options: group-by labels must be valid, distinct
@@ -111,6 +116,7 @@ func (o RollupOptions) Validate() error {
 type Rollup struct {
 	groupBy []string // sorted, distinct
 	staleMs int64
+	extra   []prompb.Label
 
 	bmcs   map[string]*rollupBMC
 	groups map[string]*rollupGroup
@@ -183,6 +189,7 @@ func NewRollup(opts RollupOptions) *Rollup {
 	return &Rollup{
 		groupBy: groupBy,
 		staleMs: stale.Milliseconds(),
+		extra:   slices.Clone(opts.Extra),
 		bmcs:    make(map[string]*rollupBMC),
 		groups:  make(map[string]*rollupGroup),
 		vals:    make([]string, len(groupBy)),
@@ -289,6 +296,7 @@ func (r *Rollup) newGroup(key string) *rollupGroup {
 				ls = append(ls, prompb.Label{Name: n, Value: g.values[i]})
 			}
 		}
+		ls = append(ls, r.extra...)
 		series.Sort(ls)
 		g.series[k] = rollupSeries{labels: ls, hash: series.Hash(ls)}
 	}

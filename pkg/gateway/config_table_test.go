@@ -57,6 +57,10 @@ func TestInvalidConfigTable(t *testing.T) {
 		{"zero shards", gwSink + "    queue_config:\n      shards: -1\n", "line 7: remote_write[0].queue_config.shards", nil},
 		{"zero capacity", gwSink + "    queue_config:\n      capacity: -1\n", "line 7: remote_write[0].queue_config.capacity", nil},
 		{"zero batch size", gwSink + "    queue_config:\n      max_samples_per_send: -1\n", "line 7: remote_write[0].queue_config.max_samples_per_send", nil},
+		{"too many partitions", gwBase + "nats:\n  stream:\n    partitions: 5000\n", "line 8: nats.stream.partitions: must be 0 to 1024", nil},
+		{"partitions in core mode", gwBase + "nats:\n  mode: core\n  stream:\n    partitions: 4\n", "line 9: nats.stream.partitions: partitions need nats.mode jetstream", nil},
+		{"short replica ttl", gwBase + "replicas:\n  ttl: 100ms\n", "line 7: replicas.ttl: must be at least 1s", nil},
+		{"bad replica id", gwBase + "replicas:\n  id: gw.1\n", "line 7: replicas.id", []string{"letters, digits"}},
 		{"zero stream max age", gwBase + "nats:\n  stream:\n    max_age: 0s\n", "line 8: nats.stream.max_age", nil},
 		{"too many replicas", gwBase + "nats:\n  stream:\n    replicas: 0\n", "line 8: nats.stream.replicas", nil},
 

@@ -231,11 +231,14 @@ func (d doc) place(msg string, err error) error {
 	}
 	for _, whole := range []bool{true, false} {
 		for _, text := range quoted {
-			if !whole && len(text) < 3 {
+			if !whole && text == "" {
 				continue
 			}
+			// Short texts only as a value's start: url.Parse quotes a
+			// URL without its fragment ("%#" is reported as "%").
 			if line, p, ok := d.find(func(_ *yamlv3.Node, v *yamlv3.Node) bool {
-				return v.Kind == yamlv3.ScalarNode && (v.Value == text || !whole && strings.Contains(v.Value, text))
+				return v.Kind == yamlv3.ScalarNode && (v.Value == text ||
+					!whole && (len(text) >= 3 && strings.Contains(v.Value, text) || strings.HasPrefix(v.Value, text)))
 			}); ok {
 				return &LocatedError{Line: line, Path: p, Msg: msg, Err: err}
 			}
@@ -257,7 +260,7 @@ func (d doc) place(msg string, err error) error {
 	// ("empty duration string"): place it by the document's first empty
 	// string value.
 	if line, p, ok := d.find(func(_, v *yamlv3.Node) bool {
-		return v.Kind == yamlv3.ScalarNode && v.Value == "" && v.ShortTag() == "!!str"
+		return v.Kind == yamlv3.ScalarNode && v.Value == "" && v.ShortTag() != "!!null"
 	}); ok {
 		return &LocatedError{Line: line, Path: p, Msg: msg, Err: err}
 	}

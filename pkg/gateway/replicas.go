@@ -306,6 +306,8 @@ func (r *replicas) renew(ctx context.Context, p int, h *holding) bool {
 // release lets go of a partition whose loops are done: acks are flushed
 // first, so the next holder finds nothing of ours unacknowledged.
 func (r *replicas) release(ctx context.Context, p int, h *holding) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second) // a flush needs a deadline
+	defer cancel()
 	if err := r.g.nc.FlushWithContext(ctx); err != nil {
 		r.g.logger.Warn("flush acks before handing a partition over", "partition", p, "err", err)
 	}

@@ -98,7 +98,20 @@ func (s *sink) run(ctx context.Context) {
 		s.started = time.Now().UnixMilli()
 	}
 
-	batch := s.g.cfg.Consumer.FetchBatch
+	// One pull subscription for the loop's life, not a fetch per round: a
+	// fetch whose client side gives up (1 s after the server's expiry) while
+	// its messages are still on the way drops them, and JetStream
+	// redelivers them only after AckWait, behind newer snapshots of the
+	// same BMCs, which would then be refused as out of order: on a
+	// saturated machine that lost polls. The iterator's subscription stays
+	// open across its pulls, so nothing delivered is dropped.
+	var it jetstream.MessagesContext
+	defer func() {
+		if it != nil {
+			it.Stop()
+		}
+	}()
+	drained := false // the iterator was drained: nothing more will come
 	lastRollup := time.Now()
 	for ctx.Err() == nil {
 		s.forgetRemoved(ctx)
@@ -107,46 +120,57 @@ func (s *sink) run(ctx context.Context) {
 			lastRollup = time.Now()
 		}
 		s.drainReleased(ctx)
-		if s.draining() {
+		if s.draining() && it != nil && !drained {
+			// Stop pulling; what is already buffered is still handled.
+			it.Drain()
+		}
+		if s.draining() && (it == nil || drained) {
 			if len(s.inflight) == 0 {
 				return
 			}
 			s.waitRelease(ctx)
 			continue
 		}
-		var msgs jetstream.MessageBatch
-		var err error
+		if it == nil {
+			var err error
+			if it, err = s.cons.Messages(jetstream.PullMaxMessages(s.g.cfg.Consumer.FetchBatch)); err != nil {
+				it = nil
+				s.metrics.fetchErrors.Inc()
+				s.logger.Warn("pull from stream", "err", err)
+				sleep(ctx, time.Second)
+				continue
+			}
+		}
+		// Releases are handled between messages: while snapshots are
+		// with the queue, wait only briefly for the next message.
+		wait := 200 * time.Millisecond
 		if len(s.inflight) > 0 {
-			// Snapshots are with the queue: do not block in a fetch
-			// while their BMCs' next snapshots could be released.
-			msgs, err = s.cons.FetchNoWait(batch)
-		} else {
-			// A fetch lasts until the batch is full or the wait ends,
-			// releases meanwhile are handled only between messages:
-			// keep it short.
-			msgs, err = s.cons.Fetch(batch, jetstream.FetchMaxWait(200*time.Millisecond))
+			wait = 20 * time.Millisecond
 		}
-		if err != nil {
-			s.metrics.fetchErrors.Inc()
-			s.logger.Warn("fetch from stream", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		n := 0
-		for m := range msgs.Messages() {
-			n++
+		m, err := it.Next(jetstream.NextMaxWait(wait))
+		switch {
+		case err == nil:
 			s.pending.add(m)
 			s.dispatch(ctx, m)
-			s.drainReleased(ctx)
-		}
-		if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			s.metrics.fetchErrors.Inc()
-			s.logger.Warn("fetch from stream", "err", err)
+		case errors.Is(err, nats.ErrTimeout):
+			if len(s.inflight) > 0 {
+				s.waitRelease(ctx)
+			}
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			if s.draining() {
+				drained = true
+				continue
+			}
+			// The connection closed under it: pull anew.
+			it.Stop()
+			it = nil
 			sleep(ctx, time.Second)
-			continue
-		}
-		if n == 0 && len(s.inflight) > 0 {
-			s.waitRelease(ctx)
+		default:
+			s.metrics.fetchErrors.Inc()
+			s.metrics.logLimiter.Do(func() { s.logger.Warn("pull from stream", "err", err) })
+			if ctx.Err() == nil {
+				sleep(ctx, 100*time.Millisecond)
+			}
 		}
 	}
 }
@@ -439,7 +463,7 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 			s.release(key)
 		}
 	}
-	if err := s.queue.AppendKey(ctx, queueKey(s.snap.BmcId), s.samples, done); err != nil {
+	if err := s.queue.AppendKey(ctx, remotewrite.ShardKey(s.snap.BmcId), s.samples, done); err != nil {
 		// Shutting down: leave the message unacked for redelivery.
 		return false
 	}
@@ -486,7 +510,7 @@ func (s *sink) emitRollups(ctx context.Context) {
 	if len(out) == 0 {
 		return
 	}
-	if err := s.queue.AppendKey(ctx, queueKey(rollupKey), out, func() {}); err != nil {
+	if err := s.queue.AppendKey(ctx, remotewrite.ShardKey(rollupKey), out, func() {}); err != nil {
 		return
 	}
 	s.metrics.samples.Add(float64(len(out)))
@@ -523,26 +547,11 @@ func (s *sink) forgetRemoved(ctx context.Context) {
 		if len(markers) == 0 {
 			continue
 		}
-		if err := s.queue.AppendKey(ctx, queueKey(id), markers, func() {}); err != nil {
+		if err := s.queue.AppendKey(ctx, remotewrite.ShardKey(id), markers, func() {}); err != nil {
 			return
 		}
 		s.metrics.staleMarkers.Add(float64(len(markers)))
 	}
-}
-
-// queueKey is the remote-write shard key of a BMC's series (or, for
-// rollupKey, of the roll-ups): a BMC's samples share a shard, so its series
-// stay in order and its requests hold whole snapshots. FNV-1a, so a fleet
-// spreads over the shards the same way in every run; its low bits, which
-// pick the shard, depend only on the low bits of each byte, so the high
-// half is folded in.
-func queueKey(id string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(id); i++ {
-		h ^= uint64(id[i])
-		h *= 1099511628211
-	}
-	return h ^ h>>32
 }
 
 // limitsFor are the snapshot limits of a gateway: the defaults, with a

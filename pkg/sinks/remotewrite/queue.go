@@ -762,3 +762,18 @@ func (l *logLimiter) allow(now time.Time) (bool, int) {
 	l.suppressed = 0
 	return true, n
 }
+
+// ShardKey is the AppendKey key of a BMC id (or any other name): the
+// gateway keys a BMC's samples by it, so a BMC's series share a shard, stay
+// in order and travel together in requests. FNV-1a, so a fleet spreads over
+// the shards the same way in every run; its low bits, which pick the
+// shard, depend only on the low bits of each byte, so the high half is
+// folded in.
+func ShardKey(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h ^ h>>32
+}

@@ -1,9 +1,10 @@
 // Command benchall runs the benchmark harnesses one after another and
 // composes their figures into one table: the remote-write encode ceiling,
 // the gateway end to end and their ratio (gatewayload, both in one
-// process and one run), the poller's CPU and memory per BMC against a
-// bmcsim fleet (pollerload), and reading → queryable latency through a real
-// Prometheus (latency). `make bench` runs it; --record appends the table,
+// process and one run), two gateway replicas, each its own process,
+// against one in the same run (gatewayload --replicas=2), the poller's CPU
+// and memory per BMC against a bmcsim fleet (pollerload), and reading →
+// queryable latency through a real Prometheus (latency). `make bench` runs it; --record appends the table,
 // with commit, machine, date and command, to a markdown file.
 //
 // The harnesses run in sequence, each in its own process, so none measures
@@ -23,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,14 +38,19 @@ type step struct {
 
 func main() {
 	gwFlags := flag.String("gatewayload-flags", "--bmcs=10000 --polls=3", "flags of benchmarks/gatewayload")
+	gwReplicas := flag.Int("gatewayload-replicas", 2, "add --replicas=N to gatewayload's flags unless they set --replicas (1: the one-gateway run only)")
 	plFlags := flag.String("pollerload-flags", "--bmcs=2000 --protocol=redfish --interval=10s --warmup=20s --measure=60s", "flags of benchmarks/pollerload")
 	latFlags := flag.String("latency-flags", "--bmcs=2000 --interval=15s --warmup=30s --measure=60s", "flags of benchmarks/latency")
 	record := flag.String("record", "", "also append the table, with commit, machine and date, to this markdown file")
 	only := flag.String("only", "", "run only these harnesses (comma-separated: gatewayload,pollerload,latency); the table shows what ran")
 	flag.Parse()
 
+	gwArgs := strings.Fields(*gwFlags)
+	if *gwReplicas > 1 && !slices.ContainsFunc(gwArgs, func(a string) bool { return strings.HasPrefix(strings.TrimLeft(a, "-"), "replicas") }) {
+		gwArgs = append(gwArgs, fmt.Sprintf("--replicas=%d", *gwReplicas))
+	}
 	steps := []step{
-		{"gatewayload", strings.Fields(*gwFlags), 8 * time.Minute},
+		{"gatewayload", gwArgs, 8 * time.Minute},
 		{"pollerload", strings.Fields(*plFlags), 6 * time.Minute},
 		{"latency", strings.Fields(*latFlags), 6 * time.Minute},
 	}

@@ -27,6 +27,42 @@ type gatewayFigures struct {
 	AllRatio       float64 `json:"gateway_all_of_ceiling"`
 	PeakRSSBytes   float64 `json:"gateway_peak_rss_bytes"`
 	InfraCPUSecond float64 `json:"nats_receiver_cpu_s"`
+	// Replicas is gatewayload's run of several replicas (--replicas).
+	Replicas *gatewayReplicaFigures `json:"replicas,omitempty"`
+}
+
+type gatewayReplicaFigures struct {
+	Replicas    int     `json:"replicas"`
+	Partitions  int     `json:"partitions"`
+	Samples     int64   `json:"samples_received"`
+	Errors      int64   `json:"receiver_errors"`
+	WrittenSum  int64   `json:"samples_written_sum"`
+	Steady      float64 `json:"steady_samples_per_core_s"`
+	SteadyOfOne float64 `json:"steady_of_one_replica"`
+	SteadyWall  float64 `json:"steady_samples_per_s_wall"`
+	SteadyCores float64 `json:"steady_cores"`
+	All         float64 `json:"all_samples_per_core_s"`
+	AllOfOne    float64 `json:"all_of_one_replica"`
+	OneWall     float64 `json:"one_replica_steady_samples_per_s_wall"`
+	SpreadSecs  float64 `json:"spread_s"`
+	LeasesLost  int     `json:"leases_lost"`
+	Dedup       int64   `json:"dedup_rejected"`
+	OutOfOrder  int64   `json:"out_of_order_dropped"`
+	InfraCPU    float64 `json:"nats_receiver_cpu_s"`
+	PerReplica  []struct {
+		ID           string  `json:"id"`
+		Partitions   int     `json:"partitions"`
+		BMCs         int     `json:"bmcs"`
+		Samples      int64   `json:"samples_written"`
+		Share        float64 `json:"share"`
+		SteadyCPU    float64 `json:"steady_cpu_s"`
+		SteadyCores  float64 `json:"steady_cores"`
+		Steady       float64 `json:"steady_samples_per_core_s"`
+		SteadyAllocs float64 `json:"steady_allocs_per_sample"`
+		AllCPU       float64 `json:"all_cpu_s"`
+		All          float64 `json:"all_samples_per_core_s"`
+		PeakRSSBytes float64 `json:"peak_rss_bytes"`
+	} `json:"per_replica"`
 }
 
 type pollerFigures struct {
@@ -115,6 +151,20 @@ func (f *figures) table() string {
 			verdict(g.Steady >= gatewayPerCoreTarget && g.SteadyRatio >= gatewayRatioTarget))
 		fmt.Fprintf(&b, "| gateway, all polls (the first builds every BMC's plan) | the same | %s samples/s per core, %.1f %% of the ceiling; peak RSS %.2f GB (%.0f KB per BMC) | |\n",
 			si(g.All), 100*g.AllRatio, g.PeakRSSBytes/1e9, g.PeakRSSBytes/1024/float64(g.BMCs))
+		if r := g.Replicas; r != nil {
+			var per []string
+			for _, p := range r.PerReplica {
+				per = append(per, fmt.Sprintf("%s %d partitions, %d BMCs, %.0f %% of the samples at %s per core, %.2f GB RSS",
+					p.ID, p.Partitions, p.BMCs, 100*p.Share, si(p.Steady), p.PeakRSSBytes/1e9))
+			}
+			load = fmt.Sprintf("the same load on a fresh stream of %d partitions, %s samples, %d errors, %d leases lost", r.Partitions, si(float64(r.Samples)), r.Errors, r.LeasesLost)
+			if r.Dedup > 0 || r.OutOfOrder > 0 {
+				load += fmt.Sprintf(", %d snapshots refused as duplicates and %d samples as out of order", r.Dedup, r.OutOfOrder)
+			}
+			fmt.Fprintf(&b, "| **gateway, %d replicas** (one process each), steady | %s | **%s samples/s per core together, %.2f × one replica's** (all polls %.2f ×), so %d replicas with a core each have %.2f × the capacity of one; %s; wall %s samples/s (one replica: %s) on CPUs shared with NATS and the receiver | |\n",
+				r.Replicas, load, si(r.Steady), r.SteadyOfOne, r.AllOfOne, r.Replicas, float64(r.Replicas)*r.SteadyOfOne,
+				strings.Join(per, "; "), si(r.SteadyWall), si(r.OneWall))
+		}
 	}
 	if p := f.Poller; p != nil {
 		iv, _ := time.ParseDuration(p.Interval)

@@ -54,6 +54,43 @@ func TestTable(t *testing.T) {
 	}
 }
 
+// replicasJSON is gatewayload --replicas=2's addition to gatewayJSON (one
+// real run, rounded).
+const replicasJSON = `, "replicas": {"replicas": 2, "partitions": 16, "samples_received": 8053821, "receiver_errors": 0,
+  "samples_written_sum": 8053821, "steady_samples_per_core_s": 1102858, "steady_of_one_replica": 1.0667,
+  "steady_samples_per_s_wall": 481726, "steady_cores": 0.441, "all_samples_per_core_s": 443347, "all_of_one_replica": 1.0767,
+  "one_replica_steady_samples_per_s_wall": 387598, "spread_s": 3.36, "leases_lost": 0, "dedup_rejected": 0, "out_of_order_dropped": 0, "nats_receiver_cpu_s": 19.3,
+  "per_replica": [
+    {"id": "gw-1", "partitions": 6, "bmcs": 3739, "samples_written": 3026700, "share": 0.3758, "steady_cpu_s": 1.37,
+     "steady_cores": 0.135, "steady_samples_per_core_s": 1110736, "steady_allocs_per_sample": 1.96, "all_cpu_s": 6.96,
+     "all_samples_per_core_s": 434820, "peak_rss_bytes": 1474920448},
+    {"id": "gw-2", "partitions": 10, "bmcs": 6261, "samples_written": 5027121, "share": 0.6242, "steady_cpu_s": 2.31,
+     "steady_cores": 0.409, "steady_samples_per_core_s": 1098191, "steady_allocs_per_sample": 1.97, "all_cpu_s": 11.2,
+     "all_samples_per_core_s": 448644, "peak_rss_bytes": 2602135552}]}}`
+
+// TestTableReplicas: gatewayload's two-replica figures add a row.
+func TestTableReplicas(t *testing.T) {
+	var f figures
+	if err := f.decode("gatewayload", []byte(strings.TrimSuffix(gatewayJSON, "}")+replicasJSON)); err != nil {
+		t.Fatal(err)
+	}
+	tab := f.table()
+	t.Log("\n" + tab)
+	for _, want := range []string{
+		"**gateway, 2 replicas** (one process each), steady",
+		"**1.1 M samples/s per core together, 1.07 × one replica's** (all polls 1.08 ×), so 2 replicas with a core each have 2.13 × the capacity of one",
+		"gw-1 6 partitions, 3739 BMCs, 38 % of the samples at 1.11 M per core, 1.47 GB RSS",
+		"wall 482 k samples/s (one replica: 388 k)",
+	} {
+		if !strings.Contains(tab, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if n := strings.Count("\n"+tab, "\n| "); n != 5 {
+		t.Errorf("%d table rows, want 5 (header, ceiling and three gateway rows)", n)
+	}
+}
+
 // TestTableOverride: a run with another deadline is not checked against
 // the target, which is about the default batching.
 func TestTableOverride(t *testing.T) {

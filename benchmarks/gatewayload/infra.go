@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +29,8 @@ import (
 // infrastructure process instead: the embedded NATS server holding the
 // pre-loaded stream, and the loopback receiver. They run apart from the
 // gateway so that the gateway process's CPU time, allocations and RSS are
-// the gateway's alone.
+// the gateway's alone. Set to "replica", it runs one gateway replica
+// (replica.go).
 const roleEnv = "GATEWAYLOAD_ROLE"
 
 // infraReady is the infrastructure process's one line on stdout once the
@@ -40,6 +43,9 @@ type infraReady struct {
 	Bytes     int64  `json:"bytes"`
 	Readings  int64  `json:"readings"`
 	LoadSecs  float64
+	// PartitionBMCs is, on a partitioned stream, how many BMCs each
+	// partition holds (the server's subject transform hashes them).
+	PartitionBMCs []int `json:"partition_bmcs,omitempty"`
 }
 
 // receiverStats are what the receiver has counted.
@@ -92,12 +98,16 @@ func (rc *receiver) stats() receiverStats {
 }
 
 // infraMain is the infrastructure process: it loads the stream, serves the
-// receiver, prints infraReady and runs until its stdin closes.
+// receiver, prints infraReady and runs until its stdin closes. With
+// --wait-load it first creates the stream empty, prints infraReady (the
+// addresses only) and loads the stream when a line arrives on stdin.
 func infraMain(args []string) error {
 	fs := flag.NewFlagSet("infra", flag.ContinueOnError)
 	bmcs := fs.Int("bmcs", 10000, "")
 	polls := fs.Int("polls", 3, "")
 	dir := fs.String("dir", "", "")
+	partitions := fs.Int("partitions", 0, "")
+	waitLoad := fs.Bool("wait-load", false, "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,28 +133,69 @@ func infraMain(args []string) error {
 	go func() { _ = hs.Serve(ln) }()
 	defer func() { _ = hs.Close() }()
 
-	t0 := time.Now()
-	ready, err := load(ctx, srv.ClientURL(), *bmcs, *polls)
-	if err != nil {
-		return err
-	}
-	ready.LoadSecs = time.Since(t0).Seconds()
+	stdin := bufio.NewReader(os.Stdin)
+	var ready infraReady
 	ready.NATS = srv.ClientURL()
 	ready.Receiver = "http://" + ln.Addr().String() + "/api/v1/write"
 	ready.Stats = "http://" + ln.Addr().String() + "/stats"
-	line, err := json.Marshal(ready)
+	if *waitLoad {
+		// The stream first, empty; the load when the harness says.
+		if err := ensureStream(ctx, ready.NATS, *partitions); err != nil {
+			return err
+		}
+		if err := printLine(ready); err != nil {
+			return err
+		}
+		if _, err := stdin.ReadString('\n'); err != nil {
+			return fmt.Errorf("waiting for the word to load: %w", err)
+		}
+	}
+	t0 := time.Now()
+	loaded, err := load(ctx, ready.NATS, *bmcs, *polls, *partitions)
 	if err != nil {
 		return err
 	}
-	fmt.Println(string(line))
+	loaded.LoadSecs = time.Since(t0).Seconds()
+	loaded.NATS, loaded.Receiver, loaded.Stats = ready.NATS, ready.Receiver, ready.Stats
+	if err := printLine(loaded); err != nil {
+		return err
+	}
 	// Run until the harness closes stdin (or dies).
-	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
+	_, _ = io.Copy(io.Discard, stdin)
 	return nil
 }
 
+func printLine(r infraReady) error {
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Println(string(line))
+	return err
+}
+
+// ensureStream creates the stream (partitioned when partitions > 0), empty.
+func ensureStream(ctx context.Context, url string, partitions int) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	sc := bus.DefaultStreamConfig
+	sc.Partitions = partitions
+	_, err = bus.EnsureStream(ctx, js, sc)
+	return err
+}
+
 // load publishes polls × bmcs snapshots, poll by poll, as pollers would
-// have over polls intervals ending a minute ago.
-func load(ctx context.Context, url string, bmcs, polls int) (infraReady, error) {
+// have over polls intervals ending a minute ago. With partitions above 0
+// the stream is created partitioned first: the server applies the subject
+// transform as it stores each snapshot.
+func load(ctx context.Context, url string, bmcs, polls, partitions int) (infraReady, error) {
 	var out infraReady
 	ts, err := gwfleet.Templates(ctx)
 	if err != nil {
@@ -160,7 +211,9 @@ func load(ctx context.Context, url string, bmcs, polls int) (infraReady, error) 
 	if err != nil {
 		return out, err
 	}
-	if _, err := bus.EnsureStream(ctx, js, bus.DefaultStreamConfig); err != nil {
+	sc := bus.DefaultStreamConfig
+	sc.Partitions = partitions
+	if _, err := bus.EnsureStream(ctx, js, sc); err != nil {
 		return out, err
 	}
 	start := time.Now().Add(-time.Minute - time.Duration(polls)*gwfleet.Interval)
@@ -173,7 +226,9 @@ func load(ctx context.Context, url string, bmcs, polls int) (infraReady, error) 
 			}
 			msg := &nats.Msg{Subject: bus.RawSubject(s.BmcId), Data: data,
 				Header: nats.Header{nats.MsgIdHdr: []string{bus.MsgID(s.PollerId, s.PollerEpoch, s.BmcId, s.Sequence)}}}
-			if _, err := js.PublishMsgAsync(msg); err != nil {
+			// A server busy with consumers (the replica run loads while
+			// they run) acks slower: wait for room rather than fail.
+			if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
 				return out, fmt.Errorf("publish %s: %w", s.BmcId, err)
 			}
 			out.Snapshots++
@@ -197,5 +252,32 @@ func load(ctx context.Context, url string, bmcs, polls int) (infraReady, error) 
 	if int(info.State.Msgs) != out.Snapshots {
 		return out, fmt.Errorf("stream holds %d messages, published %d", info.State.Msgs, out.Snapshots)
 	}
-	return out, nil
+	if partitions > 0 {
+		out.PartitionBMCs, err = partitionBMCs(ctx, st, partitions, bmcs)
+	}
+	return out, err
+}
+
+// partitionBMCs counts the BMCs of each partition from the subjects the
+// stream holds (bmc.v1.raw.<partition>.<bmc>).
+func partitionBMCs(ctx context.Context, st jetstream.Stream, partitions, bmcs int) ([]int, error) {
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(bus.RawPrefix+"*.*"))
+	if err != nil {
+		return nil, err
+	}
+	counts := make([]int, partitions)
+	n := 0
+	for subj := range info.State.Subjects {
+		p, _, _ := strings.Cut(strings.TrimPrefix(subj, bus.RawPrefix), ".")
+		k, err := strconv.Atoi(p)
+		if err != nil || k < 0 || k >= partitions {
+			return nil, fmt.Errorf("subject %q is not in one of %d partitions", subj, partitions)
+		}
+		counts[k]++
+		n++
+	}
+	if n != bmcs {
+		return nil, fmt.Errorf("partitioned stream holds %d BMC subjects, want %d", n, bmcs)
+	}
+	return counts, nil
 }

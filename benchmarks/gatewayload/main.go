@@ -18,7 +18,17 @@
 // normalisation plan (the cold path); the steady-state figures cover the
 // later polls only.
 //
+// With --replicas=N (N ≥ 2) a second run follows on a fresh stream of the
+// same load, partitioned (--partitions, 16 by default) before it is
+// loaded: N gateway replicas, each its own process (this executable,
+// GATEWAYLOAD_ROLE=replica), share it. The harness keeps every partition's
+// lease until all of them see one another, then lets go, so they consume
+// their own partitions from the start. Each replica's samples, CPU time and
+// RSS are its own; their sum, per CPU second, is compared with the
+// one-gateway run's.
+//
 //	go run ./benchmarks/gatewayload --bmcs=10000 --polls=3
+//	go run ./benchmarks/gatewayload --bmcs=10000 --polls=3 --replicas=2
 package main
 
 import (
@@ -26,6 +36,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,7 +45,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,13 +64,32 @@ import (
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
-// consumerName is the durable consumer of the harness's one sink, "bench".
-const consumerName = "bmcstream-gateway-bench"
+// sinkName is the harness's one remote_write sink; consumerName is its
+// durable consumer (bmcstream-gateway-bench-p<k> for partition k).
+const (
+	sinkName     = "bench"
+	consumerName = "bmcstream-gateway-" + sinkName
+)
+
+// roleMain runs the process's role when roleEnv names one, and reports
+// whether it did.
+func roleMain() (bool, error) {
+	switch role := os.Getenv(roleEnv); role {
+	case "":
+		return false, nil
+	case "infra":
+		return true, infraMain(os.Args[1:])
+	case "replica":
+		return true, replicaMain(os.Args[1:])
+	default:
+		return true, fmt.Errorf("%s=%q is not infra or replica", roleEnv, role)
+	}
+}
 
 func main() {
-	if os.Getenv(roleEnv) == "infra" {
-		if err := infraMain(os.Args[1:]); err != nil {
-			fmt.Fprintln(os.Stderr, "gatewayload infra:", err)
+	if ok, err := roleMain(); ok {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "gatewayload %s: %v\n", os.Getenv(roleEnv), err)
 			os.Exit(1)
 		}
 		return
@@ -68,9 +100,27 @@ func main() {
 	flag.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	flag.DurationVar(&o.CeilingTime, "ceiling-time", 3*time.Second, "how long the ceiling encodes")
 	flag.StringVar(&o.Profile, "profile", "", "write a CPU profile of the gateway's steady state to this file, and its heap at the end to this file plus .heap")
+	flag.IntVar(&o.Replicas, "replicas", 1, "with 2 or more, also run that many gateway replicas, each its own process, on a fresh partitioned stream of the same load, after the one-gateway run")
+	flag.IntVar(&o.Partitions, "partitions", 0, "partitions of the replicas' stream (with --replicas of 2 or more; default 16)")
 	record := flag.String("record", "", "also append the results, with commit, machine and date, to this markdown file")
+	jsonFile := flag.String("json", "", "also write the headline figures as JSON to this file")
 	flag.Parse()
+	if o.Replicas < 1 {
+		fmt.Fprintln(os.Stderr, "gatewayload: --replicas must be at least 1")
+		os.Exit(2)
+	}
+	if o.Replicas > 1 && o.Partitions == 0 {
+		o.Partitions = 16
+	}
+	if o.Replicas > 1 && (o.Partitions < o.Replicas || o.Partitions > bus.MaxPartitions) {
+		fmt.Fprintf(os.Stderr, "gatewayload: --partitions must be from --replicas (%d) to %d\n", o.Replicas, bus.MaxPartitions)
+		os.Exit(2)
+	}
 	r, err := run(o)
+	if err == nil && o.Replicas > 1 {
+		debug.FreeOSMemory() // the one-gateway run's heap, before the replicas need memory
+		r.replicas, err = runReplicas(o)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gatewayload:", err)
 		os.Exit(1)
@@ -78,7 +128,17 @@ func main() {
 	var out bytes.Buffer
 	fmt.Fprint(&out, header(o))
 	r.print(&out)
+	if r.replicas != nil {
+		fmt.Fprintln(&out)
+		r.replicas.print(&out, r)
+	}
 	os.Stdout.Write(out.Bytes())
+	if *jsonFile != "" {
+		if err := r.writeJSON(*jsonFile); err != nil {
+			fmt.Fprintln(os.Stderr, "gatewayload: json:", err)
+			os.Exit(1)
+		}
+	}
 	if *record != "" {
 		f, err := os.OpenFile(*record, os.O_APPEND|os.O_WRONLY, 0)
 		if err == nil {
@@ -117,7 +177,11 @@ func header(o options) string {
 	fmt.Fprintf(&sb, "- Commit: %s\n", commit)
 	fmt.Fprintf(&sb, "- Machine: %d CPUs (%s); %s, %s/%s\n", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&sb, "- Date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&sb, "- Command: `go run ./benchmarks/gatewayload --bmcs=%d --polls=%d --ceiling-time=%s`\n\n", o.BMCs, o.Polls, o.CeilingTime)
+	scale := ""
+	if o.Replicas > 1 {
+		scale = fmt.Sprintf(" --replicas=%d --partitions=%d", o.Replicas, o.Partitions)
+	}
+	fmt.Fprintf(&sb, "- Command: `go run ./benchmarks/gatewayload --bmcs=%d --polls=%d --ceiling-time=%s%s`\n\n", o.BMCs, o.Polls, o.CeilingTime, scale)
 	return sb.String()
 }
 
@@ -126,8 +190,12 @@ type options struct {
 	Timeout     time.Duration
 	CeilingTime time.Duration
 	Profile     string
-	// infraCmd overrides the infrastructure command (tests).
-	infraCmd func(args ...string) *exec.Cmd
+	// Replicas above 1 adds a run of that many replicas, each its own
+	// process, on a stream of Partitions partitions.
+	Replicas, Partitions int
+	// selfCmd runs this program again in another role (tests: the test
+	// binary); nil means os.Executable.
+	selfCmd func(args ...string) *exec.Cmd
 }
 
 // point is the gateway process's counters at one instant.
@@ -150,6 +218,8 @@ type result struct {
 	ceil     ceilingRun // in the normaliser's order
 	// ceilSharded is the same in the queue's shard order: a diagnostic.
 	ceilSharded ceilingRun
+	// replicas is the run of several replicas (--replicas), or nil.
+	replicas *replicaRun
 }
 
 func run(o options) (*result, error) {
@@ -164,89 +234,174 @@ func run(o options) (*result, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	templates, err := gwfleet.Templates(ctx)
+	fleet, invFile, err := writeInventory(ctx, o.BMCs, dir)
 	if err != nil {
-		return nil, err
-	}
-	fleet := gwfleet.New(o.BMCs, templates)
-	invFile := filepath.Join(dir, "inventory.yml")
-	b, err := inventory.Marshal(fleet.BMCs)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(invFile, b, 0o600); err != nil {
 		return nil, err
 	}
 
-	// The infrastructure process.
-	args := []string{"--bmcs", fmt.Sprint(o.BMCs), "--polls", fmt.Sprint(o.Polls), "--dir", dir}
-	var infra *exec.Cmd
-	if o.infraCmd != nil {
-		infra = o.infraCmd(args...)
+	infra, err := startInfra(ctx, o, dir, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	defer infra.stop()
+	r := &result{opts: o, load: infra.ready}
+
+	if err := runGateway(ctx, o, r, invFile); err != nil {
+		return nil, err
+	}
+	infra.stop()
+	r.infraCPU = infra.cpu
+
+	fmt.Fprintf(os.Stderr, "running the ceiling for %s\n", o.CeilingTime)
+	return r, ceiling(o, fleet, r)
+}
+
+// writeInventory writes the inventory of a fleet of n BMCs into dir.
+func writeInventory(ctx context.Context, n int, dir string) (*gwfleet.Fleet, string, error) {
+	templates, err := gwfleet.Templates(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	fleet := gwfleet.New(n, templates)
+	invFile := filepath.Join(dir, "inventory.yml")
+	b, err := inventory.Marshal(fleet.BMCs)
+	if err != nil {
+		return nil, "", err
+	}
+	return fleet, invFile, os.WriteFile(invFile, b, 0o600)
+}
+
+// command runs this executable (or, in tests, the test binary) again in
+// another role.
+func (o options) command(role string, args ...string) (*exec.Cmd, error) {
+	var c *exec.Cmd
+	if o.selfCmd != nil {
+		c = o.selfCmd(args...)
 	} else {
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		infra = exec.Command(exe, args...)
+		c = exec.Command(exe, args...)
 	}
-	infra.Env = append(os.Environ(), roleEnv+"=infra")
-	infra.Stderr = os.Stderr
-	stdin, err := infra.StdinPipe()
+	c.Env = append(os.Environ(), roleEnv+"="+role)
+	c.Stderr = os.Stderr
+	return c, nil
+}
+
+// infraProc is a running infrastructure process.
+type infraProc struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	lines   chan string   // its stdout
+	exited  chan struct{} // closed when its stdout ends
+	ready   infraReady
+	stopped bool
+	cpu     float64 // its user+system CPU seconds, once stopped
+}
+
+// startInfra starts the infrastructure process on a fresh store in dir
+// (a partitioned stream when partitions > 0) and waits until it has
+// loaded the stream, or, with waitLoad, until it has created the stream
+// empty: then load loads it.
+func startInfra(ctx context.Context, o options, dir string, partitions int, waitLoad bool) (*infraProc, error) {
+	args := []string{"--bmcs", fmt.Sprint(o.BMCs), "--polls", fmt.Sprint(o.Polls), "--dir", dir, "--partitions", fmt.Sprint(partitions),
+		"--wait-load=" + strconv.FormatBool(waitLoad)}
+	c, err := o.command("infra", args...)
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := infra.StdoutPipe()
+	stdin, err := c.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := infra.Start(); err != nil {
+	stdout, err := c.StdoutPipe()
+	if err != nil {
 		return nil, err
 	}
-	stopped := false
-	stopInfra := func() {
-		if !stopped {
-			stopped = true
-			_ = stdin.Close()
-			waitOrKill(infra, 30*time.Second)
-		}
+	if err := c.Start(); err != nil {
+		return nil, err
 	}
-	defer stopInfra()
-	r := &result{opts: o}
-	lines := make(chan string, 1)
+	p := &infraProc{cmd: c, stdin: stdin, lines: make(chan string, 2), exited: make(chan struct{})}
 	go func() {
+		defer close(p.exited)
+		defer close(p.lines)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			select {
-			case lines <- sc.Text():
+			case p.lines <- sc.Text():
 			default:
 			}
 		}
 	}()
-	fmt.Fprintf(os.Stderr, "loading %d snapshots (%d BMCs × %d polls)\n", o.BMCs*o.Polls, o.BMCs, o.Polls)
-	select {
-	case l := <-lines:
-		if err := json.Unmarshal([]byte(l), &r.load); err != nil {
-			return nil, fmt.Errorf("infrastructure process: %q: %w", l, err)
-		}
-	case <-ctx.Done():
-		return nil, fmt.Errorf("load the stream: %w", ctx.Err())
+	how := "stream"
+	if partitions > 0 {
+		how = fmt.Sprintf("stream of %d partitions", partitions)
 	}
-	fmt.Fprintf(os.Stderr, "loaded %d snapshots, %.1f MB, in %.1fs; running the gateway\n",
-		r.load.Snapshots, float64(r.load.Bytes)/1e6, r.load.LoadSecs)
-
-	if err := runGateway(ctx, o, r, invFile); err != nil {
+	if waitLoad {
+		fmt.Fprintf(os.Stderr, "creating a fresh %s\n", how)
+		if err := p.readLine(ctx); err != nil {
+			p.stop()
+			return nil, err
+		}
+		return p, nil
+	}
+	fmt.Fprintf(os.Stderr, "loading %d snapshots (%d BMCs × %d polls) into a fresh %s\n", o.BMCs*o.Polls, o.BMCs, o.Polls, how)
+	if err := p.readLine(ctx); err != nil {
+		p.stop()
 		return nil, err
 	}
-	stopInfra()
-	if infra.ProcessState != nil {
-		if ru, ok := infra.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.infraCPU = tv(ru.Utime) + tv(ru.Stime)
+	p.loaded()
+	return p, nil
+}
+
+// load tells a process started with waitLoad to load its stream, and
+// waits until it has.
+func (p *infraProc) load(ctx context.Context) error {
+	if _, err := io.WriteString(p.stdin, "load\n"); err != nil {
+		return err
+	}
+	if err := p.readLine(ctx); err != nil {
+		return err
+	}
+	p.loaded()
+	return nil
+}
+
+func (p *infraProc) loaded() {
+	fmt.Fprintf(os.Stderr, "loaded %d snapshots, %.1f MB, in %.1fs\n", p.ready.Snapshots, float64(p.ready.Bytes)/1e6, p.ready.LoadSecs)
+}
+
+// readLine reads the process's next infraReady line.
+func (p *infraProc) readLine(ctx context.Context) error {
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			return errors.New("infrastructure process exited")
+		}
+		if err := json.Unmarshal([]byte(l), &p.ready); err != nil {
+			return fmt.Errorf("infrastructure process: %q: %w", l, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("infrastructure process: %w", ctx.Err())
+	}
+}
+
+// stop closes the process's stdin, which ends it (killed 30 s later if it
+// has not), and records its CPU time. It is idempotent.
+func (p *infraProc) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	_ = p.stdin.Close()
+	waitOrKill(p.cmd, 30*time.Second)
+	if p.cmd.ProcessState != nil {
+		if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			p.cpu = tv(ru.Utime) + tv(ru.Stime)
 		}
 	}
-
-	fmt.Fprintf(os.Stderr, "running the ceiling for %s\n", o.CeilingTime)
-	return r, ceiling(o, fleet, r)
 }
 
 // runGateway runs the gateway until every snapshot is acked and records
@@ -364,20 +519,28 @@ func sample(ctx context.Context, statsURL string) (point, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	p.mallocs = ms.Mallocs
+	var err error
+	p.received, err = receiverStatsAt(ctx, statsURL)
+	return p, err
+}
+
+// receiverStatsAt reads the receiver's counts.
+func receiverStatsAt(ctx context.Context, statsURL string) (receiverStats, error) {
+	var st receiverStats
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, statsURL, nil)
 	if err != nil {
-		return p, err
+		return st, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return p, err
+		return st, err
 	}
 	defer resp.Body.Close()
-	err = json.NewDecoder(resp.Body).Decode(&p.received)
+	err = json.NewDecoder(resp.Body).Decode(&st)
 	_, _ = io.Copy(io.Discard, resp.Body)
-	return p, err
+	return st, err
 }
 
 // ceiling normalises one later poll of the whole fleet as the gateway does

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/bmcstream/bmcstream/pkg/series"
+	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
 )
 
 // BatchSize is the remote-write batch the ceiling encodes: the queue's
@@ -70,15 +71,14 @@ func (e *Encoder) EncodeAll(all []series.Sample) (int, error) {
 	return total, nil
 }
 
-// ShardOrder returns all reordered as the remote-write queue batches them:
-// sample i goes to shard Hash % shards, and each shard's samples, in their
-// order, are cut into batches of BatchSize; the batches of the shards
-// follow each other round robin. Encoding in this order touches label sets
-// as the gateway's shards do, a quarter of each BMC's series at a time.
+// ShardOrder returns all reordered as the remote-write queue batches them
+// in the gateway: a BMC's samples go to shard ShardKey(bmc) % shards, and
+// each shard's samples, in their order, are cut into batches of BatchSize;
+// the batches of the shards follow each other round robin.
 func ShardOrder(all []series.Sample, shards int) []series.Sample {
 	per := make([][]series.Sample, shards)
 	for _, s := range all {
-		k := s.Hash % uint64(shards)
+		k := remotewrite.ShardKey(series.Get(s.Labels, "bmc")) % uint64(shards)
 		per[k] = append(per[k], s)
 	}
 	out := make([]series.Sample, 0, len(all))

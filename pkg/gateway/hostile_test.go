@@ -330,14 +330,17 @@ func (g *goodPublisher) run(ctx context.Context, t *testing.T) {
 		k := g.count
 		g.mu.Unlock()
 		at := g.start.Add(time.Duration(k) * goodEvery)
+		// A round is published whole, so that published() counts what
+		// every BMC got: stopping takes effect between rounds.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		for i := range g.n {
-			if err := g.pub.Publish(ctx, g.fleet.Snapshot(i, at, "good", 1, uint64(k+1))); err != nil {
-				if ctx.Err() == nil {
-					t.Errorf("publish a good snapshot: %v", err)
-				}
+			if err := g.pub.Publish(pctx, g.fleet.Snapshot(i, at, "good", 1, uint64(k+1))); err != nil {
+				cancel()
+				t.Errorf("publish a good snapshot: %v", err)
 				return
 			}
 		}
+		cancel()
 		g.mu.Lock()
 		g.count++
 		g.mu.Unlock()

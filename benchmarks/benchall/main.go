@@ -27,6 +27,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bmcstream/bmcstream/benchmarks/internal/figures"
 )
 
 // step is one harness run.
@@ -99,13 +101,13 @@ func main() {
 
 // runAll builds the harnesses, then runs each with --json into a temporary
 // file and reads its figures back.
-func runAll(steps []step) (*figures, error) {
+func runAll(steps []step) (*results, error) {
 	dir, err := os.MkdirTemp("", "benchall")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	figs := &figures{}
+	figs := &results{}
 	for _, s := range steps {
 		bin := filepath.Join(dir, s.name)
 		if out, err := exec.Command("go", "build", "-o", bin, "./benchmarks/"+s.name).CombinedOutput(); err != nil {
@@ -140,17 +142,17 @@ func runAll(steps []step) (*figures, error) {
 }
 
 // decode reads the --json figures of the harness name into f.
-func (f *figures) decode(name string, b []byte) error {
+func (f *results) decode(name string, b []byte) error {
 	var v any
 	switch name {
 	case "gatewayload":
-		f.Gateway = &gatewayFigures{}
+		f.Gateway = &figures.Gateway{}
 		v = f.Gateway
 	case "pollerload":
-		f.Poller = &pollerFigures{}
+		f.Poller = &figures.Poller{}
 		v = f.Poller
 	case "latency":
-		f.Latency = &latencyFigures{}
+		f.Latency = &figures.Latency{}
 		v = f.Latency
 	default:
 		return fmt.Errorf("unknown harness %q", name)

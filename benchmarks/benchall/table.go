@@ -4,117 +4,17 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/bmcstream/bmcstream/benchmarks/internal/figures"
 )
 
-// The harnesses' --json figures. Every field they write is declared, and
-// runAll decodes with unknown fields refused, so a renamed figure fails the
-// run instead of showing as zero.
-
-type gatewayFigures struct {
-	BMCs           int     `json:"bmcs"`
-	Polls          int     `json:"polls"`
-	Samples        int64   `json:"samples_received"`
-	Errors         int64   `json:"receiver_errors"`
-	Ceiling        float64 `json:"ceiling_samples_per_core_s"`
-	CeilSharded    float64 `json:"ceiling_shard_order_samples_per_core_s"`
-	Steady         float64 `json:"gateway_steady_samples_per_core_s"`
-	SteadyRatio    float64 `json:"gateway_steady_of_ceiling"`
-	SteadyWall     float64 `json:"gateway_steady_samples_per_s_wall"`
-	SteadyCores    float64 `json:"gateway_steady_cores"`
-	SteadyAllocs   float64 `json:"gateway_steady_allocs_per_sample"`
-	SteadyBytes    float64 `json:"gateway_steady_bytes_per_sample"`
-	All            float64 `json:"gateway_all_samples_per_core_s"`
-	AllRatio       float64 `json:"gateway_all_of_ceiling"`
-	PeakRSSBytes   float64 `json:"gateway_peak_rss_bytes"`
-	InfraCPUSecond float64 `json:"nats_receiver_cpu_s"`
-	// Replicas is gatewayload's run of several replicas (--replicas).
-	Replicas *gatewayReplicaFigures `json:"replicas,omitempty"`
-}
-
-type gatewayReplicaFigures struct {
-	Replicas    int     `json:"replicas"`
-	Partitions  int     `json:"partitions"`
-	Samples     int64   `json:"samples_received"`
-	Errors      int64   `json:"receiver_errors"`
-	WrittenSum  int64   `json:"samples_written_sum"`
-	Steady      float64 `json:"steady_samples_per_core_s"`
-	SteadyOfOne float64 `json:"steady_of_one_replica"`
-	SteadyWall  float64 `json:"steady_samples_per_s_wall"`
-	SteadyCores float64 `json:"steady_cores"`
-	All         float64 `json:"all_samples_per_core_s"`
-	AllOfOne    float64 `json:"all_of_one_replica"`
-	OneWall     float64 `json:"one_replica_steady_samples_per_s_wall"`
-	SpreadSecs  float64 `json:"spread_s"`
-	LeasesLost  int     `json:"leases_lost"`
-	Dedup       int64   `json:"dedup_rejected"`
-	OutOfOrder  int64   `json:"out_of_order_dropped"`
-	InfraCPU    float64 `json:"nats_receiver_cpu_s"`
-	PerReplica  []struct {
-		ID           string  `json:"id"`
-		Partitions   int     `json:"partitions"`
-		BMCs         int     `json:"bmcs"`
-		Samples      int64   `json:"samples_written"`
-		Share        float64 `json:"share"`
-		SteadyCPU    float64 `json:"steady_cpu_s"`
-		SteadyCores  float64 `json:"steady_cores"`
-		Steady       float64 `json:"steady_samples_per_core_s"`
-		SteadyAllocs float64 `json:"steady_allocs_per_sample"`
-		AllCPU       float64 `json:"all_cpu_s"`
-		All          float64 `json:"all_samples_per_core_s"`
-		PeakRSSBytes float64 `json:"peak_rss_bytes"`
-	} `json:"per_replica"`
-}
-
-type pollerFigures struct {
-	Protocol    string  `json:"protocol"`
-	BMCs        int     `json:"bmcs"`
-	Interval    string  `json:"interval"`
-	Measure     string  `json:"measure"`
-	Cores       float64 `json:"poller_cores"`
-	RSSBytes    float64 `json:"peak_rss_bytes"`
-	RSSPerBMCKB float64 `json:"rss_per_bmc_kb"`
-	PollsPerSec float64 `json:"polls_per_second"`
-	OKPercent   float64 `json:"ok_percent"`
-	LagP50      float64 `json:"schedule_lag_p50_le_s"`
-	LagP99      float64 `json:"schedule_lag_p99_le_s"`
-	Latency     string  `json:"bmc_latency_ms"`
-}
-
-type latencyStats struct {
-	Count int     `json:"count"`
-	P50   float64 `json:"p50_s"`
-	P99   float64 `json:"p99_s"`
-	Max   float64 `json:"max_s"`
-}
-
-type latencyFigures struct {
-	BMCs            int          `json:"bmcs"`
-	Interval        string       `json:"interval"`
-	PollsPerSecond  float64      `json:"polls_per_second"`
-	SeriesPerBMC    float64      `json:"series_per_bmc"`
-	SamplesPerSec   float64      `json:"samples_per_second"`
-	BMCLatency      string       `json:"bmc_latency_ms"`
-	Deadline        string       `json:"batch_send_deadline"`
-	DeadlineDefault bool         `json:"batch_send_deadline_is_default"`
-	DefaultDeadline string       `json:"default_batch_send_deadline"`
-	Receiver        string       `json:"receiver"`
-	Watched         int          `json:"watched_bmcs"`
-	WatchEvery      string       `json:"watch_every"`
-	QueryP50        float64      `json:"watch_query_p50_s"`
-	Measure         string       `json:"measure"`
-	Polls           int          `json:"polls"`
-	WithLater       int          `json:"with_later_poll"`
-	Unseen          int          `json:"unseen"`
-	FromStart       latencyStats `json:"poll_start_to_queryable"`
-	FromEnd         latencyStats `json:"poll_end_to_queryable"`
-	PollDuration    latencyStats `json:"poll_duration"`
-}
-
-// figures is one benchall run.
-type figures struct {
-	Gateway *gatewayFigures
-	Poller  *pollerFigures
-	Latency *latencyFigures
+// results is one benchall run; the harnesses' figures are decoded with
+// unknown fields refused, so a figure a harness adds without benchall
+// knowing it fails the run.
+type results struct {
+	Gateway *figures.Gateway
+	Poller  *figures.Poller
+	Latency *figures.Latency
 	Wall    time.Duration
 }
 
@@ -137,7 +37,7 @@ func verdict(ok bool) string {
 }
 
 // table renders the figures as one markdown table with a line per load.
-func (f *figures) table() string {
+func (f *results) table() string {
 	var b strings.Builder
 	fmt.Fprintln(&b, "| what | load | result | target |")
 	fmt.Fprintln(&b, "|---|---|---|---|")
@@ -158,8 +58,8 @@ func (f *figures) table() string {
 					p.ID, p.Partitions, p.BMCs, 100*p.Share, si(p.Steady), p.PeakRSSBytes/1e9))
 			}
 			load = fmt.Sprintf("the same load on a fresh stream of %d partitions, %s samples, %d errors, %d leases lost", r.Partitions, si(float64(r.Samples)), r.Errors, r.LeasesLost)
-			if r.Dedup > 0 || r.OutOfOrder > 0 {
-				load += fmt.Sprintf(", %d snapshots refused as duplicates and %d samples as out of order", r.Dedup, r.OutOfOrder)
+			if r.DedupRejected > 0 || r.OutOfOrder > 0 {
+				load += fmt.Sprintf(", %d snapshots refused as duplicates and %d samples as out of order", r.DedupRejected, r.OutOfOrder)
 			}
 			fmt.Fprintf(&b, "| **gateway, %d replicas** (one process each), steady | %s | **%s samples/s per core together, %.2f × one replica's** (all polls %.2f ×), so %d replicas with a core each have %.2f × the capacity of one; %s; wall %s samples/s (one replica: %s) on CPUs shared with NATS and the receiver | |\n",
 				r.Replicas, load, si(r.Steady), r.SteadyOfOne, r.AllOfOne, r.Replicas, float64(r.Replicas)*r.SteadyOfOne,

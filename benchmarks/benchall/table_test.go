@@ -28,7 +28,7 @@ const (
 )
 
 func TestTable(t *testing.T) {
-	var f figures
+	var f results
 	for name, b := range map[string]string{"gatewayload": gatewayJSON, "pollerload": pollerJSON, "latency": latencyJSON} {
 		if err := f.decode(name, []byte(b)); err != nil {
 			t.Fatal(err)
@@ -70,7 +70,7 @@ const replicasJSON = `, "replicas": {"replicas": 2, "partitions": 16, "samples_r
 
 // TestTableReplicas: gatewayload's two-replica figures add a row.
 func TestTableReplicas(t *testing.T) {
-	var f figures
+	var f results
 	if err := f.decode("gatewayload", []byte(strings.TrimSuffix(gatewayJSON, "}")+replicasJSON)); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestTableReplicas(t *testing.T) {
 // TestTableOverride: a run with another deadline is not checked against
 // the target, which is about the default batching.
 func TestTableOverride(t *testing.T) {
-	var f figures
+	var f results
 	if err := f.decode("latency", []byte(strings.Replace(strings.Replace(latencyJSON,
 		`"batch_send_deadline": "5s"`, `"batch_send_deadline": "1s"`, 1), `"batch_send_deadline_is_default": true`, `"batch_send_deadline_is_default": false`, 1))); err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestTableOverride(t *testing.T) {
 // TestDecodeRefusesUnknownFields: a figure a harness renamed fails the run
 // instead of reading as zero.
 func TestDecodeRefusesUnknownFields(t *testing.T) {
-	var f figures
+	var f results
 	if err := f.decode("pollerload", []byte(strings.Replace(pollerJSON, `"poller_cores"`, `"cores"`, 1))); err == nil {
 		t.Fatal("a renamed field decoded without error")
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bmcstream/bmcstream/benchmarks/internal/figures"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 )
@@ -471,56 +472,13 @@ func stopReplicas(procs []*replicaProc) {
 	wg.Wait()
 }
 
-// replicaFigures is one replica's share of the run.
-type replicaFigures struct {
-	ID         string `json:"id"`
-	Partitions int    `json:"partitions"`
-	BMCs       int    `json:"bmcs"`
-	// Samples is what it wrote over the whole run (every poll).
-	Samples      int64   `json:"samples_written"`
-	Share        float64 `json:"share"`
-	SteadyCPU    float64 `json:"steady_cpu_s"`
-	SteadyCores  float64 `json:"steady_cores"`
-	Steady       float64 `json:"steady_samples_per_core_s"`
-	SteadyAllocs float64 `json:"steady_allocs_per_sample"`
-	AllCPU       float64 `json:"all_cpu_s"`
-	All          float64 `json:"all_samples_per_core_s"`
-	PeakRSSBytes float64 `json:"peak_rss_bytes"`
-}
-
-// replicasSummary is the replica run's figures, beside the one-gateway
-// run's in the --json output.
-type replicasSummary struct {
-	Replicas   int   `json:"replicas"`
-	Partitions int   `json:"partitions"`
-	Samples    int64 `json:"samples_received"`
-	Errors     int64 `json:"receiver_errors"`
-	// WrittenSum is the replicas' own bmcstream_gateway_samples_total,
-	// summed: the receiver's count when nothing was written twice.
-	WrittenSum int64 `json:"samples_written_sum"`
-	// Steady and All are the replicas' samples over their CPU seconds,
-	// summed (steady: each replica's from when its own partitions' first
-	// polls were acked); OfOne divides them by the one-gateway run's.
-	// SteadyWall and SteadyCores are from when every partition's first
-	// poll was acked.
-	Steady      float64 `json:"steady_samples_per_core_s"`
-	SteadyOfOne float64 `json:"steady_of_one_replica"`
-	SteadyWall  float64 `json:"steady_samples_per_s_wall"`
-	SteadyCores float64 `json:"steady_cores"`
-	All         float64 `json:"all_samples_per_core_s"`
-	AllOfOne    float64 `json:"all_of_one_replica"`
-	OneWall     float64 `json:"one_replica_steady_samples_per_s_wall"`
-	SpreadSecs  float64 `json:"spread_s"`
-	LeasesLost  int     `json:"leases_lost"`
-	// DedupRejected and OutOfOrder are the snapshots and samples the
-	// replicas dropped themselves (0 in a clean run).
-	DedupRejected int64            `json:"dedup_rejected"`
-	OutOfOrder    int64            `json:"out_of_order_dropped"`
-	InfraCPU      float64          `json:"nats_receiver_cpu_s"`
-	PerReplica    []replicaFigures `json:"per_replica"`
-}
-
 // summary computes the replica run's figures; one is the one-gateway run.
+// replicasSummary and replicaFigures are the replica run's --json figures.
+type (
+	replicasSummary = figures.GatewayReplicas
+	replicaFigures  = figures.Replica
+)
+
 func (rr *replicaRun) summary(one *result) replicasSummary {
 	s := replicasSummary{Replicas: rr.n, Partitions: rr.partitions, SpreadSecs: rr.spread.Seconds(), InfraCPU: rr.infraCPU,
 		Samples: rr.end.received.Samples - rr.cold.received.Samples, Errors: rr.end.received.Errors}

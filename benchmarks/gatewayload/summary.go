@@ -3,32 +3,12 @@ package main
 import (
 	"encoding/json"
 	"os"
+
+	"github.com/bmcstream/bmcstream/benchmarks/internal/figures"
 )
 
-// summary is one run's headline figures, written by --json for
-// benchmarks/benchall, which puts them in the results table.
-type summary struct {
-	BMCs        int     `json:"bmcs"`
-	Polls       int     `json:"polls"`
-	Samples     int64   `json:"samples_received"`
-	Errors      int64   `json:"receiver_errors"`
-	Ceiling     float64 `json:"ceiling_samples_per_core_s"`
-	CeilSharded float64 `json:"ceiling_shard_order_samples_per_core_s"`
-	// Steady covers polls 2 and later; All includes the first, which
-	// builds every BMC's normalisation plan.
-	Steady         float64 `json:"gateway_steady_samples_per_core_s"`
-	SteadyRatio    float64 `json:"gateway_steady_of_ceiling"`
-	SteadyWall     float64 `json:"gateway_steady_samples_per_s_wall"`
-	SteadyCores    float64 `json:"gateway_steady_cores"`
-	SteadyAllocs   float64 `json:"gateway_steady_allocs_per_sample"`
-	SteadyBytes    float64 `json:"gateway_steady_bytes_per_sample"`
-	All            float64 `json:"gateway_all_samples_per_core_s"`
-	AllRatio       float64 `json:"gateway_all_of_ceiling"`
-	PeakRSSBytes   float64 `json:"gateway_peak_rss_bytes"`
-	InfraCPUSecond float64 `json:"nats_receiver_cpu_s"`
-	// Replicas is the run of several replicas (--replicas of 2 or more).
-	Replicas *replicasSummary `json:"replicas,omitempty"`
-}
+// summary is one run's headline figures, written by --json.
+type summary = figures.Gateway
 
 func (r *result) summary() summary {
 	steady, all := between(r.warm, r.end), between(r.cold, r.end)

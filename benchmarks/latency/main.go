@@ -46,6 +46,7 @@ import (
 
 	pmodel "github.com/prometheus/common/model"
 
+	"github.com/bmcstream/bmcstream/benchmarks/internal/figures"
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	bmodel "github.com/bmcstream/bmcstream/pkg/bmcsim/model"
@@ -176,14 +177,6 @@ func (o options) deadline() time.Duration {
 	return time.Duration(remotewrite.DefaultQueueConfig.BatchSendDeadline)
 }
 
-// Stats summarises delays in seconds.
-type Stats struct {
-	Count int     `json:"count"`
-	P50   float64 `json:"p50_s"`
-	P99   float64 `json:"p99_s"`
-	Max   float64 `json:"max_s"`
-}
-
 func statsOf(d []float64) Stats {
 	if len(d) == 0 {
 		return Stats{}
@@ -194,33 +187,12 @@ func statsOf(d []float64) Stats {
 	return Stats{Count: len(s), P50: q(0.50), P99: q(0.99), Max: s[len(s)-1]}
 }
 
-// Result is one run's figures; JSON for benchmarks/benchall.
-type Result struct {
-	BMCs            int     `json:"bmcs"`
-	Interval        string  `json:"interval"`
-	PollsPerSecond  float64 `json:"polls_per_second"`   // the fleet's nominal rate
-	SeriesPerBMC    float64 `json:"series_per_bmc"`     // as stored in Prometheus
-	SamplesPerSec   float64 `json:"samples_per_second"` // PollsPerSecond × SeriesPerBMC
-	BMCLatency      string  `json:"bmc_latency_ms"`     // bmcsim median,p99
-	Deadline        string  `json:"batch_send_deadline"`
-	DeadlineDefault bool    `json:"batch_send_deadline_is_default"`
-	DefaultDeadline string  `json:"default_batch_send_deadline"`
-	Receiver        string  `json:"receiver"`
-	Watched         int     `json:"watched_bmcs"`
-	WatchEvery      string  `json:"watch_every"`
-	QueryP50        float64 `json:"watch_query_p50_s"`
-	Measure         string  `json:"measure"`
-	// Polls of the watched BMCs that started in the window and are stored.
-	Polls int `json:"polls"`
-	// WithLater are stored polls that first became queryable together with
-	// a later poll of their BMC (between two queries); Unseen are stored
-	// polls that the watcher never saw queryable before the drain ended.
-	WithLater    int   `json:"with_later_poll"`
-	Unseen       int   `json:"unseen"`
-	FromStart    Stats `json:"poll_start_to_queryable"`
-	FromEnd      Stats `json:"poll_end_to_queryable"`
-	PollDuration Stats `json:"poll_duration"`
-}
+// Result is one run's figures (JSON for benchmarks/benchall) and what
+// computes them.
+type Result struct{ figures.Latency }
+
+// Stats summarises delays in seconds.
+type Stats = figures.Stats
 
 func (r *Result) print(w io.Writer) {
 	dl := r.Deadline + " (the default)"
@@ -340,13 +312,13 @@ func run(ctx context.Context, t testing.TB, o options) (*Result, error) {
 		return nil, errors.New("the watcher made no query")
 	}
 
-	r := &Result{
+	r := &Result{figures.Latency{
 		BMCs: o.BMCs, Interval: o.Interval.String(), PollsPerSecond: float64(o.BMCs) / o.Interval.Seconds(),
 		BMCLatency: o.Latency, Deadline: o.deadline().String(), DeadlineDefault: o.Deadline == 0,
 		DefaultDeadline: time.Duration(remotewrite.DefaultQueueConfig.BatchSendDeadline).String(),
 		Receiver:        "prometheus " + promVersion(ctx, prom), Watched: len(ids), WatchEvery: o.WatchEvery.String(),
 		QueryP50: statsOf(w.queryTimes).P50, Measure: to.Sub(from).Round(time.Second).String(),
-	}
+	}}
 	if err := r.account(ctx, prom, w, from, to); err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/bmcstream/bmcstream/benchmarks/internal/figures"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
@@ -63,23 +64,8 @@ func main() {
 	}
 }
 
-// result is one run's figures; JSON for benchmarks/benchall.
-type result struct {
-	Protocol    string  `json:"protocol"`
-	BMCs        int     `json:"bmcs"`
-	Interval    string  `json:"interval"`
-	Measure     string  `json:"measure"`
-	Cores       float64 `json:"poller_cores"` // user+system CPU seconds per second
-	RSSBytes    float64 `json:"peak_rss_bytes"`
-	RSSPerBMCKB float64 `json:"rss_per_bmc_kb"`
-	PollsPerSec float64 `json:"polls_per_second"`
-	OKPercent   float64 `json:"ok_percent"`
-	// LagP50 and LagP99 are upper bounds: the histogram bucket bound that
-	// holds the quantile.
-	LagP50  float64 `json:"schedule_lag_p50_le_s"`
-	LagP99  float64 `json:"schedule_lag_p99_le_s"`
-	Latency string  `json:"bmc_latency_ms"` // bmcsim median,p99
-}
+// result is one run's figures, written by --json.
+type result = figures.Poller
 
 func run(n int, protocol string, interval, warmup, measure time.Duration, latency, first, profile string) (*result, error) {
 	dir, err := os.MkdirTemp("", "pollerload")

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

@@ -132,7 +132,8 @@ func flatten(prefix string, err error) []leaf {
 // doc is a parsed YAML document; root is nil when it did not parse or is
 // empty.
 type doc struct {
-	root *yamlv3.Node
+	root  *yamlv3.Node
+	lines []string // the source, for what the parsed nodes do not keep
 }
 
 func parseDoc(b []byte) doc {
@@ -140,7 +141,7 @@ func parseDoc(b []byte) doc {
 	if err := yamlv3.Unmarshal(b, &n); err != nil || len(n.Content) == 0 {
 		return doc{}
 	}
-	return doc{root: n.Content[0]}
+	return doc{root: n.Content[0], lines: strings.Split(string(b), "\n")}
 }
 
 var (
@@ -258,13 +259,23 @@ func (d doc) place(msg string, err error) error {
 	}
 	// A decoder given an empty string says so without quoting anything
 	// ("empty duration string"): place it by the document's first empty
-	// string value.
+	// value that is not a plain null (a bare tag, "!", decodes as an
+	// empty string too).
 	if line, p, ok := d.find(func(_, v *yamlv3.Node) bool {
-		return v.Kind == yamlv3.ScalarNode && v.Value == "" && v.ShortTag() != "!!null"
+		return v.Kind == yamlv3.ScalarNode && v.Value == "" && (v.ShortTag() != "!!null" || d.bareTag(v))
 	}); ok {
 		return &LocatedError{Line: line, Path: p, Msg: msg, Err: err}
 	}
 	return err
+}
+
+// bareTag reports whether v is written as a tag alone ("!"), which the
+// YAML library reads as null but a decoder receives as an empty string.
+func (d doc) bareTag(v *yamlv3.Node) bool {
+	if v.Line < 1 || v.Line > len(d.lines) || v.Column < 1 || v.Column > len(d.lines[v.Line-1]) {
+		return false
+	}
+	return d.lines[v.Line-1][v.Column-1] == '!'
 }
 
 // leadingPath returns the key path a message starts with: its leading

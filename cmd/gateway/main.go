@@ -31,7 +31,7 @@ func Main(args []string, stdout, stderr *os.File) int {
 	configCheck := app.Flag("config.check", "Validate the configuration and inventory, then exit.").Bool()
 	listen := app.Flag("web.listen-address", "Address for /metrics, /-/healthy, /-/ready and /debug/pprof/.").Default(":9290").String()
 	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
-	shutdown := app.Flag("shutdown.timeout", "How long to flush queued samples on shutdown.").Default("30s").Duration()
+	shutdown := app.Flag("shutdown.timeout", "How long shutdown may take to write and ack everything taken from the stream.").Default("30s").Duration()
 	embedded := app.Flag("nats.embedded", "Run an embedded NATS server with JetStream (overrides nats.embedded.enabled).").Bool()
 	embeddedDir := app.Flag("nats.embedded.store-dir", "JetStream store directory of the embedded server (overrides the config).").String()
 	embeddedListen := app.Flag("nats.embedded.listen", "Client address of the embedded server (overrides the config).").String()

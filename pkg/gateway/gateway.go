@@ -288,6 +288,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		for _, s := range loops {
+			if s.cons != nil {
+				s.drain = make(chan struct{})
+			}
+		}
 		g.sinksMu.Lock()
 		g.sinks = loops
 		g.sinksMu.Unlock()
@@ -315,7 +320,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, q := range g.queues {
 		q.Start()
 	}
-	var wg sync.WaitGroup
+	var wg, drainable sync.WaitGroup
 	if g.replicas != nil {
 		wg.Add(1)
 		go func() {
@@ -325,8 +330,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	} else {
 		for _, s := range g.sinks {
 			wg.Add(1)
+			if s.drain != nil {
+				drainable.Add(1)
+			}
 			go func() {
 				defer wg.Done()
+				if s.drain != nil {
+					defer drainable.Done()
+				}
 				s.run(fetchCtx)
 			}()
 		}
@@ -338,14 +349,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	<-ctx.Done()
 	g.ready.Store(false)
 	g.logger.Info("gateway shutting down", "timeout", g.opts.ShutdownTimeout)
+	deadline := time.Now().Add(g.opts.ShutdownTimeout)
 	if g.replicas == nil {
+		g.drainSinks(&drainable)
 		stopFetching()
 	}
 	// A replica hands its partitions over first (replicas.run returns once
 	// they are drained, or at its deadline), then stops fetching.
 	wg.Wait()
 	stopFetching()
-	g.stopSinks()
+	g.stopSinks(deadline)
 	if g.replicas != nil {
 		g.replicas.leave()
 	}
@@ -378,8 +391,36 @@ func (g *Gateway) newLoops(ctx context.Context, part int) ([]*sink, error) {
 // the BMCs of its partition.
 const partitionLabel = "partition"
 
-func (g *Gateway) stopSinks() {
-	flushCtx, cancel := context.WithTimeout(context.Background(), g.opts.ShutdownTimeout)
+// drainSinks, at shutdown: each JetStream consumer loop stops pulling,
+// hands what it already took (its prefetched messages and the snapshots
+// parked behind a BMC's previous one) to the queue, and returns once all
+// of it is written and acked, within half the shutdown timeout. Merely
+// stopping would leave those messages unacked: the next gateway would
+// then wait the consumer's ack wait for their redelivery before writing
+// anything newer.
+func (g *Gateway) drainSinks(loops *sync.WaitGroup) {
+	for _, s := range g.sinks {
+		if s.drain != nil {
+			close(s.drain)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		loops.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(g.opts.ShutdownTimeout / 2)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		g.logger.Warn("consumers did not finish what they took within half the shutdown timeout; the rest will be redelivered after the ack wait")
+	}
+}
+
+// stopSinks flushes every queue until deadline.
+func (g *Gateway) stopSinks(deadline time.Time) {
+	flushCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var wg sync.WaitGroup
 	for i, q := range g.queues {

@@ -47,6 +47,7 @@ type metrics struct {
 	queueCapacity        prometheus.Gauge
 	appendBlocked        prometheus.Counter
 	appendBlockedSeconds prometheus.Counter
+	splits               prometheus.Counter
 
 	reg        prometheus.Registerer
 	registered []prometheus.Collector
@@ -82,6 +83,8 @@ func newMetrics(name string, queued func() float64) *metrics {
 			"Samples whose Append had to wait for room in a full shard queue."))),
 		appendBlockedSeconds: prometheus.NewCounter(prometheus.CounterOpts(opts("append_blocked_seconds_total",
 			"Time Append spent waiting for room in a full shard queue."))),
+		splits: prometheus.NewCounter(prometheus.CounterOpts(opts("request_splits_total",
+			"Requests refused for their content (400, 413) that were split in two, each half sent on its own."))),
 	}
 	// Start the common outcomes at zero so rate() works from the first scrape.
 	for _, c := range []string{code2xx, code4xx, code429, code5xx, codeNetwork} {
@@ -93,7 +96,7 @@ func newMetrics(name string, queued func() float64) *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.samplesSent, m.samplesDropped, m.samplesRetried, m.requests, m.requestDuration,
-		m.sentBytes, m.queueSamples, m.queueCapacity, m.appendBlocked, m.appendBlockedSeconds,
+		m.sentBytes, m.queueSamples, m.queueCapacity, m.appendBlocked, m.appendBlockedSeconds, m.splits,
 	}
 }
 

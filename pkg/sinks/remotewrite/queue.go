@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -538,6 +539,9 @@ type shard struct {
 	enc      encoder
 	retryLog logLimiter
 	dropLog  logLimiter
+	// noSplitUntil: a split found nothing the receiver accepts; refused
+	// batches are dropped whole until then.
+	noSplitUntil time.Time
 }
 
 // run builds and sends batches until ch is closed and drained, or Stop
@@ -620,16 +624,53 @@ func (s *shard) take(c *chunk) bool {
 	return true
 }
 
+// A request the receiver refuses for its content (400 or 413) is split in
+// two and each half sent in turn, down to parts of about 1/2^maxSplitDepth
+// of the batch: Prometheus refuses a whole request for one sample out of
+// order, and a batch of 2 000 samples should not be lost for one bad
+// series. A split that finds nothing the receiver accepts (it refuses
+// everything, a misconfiguration rather than bad data) turns splitting off
+// for the shard for splitCooldown, so it costs at most 2^(maxSplitDepth+1)-1
+// requests per shard and cooldown.
+const (
+	maxSplitDepth = 8
+	splitCooldown = time.Minute
+)
+
+// splittable reports whether a permanent error refuses the request's
+// content, so that a part of it may be accepted.
+func splittable(err error) bool {
+	var serr *StatusError
+	return errors.As(err, &serr) && (serr.StatusCode == http.StatusBadRequest || serr.StatusCode == http.StatusRequestEntityTooLarge)
+}
+
 // send sends the current batch until it is accepted or rejected for good,
 // then finishes it. It returns false, leaving the batch in place, if Stop
 // gave up first.
 func (s *shard) send() bool {
+	split := false
+	accepted, ok := s.sendPart(s.batch, 0, &split)
+	if !ok {
+		return false
+	}
+	if split && accepted == 0 {
+		s.noSplitUntil = time.Now().Add(splitCooldown)
+	}
+	s.finish()
+	return true
+}
+
+// sendPart sends part of the batch until it is accepted or rejected for
+// good, splitting it when the receiver refuses its content (see
+// maxSplitDepth). It returns how many of its samples were accepted, and
+// false if Stop gave up first.
+func (s *shard) sendPart(part []series.Sample, depth int, split *bool) (int, bool) {
 	q := s.q
-	n := float64(len(s.batch))
-	data, err := s.enc.encode(s.batch)
+	n := float64(len(part))
+	data, err := s.enc.encode(part)
 	if err != nil {
-		s.drop(err, reasonEncode)
-		return true
+		s.drop(len(part), err, reasonEncode)
+		return 0, true
 	}
 
 	backoff := time.Duration(q.cfg.MinBackoff)
@@ -643,16 +684,26 @@ func (s *shard) send() bool {
 		case err == nil:
 			q.metrics.samplesSent.Add(n)
 			q.metrics.sentBytes.Add(float64(len(data)))
-			s.finish()
-			return true
+			return len(part), true
 		case canceled:
-			return false
+			return 0, false
 		}
 
 		var rerr RecoverableError
 		if !errors.As(err, &rerr) {
-			s.drop(err, dropReason(err))
-			return true
+			if len(part) > 1 && depth < maxSplitDepth && splittable(err) && time.Now().After(s.noSplitUntil) {
+				*split = true
+				q.metrics.splits.Inc()
+				half := len(part) / 2
+				a, ok := s.sendPart(part[:half], depth+1, split)
+				if !ok {
+					return a, false
+				}
+				b, ok := s.sendPart(part[half:], depth+1, split)
+				return a + b, ok
+			}
+			s.drop(len(part), err, dropReason(err))
+			return 0, true
 		}
 		delay := jitter(backoff)
 		if rerr.RetryAfter > delay {
@@ -660,11 +711,11 @@ func (s *shard) send() bool {
 		}
 		if ok, suppressed := s.retryLog.allow(time.Now()); ok {
 			q.logger.Warn("remote write request failed, retrying",
-				"shard", s.id, "samples", len(s.batch), "attempt", attempt,
+				"shard", s.id, "samples", len(part), "attempt", attempt,
 				"retry_in", delay, "suppressed", suppressed, "err", err)
 		}
 		if !sleepCtx(q.sendCtx, delay) {
-			return false
+			return 0, false
 		}
 		q.metrics.samplesRetried.Add(n)
 		if maxBackoff := time.Duration(q.cfg.MaxBackoff); backoff < maxBackoff/2 {
@@ -675,15 +726,14 @@ func (s *shard) send() bool {
 	}
 }
 
-// drop counts the batch as dropped for reason and finishes it.
-func (s *shard) drop(err error, reason string) {
-	s.q.metrics.samplesDropped.WithLabelValues(reason).Add(float64(len(s.batch)))
+// drop counts n samples as dropped for reason.
+func (s *shard) drop(n int, err error, reason string) {
+	s.q.metrics.samplesDropped.WithLabelValues(reason).Add(float64(n))
 	if ok, suppressed := s.dropLog.allow(time.Now()); ok {
 		s.q.logger.Error("remote write request rejected, samples dropped",
-			"shard", s.id, "samples", len(s.batch), "reason", reason,
+			"shard", s.id, "samples", n, "reason", reason,
 			"suppressed", suppressed, "err", err)
 	}
-	s.finish()
 }
 
 // finish releases the batch's trackers (calling the done callbacks of the

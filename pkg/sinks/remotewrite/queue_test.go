@@ -34,6 +34,7 @@ func TestQueueRetryClassification(t *testing.T) {
 		noRetry429 bool
 		wantCode   string
 		wantReason string        // Non-empty: dropped with this reason.
+		wantSplit  bool          // Refused for its content: split, and the halves sent.
 		wantWait   time.Duration // Least time between first and second request.
 	}{
 		{name: "500 retried", status: 500, wantCode: code5xx},
@@ -41,9 +42,10 @@ func TestQueueRetryClassification(t *testing.T) {
 		{name: "503 retried", status: 503, wantCode: code5xx},
 		{name: "429 retried after Retry-After", status: 429, retryAfter: "1", wantCode: code429, wantWait: time.Second},
 		{name: "429 dropped when not retried", status: 429, noRetry429: true, wantCode: code429, wantReason: "http_429"},
-		{name: "400 dropped", status: 400, wantCode: code4xx, wantReason: "http_400"},
+		{name: "400 split", status: 400, wantCode: code4xx, wantSplit: true},
 		{name: "404 dropped", status: 404, wantCode: code4xx, wantReason: "http_404"},
-		{name: "413 dropped", status: 413, wantCode: code4xx, wantReason: "http_413"},
+		{name: "413 split", status: 413, wantCode: code4xx, wantSplit: true},
+		{name: "401 dropped", status: 401, wantCode: code4xx, wantReason: "http_401"},
 		{name: "connection closed retried", hangup: true, wantCode: codeNetwork},
 	}
 	for _, tt := range tests {
@@ -85,6 +87,18 @@ func TestQueueRetryClassification(t *testing.T) {
 				require.Zero(t, testutil.ToFloat64(m.samplesSent))
 				require.Zero(t, testutil.ToFloat64(m.samplesRetried))
 				require.Len(t, rcv.arrivals(), 1, "never retried")
+				require.Zero(t, testutil.ToFloat64(m.splits))
+				return
+			}
+			if tt.wantSplit {
+				// Refused once; each half then accepted on its own.
+				require.Equal(t, 1.0, testutil.ToFloat64(m.splits))
+				require.Equal(t, 2.0, testutil.ToFloat64(m.requests.WithLabelValues(code2xx)))
+				require.Equal(t, float64(n), testutil.ToFloat64(m.samplesSent))
+				require.Zero(t, testutil.ToFloat64(m.samplesRetried))
+				require.Zero(t, testutil.CollectAndCount(m.samplesDropped))
+				require.Equal(t, makeSamples(0, n, 1000), rcv.samples(), "every sample, in order")
+				require.Len(t, rcv.arrivals(), 3)
 				return
 			}
 			require.Equal(t, float64(n), testutil.ToFloat64(m.samplesSent))
@@ -609,7 +623,7 @@ func TestQueueBackoff(t *testing.T) {
 // touched, including when one shard's batch is dropped.
 func TestQueueDoneAcrossShards(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		client := &fakeClient{errs: []error{&StatusError{StatusCode: 400}}}
+		client := &fakeClient{errs: []error{&StatusError{StatusCode: 404}}}
 		cfg := testConfig(t, "http://127.0.0.1:1")
 		cfg.QueueConfig.Shards = 3
 		cfg.QueueConfig.BatchSendDeadline = model.Duration(time.Second)
@@ -631,7 +645,7 @@ func TestQueueDoneAcrossShards(t *testing.T) {
 			sent += len(c.samples)
 		}
 		require.Equal(t, len(in), sent)
-		dropped := testutil.ToFloat64(q.metrics.samplesDropped.WithLabelValues("http_400"))
+		dropped := testutil.ToFloat64(q.metrics.samplesDropped.WithLabelValues("http_404"))
 		require.Positive(t, dropped)
 		require.Equal(t, float64(len(in)), dropped+testutil.ToFloat64(q.metrics.samplesSent))
 		require.NoError(t, q.Stop(t.Context()))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
@@ -113,7 +114,7 @@ remote_write:%s`, srv.ClientURL(), partitions, id, inv, sinkYAML("prom", prom.Wr
 	// Every poll of every BMC, at its time, exactly once.
 	for _, s := range func() []testbed.Series {
 		var got []testbed.Series
-		require.Eventually(t, func() bool {
+		complete := func() bool {
 			got, err = prom.RawSamples(ctx, `bmc_up`, 10*time.Minute, time.Now())
 			return err == nil && len(got) == len(fleet.BMCs) && func() bool {
 				for _, s := range got {
@@ -123,7 +124,23 @@ remote_write:%s`, srv.ClientURL(), partitions, id, inv, sinkYAML("prom", prom.Wr
 				}
 				return true
 			}()
-		}, 20*time.Second, 200*time.Millisecond, "every BMC's nine polls in Prometheus")
+		}
+		if !assert.Eventually(t, complete, 20*time.Second, 200*time.Millisecond, "every BMC's nine polls in Prometheus") {
+			// Say what is missing and what the surviving replica counted.
+			for _, s := range got {
+				if len(s.Samples) != len(times) {
+					t.Logf("bmc %s: %d of %d polls: %v", s.Labels["bmc"], len(s.Samples), len(times), s.Samples)
+				}
+			}
+			if m, err := scrapeGatewayErr("http://" + a.Addr + "/metrics"); err == nil {
+				for _, name := range []string{"bmcstream_gateway_snapshots_total", "bmcstream_gateway_dedup_snapshots_rejected_total", "bmcstream_remote_write_samples_dropped_total", "bmcstream_remote_write_requests_total"} {
+					for i, ls := range m.families[name] {
+						t.Logf("replica a: %s%v %v", name, ls, m.values[name][i])
+					}
+				}
+			}
+			t.FailNow()
+		}
 		return got
 	}() {
 		for k, at := range times {

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,8 +96,12 @@ func (s *sink) run(ctx context.Context) {
 
 	s.inflight = make(map[string][]jetstream.Msg)
 	s.releaseCh = make(chan struct{}, 1)
-	if s.out == nil && s.awaitRedeliveries(ctx) {
-		s.started = time.Now().UnixMilli()
+	var backlog uint64 // a predecessor's unacked snapshots, redelivered first
+	if s.out == nil {
+		var waited bool
+		if waited, backlog = s.awaitRedeliveries(ctx); waited {
+			s.started = time.Now().UnixMilli()
+		}
 	}
 
 	// One pull subscription for the loop's life, not a fetch per round: a
@@ -139,6 +145,10 @@ func (s *sink) run(ctx context.Context) {
 				s.logger.Warn("pull from stream", "err", err)
 				sleep(ctx, time.Second)
 				continue
+			}
+			if backlog > 0 {
+				s.replayInOrder(ctx, it, backlog)
+				backlog = 0
 			}
 		}
 		// Releases are handled between messages: while snapshots are
@@ -214,19 +224,22 @@ func (s *sink) draining() bool {
 //
 // It reports whether it waited: a previous gateway held the consumer, and
 // the roll-ups it wrote may be ahead of the backlog about to be replayed.
-func (s *sink) awaitRedeliveries(ctx context.Context) bool {
-	pending := func() uint64 {
+//
+// It also returns how many remain unacked after the wait: the snapshots
+// the server redelivers first, which replayInOrder puts back in order.
+func (s *sink) awaitRedeliveries(ctx context.Context) (bool, uint64) {
+	pending := func() (uint64, bool) {
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		info, err := s.cons.Info(ictx)
 		if err != nil {
-			return 0
+			return 0, false
 		}
-		return uint64(info.NumAckPending)
+		return uint64(info.NumAckPending), true
 	}
-	n := pending()
+	n, _ := pending()
 	if n == 0 {
-		return false
+		return false, 0
 	}
 	wait := time.Duration(s.g.cfg.Consumer.AckWait) + time.Second
 	s.logger.Info("snapshots of a previous gateway are unacknowledged; waiting for their ack or redelivery so they are written before newer ones",
@@ -234,11 +247,53 @@ func (s *sink) awaitRedeliveries(ctx context.Context) bool {
 	deadline := time.Now().Add(wait)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		sleep(ctx, min(250*time.Millisecond, time.Until(deadline)))
-		if pending() == 0 {
-			break
+		if p, ok := pending(); ok {
+			if n = p; n == 0 {
+				break
+			}
 		}
 	}
-	return true
+	return true, n
+}
+
+// replayInOrder takes the backlog of snapshots a predecessor left unacked,
+// which the server redelivers before anything newer, and hands them on in
+// stream order. The server queues a message for redelivery when its own
+// ack wait ends, and those differ (a gateway extends the ack wait of the
+// snapshots it is working on, not of those still in its prefetch buffer),
+// so a BMC's older snapshot can come back after its newer one, and dedup
+// would then refuse it as stale: a lost poll. Taken in one go and sorted,
+// they are written in order. It stops early after a second with nothing
+// (a message past its max deliveries is not redelivered).
+func (s *sink) replayInOrder(ctx context.Context, it jetstream.MessagesContext, backlog uint64) {
+	type redelivered struct {
+		m   jetstream.Msg
+		seq uint64
+	}
+	var msgs []redelivered
+	late, newest := 0, uint64(0) // arrived after a newer one
+	for uint64(len(msgs)) < backlog && ctx.Err() == nil {
+		m, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			break
+		}
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
+		if seq < newest {
+			late++
+		}
+		newest = max(newest, seq)
+		msgs = append(msgs, redelivered{m, seq})
+	}
+	slices.SortStableFunc(msgs, func(a, b redelivered) int { return cmp.Compare(a.seq, b.seq) })
+	s.logger.Info("replaying a previous gateway's unacknowledged snapshots in stream order",
+		"snapshots", len(msgs), "redelivered_late", late)
+	for _, r := range msgs {
+		s.pending.add(r.m)
+		s.dispatch(ctx, r.m)
+	}
 }
 
 // dispatch handles m now, or parks it behind the snapshot of the same BMC

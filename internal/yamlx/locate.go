@@ -150,6 +150,7 @@ var (
 	setTwiceRE  = regexp.MustCompile(`^field (\S+) already set in type \S+$`)
 	cannotRE    = regexp.MustCompile("^cannot unmarshal (\\S+)(?: `([^`]*)`)? into ")
 	alreadyRE   = regexp.MustCompile(`^key "(.*)" already set in map$`)
+	anchoredRE  = regexp.MustCompile(`^\^\(\?s:(.*)\)\$$`)
 	quotedRE    = regexp.MustCompile("\"((?:[^\"\\\\]|\\\\.)+)\"|`([^`]+)`|'([^']+)'")
 	pathRE      = regexp.MustCompile(`^[A-Za-z0-9_-]+(\[\d+\])*(\.[A-Za-z0-9_-]+(\[\d+\])*)*$`)
 	pathSegment = regexp.MustCompile(`[A-Za-z0-9_-]+|\[\d+\]`)
@@ -228,6 +229,9 @@ func (d doc) place(msg string, err error) error {
 		quoted = append(quoted, q[1]+q[2]+q[3])
 		if u, err := strconv.Unquote(`"` + q[1] + `"`); q[1] != "" && err == nil && u != q[1] {
 			quoted = append(quoted, u) // Go's %q of a value with a quote or a line break
+		}
+		if a := anchoredRE.FindStringSubmatch(q[1] + q[2] + q[3]); a != nil {
+			quoted = append(quoted, a[1]) // a relabel regex as anchored for compiling
 		}
 	}
 	for _, whole := range []bool{true, false} {

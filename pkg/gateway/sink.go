@@ -277,6 +277,7 @@ func (s *sink) replayInOrder(ctx context.Context, it jetstream.MessagesContext, 
 		if err != nil {
 			break
 		}
+		s.pending.add(m) // its ack wait is kept alive while the backlog is gathered
 		var seq uint64
 		if md, err := m.Metadata(); err == nil {
 			seq = md.Sequence.Stream
@@ -291,7 +292,6 @@ func (s *sink) replayInOrder(ctx context.Context, it jetstream.MessagesContext, 
 	s.logger.Info("replaying a previous gateway's unacknowledged snapshots in stream order",
 		"snapshots", len(msgs), "redelivered_late", late)
 	for _, r := range msgs {
-		s.pending.add(r.m)
 		s.dispatch(ctx, r.m)
 	}
 }

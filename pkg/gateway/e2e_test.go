@@ -45,6 +45,27 @@ func publisher(t *testing.T, url string) (*synth.Publisher, jetstream.JetStream)
 	return &synth.Publisher{NC: nc, JS: js}, js
 }
 
+// binaryBed is what the tests of the gateway binary share: the binary, a
+// real Prometheus, an embedded NATS server with the raw stream, and a
+// publisher on it. It skips the test in -short mode.
+type binaryBed struct {
+	bin  string
+	prom *testbed.Receiver
+	srv  *server.Server
+	pub  *synth.Publisher
+	js   jetstream.JetStream
+}
+
+func newBinaryBed(t *testing.T) binaryBed {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the gateway binary")
+	}
+	b := binaryBed{bin: buildGateway(t), prom: testbed.StartPrometheus(t), srv: natsServer(t)}
+	b.pub, b.js = publisher(t, b.srv.ClientURL())
+	return b
+}
+
 func writeInventory(t *testing.T, f synth.Fleet) string {
 	t.Helper()
 	b, err := inventory.Marshal(f.BMCs)

@@ -120,13 +120,8 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 // and exits 0 leaving nothing in flight; what it had not fetched stays in
 // the stream for the next start.
 func TestGracefulShutdownAcksWhatItDelivered(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the gateway binary")
-	}
-	bin := buildGateway(t)
-	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
-	pub, js := publisher(t, srv.ClientURL())
+	bed := newBinaryBed(t)
+	bin, prom, srv, pub, js := bed.bin, bed.prom, bed.srv, bed.pub, bed.js
 	fleet := synth.NewFleet(50)
 	config := filepath.Join(t.TempDir(), "gateway.yml")
 	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`

@@ -27,13 +27,8 @@ import (
 // first in progress, so the second and third come back first. The gateway
 // must still write every poll.
 func TestRedeliveriesReplayedInOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the gateway binary")
-	}
-	bin := buildGateway(t)
-	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
-	pub, js := publisher(t, srv.ClientURL())
+	bed := newBinaryBed(t)
+	bin, prom, srv, pub, js := bed.bin, bed.prom, bed.srv, bed.pub, bed.js
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

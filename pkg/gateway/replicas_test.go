@@ -28,14 +28,9 @@ import (
 // out-of-order samples, must end with every poll of every BMC: nothing
 // lost, nothing reordered by two replicas reading one partition.
 func TestReplicasSharePartitions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs two gateway processes")
-	}
 	const partitions = 8
-	bin := buildGateway(t)
-	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
-	pub, js := publisher(t, srv.ClientURL())
+	bed := newBinaryBed(t)
+	bin, prom, srv, pub, js := bed.bin, bed.prom, bed.srv, bed.pub, bed.js
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	sc := bus.DefaultStreamConfig

@@ -49,6 +49,59 @@ type Target struct {
 	InsecureSkipVerify bool
 }
 
+// Drop reasons: why a Source left a reading the BMC listed out of a
+// snapshot. Every reading a BMC lists is either in the snapshot or counted
+// under one of these (docs/metrics.md, "Nothing disappears uncounted").
+const (
+	// DropAbsent: the sensor or its component is not there (Redfish
+	// Status.State Absent; IPMI "entity not present").
+	DropAbsent = "absent"
+	// DropDisabled: the sensor is there but not reading (Redfish State
+	// Disabled, UnavailableOffline, StandbyOffline; IPMI scanning disabled).
+	DropDisabled = "disabled"
+	// DropNull: the reading is null or missing, or the BMC flagged it
+	// unavailable (IPMI "reading unavailable").
+	DropNull = "null"
+	// DropNotANumber: the reading is something else than a number ("N/A",
+	// an empty string, a boolean, an object).
+	DropNotANumber = "not_a_number"
+	// DropMalformed: a member that is not a JSON object, an undecodable
+	// record.
+	DropMalformed = "malformed"
+	// DropUnsupportedLayout: the reading sits in a resource shape or
+	// encoding the source cannot read (an OEM-only layout, a non-linear or
+	// OEM IPMI conversion, a bridged IPMI owner).
+	DropUnsupportedLayout = "unsupported_layout"
+	// DropMerged: the same physical reading was read through a second
+	// schema (legacy Thermal and the Sensors collection, say) and merged
+	// into the first: not lost, but not a second reading either.
+	DropMerged = "merged"
+)
+
+// Drop describes one reading a Source left out of a snapshot.
+type Drop struct {
+	// Reason is one of the Drop* constants.
+	Reason string
+	// Name is the vendor's sensor name, when known.
+	Name string
+	// ID identifies the reading as Reading.ID would have: a Redfish
+	// member URI (with its JSON pointer for array members), an IPMI sensor
+	// number.
+	ID string
+	// Detail says more in words: the raw value, the state, the reading
+	// it was merged into.
+	Detail string
+}
+
+// DropCounter is implemented by Sources that count the readings they
+// leave out of snapshots.
+type DropCounter interface {
+	// Dropped returns how many readings were left out since the Source was
+	// made, by reason (a Drop* constant). Counts only grow. The map is the
+	// caller's. Safe to call from any goroutine.
+	Dropped() map[string]uint64
+}
+
 // Class is the kind of a poll failure, for counting and backing off.
 type Class string
 

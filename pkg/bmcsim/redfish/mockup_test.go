@@ -1,6 +1,8 @@
 package redfish_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,6 +128,9 @@ func TestMockupLayouts(t *testing.T) {
 	bare := t.TempDir()
 	require.NoError(t, os.CopyFS(bare, os.DirFS(filepath.Join(mockupDir, "redfish"))))
 	require.NoError(t, os.Remove(filepath.Join(bare, "index.json")))
+	// DMTF's published mockups: the directory is /redfish/v1 itself.
+	flat := t.TempDir()
+	require.NoError(t, os.CopyFS(flat, os.DirFS(filepath.Join(mockupDir, "redfish", "v1"))))
 
 	tests := []struct {
 		name string
@@ -135,7 +140,8 @@ func TestMockupLayouts(t *testing.T) {
 	}{
 		{"mockup creator layout", mockupDir, redfish.MockupOptions{Username: user, Password: password}, ""},
 		{"without the redfish directory", bare, redfish.MockupOptions{Username: user, Password: password}, ""},
-		{"no mockup", t.TempDir(), redfish.MockupOptions{Username: user, Password: password}, "neither redfish/v1/index.json nor v1/index.json"},
+		{"flat, the directory is /redfish/v1", flat, redfish.MockupOptions{Username: user, Password: password}, ""},
+		{"no mockup", t.TempDir(), redfish.MockupOptions{Username: user, Password: password}, "none of redfish/v1/index.json, v1/index.json and index.json exists"},
 		{"no credentials", mockupDir, redfish.MockupOptions{}, "username: must be set"},
 	}
 	for _, tc := range tests {
@@ -157,11 +163,116 @@ func TestMockupLayouts(t *testing.T) {
 	}
 }
 
-func TestMockupRejectsBadJSON(t *testing.T) {
+// TestMockupServesMalformedJSON replays a document that is not valid JSON
+// byte for byte, as the BMC it was captured from did, with an ETag and 304
+// like any other, and reports it once at load.
+func TestMockupServesMalformedJSON(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.CopyFS(dir, os.DirFS(mockupDir)))
-	bad := filepath.Join(dir, "redfish", "v1", "Chassis", "1U", "index.json")
-	require.NoError(t, os.WriteFile(bad, []byte(`{"Id": "1U",`), 0o644))
-	_, err := redfish.NewMockupHandler(dir, redfish.MockupOptions{Username: user, Password: password})
-	require.ErrorContains(t, err, "not valid JSON")
+	bad := []byte(`{"Id": "1U",`)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "redfish", "v1", "Chassis", "1U", "index.json"), bad, 0o644))
+	// A collection cut short is served as captured too (it cannot be
+	// expanded).
+	badColl := []byte(`{"Members": [{"@odata.id": "/redfish/v1/Chassis/1U"}`)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "redfish", "v1", "Chassis", "index.json"), badColl, 0o644))
+
+	var malformed []string
+	h, err := redfish.NewMockupHandler(dir, redfish.MockupOptions{
+		Username: user, Password: password,
+		OnMalformed: func(uri string) { malformed = append(malformed, uri) },
+	})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"/redfish/v1/Chassis", "/redfish/v1/Chassis/1U"}, malformed)
+	srv := serve(t, h)
+
+	for path, want := range map[string][]byte{"/redfish/v1/Chassis/1U": bad, "/redfish/v1/Chassis?$expand=.": badColl} {
+		resp, body := do(t, srv, request{path: path})
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, want, body, "served byte for byte")
+		etag := resp.Header.Get("ETag")
+		require.NotEmpty(t, etag)
+		resp, _ = do(t, srv, request{path: path, header: map[string]string{"If-None-Match": etag}})
+		require.Equal(t, http.StatusNotModified, resp.StatusCode)
+	}
+	// The rest of the mockup is unaffected.
+	require.Len(t, getJSON(t, srv, "/redfish/v1/Chassis/1U/Thermal")["Temperatures"], 3)
+}
+
+// TestMockupExpand inlines a collection's members one level deep for
+// $expand=. and $expand=*, with or without $levels, and leaves them links
+// for $expand=~ (Links only) and without $expand; each form has its own
+// ETag and answers 304 to it.
+func TestMockupExpand(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS(mockupDir)))
+	// A member the mockup does not hold stays a link.
+	coll := filepath.Join(dir, "redfish", "v1", "Chassis", "1U", "Sensors", "index.json")
+	orig, err := os.ReadFile(coll)
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(orig, &doc))
+	members := doc["Members"].([]any)
+	require.Len(t, members, 2)
+	doc["Members"] = append(members, map[string]any{"@odata.id": "/redfish/v1/Chassis/1U/Sensors/Missing"})
+	b, err := json.Marshal(doc)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(coll, b, 0o644))
+
+	h, err := redfish.NewMockupHandler(dir, redfish.MockupOptions{Username: user, Password: password})
+	require.NoError(t, err)
+	srv := serve(t, h)
+	const sensors = "/redfish/v1/Chassis/1U/Sensors"
+	member0 := getJSON(t, srv, sensors+"/AmbientTemp")
+
+	tests := []struct {
+		query  string
+		inline bool
+	}{
+		{"", false},
+		{"?$expand=.", true},
+		{"?$expand=*", true},
+		{"?$expand=.($levels=1)", true},
+		{"?$expand=*($levels=1)", true},
+		{"?$expand=.($levels=2)", true},
+		{"?$expand=~", false},
+		{"?$expand=~($levels=1)", false},
+		{"?$top=1", false},
+	}
+	etags := map[bool]string{}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			resp, body := do(t, srv, request{path: sensors + tc.query})
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+			var got map[string]any
+			require.NoError(t, json.Unmarshal(body, &got), "%s", body)
+			ms := got["Members"].([]any)
+			require.Len(t, ms, 3)
+			require.Equal(t, map[string]any{"@odata.id": sensors + "/Missing"}, ms[2], "a member the mockup lacks stays a link")
+			first := ms[0].(map[string]any)
+			if tc.inline {
+				require.Equal(t, member0, first, "the member's own document, inlined")
+				// One level: the inlined member's own links stay links.
+				require.NotContains(t, string(body), `"Members":[{"@odata.id":"`+sensors+`/AmbientTemp"}`)
+			} else {
+				require.Equal(t, map[string]any{"@odata.id": sensors + "/AmbientTemp"}, first)
+			}
+			require.Equal(t, got["Members@odata.count"], doc["Members@odata.count"], "the rest of the collection as captured")
+
+			etag := resp.Header.Get("ETag")
+			require.NotEmpty(t, etag)
+			if prev, ok := etags[tc.inline]; ok {
+				require.Equal(t, prev, etag, "the same representation has the same ETag")
+			}
+			etags[tc.inline] = etag
+			resp, _ = do(t, srv, request{path: sensors + tc.query, header: map[string]string{"If-None-Match": etag}})
+			require.Equal(t, http.StatusNotModified, resp.StatusCode)
+		})
+	}
+	require.NotEqual(t, etags[true], etags[false], "expanded and plain collections differ, and so do their ETags")
+
+	// Key order is the captured one: @odata.type comes before Members in
+	// the test mockup's Chassis collection, and still does.
+	_, body := do(t, srv, request{path: "/redfish/v1/Chassis?$expand=*"})
+	require.Less(t, bytes.Index(body, []byte(`"@odata.type"`)), bytes.Index(body, []byte(`"Members"`)))
+	require.Contains(t, string(body), `"SerialNumber":"437XR1138R2"`, "the chassis inlined")
 }

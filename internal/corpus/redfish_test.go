@@ -1,0 +1,261 @@
+package corpus
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	simredfish "github.com/bmcstream/bmcstream/pkg/bmcsim/redfish"
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
+	"github.com/bmcstream/bmcstream/pkg/secret"
+	"github.com/bmcstream/bmcstream/pkg/series"
+	"github.com/bmcstream/bmcstream/pkg/sources"
+	"github.com/bmcstream/bmcstream/pkg/sources/redfish"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	user     = "admin"
+	password = "corpus-Qx7-password"
+	// pollStart is the fixed poll time of every snapshot, so goldens do
+	// not change from run to run; polls "take" one second.
+	pollStart = 1796558400000 // 2026-12-07T00:00:00Z
+)
+
+// captures lists the directories under testdata/<kind>, read at run time.
+func captures(t *testing.T, kind string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join("testdata", kind))
+	require.NoError(t, err)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	require.NotEmpty(t, out, "captures under testdata/%s", kind)
+	return out
+}
+
+// baseLabels are the inventory labels every corpus series carries.
+func baseLabels(bmc string) []prompb.Label {
+	return []prompb.Label{{Name: "bmc", Value: bmc}, {Name: "rack", Value: "r01"}, {Name: "site", Value: "lab"}}
+}
+
+// polled is what a capture's two polls gave.
+type polled struct {
+	first, steady       *v1.Snapshot
+	firstErr, steadyErr error
+	drops               []sources.Drop
+	stats               redfish.Stats
+	malformed           int
+}
+
+// poll serves a capture through bmcsim's mockup handler on loopback HTTP
+// and reads it twice with the Redfish source, logging in with a session as
+// a poller does: the first poll discovers, the second is the steady state
+// (conditional GETs answered 304 Not Modified).
+func poll(t *testing.T, dir string) polled {
+	t.Helper()
+	var out polled
+	var malformed atomic.Int64
+	h, err := simredfish.NewMockupHandler(dir, simredfish.MockupOptions{
+		Username: user, Password: password,
+		OnMalformed: func(string) { malformed.Add(1) },
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	port, err := strconv.Atoi(u.Port())
+	require.NoError(t, err)
+
+	var drops dropLog
+	src := redfish.New(sources.Target{Host: u.Hostname(), Port: port, Scheme: "http", Username: user, Password: secret.Secret(password)}, sourceOptions(&drops))
+	collect := func() (*v1.Snapshot, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		s := &v1.Snapshot{BmcId: filepath.Base(dir), PollerId: "corpus", PollStartMs: pollStart, PollEndMs: pollStart + 1000}
+		err := src.Collect(ctx, s)
+		return s, err
+	}
+	out.first, out.firstErr = collect()
+	out.drops = drops.take()
+	out.steady, out.steadyErr = collect()
+	drops.take()
+	out.stats = src.Stats()
+	require.NoError(t, src.Close(t.Context()))
+	require.Zero(t, h.SessionCount(), "the source logged out")
+	out.malformed = int(malformed.Load())
+	return out
+}
+
+// TestRedfishCorpus replays every capture under testdata/redfish through
+// the Redfish source and the normaliser, compares the series with the
+// capture's golden file and checks the invariants every BMC's series keep.
+func TestRedfishCorpus(t *testing.T) {
+	norm, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{})
+	require.NoError(t, err)
+	for _, name := range captures(t, "redfish") {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join("testdata", "redfish", name)
+			p := poll(t, dir)
+			var st pipeline.Stats
+			ss := norm.Normalise(nil, p.first, baseLabels(name), &st)
+			docs, err := captureDocs(dir)
+			require.NoError(t, err)
+			raw := rawReadings(docs)
+			t.Logf("%s: %d readings, %d series, drops %s, normaliser %+v, %d requests (%d not modified), %d malformed documents",
+				name, len(p.first.Readings), len(ss), dropSummary(p.drops), st, p.stats.Requests, p.stats.NotModified, p.malformed)
+
+			t.Run("polls", func(t *testing.T) {
+				require.NoError(t, p.firstErr, "first poll")
+				require.NoError(t, p.steadyErr, "steady poll")
+				require.True(t, p.first.Up)
+				require.Equal(t, readingLines(p.first), readingLines(p.steady), "the steady poll reads what the first did")
+				require.Positive(t, p.stats.NotModified, "the steady poll is answered 304 Not Modified")
+			})
+			t.Run("golden", func(t *testing.T) { checkGolden(t, name, expoLines(ss)) })
+			t.Run("every_reading_accounted", func(t *testing.T) { report(t, coverage(raw, p.first, p.drops)) })
+			t.Run("normaliser_accounts", func(t *testing.T) { report(t, normaliserAccounts(t, p.first, name)) })
+			for _, inv := range seriesInvariants {
+				t.Run(inv.name, func(t *testing.T) { report(t, inv.check(ss)) })
+			}
+			t.Run("promtool", func(t *testing.T) { promtoolCheck(t, ss) })
+		})
+	}
+}
+
+// report fails the test with its violations, at most 40 of them shown.
+func report(t *testing.T, violations []string) {
+	t.Helper()
+	if len(violations) == 0 {
+		return
+	}
+	shown := violations
+	if len(shown) > 40 {
+		shown = shown[:40]
+	}
+	t.Errorf("%d violations:\n  %s", len(violations), strings.Join(shown, "\n  "))
+}
+
+// readingLines renders readings for comparison.
+func readingLines(s *v1.Snapshot) []string {
+	out := make([]string, len(s.Readings))
+	for i := range s.Readings {
+		out[i] = s.Readings[i].String()
+	}
+	return out
+}
+
+func dropSummary(ds []sources.Drop) string {
+	by := map[string]int{}
+	for _, d := range ds {
+		by[d.Reason]++
+	}
+	if len(by) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, r := range sortedKeys(by) {
+		parts = append(parts, fmt.Sprintf("%s=%d", r, by[r]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// coverage: every numeric reading of an enabled sensor in the capture's
+// JSON is in the snapshot or reported as a drop, by its id or one of its
+// other ids (docs/metrics.md: every reading is a series or a counted drop).
+func coverage(raw map[string]rawReading, s *v1.Snapshot, drops []sources.Drop) []string {
+	have := map[string]bool{}
+	for i := range s.Readings {
+		have[canonicalID(s.Readings[i].Id)] = true
+	}
+	for _, d := range drops {
+		have[canonicalID(d.ID)] = true
+	}
+	var out []string
+	for _, id := range sortedKeys(raw) {
+		r := raw[id]
+		if !r.enabled() {
+			continue
+		}
+		if have[id] || slices.ContainsFunc(r.Alt, func(a string) bool { return have[a] }) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s (%q = %g at %s) is neither a reading nor a drop", id, r.Name, r.Value, r.Where))
+	}
+	return out
+}
+
+// canonicalID is a reading id with its URI part canonical (no trailing
+// slash), the JSON pointer kept.
+func canonicalID(id string) string {
+	u, ptr, ok := strings.Cut(id, "#")
+	u = canonicalURI(u)
+	if ok {
+		return u + "#" + ptr
+	}
+	return u
+}
+
+// normaliserAccounts: the normaliser turns each reading into at least one
+// series, or counts it in Stats. Each reading is normalised alone, so what
+// it produced is told apart from what every snapshot produces.
+func normaliserAccounts(t *testing.T, s *v1.Snapshot, bmc string) []string {
+	t.Helper()
+	n, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{PlanCacheSize: 1})
+	require.NoError(t, err)
+	empty := *s
+	empty.Readings = nil
+	var st pipeline.Stats
+	base := map[string]bool{}
+	for _, smp := range n.Normalise(nil, &empty, baseLabels(bmc), &st) {
+		base[labelKey(smp)] = true
+	}
+	var out []string
+	var buf []series.Sample
+	for i := range s.Readings {
+		one := empty
+		one.Readings = s.Readings[i : i+1]
+		st = pipeline.Stats{}
+		buf = n.Normalise(buf[:0], &one, baseLabels(bmc), &st)
+		produced := 0
+		for _, smp := range buf {
+			if !base[labelKey(smp)] {
+				produced++
+			}
+		}
+		if produced == 0 && st.Unmapped+st.Invalid+st.Dropped+st.Duplicate == 0 {
+			r := &s.Readings[i]
+			out = append(out, fmt.Sprintf("%s (%q, %s %q = %g) made no series and no count", r.Id, r.Name, r.Kind, r.Unit, r.Value))
+		}
+	}
+	return out
+}
+
+func labelKey(s series.Sample) string {
+	l := expoLine(s)
+	return l[:strings.LastIndexByte(l, ' ')]
+}

@@ -68,7 +68,7 @@ var ipmiUnits = map[string]struct {
 	"v": {"Volts", v1.Kind_KIND_VOLTAGE}, "volts": {"Volts", v1.Kind_KIND_VOLTAGE},
 	"a": {"Amps", v1.Kind_KIND_CURRENT}, "amps": {"Amps", v1.Kind_KIND_CURRENT},
 	"w": {"Watts", v1.Kind_KIND_POWER}, "watts": {"Watts", v1.Kind_KIND_POWER},
-	"rpm": {"RPM", v1.Kind_KIND_FAN},
+	"rpm":  {"RPM", v1.Kind_KIND_FAN},
 	"feet": {"feet", v1.Kind_KIND_UNSPECIFIED},
 }
 

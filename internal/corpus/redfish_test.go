@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -67,22 +68,36 @@ type polled struct {
 	drops               []sources.Drop
 	stats               redfish.Stats
 	malformed           int
+	// expanded counts the requests that asked for $expand.
+	expanded int
 }
 
 // poll serves a capture through bmcsim's mockup handler on loopback HTTP
 // and reads it twice with the Redfish source, logging in with a session as
 // a poller does: the first poll discovers, the second is the steady state
 // (conditional GETs answered 304 Not Modified).
-func poll(t *testing.T, dir string) polled {
+//
+// With noExpand, the server ignores $expand (as BMCs that announce it and
+// do not honour it do), so the source reads collection members one by one.
+func poll(t *testing.T, dir string, noExpand bool) polled {
 	t.Helper()
 	var out polled
-	var malformed atomic.Int64
+	var malformed, expanded atomic.Int64
 	h, err := simredfish.NewMockupHandler(dir, simredfish.MockupOptions{
 		Username: user, Password: password,
 		OnMalformed: func(string) { malformed.Add(1) },
 	})
 	require.NoError(t, err)
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Has("$expand") {
+			expanded.Add(1)
+			if noExpand {
+				q.Del("$expand")
+				r.URL.RawQuery = q.Encode()
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { require.NoError(t, h.Close()) })
 	u, err := url.Parse(srv.URL)
@@ -107,6 +122,7 @@ func poll(t *testing.T, dir string) polled {
 	require.NoError(t, src.Close(t.Context()))
 	require.Zero(t, h.SessionCount(), "the source logged out")
 	out.malformed = int(malformed.Load())
+	out.expanded = int(expanded.Load())
 	return out
 }
 
@@ -120,14 +136,14 @@ func TestRedfishCorpus(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := filepath.Join("testdata", "redfish", name)
-			p := poll(t, dir)
+			p := poll(t, dir, false)
 			var st pipeline.Stats
 			ss := norm.Normalise(nil, p.first, baseLabels(name), &st)
 			docs, err := captureDocs(dir)
 			require.NoError(t, err)
 			raw := rawReadings(docs)
-			t.Logf("%s: %d readings, %d series, drops %s, normaliser %+v, %d requests (%d not modified), %d malformed documents",
-				name, len(p.first.Readings), len(ss), dropSummary(p.drops), st, p.stats.Requests, p.stats.NotModified, p.malformed)
+			t.Logf("%s: %d readings, %d series, drops %s, normaliser %+v, %d requests (%d not modified, %d with $expand), %d malformed documents",
+				name, len(p.first.Readings), len(ss), dropSummary(p.drops), st, p.stats.Requests, p.stats.NotModified, p.expanded, p.malformed)
 
 			t.Run("polls", func(t *testing.T) {
 				require.NoError(t, p.firstErr, "first poll")
@@ -137,6 +153,15 @@ func TestRedfishCorpus(t *testing.T) {
 				require.Positive(t, p.stats.NotModified, "the steady poll is answered 304 Not Modified")
 			})
 			t.Run("golden", func(t *testing.T) { checkGolden(t, name, expoLines(ss)) })
+			t.Run("expanded_equals_one_by_one", func(t *testing.T) {
+				if p.expanded == 0 {
+					t.Skip("the source did not ask this capture for $expand")
+				}
+				one := poll(t, dir, true)
+				require.Equal(t, sortedLines(p.first), sortedLines(one.first),
+					"readings through $expand (%d requests) and member by member (%d requests) are the same",
+					p.stats.Requests, one.stats.Requests)
+			})
 			t.Run("every_reading_accounted", func(t *testing.T) { report(t, coverage(raw, p.first, p.drops)) })
 			t.Run("normaliser_accounts", func(t *testing.T) { report(t, normaliserAccounts(t, p.first, name)) })
 			for _, inv := range seriesInvariants {
@@ -166,6 +191,12 @@ func readingLines(s *v1.Snapshot) []string {
 	for i := range s.Readings {
 		out[i] = s.Readings[i].String()
 	}
+	return out
+}
+
+func sortedLines(s *v1.Snapshot) []string {
+	out := readingLines(s)
+	slices.Sort(out)
 	return out
 }
 

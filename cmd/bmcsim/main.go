@@ -40,7 +40,8 @@ your own files with --personalities.dir):
   bmcsim --bmcs=1000 --mix=ilo=3,idrac=3,xcc=2,supermicro=1,openbmc=1
 
 Replay a capture of your own hardware (a directory in DMTF mockup layout, as
-Redfish-Mockup-Creator writes it) as 50 BMCs:
+Redfish-Mockup-Creator writes it, or DMTF's flat one where the directory is
+/redfish/v1) as 50 BMCs; $expand of collections is honoured one level deep:
 
   bmcsim --mockup.dir=./my-r750-mockup --bmcs=50 --protocols=redfish
 
@@ -99,7 +100,7 @@ func run(args []string) error {
 	app.Flag("bmcs-per-rack", "BMCs per rack.").Default("20").IntVar(&cfg.BMCsPerRack)
 	app.Flag("racks-per-row", "Racks per row.").Default("10").IntVar(&cfg.RacksPerRow)
 	app.Flag("personalities.dir", "Directory of extra personality files (*.yml).").StringVar(&personalitiesDir)
-	app.Flag("mockup.dir", "Replay this DMTF mockup directory as every BMC (Redfish only).").StringVar(&cfg.MockupDir)
+	app.Flag("mockup.dir", "Replay this DMTF mockup directory (dir/redfish/v1, dir/v1 or flat) as every BMC (Redfish only).").StringVar(&cfg.MockupDir)
 	app.Flag("fault", "Fault at start, e.g. fraction=0.1,black_hole (repeatable).").StringsVar(&faults)
 	app.Flag("ignore-sensor-latency", "Answer slow personalities' sensor resources at once.").BoolVar(&ignoreSensorLatency)
 	app.Flag("out.dir", "Where to write inventory.yml, credentials.yml and ca.pem.").Default("bmcsim-out").StringVar(&outDir)

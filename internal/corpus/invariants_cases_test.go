@@ -115,10 +115,20 @@ func TestCoverageCatches(t *testing.T) {
 		{Id: "/redfish/v1/Chassis/1/Power#/PowerSupplies/0/PowerOutputWatts"},
 		{Id: "/redfish/v1/Chassis/1/Sensors/Total"},
 	}}
-	got := coverage(raw, snap, nil)
+	got := coverage(raw, snap, nil, false)
 	require.Len(t, got, 1, "%v", got)
-	require.Contains(t, got[0], "Fans/0", "the iLO 4 fan is lost; the absent CPU 2 may be")
-	require.Empty(t, coverage(raw, snap, []sources.Drop{{ID: "/redfish/v1/Chassis/1/Thermal#/Fans/0"}}))
+	require.Contains(t, got[0], "Fans/0", "the iLO 4 fan is lost")
+	fan := "/redfish/v1/Chassis/1/Thermal#/Fans/0"
+	require.Empty(t, coverage(raw, snap, []sources.Drop{{Reason: sources.DropMerged, ID: fan}}, false))
+	got = coverage(raw, snap, []sources.Drop{{Reason: sources.DropNull, ID: fan}}, false)
+	require.Len(t, got, 1, "%v", got)
+	require.Contains(t, got[0], "dropped as [null]", "a working fan with a number is not null")
+
+	// The absent CPU 2 is listed: it must be a drop.
+	got = coverage(raw, snap, nil, true)
+	require.Len(t, got, 1, "%v", got)
+	require.Contains(t, got[0], "Temperatures/1")
+	require.Empty(t, coverage(raw, snap, []sources.Drop{{Reason: sources.DropAbsent, ID: "/redfish/v1/Chassis/1/Thermal#/Temperatures/1"}}, true))
 }
 
 // writeDoc writes a capture document for uri (below /redfish/v1) in the

@@ -22,7 +22,12 @@ type rawReading struct {
 	Alt   []string
 	Name  string
 	State string
-	Value float64
+	// Numeric says the value is a JSON number; Value is it. Otherwise the
+	// reading is listed with null, a string or no value at all, and Raw
+	// says which.
+	Numeric bool
+	Value   float64
+	Raw     string
 	// Where says which resource and property it was read from, for
 	// failure messages.
 	Where string
@@ -92,9 +97,9 @@ func walkObjects(o map[string]any, docURI string, top bool, out map[string]rawRe
 		legacyArray(o, uri, "PowerSupplies", []string{"PowerInputWatts", "PowerOutputWatts", "LastPowerOutputWatts"}, out)
 		legacyArray(o, uri, "PowerControl", []string{"PowerConsumedWatts"}, out)
 	case "Sensor":
-		if v, ok := number(o["Reading"]); ok {
-			add(out, rawReading{ID: uri, Name: str(o["Name"]), State: state(o), Value: v, Where: uri + " Reading"})
-		}
+		r := rawReading{ID: uri, Name: str(o["Name"]), State: state(o), Where: uri + " Reading"}
+		r.setValue(o, "Reading")
+		add(out, r)
 	case "ThermalMetrics":
 		if arr, ok := o["TemperatureReadingsCelsius"].([]any); ok {
 			for i, e := range arr {
@@ -162,12 +167,14 @@ func resourceType(o map[string]any, uri string, top bool) string {
 // legacyArray adds the readings of a legacy Thermal or Power array. A
 // member with one reading property is identified by its own id; one with
 // several (a PSU's input and output) by its id plus the property, as a
-// JSON pointer.
+// JSON pointer. Every property present is a listed reading, null or not;
+// a temperature, fan or voltage member is one even with none.
 func legacyArray(o map[string]any, uri, array string, props []string, out map[string]rawReading) {
 	arr, ok := o[array].([]any)
 	if !ok {
 		return
 	}
+	oneEach := array == "Temperatures" || array == "Fans" || array == "Voltages"
 	for i, e := range arr {
 		m, ok := e.(map[string]any)
 		if !ok {
@@ -183,18 +190,29 @@ func legacyArray(o map[string]any, uri, array string, props []string, out map[st
 		}
 		var found []string
 		for _, p := range props {
-			if _, ok := number(m[p]); ok {
+			if _, ok := m[p]; ok {
 				found = append(found, p)
 			}
 		}
-		if len(props) == 2 && props[1] == "CurrentReading" && len(found) == 2 {
+		if oneEach && len(found) > 1 {
 			// iLO 4 gives the same reading twice (ReadingCelsius and
-			// CurrentReading): one reading.
+			// CurrentReading): one reading, the first that is a number.
+			for _, p := range found {
+				if _, ok := number(m[p]); ok {
+					found = []string{p}
+					break
+				}
+			}
 			found = found[:1]
 		}
+		where := uri + " " + array + "[" + strconv.Itoa(i) + "]."
+		if oneEach && len(found) == 0 {
+			add(out, rawReading{ID: id, Name: name, State: state(m), Raw: "missing", Where: where + props[0]})
+			continue
+		}
 		for _, p := range found {
-			v, _ := number(m[p])
-			r := rawReading{Name: name, State: state(m), Value: v, Where: uri + " " + array + "[" + strconv.Itoa(i) + "]." + p}
+			r := rawReading{Name: name, State: state(m), Where: where + p}
+			r.setValue(m, p)
 			if len(found) == 1 {
 				r.ID = id
 				r.Alt = []string{id + "/" + p}
@@ -222,16 +240,41 @@ func excerpt(v any, id, st string, out map[string]rawReading) {
 	if _, ok := m["SetPoint"]; ok {
 		return // a Control excerpt (PowerLimitWatts): a limit, not a sensor
 	}
-	n, ok := number(m["Reading"])
-	if !ok {
+	if _, ok := m["Reading"]; !ok {
 		return
 	}
-	r := rawReading{ID: id, State: st, Value: n, Where: id}
+	r := rawReading{ID: id, State: st, Where: id}
+	r.setValue(m, "Reading")
 	if ds, ok := m["DataSourceUri"].(string); ok && ds != "" {
 		r.Alt = []string{canonicalURI(ds)}
 		r.Name = lastSegment(r.Alt[0])
 	}
 	add(out, r)
+}
+
+// setValue records the value of property p of m.
+func (r *rawReading) setValue(m map[string]any, p string) {
+	v, present := m[p]
+	switch v := v.(type) {
+	case float64:
+		r.Numeric, r.Value = true, v
+	case nil:
+		r.Raw = "null"
+		if !present {
+			r.Raw = "missing"
+		}
+	default:
+		b, _ := json.Marshal(v)
+		r.Raw = string(b)
+	}
+}
+
+// value renders the value for messages.
+func (r rawReading) value() string {
+	if r.Numeric {
+		return strconv.FormatFloat(r.Value, 'g', -1, 64)
+	}
+	return r.Raw
 }
 
 func add(out map[string]rawReading, r rawReading) {

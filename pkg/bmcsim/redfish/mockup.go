@@ -83,9 +83,9 @@ func (m *mockupBackend) route(p string) (route, bool) {
 // $expand=. and $expand=* (with or without $levels; one level is what this
 // service expands) inline a collection's members whose documents the mockup
 // holds, so a client's expanded and member-by-member readings can both be
-// exercised on one capture; $expand=~ expands only hyperlinks under Links,
-// which a collection's Members are not, and so returns the collection as it
-// is. A collection is served from its decoded form (same members in the
+// exercised on one capture. $expand=~ asks only for the hyperlinks under
+// Links, which a collection's Members are not and which this service does
+// not expand: the collection comes back as it is. A collection is served from its decoded form (same members in the
 // same order, compact), expanded or not; a member the mockup lacks stays a
 // link.
 func NewMockupHandler(dir string, opts MockupOptions) (*Handler, error) {

@@ -73,6 +73,11 @@ type Faults struct {
 	DropIPMISessions bool `json:"drop_ipmi_sessions,omitempty"`
 	// FanFailed makes fan with this 1-based index read 0 with critical health.
 	FanFailed int `json:"fan_failed,omitempty"`
+	// PSUFailed makes the power supply with this 1-based index fail: it
+	// delivers nothing (its input and output power read 0 with critical
+	// health, its Status is Critical on every schema) and the others carry
+	// the load.
+	PSUFailed int `json:"psu_failed,omitempty"`
 	// IntakeOffset adds degrees to this BMC's intake (a blocked vent).
 	IntakeOffset float64 `json:"intake_offset,omitempty"`
 	// PowerOff reports the chassis powered off (load and power drop).
@@ -151,6 +156,13 @@ type Reading struct {
 	State string
 }
 
+// PSUFailed reports whether the power supply with this 0-based index has
+// failed (the PSUFailed fault).
+func (b *BMC) PSUFailed(index int) bool {
+	n := b.faults.Load().PSUFailed
+	return n > 0 && n == index+1 && index < len(b.Personality.PSUs)
+}
+
 // Percent is a fan reading as a percentage of the fan's maximum RPM.
 func (r Reading) Percent() float64 {
 	max := r.Spec.Nominal
@@ -191,7 +203,12 @@ func (b *BMC) Readings(t time.Time) []Reading {
 	load := b.Load(t)
 	cpu := intake + 18 + 40*load
 	power := b.ChassisPower(t)
-	nPSU := float64(max(1, len(p.PSUs)))
+	// A failed PSU delivers nothing; the others share the load.
+	live := len(p.PSUs)
+	if f.PSUFailed > 0 && f.PSUFailed <= len(p.PSUs) {
+		live--
+	}
+	nPSU := float64(max(1, live))
 	out := make([]Reading, 0, len(p.Sensors))
 	for i := range p.Sensors {
 		s := &p.Sensors[i]
@@ -218,6 +235,13 @@ func (b *BMC) Readings(t time.Time) []Reading {
 			r.Value = round1(intake + 25 + 45*load + s.Nominal)
 		case SourceStorage:
 			r.Value = round1(intake + 9 + 4*load + s.Nominal)
+		case SourceGPUInlet:
+			// Behind the CPUs and drives: pre-warmed air, more under load.
+			r.Value = round1(intake + 5 + 10*load + s.Nominal)
+		case SourceBoardInlet:
+			r.Value = round1(intake + 1 + 2*load + s.Nominal)
+		case SourcePSUInlet:
+			r.Value = round1(intake + 2 + 4*load + s.Nominal)
 		case SourceMargin:
 			// Lenovo's DTS: degrees below the throttle point, negative.
 			r.Value = round1(-(95 - cpu))
@@ -234,10 +258,16 @@ func (b *BMC) Readings(t time.Time) []Reading {
 			}
 		case SourceChassisPower:
 			r.Value = power
-		case SourcePSUInput:
+		case SourcePSUInput, SourcePSUOutput:
+			if f.PSUFailed == s.Index+1 {
+				r.Value = 0
+				r.Health = "Critical"
+				break
+			}
 			r.Value = math.Round(power / nPSU)
-		case SourcePSUOutput:
-			r.Value = math.Round(power / nPSU * 0.94)
+			if s.Source == SourcePSUOutput {
+				r.Value = math.Round(power / nPSU * 0.94)
+			}
 		case SourceVoltage:
 			ripple := 0.004 * math.Sin(float64(t.UnixMilli())/7000+b.Room.hash("v/"+b.ID+s.Name)*6)
 			r.Value = math.Round(s.Nominal*(1+ripple)*1000) / 1000

@@ -71,9 +71,11 @@ on --admin.listen-address:
 
 Fault keys: latency_median_ms, latency_p99_ms, black_hole, down, http_status,
 retry_after_seconds, malformed_json, wrong_types, drop_ipmi_sessions,
-fan_failed, psu_failed, intake_offset, power_off. fan_failed=N and
-psu_failed=N (1-based) show in every schema a personality serves: the legacy
-Thermal/Power, the Sensors, the subsystems and EnvironmentMetrics.
+fan_failed, psu_failed, psu_input_lost, fan_redundancy_lost, intake_offset,
+power_off. fan_failed=N, psu_failed=N and psu_input_lost=N (1-based) show in
+every Redfish schema a personality serves (the legacy Thermal/Power, the
+Sensors, the subsystems and EnvironmentMetrics) and over IPMI;
+fan_redundancy_lost shows over IPMI only.
 
 With --addressing=address (the default) one TCP listener and one UDP socket,
 bound to the wildcard address, serve the whole fleet and answer only the

@@ -73,15 +73,16 @@ type Faults struct {
 	DropIPMISessions bool `json:"drop_ipmi_sessions,omitempty"`
 	// FanFailed makes fan with this 1-based index read 0 with critical health.
 	FanFailed int `json:"fan_failed,omitempty"`
-	// PSUFailed makes the power supply with this 1-based index fail: it
-	// delivers nothing (its input and output power read 0 with critical
-	// health, its Status is Critical on every schema) and the others carry
-	// the load.
-	PSUFailed int `json:"psu_failed,omitempty"`
 	// IntakeOffset adds degrees to this BMC's intake (a blocked vent).
 	IntakeOffset float64 `json:"intake_offset,omitempty"`
 	// PowerOff reports the chassis powered off (load and power drop).
 	PowerOff bool `json:"power_off,omitempty"`
+	// PSUFailed and PSUInputLost assert the failure and the input lost
+	// states of the PSU with this 1-based index; FanRedundancyLost the fan
+	// redundancy sensor's redundancy lost (see discrete.go).
+	PSUFailed         int  `json:"psu_failed,omitempty"`
+	PSUInputLost      int  `json:"psu_input_lost,omitempty"`
+	FanRedundancyLost bool `json:"fan_redundancy_lost,omitempty"`
 }
 
 // BMC is one virtual BMC.
@@ -156,11 +157,23 @@ type Reading struct {
 	State string
 }
 
-// PSUFailed reports whether the power supply with this 0-based index has
-// failed (the PSUFailed fault).
-func (b *BMC) PSUFailed(index int) bool {
-	n := b.faults.Load().PSUFailed
-	return n > 0 && n == index+1 && index < len(b.Personality.PSUs)
+// PSUDown reports whether the power supply with this 0-based index
+// delivers nothing: it failed (the PSUFailed fault) or lost its input
+// (PSUInputLost). Its input and output power then read 0 with critical
+// health, its Status is Critical in every Redfish schema, and the other
+// supplies carry the load.
+func (b *BMC) PSUDown(index int) bool {
+	return psuDown(b.faults.Load(), index)
+}
+
+// PSUInputLost reports whether the power supply with this 0-based index
+// lost its input (the PSUInputLost fault).
+func (b *BMC) PSUInputLost(index int) bool {
+	return b.faults.Load().PSUInputLost == index+1
+}
+
+func psuDown(f *Faults, index int) bool {
+	return f.PSUFailed == index+1 || f.PSUInputLost == index+1
 }
 
 // Percent is a fan reading as a percentage of the fan's maximum RPM.
@@ -205,8 +218,10 @@ func (b *BMC) Readings(t time.Time) []Reading {
 	power := b.ChassisPower(t)
 	// A failed PSU delivers nothing; the others share the load.
 	live := len(p.PSUs)
-	if f.PSUFailed > 0 && f.PSUFailed <= len(p.PSUs) {
-		live--
+	for i := range p.PSUs {
+		if psuDown(f, i) {
+			live--
+		}
 	}
 	nPSU := float64(max(1, live))
 	out := make([]Reading, 0, len(p.Sensors))
@@ -259,7 +274,7 @@ func (b *BMC) Readings(t time.Time) []Reading {
 		case SourceChassisPower:
 			r.Value = power
 		case SourcePSUInput, SourcePSUOutput:
-			if f.PSUFailed == s.Index+1 {
+			if psuDown(f, s.Index) {
 				r.Value = 0
 				r.Health = "Critical"
 				break

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -88,36 +89,42 @@ func TestInletsAreNotTheRoom(t *testing.T) {
 	check(20)
 }
 
-// TestPSUFailure checks the PSUFailed fault: the failed supply reads
-// nothing and is critical, the others carry the whole load.
+// TestPSUFailure checks the PSUFailed and PSUInputLost faults: the supply
+// reads nothing and is critical, the others carry the whole load.
 func TestPSUFailure(t *testing.T) {
 	ps, err := Builtin()
 	require.NoError(t, err)
 	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	for _, name := range Names(ps) {
-		t.Run(name, func(t *testing.T) {
-			b := NewBMC("bmc-1", "r01", ps[name], Room{Seed: 7}, "u", "p")
-			power := b.ChassisPower(at)
-			b.SetFaults(Faults{PSUFailed: 1})
-			require.True(t, b.PSUFailed(0))
-			require.False(t, b.PSUFailed(1))
-			for _, r := range b.Readings(at) {
-				if r.Spec.Source != SourcePSUInput && r.Spec.Source != SourcePSUOutput {
-					continue
-				}
-				if r.Spec.Index == 0 {
-					require.Zero(t, r.Value, r.Spec.Name)
-					require.Equal(t, "Critical", r.Health, r.Spec.Name)
-					continue
-				}
-				want := power / float64(len(ps[name].PSUs)-1)
-				if r.Spec.Source == SourcePSUOutput {
-					want *= 0.94
-				}
-				require.InDelta(t, want, r.Value, 1, r.Spec.Name)
-				require.Equal(t, "OK", r.Health, r.Spec.Name)
-			}
-		})
+		for _, f := range []Faults{{PSUFailed: 1}, {PSUInputLost: 1}} {
+			t.Run(fmt.Sprintf("%s/%+v", name, f), func(t *testing.T) {
+				psuDownCase(t, NewBMC("bmc-1", "r01", ps[name], Room{Seed: 7}, "u", "p"), f, at)
+			})
+		}
+	}
+}
+
+func psuDownCase(t *testing.T, b *BMC, f Faults, at time.Time) {
+	power := b.ChassisPower(at)
+	b.SetFaults(f)
+	require.True(t, b.PSUDown(0))
+	require.False(t, b.PSUDown(1))
+	require.Equal(t, f.PSUInputLost == 1, b.PSUInputLost(0))
+	for _, r := range b.Readings(at) {
+		if r.Spec.Source != SourcePSUInput && r.Spec.Source != SourcePSUOutput {
+			continue
+		}
+		if r.Spec.Index == 0 {
+			require.Zero(t, r.Value, r.Spec.Name)
+			require.Equal(t, "Critical", r.Health, r.Spec.Name)
+			continue
+		}
+		want := power / float64(len(b.Personality.PSUs)-1)
+		if r.Spec.Source == SourcePSUOutput {
+			want *= 0.94
+		}
+		require.InDelta(t, want, r.Value, 1, r.Spec.Name)
+		require.Equal(t, "OK", r.Health, r.Spec.Name)
 	}
 }
 

@@ -311,3 +311,36 @@ func TestNewShapesKeepProtocolBehaviour(t *testing.T) {
 		})
 	}
 }
+
+// TestPSUInputLost checks the PSUInputLost fault in every schema: the
+// supply is Critical and reads nothing, and the modern PowerSupply says
+// LossOfInput.
+func TestPSUInputLost(t *testing.T) {
+	ps, err := model.Builtin()
+	require.NoError(t, err)
+	for _, name := range model.Names(ps) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b, _, srv, _ := newService(t, name, redfish.Options{IgnoreSensorLatency: true})
+			p := b.Personality
+			chassis := "/redfish/v1/Chassis/" + p.Redfish.ChassisID
+			b.SetFaults(model.Faults{PSUInputLost: 2})
+			if p.Redfish.Legacy {
+				power := getJSON(t, srv, chassis+"/Power/")
+				require.Equal(t, "OK", field(t, power, "PowerSupplies", "0", "Status", "Health"))
+				require.Equal(t, "Critical", field(t, power, "PowerSupplies", "1", "Status", "Health"))
+			}
+			if p.Redfish.Modern {
+				for bay, want := range map[string][2]string{"Bay1": {"OK", "Normal"}, "Bay2": {"Critical", "LossOfInput"}} {
+					psu := getJSON(t, srv, chassis+"/PowerSubsystem/PowerSupplies/"+bay)
+					require.Equal(t, want[0], field(t, psu, "Status", "Health"), bay)
+					require.Equal(t, want[1], psu["LineInputStatus"], bay)
+				}
+				m := getJSON(t, srv, chassis+"/PowerSubsystem/PowerSupplies/Bay2/Metrics")
+				if in, ok := m["InputPowerWatts"]; ok {
+					require.EqualValues(t, 0, field(t, in, "Reading"))
+				}
+			}
+		})
+	}
+}

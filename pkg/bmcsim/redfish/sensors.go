@@ -140,10 +140,11 @@ func (m *modelBackend) capacityWatts() float64 {
 	return sum
 }
 
-// psuHealth is the worst health of the sensors measuring one PSU; a failed
-// PSU (the PSUFailed fault) is Critical whether or not a sensor measures it.
+// psuHealth is the worst health of the sensors measuring one PSU; a PSU
+// that failed or lost its input is Critical whether or not a sensor
+// measures it.
 func (m *modelBackend) psuHealth(rs []model.Reading, ps *psuInfo) string {
-	if m.b.PSUFailed(ps.index) {
+	if m.b.PSUDown(ps.index) {
 		return "Critical"
 	}
 	var own []model.Reading
@@ -390,9 +391,14 @@ func (m *modelBackend) psuCollection(rc *renderCtx) obj {
 }
 
 // psu is a modern PowerSupply (PowerSupply.v1_5_0); its readings live in
-// the PowerSupplyMetrics behind its Metrics link.
+// the PowerSupplyMetrics behind its Metrics link. LineInputStatus says
+// whether its input is there (LossOfInput under the PSUInputLost fault).
 func (m *modelBackend) psu(rc *renderCtx, ps *psuInfo) obj {
 	self := m.psuPath(ps)
+	line := "Normal"
+	if m.b.PSUInputLost(ps.index) {
+		line = "LossOfInput"
+	}
 	return obj{}.
 		add("@odata.id", self).
 		add("@odata.type", "#PowerSupply.v1_5_0.PowerSupply").
@@ -403,7 +409,7 @@ func (m *modelBackend) psu(rc *renderCtx, ps *psuInfo) obj {
 		add("SerialNumber", m.psuSerial(ps)).
 		add("PowerCapacityWatts", ps.spec.RatedWatts).
 		add("PowerSupplyType", "AC").
-		add("LineInputStatus", "Normal").
+		add("LineInputStatus", line).
 		add("HotPluggable", true).
 		add("Metrics", link(self+"/Metrics")).
 		add("Status", obj{}.add("State", "Enabled").add("Health", m.psuHealth(m.readings(rc), ps)))

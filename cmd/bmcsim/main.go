@@ -34,10 +34,26 @@ inventory, credentials and CA files a poller needs:
 
   bmcsim --bmcs=200 --out.dir=sim
 
-Pick personalities and weights (ilo, idrac, xcc, supermicro, ami, openbmc, or
-your own files with --personalities.dir):
+Pick personalities and weights (default: all equally), or add your own files
+with --personalities.dir:
 
-  bmcsim --bmcs=1000 --mix=ilo=3,idrac=3,xcc=2,supermicro=1,openbmc=1
+  bmcsim --bmcs=1000 --mix=ilo=3,idrac=3,xcc=2,supermicro=1,openbmc=1,hgx=1
+
+The built-in personalities serve the Redfish layouts real BMCs do:
+
+  ilo         iLO 5: legacy Thermal/Power only, fans in Percent, absent sensors
+  ilo4        iLO 4: pre-1.0 Thermal/Power ("#Thermal.1.1.0.Thermal", FanName,
+              CurrentReading, Units "Percent", "@odata.id" ending in "/")
+  idrac       iDRAC 9: both schemas, slow Thermal/Power, FanName, RelatedItem
+  xcc         XClarity: both schemas, "CPU1 DTS" a negative thermal margin
+  supermicro  legacy only, PhysicalContext Intake on every temperature
+  ami         MegaRAC: both schemas with an incomplete Sensors collection (fans,
+              VRM voltage, PSU output only in Thermal/Power), underscore names
+              numbered from 0 (CPU0_DTS, VR_P0_TEMP, Amb_Temp, PSU0_PIN)
+  openbmc     bmcweb: Sensors collection and subsystems only
+  hgx         NVIDIA OpenBMC: subsystems and EnvironmentMetrics only, no Sensors
+              collection; GPU, board and PSU inlets beside the room inlet, all
+              marked PhysicalContext Intake
 
 Replay a capture of your own hardware (a directory in DMTF mockup layout, as
 Redfish-Mockup-Creator writes it, or DMTF's flat one where the directory is
@@ -56,7 +72,11 @@ on --admin.listen-address:
 
 Fault keys: latency_median_ms, latency_p99_ms, black_hole, down, http_status,
 retry_after_seconds, malformed_json, wrong_types, drop_ipmi_sessions,
-fan_failed, intake_offset, power_off.
+fan_failed, psu_failed, psu_input_lost, fan_redundancy_lost, intake_offset,
+power_off. fan_failed=N, psu_failed=N and psu_input_lost=N (1-based) show in
+every Redfish schema a personality serves (the legacy Thermal/Power, the
+Sensors, the subsystems and EnvironmentMetrics) and over IPMI;
+fan_redundancy_lost shows over IPMI only.
 
 With --addressing=address (the default) one TCP listener and one UDP socket,
 bound to the wildcard address, serve the whole fleet and answer only the

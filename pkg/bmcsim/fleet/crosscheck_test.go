@@ -42,9 +42,24 @@ func TestRedfishAndIPMIAgree(t *testing.T) {
 		p := m.BMC.Personality
 		t.Run(p.Name, func(t *testing.T) {
 			// Redfish: the Sensors collection where the BMC has it, else
-			// legacy Thermal; compared by sensor name.
+			// ThermalMetrics (a subsystem-only chassis), else legacy
+			// Thermal; compared by sensor name.
 			redfish := map[string]float64{}
-			if p.Redfish.Modern {
+			switch {
+			case p.Redfish.Modern && p.Redfish.NoSensors:
+				var tm struct {
+					Readings []struct {
+						DeviceName string   `json:"DeviceName"`
+						Reading    *float64 `json:"Reading"`
+					} `json:"TemperatureReadingsCelsius"`
+				}
+				getJSON(t, m, fmt.Sprintf("/redfish/v1/Chassis/%s/ThermalSubsystem/ThermalMetrics", p.Redfish.ChassisID), &tm)
+				for _, s := range tm.Readings {
+					if s.Reading != nil {
+						redfish[s.DeviceName] = *s.Reading
+					}
+				}
+			case p.Redfish.Modern:
 				var coll struct {
 					Members []struct {
 						Name    string   `json:"Name"`
@@ -57,7 +72,7 @@ func TestRedfishAndIPMIAgree(t *testing.T) {
 						redfish[s.Name] = *s.Reading
 					}
 				}
-			} else {
+			default:
 				var th struct {
 					Temperatures []struct {
 						Name           string   `json:"Name"`

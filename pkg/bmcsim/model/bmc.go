@@ -77,6 +77,12 @@ type Faults struct {
 	IntakeOffset float64 `json:"intake_offset,omitempty"`
 	// PowerOff reports the chassis powered off (load and power drop).
 	PowerOff bool `json:"power_off,omitempty"`
+	// PSUFailed and PSUInputLost assert the failure and the input lost
+	// states of the PSU with this 1-based index; FanRedundancyLost the fan
+	// redundancy sensor's redundancy lost (see discrete.go).
+	PSUFailed         int  `json:"psu_failed,omitempty"`
+	PSUInputLost      int  `json:"psu_input_lost,omitempty"`
+	FanRedundancyLost bool `json:"fan_redundancy_lost,omitempty"`
 }
 
 // BMC is one virtual BMC.
@@ -151,6 +157,25 @@ type Reading struct {
 	State string
 }
 
+// PSUDown reports whether the power supply with this 0-based index
+// delivers nothing: it failed (the PSUFailed fault) or lost its input
+// (PSUInputLost). Its input and output power then read 0 with critical
+// health, its Status is Critical in every Redfish schema, and the other
+// supplies carry the load.
+func (b *BMC) PSUDown(index int) bool {
+	return psuDown(b.faults.Load(), index)
+}
+
+// PSUInputLost reports whether the power supply with this 0-based index
+// lost its input (the PSUInputLost fault).
+func (b *BMC) PSUInputLost(index int) bool {
+	return b.faults.Load().PSUInputLost == index+1
+}
+
+func psuDown(f *Faults, index int) bool {
+	return f.PSUFailed == index+1 || f.PSUInputLost == index+1
+}
+
 // Percent is a fan reading as a percentage of the fan's maximum RPM.
 func (r Reading) Percent() float64 {
 	max := r.Spec.Nominal
@@ -191,7 +216,14 @@ func (b *BMC) Readings(t time.Time) []Reading {
 	load := b.Load(t)
 	cpu := intake + 18 + 40*load
 	power := b.ChassisPower(t)
-	nPSU := float64(max(1, len(p.PSUs)))
+	// A failed PSU delivers nothing; the others share the load.
+	live := len(p.PSUs)
+	for i := range p.PSUs {
+		if psuDown(f, i) {
+			live--
+		}
+	}
+	nPSU := float64(max(1, live))
 	out := make([]Reading, 0, len(p.Sensors))
 	for i := range p.Sensors {
 		s := &p.Sensors[i]
@@ -218,6 +250,13 @@ func (b *BMC) Readings(t time.Time) []Reading {
 			r.Value = round1(intake + 25 + 45*load + s.Nominal)
 		case SourceStorage:
 			r.Value = round1(intake + 9 + 4*load + s.Nominal)
+		case SourceGPUInlet:
+			// Behind the CPUs and drives: pre-warmed air, more under load.
+			r.Value = round1(intake + 5 + 10*load + s.Nominal)
+		case SourceBoardInlet:
+			r.Value = round1(intake + 1 + 2*load + s.Nominal)
+		case SourcePSUInlet:
+			r.Value = round1(intake + 2 + 4*load + s.Nominal)
 		case SourceMargin:
 			// Lenovo's DTS: degrees below the throttle point, negative.
 			r.Value = round1(-(95 - cpu))
@@ -234,10 +273,16 @@ func (b *BMC) Readings(t time.Time) []Reading {
 			}
 		case SourceChassisPower:
 			r.Value = power
-		case SourcePSUInput:
+		case SourcePSUInput, SourcePSUOutput:
+			if psuDown(f, s.Index) {
+				r.Value = 0
+				r.Health = "Critical"
+				break
+			}
 			r.Value = math.Round(power / nPSU)
-		case SourcePSUOutput:
-			r.Value = math.Round(power / nPSU * 0.94)
+			if s.Source == SourcePSUOutput {
+				r.Value = math.Round(power / nPSU * 0.94)
+			}
 		case SourceVoltage:
 			ripple := 0.004 * math.Sin(float64(t.UnixMilli())/7000+b.Room.hash("v/"+b.ID+s.Name)*6)
 			r.Value = math.Round(s.Nominal*(1+ripple)*1000) / 1000

@@ -45,6 +45,26 @@ const (
 	SourceVoltage      = "voltage"       // nominal with tiny ripple
 	SourceCurrent      = "current"       // input power / nominal voltage
 	SourceMargin       = "margin"        // a thermal margin: negative degrees below throttle (Lenovo DTS)
+	// Inlets inside the chassis: air entering one component, already
+	// warmed by what sits upstream of it. Vendors name them "inlet" too
+	// ("GPU 3 Inlet", "Board Inlet", "PSU1 Inlet"), but none is the room's
+	// air: only SourceIntake is.
+	SourceGPUInlet   = "gpu_inlet"   // a GPU's inlet, behind the CPUs and drives: hotter than the room
+	SourceBoardInlet = "board_inlet" // the system board's inlet, just behind the front fans
+	SourcePSUInlet   = "psu_inlet"   // a power supply's inlet
+)
+
+// Layout styles of the legacy Thermal and Power resources (RedfishTraits.Style).
+const (
+	// StyleCurrent is the Thermal.v1_7_0 and Power.v1_7_1 shapes.
+	StyleCurrent = ""
+	// StyleILO4 is what HPE iLO 4 serves: the pre-1.0 "#Thermal.1.1.0.Thermal"
+	// and "#Power.1.0.1.Power" types, members without "@odata.id" or
+	// MemberId, fans named by FanName reading CurrentReading in Units
+	// "Percent", temperatures carrying CurrentReading beside ReadingCelsius,
+	// power supplies reporting only LastPowerOutputWatts, and "@odata.id"
+	// values ending in "/".
+	StyleILO4 = "ilo4"
 )
 
 // Personality is a vendor's BMC as seen from outside: identity, which
@@ -72,6 +92,24 @@ type RedfishTraits struct {
 	// Modern serves ThermalSubsystem, PowerSubsystem and the Sensors
 	// collection (with $expand).
 	Modern bool `yaml:"modern"`
+	// NoSensors leaves the Sensors collection (and the chassis's link to
+	// it) out of a modern service: readings are only in the subsystems
+	// (ThermalMetrics, Fans, PowerSupplyMetrics) and EnvironmentMetrics,
+	// whose excerpts still name their Sensor by DataSourceUri, as NVIDIA's
+	// OpenBMC does on chassis it does not list sensors for.
+	NoSensors bool `yaml:"no_sensors"`
+	// EnvironmentMetrics serves Chassis/{id}/EnvironmentMetrics (chassis
+	// power, fan speeds) on a modern service.
+	EnvironmentMetrics bool `yaml:"environment_metrics"`
+	// Style is the shape of the legacy Thermal and Power (Style*).
+	Style string `yaml:"style"`
+	// RelatedItem links each legacy Thermal/Power member to the resource it
+	// measures (the system for CPU and memory sensors, the chassis for the
+	// rest), as Dell and Supermicro do.
+	RelatedItem bool `yaml:"related_item"`
+	// FanName repeats a legacy fan's Name under the deprecated FanName, as
+	// iDRAC does.
+	FanName bool `yaml:"fan_name"`
 	// SensorLatencyMs is extra time the BMC takes to answer its sensor
 	// resources (iDRAC's Thermal and Power take seconds).
 	SensorLatencyMs int `yaml:"sensor_latency_ms"`
@@ -122,6 +160,11 @@ type SensorSpec struct {
 	IPMI IPMISensor `yaml:"ipmi"`
 	// RedfishOmit keeps the sensor off Redfish.
 	RedfishOmit bool `yaml:"redfish_omit"`
+	// SensorsOmit keeps the sensor out of the Sensors collection while the
+	// legacy Thermal or Power still carries it (and the subsystems quote
+	// it without a DataSourceUri): real BMCs serving both schemas list
+	// fans, VRM voltages or PSU output only in the legacy ones.
+	SensorsOmit bool `yaml:"sensors_omit"`
 }
 
 // IPMISensor is the SDR side of a sensor.
@@ -209,6 +252,7 @@ var validSources = map[string]string{
 	SourceIntake: KindTemperature, SourceExhaust: KindTemperature, SourceCPU: KindTemperature,
 	SourceMemory: KindTemperature, SourcePSU: KindTemperature, SourceSystemBoard: KindTemperature,
 	SourceGPU: KindTemperature, SourceStorage: KindTemperature, SourceMargin: KindTemperature,
+	SourceGPUInlet: KindTemperature, SourceBoardInlet: KindTemperature, SourcePSUInlet: KindTemperature,
 	SourceFan: KindFan, SourceChassisPower: KindPower, SourcePSUInput: KindPower, SourcePSUOutput: KindPower,
 	SourceVoltage: KindVoltage, SourceCurrent: KindCurrent,
 }
@@ -219,8 +263,24 @@ func (p *Personality) Validate() error {
 	if p.Name == "" {
 		errs = append(errs, errors.New("name: must be set"))
 	}
-	if !p.Redfish.Legacy && !p.Redfish.Modern {
+	rf := &p.Redfish
+	if !rf.Legacy && !rf.Modern {
 		errs = append(errs, errors.New("redfish: at least one of legacy, modern"))
+	}
+	if rf.NoSensors && !rf.Modern {
+		errs = append(errs, errors.New("redfish: no_sensors needs modern"))
+	}
+	if rf.EnvironmentMetrics && !rf.Modern {
+		errs = append(errs, errors.New("redfish: environment_metrics needs modern"))
+	}
+	switch rf.Style {
+	case StyleCurrent:
+	case StyleILO4:
+		if !rf.Legacy || rf.Modern {
+			errs = append(errs, errors.New("redfish: style ilo4 is a legacy-only service"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("redfish: unknown style %q (known: %q, %q)", rf.Style, StyleCurrent, StyleILO4))
 	}
 	numbers := map[uint8]string{}
 	for i, s := range p.Sensors {
@@ -234,7 +294,10 @@ func (p *Personality) Validate() error {
 		if s.Name == "" {
 			errs = append(errs, fmt.Errorf("sensors[%d]: name must be set", i))
 		}
-		if (s.Source == SourcePSUInput || s.Source == SourcePSUOutput || s.Source == SourcePSU) && s.Index >= len(p.PSUs) {
+		if where := p.redfishHome(&p.Sensors[i]); where != "" {
+			errs = append(errs, fmt.Errorf("sensors[%d] %q: %s", i, s.Name, where))
+		}
+		if (s.Source == SourcePSUInput || s.Source == SourcePSUOutput || s.Source == SourcePSU || s.Source == SourcePSUInlet) && s.Index >= len(p.PSUs) {
 			errs = append(errs, fmt.Errorf("sensors[%d] %q: PSU index %d but %d PSUs", i, s.Name, s.Index, len(p.PSUs)))
 		}
 		if !s.IPMI.Omit {
@@ -247,6 +310,35 @@ func (p *Personality) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// redfishHome says why a sensor shown on Redfish would have no resource to
+// appear in under the personality's layout, or "" when it has one. Every
+// sensor a BMC lists on Redfish must be readable there.
+func (p *Personality) redfishHome(s *SensorSpec) string {
+	rf := &p.Redfish
+	if s.RedfishOmit {
+		return ""
+	}
+	if s.SensorsOmit && (!rf.Legacy || !rf.Modern || rf.NoSensors) {
+		return "sensors_omit needs both legacy and a Sensors collection (legacy and modern, not no_sensors)"
+	}
+	if rf.Style == StyleILO4 && s.Source == SourcePSUInput {
+		return "iLO 4 style power supplies report no input power: use redfish_omit"
+	}
+	inSensors := rf.Modern && !rf.NoSensors && !s.SensorsOmit
+	if rf.Legacy || inSensors {
+		return ""
+	}
+	// Subsystems only: temperatures go to ThermalMetrics, fans to Fans,
+	// PSU power to PowerSupplyMetrics, chassis power to EnvironmentMetrics.
+	switch {
+	case s.Kind == KindTemperature, s.Kind == KindFan, s.Source == SourcePSUInput, s.Source == SourcePSUOutput:
+		return ""
+	case s.Source == SourceChassisPower && rf.EnvironmentMetrics:
+		return ""
+	}
+	return "no resource carries a " + s.Source + " reading without legacy Power or a Sensors collection: use redfish_omit"
 }
 
 // Names returns the sorted personality names of a set.

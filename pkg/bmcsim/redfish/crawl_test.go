@@ -70,7 +70,9 @@ func TestCrawlEveryResource(t *testing.T) {
 				require.NoError(t, json.Unmarshal(body, &doc), path)
 				require.Equal(t, path, doc["@odata.id"], "@odata.id of %s", path)
 				typ, _ := doc["@odata.type"].(string)
-				require.Regexp(t, `^#[A-Za-z]+(\.v\d+_\d+_\d+)?\.[A-Za-z]+$`, typ, path)
+				// Versioned types are "#Thermal.v1_7_0.Thermal"; iLO 4
+				// predates that form ("#Thermal.1.1.0.Thermal").
+				require.Regexp(t, `^#[A-Za-z]+(\.v\d+_\d+_\d+|\.\d+\.\d+\.\d+)?\.[A-Za-z]+$`, typ, path)
 				require.NotEmpty(t, doc["Name"], path)
 				if strings.HasSuffix(typ, "Collection") {
 					require.Contains(t, doc, "Members", path)

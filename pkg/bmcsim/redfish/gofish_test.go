@@ -33,6 +33,22 @@ func visible(rs []model.Reading, kinds ...string) []model.Reading {
 	return out
 }
 
+// listed returns the readings the Sensors collection lists, in
+// personality order: none on a service without the collection, and not
+// those the vendor keeps out of it.
+func listed(p *model.Personality, rs []model.Reading) []model.Reading {
+	if !p.Redfish.Modern || p.Redfish.NoSensors {
+		return nil
+	}
+	var out []model.Reading
+	for _, r := range visible(rs, model.KindTemperature, model.KindFan, model.KindPower, model.KindVoltage, model.KindCurrent) {
+		if !r.Spec.SensorsOmit {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // shown is a reading in the unit its sensor reports.
 func shown(r model.Reading) float64 {
 	if r.Spec.Kind == model.KindFan && r.Spec.Unit == "Percent" {
@@ -102,9 +118,12 @@ func TestPersonalitiesWithGofish(t *testing.T) {
 			require.Equal(t, p.Firmware, managers[0].FirmwareVersion)
 			require.Equal(t, p.ManagerModel, managers[0].Model)
 
-			if p.Redfish.Legacy {
+			switch {
+			case p.Redfish.Legacy && p.Redfish.Style == model.StyleILO4:
+				checkILO4(t, ch, b, want)
+			case p.Redfish.Legacy:
 				checkLegacy(t, ch, b, want)
-			} else {
+			default:
 				th, err := ch.Thermal()
 				require.NoError(t, err)
 				require.Nil(t, th, "no Thermal link without redfish.legacy")
@@ -187,10 +206,60 @@ func checkLegacy(t *testing.T, ch *schemas.Chassis, b *model.BMC, want []model.R
 	}
 }
 
+// checkILO4 reads iLO 4's pre-1.0 Thermal and Power. gofish decodes
+// their names, ReadingCelsius, FanName and LastPowerOutputWatts; a fan's
+// CurrentReading has no field in gofish (the Redfish source must read the
+// raw member), so a fan's Reading stays nil.
+func checkILO4(t *testing.T, ch *schemas.Chassis, b *model.BMC, want []model.Reading) {
+	th, err := ch.Thermal()
+	require.NoError(t, err)
+	require.Equal(t, "#Thermal.1.1.0.Thermal", th.ODataType)
+	require.True(t, strings.HasSuffix(th.ODataID, "/Thermal/"), th.ODataID)
+	temps := visible(want, model.KindTemperature)
+	require.Len(t, th.Temperatures, len(temps))
+	for i, r := range temps {
+		got := th.Temperatures[i]
+		require.Equal(t, r.Spec.Name, got.Name)
+		require.Empty(t, got.MemberID, "iLO 4 members have no MemberId")
+		require.NotNil(t, got.ReadingCelsius, r.Spec.Name)
+		require.InDelta(t, r.Value, *got.ReadingCelsius, 0.5, "%s: whole degrees", r.Spec.Name)
+		requireStatus(t, r, got.Status, r.Spec.Name)
+		require.EqualValues(t, r.Spec.Context, got.PhysicalContext)
+	}
+	fans := visible(want, model.KindFan)
+	require.Len(t, th.Fans, len(fans))
+	for i, r := range fans {
+		got := th.Fans[i]
+		require.Equal(t, r.Spec.Name, got.FanName)
+		require.Empty(t, got.Name, "iLO 4 names fans by FanName only")
+		require.Nil(t, got.Reading, "iLO 4 reads CurrentReading, which gofish does not decode")
+		requireStatus(t, r, got.Status, r.Spec.Name)
+	}
+
+	pw, err := ch.Power()
+	require.NoError(t, err)
+	require.Len(t, pw.PowerControl, 1)
+	require.InDelta(t, b.ChassisPower(testTime()), float64(*pw.PowerControl[0].PowerConsumedWatts), 1e-3)
+	require.Len(t, pw.PowerSupplies, len(b.Personality.PSUs))
+	for i, ps := range b.Personality.PSUs {
+		got := pw.PowerSupplies[i]
+		require.Equal(t, ps.Name, got.Name)
+		require.Nil(t, got.PowerInputWatts, "iLO 4 reports no PSU input power")
+		for _, r := range want {
+			if r.Spec.Source == model.SourcePSUOutput && r.Spec.Index == i {
+				require.NotNil(t, got.LastPowerOutputWatts, ps.Name)
+				require.InDelta(t, r.Value, float64(*got.LastPowerOutputWatts), 0.5)
+			}
+		}
+	}
+	require.Empty(t, pw.Voltages)
+}
+
 func checkModern(t *testing.T, c *gofish.APIClient, ch *schemas.Chassis, b *model.BMC, want []model.Reading) {
+	p := b.Personality
 	sensors, err := ch.Sensors()
 	require.NoError(t, err)
-	all := visible(want, model.KindTemperature, model.KindFan, model.KindPower, model.KindVoltage, model.KindCurrent)
+	all := listed(p, want)
 	require.Len(t, sensors, len(all))
 	for i, r := range all {
 		got := sensors[i]
@@ -249,7 +318,24 @@ func checkModern(t *testing.T, c *gofish.APIClient, ch *schemas.Chassis, b *mode
 		require.NotNil(t, tach, f.Name)
 		require.InDelta(t, tach.Percent(), *f.SpeedPercent.Reading, 1e-9, f.Name)
 		require.InDelta(t, tach.Value, *f.SpeedPercent.SpeedRPM, 1e-9, f.Name)
-		require.Contains(t, f.SpeedPercent.DataSourceURI, ch.ODataID+"/Sensors/")
+		if tach.Spec.SensorsOmit {
+			require.Empty(t, f.SpeedPercent.DataSourceURI, "%s has no Sensor to point to", f.Name)
+		} else {
+			require.Contains(t, f.SpeedPercent.DataSourceURI, ch.ODataID+"/Sensors/")
+		}
+	}
+
+	if p.Redfish.EnvironmentMetrics {
+		em, err := ch.EnvironmentMetrics()
+		require.NoError(t, err)
+		require.NotNil(t, em)
+		require.NotNil(t, em.PowerWatts.Reading)
+		require.InDelta(t, b.ChassisPower(testTime()), *em.PowerWatts.Reading, 1e-9)
+		require.Len(t, em.FanSpeedsPercent, len(fans))
+		for i, f := range fans {
+			require.Equal(t, f.Name, em.FanSpeedsPercent[i].DeviceName)
+			require.InDelta(t, *f.SpeedPercent.Reading, *em.FanSpeedsPercent[i].Reading, 1e-9)
+		}
 	}
 
 	// Likewise PowerSubsystem.PowerSupplies() decodes members as the legacy
@@ -263,9 +349,14 @@ func checkModern(t *testing.T, c *gofish.APIClient, ch *schemas.Chassis, b *mode
 		metrics, err := psu.Metrics()
 		require.NoError(t, err)
 		for _, r := range want {
-			if r.Spec.Source == model.SourcePSUInput && r.Spec.Index == i {
+			switch {
+			case r.Spec.RedfishOmit || r.Spec.Index != i:
+			case r.Spec.Source == model.SourcePSUInput:
 				require.NotNil(t, metrics.InputPowerWatts.Reading, psu.Name)
 				require.InDelta(t, r.Value, *metrics.InputPowerWatts.Reading, 1e-9)
+			case r.Spec.Source == model.SourcePSUOutput:
+				require.NotNil(t, metrics.OutputPowerWatts.Reading, psu.Name)
+				require.InDelta(t, r.Value, *metrics.OutputPowerWatts.Reading, 1e-9)
 			}
 		}
 	}

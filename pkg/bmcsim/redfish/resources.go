@@ -36,6 +36,10 @@ type sensorInfo struct {
 	spec *model.SensorSpec
 	// id is the member id in the Sensors collection.
 	id string
+	// member: the Sensor resource exists (a modern service, and the
+	// sensor not kept out of the Sensors collection). listed: the Sensors
+	// collection lists it (a service with that collection).
+	member, listed bool
 }
 
 // fanInfo is one physical fan of the modern ThermalSubsystem: the fan
@@ -88,7 +92,8 @@ func newModelBackend(b *model.BMC) *modelBackend {
 		} else {
 			seen[id] = 1
 		}
-		m.sensors = append(m.sensors, sensorInfo{idx: i, spec: s, id: id})
+		member := p.Redfish.Modern && !s.SensorsOmit
+		m.sensors = append(m.sensors, sensorInfo{idx: i, spec: s, id: id, member: member, listed: member && !p.Redfish.NoSensors})
 	}
 	m.cpus = max(1, len(cpuIdx))
 
@@ -206,6 +211,10 @@ func (m *modelBackend) route(p string) (route, bool) {
 	}
 	seg := strings.Split(rest, "/")
 	switch {
+	case legacy && rest == "Thermal" && m.p.Redfish.Style == model.StyleILO4:
+		return route{render: m.thermalILO4, sensor: true, slow: true}, true
+	case legacy && rest == "Power" && m.p.Redfish.Style == model.StyleILO4:
+		return route{render: m.powerILO4, sensor: true, slow: true}, true
 	case legacy && rest == "Thermal":
 		return route{render: m.thermal, sensor: true, slow: true}, true
 	case legacy && rest == "Power":
@@ -242,11 +251,13 @@ func (m *modelBackend) route(p string) (route, bool) {
 				return route{render: func(rc *renderCtx) obj { return m.psuMetrics(rc, ps) }, sensor: true}, true
 			}
 		}
-	case rest == "Sensors":
+	case rest == "EnvironmentMetrics" && m.p.Redfish.EnvironmentMetrics:
+		return route{render: m.environmentMetrics, sensor: true}, true
+	case rest == "Sensors" && !m.p.Redfish.NoSensors:
 		return route{render: m.sensorCollection, sensor: true, slow: true}, true
 	case len(seg) == 2 && seg[0] == "Sensors":
 		for i := range m.sensors {
-			if m.sensors[i].id == seg[1] {
+			if m.sensors[i].id == seg[1] && m.sensors[i].member {
 				si := &m.sensors[i]
 				return route{render: func(rc *renderCtx) obj { return m.sensor(rc, si) }, sensor: true}, true
 			}
@@ -350,13 +361,22 @@ func (m *modelBackend) metadata() []byte {
 		"ManagerCollection", "Manager.v1_19_0",
 		"SessionService.v1_1_8", "SessionCollection", "Session.v1_6_0", "Message.v1_1_1",
 	}
-	if m.p.Redfish.Legacy {
+	switch {
+	case m.p.Redfish.Legacy && m.p.Redfish.Style == model.StyleILO4:
+		refs = append(refs, "Thermal.1.1.0", "Power.1.0.1")
+	case m.p.Redfish.Legacy:
 		refs = append(refs, "Thermal.v1_7_0", "Power.v1_7_1")
 	}
 	if m.p.Redfish.Modern {
 		refs = append(refs, "ThermalSubsystem.v1_3_0", "ThermalMetrics.v1_3_0", "FanCollection", "Fan.v1_5_0",
 			"PowerSubsystem.v1_1_0", "PowerSupplyCollection", "PowerSupply.v1_5_0", "PowerSupplyMetrics.v1_1_0",
-			"SensorCollection", "Sensor.v1_7_0")
+			"Sensor.v1_7_0")
+		if !m.p.Redfish.NoSensors {
+			refs = append(refs, "SensorCollection")
+		}
+		if m.p.Redfish.EnvironmentMetrics {
+			refs = append(refs, "EnvironmentMetrics.v1_3_0")
+		}
 	}
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
@@ -421,13 +441,14 @@ func (m *modelBackend) chassis(rc *renderCtx) obj {
 		add("PowerState", m.powerState()).
 		add("Status", status("Enabled", health))
 	if m.p.Redfish.Legacy {
-		o = o.add("Thermal", link(m.chassisPath+"/Thermal")).
-			add("Power", link(m.chassisPath+"/Power"))
+		o = o.add("Thermal", link(m.legacyPath("Thermal"))).
+			add("Power", link(m.legacyPath("Power")))
 	}
 	if m.p.Redfish.Modern {
 		o = o.add("ThermalSubsystem", link(m.chassisPath+"/ThermalSubsystem")).
 			add("PowerSubsystem", link(m.chassisPath+"/PowerSubsystem")).
-			add("Sensors", link(m.chassisPath+"/Sensors"))
+			addIf(!m.p.Redfish.NoSensors, "Sensors", link(m.chassisPath+"/Sensors")).
+			addIf(m.p.Redfish.EnvironmentMetrics, "EnvironmentMetrics", link(m.chassisPath+"/EnvironmentMetrics"))
 	}
 	return o.add("Links", obj{}.
 		add("ComputerSystems", []any{link(m.systemPath)}).

@@ -66,7 +66,7 @@ func (m *modelBackend) sensorNumber(o obj, s *model.SensorSpec) obj {
 // thermal is the legacy Thermal resource (Thermal.v1_7_0).
 func (m *modelBackend) thermal(rc *renderCtx) obj {
 	rs := m.readings(rc)
-	self := m.chassisPath + "/Thermal"
+	self := m.legacyPath("Thermal")
 	temps, fans := []obj{}, []obj{}
 	var shown []model.Reading
 	for _, si := range m.sensors {
@@ -82,13 +82,14 @@ func (m *modelBackend) thermal(rc *renderCtx) obj {
 				add("ReadingCelsius", rc.reading(r.Value)).
 				addIf(s.Context != "", "PhysicalContext", s.Context)
 			t = legacyThresholds(t, s.Thresholds, false)
-			temps = append(temps, t.add("Status", sensorStatus(r)))
+			temps = append(temps, m.relatedItem(t, s).add("Status", sensorStatus(r)))
 		case model.KindFan:
 			n := strconv.Itoa(len(fans))
 			f := obj{}.
 				add("@odata.id", self+"#/Fans/"+n).
 				add("MemberId", n).
-				add("Name", s.Name)
+				add("Name", s.Name).
+				addIf(m.p.Redfish.FanName, "FanName", s.Name)
 			f = m.sensorNumber(f, s).
 				add("Reading", rc.intReading(shownValue(r))).
 				// A vendor that omits units omits ReadingUnits; the schema
@@ -96,7 +97,7 @@ func (m *modelBackend) thermal(rc *renderCtx) obj {
 				addIf(s.Unit != "", "ReadingUnits", s.Unit).
 				addIf(s.Context != "", "PhysicalContext", s.Context)
 			f = legacyThresholds(f, s.Thresholds, true)
-			fans = append(fans, f.add("Status", sensorStatus(r)))
+			fans = append(fans, m.relatedItem(f, s).add("Status", sensorStatus(r)))
 		default:
 			continue
 		}
@@ -139,8 +140,13 @@ func (m *modelBackend) capacityWatts() float64 {
 	return sum
 }
 
-// psuHealth is the worst health of the sensors measuring one PSU.
+// psuHealth is the worst health of the sensors measuring one PSU; a PSU
+// that failed or lost its input is Critical whether or not a sensor
+// measures it.
 func (m *modelBackend) psuHealth(rs []model.Reading, ps *psuInfo) string {
+	if m.b.PSUDown(ps.index) {
+		return "Critical"
+	}
 	var own []model.Reading
 	for _, si := range []int{ps.input, ps.output} {
 		if si >= 0 {
@@ -157,7 +163,7 @@ func (m *modelBackend) psuSerial(ps *psuInfo) string {
 // power is the legacy Power resource (Power.v1_7_1).
 func (m *modelBackend) power(rc *renderCtx) obj {
 	rs := m.readings(rc)
-	self := m.chassisPath + "/Power"
+	self := m.legacyPath("Power")
 	controls, supplies, volts := []obj{}, []obj{}, []obj{}
 	var shown []model.Reading
 	for _, si := range m.sensors {
@@ -183,7 +189,7 @@ func (m *modelBackend) power(rc *renderCtx) obj {
 				add("ReadingVolts", rc.reading(r.Value)).
 				addIf(s.Context != "", "PhysicalContext", s.Context)
 			v = legacyThresholds(v, s.Thresholds, false)
-			volts = append(volts, v.add("Status", sensorStatus(r)))
+			volts = append(volts, m.relatedItem(v, s).add("Status", sensorStatus(r)))
 			shown = append(shown, r)
 		}
 	}
@@ -203,12 +209,15 @@ func (m *modelBackend) power(rc *renderCtx) obj {
 				add("LastPowerOutputWatts", rc.reading(out))
 		}
 		health := m.psuHealth(rs, ps)
-		supplies = append(supplies, o.
+		o = o.
 			add("PowerCapacityWatts", ps.spec.RatedWatts).
 			add("PowerSupplyType", "AC").
 			addIf(ps.spec.Model != "", "Model", ps.spec.Model).
-			add("SerialNumber", m.psuSerial(ps)).
-			add("Status", obj{}.add("State", "Enabled").add("Health", health)))
+			add("SerialNumber", m.psuSerial(ps))
+		if m.p.Redfish.RelatedItem {
+			o = o.add("RelatedItem", []any{link(m.chassisPath)}).add("RelatedItem@odata.count", 1)
+		}
+		supplies = append(supplies, o.add("Status", obj{}.add("State", "Enabled").add("Health", health)))
 		shown = append(shown, model.Reading{Health: health})
 	}
 	return obj{}.
@@ -230,10 +239,20 @@ func (m *modelBackend) sensorPath(si *sensorInfo) string {
 	return m.chassisPath + "/Sensors/" + si.id
 }
 
-// excerpt is a SensorExcerpt: a copy of a Sensor's reading with a link to it.
+// excerpt is a SensorExcerpt: a copy of a Sensor's reading with a link to
+// it, or without one when the sensor has no Sensor resource.
 func (m *modelBackend) excerpt(rc *renderCtx, si *sensorInfo) obj {
 	r := m.readings(rc)[si.idx]
-	return obj{}.add("DataSourceUri", m.sensorPath(si)).add("Reading", rc.reading(shownValue(r)))
+	return m.dataSource(obj{}, si).add("Reading", rc.reading(shownValue(r)))
+}
+
+// dataSource adds an excerpt's DataSourceUri when the sensor has a Sensor
+// resource to point to.
+func (m *modelBackend) dataSource(o obj, si *sensorInfo) obj {
+	if !si.member {
+		return o
+	}
+	return o.add("DataSourceUri", m.sensorPath(si))
 }
 
 // healthOfKinds is the worst health of the shown sensors of some kinds.
@@ -289,8 +308,7 @@ func (m *modelBackend) thermalMetrics(rc *renderCtx) obj {
 		if si.spec.Kind != model.KindTemperature {
 			continue
 		}
-		temps = append(temps, obj{}.
-			add("DataSourceUri", m.sensorPath(si)).
+		temps = append(temps, m.dataSource(obj{}, si).
 			add("DeviceName", si.spec.Name).
 			addIf(si.spec.Context != "", "PhysicalContext", si.spec.Context).
 			add("Reading", rc.reading(rs[si.idx].Value)))
@@ -338,8 +356,7 @@ func (m *modelBackend) fan(rc *renderCtx, f *fanInfo) obj {
 		add("Id", f.id).
 		add("Name", primary.spec.Name).
 		addIf(primary.spec.Context != "", "PhysicalContext", primary.spec.Context).
-		add("SpeedPercent", obj{}.
-			add("DataSourceUri", m.sensorPath(source)).
+		add("SpeedPercent", m.dataSource(obj{}, source).
 			add("Reading", rc.reading(r.Percent())).
 			add("SpeedRPM", rc.reading(r.Value))).
 		add("HotPluggable", true).
@@ -374,9 +391,14 @@ func (m *modelBackend) psuCollection(rc *renderCtx) obj {
 }
 
 // psu is a modern PowerSupply (PowerSupply.v1_5_0); its readings live in
-// the PowerSupplyMetrics behind its Metrics link.
+// the PowerSupplyMetrics behind its Metrics link. LineInputStatus says
+// whether its input is there (LossOfInput under the PSUInputLost fault).
 func (m *modelBackend) psu(rc *renderCtx, ps *psuInfo) obj {
 	self := m.psuPath(ps)
+	line := "Normal"
+	if m.b.PSUInputLost(ps.index) {
+		line = "LossOfInput"
+	}
 	return obj{}.
 		add("@odata.id", self).
 		add("@odata.type", "#PowerSupply.v1_5_0.PowerSupply").
@@ -387,7 +409,7 @@ func (m *modelBackend) psu(rc *renderCtx, ps *psuInfo) obj {
 		add("SerialNumber", m.psuSerial(ps)).
 		add("PowerCapacityWatts", ps.spec.RatedWatts).
 		add("PowerSupplyType", "AC").
-		add("LineInputStatus", "Normal").
+		add("LineInputStatus", line).
 		add("HotPluggable", true).
 		add("Metrics", link(self+"/Metrics")).
 		add("Status", obj{}.add("State", "Enabled").add("Health", m.psuHealth(m.readings(rc), ps)))
@@ -410,9 +432,11 @@ func (m *modelBackend) psuMetrics(rc *renderCtx, ps *psuInfo) obj {
 }
 
 func (m *modelBackend) sensorCollection(rc *renderCtx) obj {
-	paths := make([]string, len(m.sensors))
+	paths := make([]string, 0, len(m.sensors))
 	for i := range m.sensors {
-		paths[i] = m.sensorPath(&m.sensors[i])
+		if m.sensors[i].listed {
+			paths = append(paths, m.sensorPath(&m.sensors[i]))
+		}
 	}
 	return m.collection(rc, m.chassisPath+"/Sensors", "SensorCollection", "Sensors", true, paths)
 }

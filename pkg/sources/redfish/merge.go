@@ -38,7 +38,7 @@ import (
 
 // mergeReadings merges rs (with ms beside them) in place and returns the
 // readings kept, in their order, and a drop for each reading merged into
-// another. leaves, when not nil, receives for each reading whether it was
+// another. merged, when not nil, receives for each reading whether it was
 // merged away.
 func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []sources.Drop) {
 	n := len(rs)
@@ -147,17 +147,21 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 			complete(&rs[k], &rs[i])
 		}
 	}
-	out := rs[:0]
 	for i := range rs {
-		k := kept[find(i)]
-		if k != i {
+		if k := kept[find(i)]; k != i {
 			drops = append(drops, sources.Drop{Reason: sources.DropMerged, Name: rs[i].Name, ID: rs[i].Id, Detail: rs[k].Id})
 			if merged != nil {
 				merged[i] = true
 			}
-			continue
 		}
-		out = append(out, rs[i])
+	}
+	// Compact in place once every id is read: a kept reading may move
+	// over a copy's slot.
+	out := rs[:0]
+	for i := range rs {
+		if kept[find(i)] == i {
+			out = append(out, rs[i])
+		}
 	}
 	return out, drops
 }

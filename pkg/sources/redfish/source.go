@@ -498,6 +498,14 @@ func (s *Source) collect(p *poll, dst *v1.Snapshot) {
 		if statusCode(err) == http.StatusNotFound {
 			s.invalidate()
 		}
+		return
+	}
+	if !p.answered {
+		// A service with no sensor resources (and no info document due)
+		// is asked for its root, so that the poll knows it is up.
+		if _, err := s.readRoot(p); err != nil {
+			p.fail(err)
+		}
 	}
 }
 

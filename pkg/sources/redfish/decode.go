@@ -973,6 +973,7 @@ func decodeEnvMetrics(body []byte, uri string, cov coverage) (docResult, error) 
 // fanDoc is a modern Fan (ThermalSubsystem/Fans/{id}).
 type fanDoc struct {
 	ODataID         str `json:"@odata.id"`
+	ID              str `json:"Id"`
 	Name            str
 	SpeedPercent    *excerpt
 	PhysicalContext str
@@ -1030,6 +1031,11 @@ func (res *docResult) appendFan(f *fanDoc, uri string) {
 	}
 	res.appendExcerpt(f.SpeedPercent, f.Status.State, f.Status.Health, uri, "SpeedPercent", v1.Reading{
 		Name: name, Kind: v1.Kind_KIND_FAN, Unit: "Percent", Context: string(f.PhysicalContext), SensorType: "Fans"})
+	if n := len(res.meta); n > 0 && res.readings[n-1].Id == uri+"#/SpeedPercent" {
+		// The fan's own Id is the member id its Sensor may share
+		// (Fan.Embedded.1A for both).
+		res.meta[n-1].member = string(f.ID)
+	}
 }
 
 // thermalMetricsDoc is a ThermalSubsystem's ThermalMetrics resource. Its

@@ -17,12 +17,18 @@ import (
 // in this order of trust:
 //
 //  1. links: one names the other (a Sensor's RelatedItem or an excerpt's
-//     DataSourceUri is the other's id), and both are of one kind;
+//     DataSourceUri is the other's id, or the resource holding the other,
+//     an excerpt alone of its kind there), and both are of one kind;
 //  2. member ids: both sit in one chassis, are of one kind, and their
 //     member ids (MemberId, Id) are equal after normalising case and
 //     separators, and neither is a bare number (a position, not an
 //     identity), each the only one of its group with that id;
-//  3. names and values: both sit in one chassis, are of one kind and of
+//  3. roles: both sit in one chassis and play one role (the chassis
+//     power, a PSU's input or output power: sensor types PowerControl,
+//     PowerSupplyInput, PowerSupplyOutput) under one name (the PSU's
+//     label), each the only one of its group: the role and the PSU name
+//     the quantity, whatever the values (two resources sampled apart);
+//  4. names and values: both sit in one chassis, are of one kind and of
 //     compatible units, their names are equal after normalising case and
 //     separators and their values equal within rounding, and each is the
 //     other's only such candidate in its group.
@@ -83,9 +89,29 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 	for i := range rs {
 		byID[rs[i].Id] = i
 	}
+	// An excerpt is also named by its resource (a Sensor's RelatedItem
+	// naming the Fan whose SpeedPercent it is), when that resource holds
+	// no other excerpt of the kind.
+	byResource := map[string]int{}
+	for i := range rs {
+		if ms[i].group != groupExcerpt {
+			continue
+		}
+		res, _, _ := strings.Cut(rs[i].Id, "#")
+		key := res + "\x00" + rs[i].Kind.String()
+		if _, dup := byResource[key]; dup {
+			byResource[key] = -1
+		} else {
+			byResource[key] = i
+		}
+	}
 	for i := range rs {
 		for _, l := range ms[i].links {
-			if j, ok := byID[l]; ok && j != i && ms[j].group != ms[i].group && rs[j].Kind == rs[i].Kind {
+			j, ok := byID[l]
+			if !ok {
+				j, ok = byResource[l+"\x00"+rs[i].Kind.String()]
+			}
+			if ok && j >= 0 && j != i && ms[j].group != ms[i].group && rs[j].Kind == rs[i].Kind {
 				union(i, j)
 			}
 		}
@@ -122,6 +148,12 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 			return ""
 		}
 		return m.chassis + "\x00" + rs[i].Kind.String() + "\x00" + fold(m.member)
+	}, func(int, int) bool { return true })
+	pair(func(i int) string {
+		if !role(rs[i].SensorType) {
+			return ""
+		}
+		return ms[i].chassis + "\x00" + rs[i].SensorType + "\x00" + fold(rs[i].Name)
 	}, func(int, int) bool { return true })
 	pair(func(i int) string {
 		return ms[i].chassis + "\x00" + rs[i].Kind.String() + "\x00" + kindless(fold(rs[i].Name), rs[i].Kind)

@@ -423,9 +423,9 @@ func stopping(err error) bool {
 }
 
 // Collect implements sources.Source: it logs in and discovers when needed,
-// reads the sensor resources (two requests a poll for Thermal and Power,
-// one for an expanded Sensors collection) and, one document per poll when
-// due, the system facts.
+// reads the sensor resources of its plan, merges the copies of one
+// reading, reports what it left out to Options.OnDrop and, one document
+// per poll when due, reads the system facts.
 //
 // Up is set when the BMC answered at all. When a request fails after the
 // session and discovery succeeded, the readings read so far are kept and

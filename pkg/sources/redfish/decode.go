@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bmcstream/bmcstream/pkg/sources"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -34,12 +35,20 @@ const (
 type num struct {
 	v     float64
 	state numState
+	// raw is the JSON text of a value that is not a number (cut to 32
+	// bytes), for the drop's detail.
+	raw string
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (n *num) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	*n = num{state: numNaN}
+	defer func() {
+		if n.state == numNaN {
+			n.raw = string(b[:min(len(b), 32)])
+		}
+	}()
 	if len(b) == 0 {
 		return nil
 	}
@@ -105,53 +114,55 @@ type status struct {
 	HealthRollup str
 }
 
-// skips counts readings left out, by reason. Stats exposes the totals.
-type skips struct {
-	unavailable, noReading, notANumber, malformed uint64
-}
-
-func (k *skips) add(o skips) {
-	k.unavailable += o.unavailable
-	k.noReading += o.noReading
-	k.notANumber += o.notANumber
-	k.malformed += o.malformed
-}
-
-func (k skips) total() uint64 { return k.unavailable + k.noReading + k.notANumber + k.malformed }
-
-// unavailable reports whether a Status.State says the sensor has nothing to
-// read: an empty socket or bay (iLO lists those with reading 0), a disabled
-// sensor, a device offline.
-func unavailable(state str) bool {
+// dropReason says why a sensor whose Status.State is not Enabled has
+// nothing to read, "" when its state does not say so: an empty socket or
+// bay (iLO lists those with reading 0) is absent; a disabled sensor or a
+// device offline is disabled.
+func dropReason(state str) string {
 	switch strings.ToLower(string(state)) {
-	case "absent", "disabled", "unavailableoffline":
-		return true
+	case "absent":
+		return sources.DropAbsent
+	case "disabled", "unavailableoffline", "standbyoffline":
+		return sources.DropDisabled
 	}
-	return false
+	return ""
 }
 
-// value applies the reading rules to one quantity: nothing when the
-// sensor's state is unavailable, nothing when the value is missing (if
-// required), null or not a number; each counted under its reason. A
-// quantity that is optional in its schema (a PSU's output watts) and
-// absent is no reading and no skip.
-func (k *skips) value(state str, n num, required bool) (float64, bool) {
+// value applies the reading rules to one quantity named name with id id:
+// nothing when the sensor's state says it has nothing to read, nothing when
+// the value is missing (if required), null or not a number; each recorded
+// as a drop with its reason. A quantity that is optional in its schema (a
+// PSU's output watts) and absent is no reading and no drop.
+func (res *docResult) value(state str, n num, required bool, name, id string) (float64, bool) {
 	if n.state == numAbsent && !required {
 		return 0, false
 	}
-	if unavailable(state) {
-		k.unavailable++
+	if r := dropReason(state); r != "" {
+		res.drop(r, name, id, "state "+string(state))
 		return 0, false
 	}
 	switch n.state {
 	case numOK:
 		return n.v, true
-	case numAbsent, numNull:
-		k.noReading++
+	case numAbsent:
+		res.drop(sources.DropNull, name, id, "no reading")
+	case numNull:
+		res.drop(sources.DropNull, name, id, "reading null")
 	default:
-		k.notANumber++
+		res.drop(sources.DropNotANumber, name, id, "reading "+n.raw)
 	}
 	return 0, false
+}
+
+// drop records a reading left out.
+func (res *docResult) drop(reason, name, id, detail string) {
+	res.drops = append(res.drops, sources.Drop{Reason: reason, Name: name, ID: id, Detail: detail})
+}
+
+// add appends a reading with what the merge needs to know of it.
+func (res *docResult) add(r v1.Reading, m meta) {
+	res.readings = append(res.readings, r)
+	res.meta = append(res.meta, m)
 }
 
 // health maps a Redfish Health.
@@ -210,56 +221,113 @@ func (m *members) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// each decodes every member into a fresh T and calls fn with it and its
-// index; members that are not objects are counted as malformed (and so is
-// an array that is not one).
-func each[T any](m members, k *skips, fn func(i int, v *T)) {
+// each decodes every member of the array at uri#/array into a fresh T
+// and calls fn with it and its index; members that are not objects are
+// dropped as malformed, and an array that is not one as an unsupported
+// layout (its readings cannot be told; the poll's error says where).
+func each[T any](m members, res *docResult, uri, array string, fn func(i int, v *T)) {
 	if m.bad {
-		k.malformed++
+		id := uri + "#/" + array
+		res.drop(sources.DropUnsupportedLayout, array, id, array+" is not an array")
+		res.layout = append(res.layout, id+" is not an array")
 	}
 	for i, raw := range m.raw {
 		var v T
 		if decodeLenient(raw, &v) != nil {
-			k.malformed++
+			res.drop(sources.DropMalformed, "", uri+"#/"+array+"/"+strconv.Itoa(i), "member is not an object")
 			continue
 		}
 		fn(i, &v)
 	}
 }
 
-// docResult is what one document yields: readings, what was skipped, and
-// for a collection whose members came as bare links, the members still to
-// fetch.
+// docResult is what one document yields: readings (and, beside each, what
+// the merge needs to know of it), the readings left out, resource shapes
+// that could not be read, and for a collection whose members came as bare
+// links, the members still to fetch.
 type docResult struct {
 	readings []v1.Reading
-	skipped  skips
+	meta     []meta
+	drops    []sources.Drop
+	// layout describes, "where what", parts of the document whose shape
+	// could not be read; the poll's error lists them.
+	layout []string
 	// pending are member URIs of a collection that was not expanded.
 	pending []string
+	// cov is, while decoding excerpts, the Sensors collections the poll
+	// reads anyway.
+	cov coverage
 }
 
-// memberName is a legacy member's display name: Name, else MemberId, else
-// its position.
-func memberName(name, memberID str, i int) string {
+// The groups of sensor resources: readings of one group are distinct
+// sensors; readings of different groups may be copies of one sensor.
+const (
+	groupLegacy  uint8 = iota + 1 // Thermal and Power arrays
+	groupSensor                   // Sensor resources
+	groupExcerpt                  // excerpts in subsystems and metrics
+)
+
+// meta is what the merge knows of a reading beyond the reading itself.
+type meta struct {
+	group uint8
+	// member is the member's own id (MemberId, Id), when it has one.
+	member string
+	// links are the canonical URIs of what the reading names as its
+	// source or subject: DataSourceUri, RelatedItem.
+	links []string
+	// chassis is the chassis whose resource held the reading; leaf the
+	// index of that resource in the plan.
+	chassis string
+	leaf    int
+}
+
+// relatedLinks returns the canonical URIs of links.
+func relatedLinks(ls []link) []string {
+	var out []string
+	for _, l := range ls {
+		if l.ID != "" {
+			out = append(out, canonicalURI(string(l.ID)))
+		}
+	}
+	return out
+}
+
+// memberName is a legacy member's display name: Name, else a MemberId
+// that is not a bare number, else the array's name and the member's
+// number or position ("Fans 3"): a bare number names nothing.
+func memberName(name, memberID str, array string, i int) string {
 	switch {
 	case name != "":
 		return string(name)
-	case memberID != "":
+	case memberID != "" && !numeric(string(memberID)):
 		return string(memberID)
+	case memberID != "":
+		return array + " " + string(memberID)
 	}
-	return strconv.Itoa(i)
+	return array + " " + strconv.Itoa(i)
 }
 
-// memberID is a legacy member's id: its @odata.id, else one made from the
-// document's URI and the array it sits in, as the @odata.id would read.
-func memberID(odataID, memberID str, uri, array string, i int) string {
+// numeric reports whether s is only digits: a position, not an identity.
+func numeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// memberID is a legacy member's id: its @odata.id, else the document's
+// URI and a JSON pointer to the member (uri#/Temperatures/3), as the
+// @odata.id of a legacy member reads.
+func memberID(odataID str, uri, array string, i int) string {
 	if odataID != "" {
-		return string(odataID)
+		return canonicalURI(string(odataID))
 	}
-	id := string(memberID)
-	if id == "" {
-		id = strconv.Itoa(i)
-	}
-	return uri + "#/" + array + "/" + id
+	return uri + "#/" + array + "/" + strconv.Itoa(i)
 }
 
 // legacyThresholds are the threshold members of Thermal and Power
@@ -292,7 +360,7 @@ func appendThresholds(dst []v1.Threshold, ns ...num) []v1.Threshold {
 }
 
 // thermalDoc is a legacy Thermal resource, v1.0 to v1.7 (v1.0's FanName
-// and ReadingRPM included).
+// and ReadingRPM, and iLO 4's CurrentReading and Units, included).
 type thermalDoc struct {
 	Temperatures members
 	Fans         members
@@ -305,20 +373,48 @@ type temperatureMember struct {
 	ReadingCelsius  num
 	PhysicalContext str
 	Status          status
+	RelatedItem     []link
 	legacyThresholds
 }
 
 type fanMember struct {
-	ODataID         str `json:"@odata.id"`
-	MemberID        str `json:"MemberId"`
-	Name            str
-	FanName         str
-	Reading         num
-	ReadingRPM      num
-	ReadingUnits    str
+	ODataID      str `json:"@odata.id"`
+	MemberID     str `json:"MemberId"`
+	Name         str
+	FanName      str
+	Reading      num
+	ReadingRPM   num
+	ReadingUnits str
+	// CurrentReading and Units are iLO 4's (Thermal 1.1 with Oem.Hp).
+	CurrentReading  num
+	Units           str
 	PhysicalContext str
 	Status          status
+	RelatedItem     []link
 	legacyThresholds
+}
+
+// reading returns a legacy fan's reading and unit: Reading and
+// ReadingUnits (Thermal 1.1 on), ReadingRPM (1.0, always RPM), or iLO 4's
+// CurrentReading and Units.
+func (m *fanMember) reading() (num, string) {
+	switch {
+	case m.Reading.state != numAbsent:
+		return m.Reading, string(m.ReadingUnits)
+	case m.ReadingRPM.state != numAbsent:
+		unit := string(m.ReadingUnits)
+		if unit == "" {
+			unit = "RPM"
+		}
+		return m.ReadingRPM, unit
+	case m.CurrentReading.state != numAbsent:
+		unit := string(m.Units)
+		if unit == "" {
+			unit = string(m.ReadingUnits)
+		}
+		return m.CurrentReading, unit
+	}
+	return m.Reading, string(m.ReadingUnits)
 }
 
 // decodeThermal decodes a legacy Thermal document read from uri.
@@ -328,14 +424,15 @@ func decodeThermal(body []byte, uri string) (docResult, error) {
 		return docResult{}, err
 	}
 	var res docResult
-	each(d.Temperatures, &res.skipped, func(i int, m *temperatureMember) {
-		v, ok := res.skipped.value(m.Status.State, m.ReadingCelsius, true)
+	each(d.Temperatures, &res, uri, "Temperatures", func(i int, m *temperatureMember) {
+		name, id := memberName(m.Name, m.MemberID, "Temperatures", i), memberID(m.ODataID, uri, "Temperatures", i)
+		v, ok := res.value(m.Status.State, m.ReadingCelsius, true, name, id)
 		if !ok {
 			return
 		}
-		res.readings = append(res.readings, v1.Reading{
-			Name:       memberName(m.Name, m.MemberID, i),
-			Id:         memberID(m.ODataID, m.MemberID, uri, "Temperatures", i),
+		res.add(v1.Reading{
+			Name:       name,
+			Id:         id,
 			Kind:       v1.Kind_KIND_TEMPERATURE,
 			Unit:       "Cel",
 			Value:      v,
@@ -344,28 +441,22 @@ func decodeThermal(body []byte, uri string) (docResult, error) {
 			Health:     health(m.Status.Health),
 			State:      string(m.Status.State),
 			Thresholds: m.list(),
-		})
+		}, meta{group: groupLegacy, member: string(m.MemberID), links: relatedLinks(m.RelatedItem)})
 	})
-	each(d.Fans, &res.skipped, func(i int, m *fanMember) {
-		reading, unit := m.Reading, string(m.ReadingUnits)
-		if reading.state == numAbsent && m.ReadingRPM.state != numAbsent {
-			// Thermal v1.0: ReadingRPM, always in RPM.
-			reading = m.ReadingRPM
-			if unit == "" {
-				unit = "RPM"
-			}
-		}
-		v, ok := res.skipped.value(m.Status.State, reading, true)
-		if !ok {
-			return
-		}
+	each(d.Fans, &res, uri, "Fans", func(i int, m *fanMember) {
 		name := m.Name
 		if name == "" {
 			name = m.FanName
 		}
-		res.readings = append(res.readings, v1.Reading{
-			Name:       memberName(name, m.MemberID, i),
-			Id:         memberID(m.ODataID, m.MemberID, uri, "Fans", i),
+		n, id := memberName(name, m.MemberID, "Fans", i), memberID(m.ODataID, uri, "Fans", i)
+		reading, unit := m.reading()
+		v, ok := res.value(m.Status.State, reading, true, n, id)
+		if !ok {
+			return
+		}
+		res.add(v1.Reading{
+			Name:       n,
+			Id:         id,
 			Kind:       v1.Kind_KIND_FAN,
 			Unit:       unit,
 			Value:      v,
@@ -374,7 +465,7 @@ func decodeThermal(body []byte, uri string) (docResult, error) {
 			Health:     health(m.Status.Health),
 			State:      string(m.Status.State),
 			Thresholds: m.list(),
-		})
+		}, meta{group: groupLegacy, member: string(m.MemberID), links: relatedLinks(m.RelatedItem)})
 	})
 	return res, nil
 }
@@ -393,6 +484,7 @@ type powerControlMember struct {
 	PowerConsumedWatts num
 	PhysicalContext    str
 	Status             status
+	RelatedItem        []link
 }
 
 type voltageMember struct {
@@ -402,6 +494,7 @@ type voltageMember struct {
 	ReadingVolts    num
 	PhysicalContext str
 	Status          status
+	RelatedItem     []link
 	legacyThresholds
 }
 
@@ -413,7 +506,12 @@ type powerSupplyMember struct {
 	PowerOutputWatts     num
 	LastPowerOutputWatts num
 	Status               status
+	RelatedItem          []link
 }
+
+// unnamedChassisPower names an unnamed PowerControl, as
+// EnvironmentMetrics' PowerWatts is named.
+const unnamedChassisPower = "Chassis Power"
 
 // decodePower decodes a legacy Power document read from uri: chassis input
 // power (PowerControl), each PSU's input and output power, and voltages.
@@ -423,14 +521,19 @@ func decodePower(body []byte, uri string) (docResult, error) {
 		return docResult{}, err
 	}
 	var res docResult
-	each(d.PowerControl, &res.skipped, func(i int, m *powerControlMember) {
-		v, ok := res.skipped.value(m.Status.State, m.PowerConsumedWatts, true)
+	each(d.PowerControl, &res, uri, "PowerControl", func(i int, m *powerControlMember) {
+		name := string(m.Name)
+		if name == "" {
+			name = unnamedChassisPower
+		}
+		id := memberID(m.ODataID, uri, "PowerControl", i)
+		v, ok := res.value(m.Status.State, m.PowerConsumedWatts, true, name, id)
 		if !ok {
 			return
 		}
-		res.readings = append(res.readings, v1.Reading{
-			Name:       memberName(m.Name, m.MemberID, i),
-			Id:         memberID(m.ODataID, m.MemberID, uri, "PowerControl", i),
+		res.add(v1.Reading{
+			Name:       name,
+			Id:         id,
 			Kind:       v1.Kind_KIND_POWER,
 			Unit:       "W",
 			Value:      v,
@@ -438,14 +541,14 @@ func decodePower(body []byte, uri string) (docResult, error) {
 			SensorType: sensorTypeChassisPower,
 			Health:     health(m.Status.Health),
 			State:      string(m.Status.State),
-		})
+		}, meta{group: groupLegacy, member: string(m.MemberID), links: relatedLinks(m.RelatedItem)})
 	})
 
 	// PSUs first in a pass of their own: their labels depend on all their
 	// names (iLO names every PSU alike, Supermicro names them "nil").
 	var psus []*powerSupplyMember
 	var pos []int
-	each(d.PowerSupplies, &res.skipped, func(i int, m *powerSupplyMember) {
+	each(d.PowerSupplies, &res, uri, "PowerSupplies", func(i int, m *powerSupplyMember) {
 		psus = append(psus, m)
 		pos = append(pos, i)
 	})
@@ -455,7 +558,7 @@ func decodePower(body []byte, uri string) (docResult, error) {
 	}
 	labels := psuLabels(names, pos)
 	for i, m := range psus {
-		id := memberID(m.ODataID, m.MemberID, uri, "PowerSupplies", pos[i])
+		id := memberID(m.ODataID, uri, "PowerSupplies", pos[i])
 		out := m.PowerOutputWatts
 		if out.state == numAbsent {
 			out = m.LastPowerOutputWatts
@@ -468,13 +571,14 @@ func decodePower(body []byte, uri string) (docResult, error) {
 			{m.PowerInputWatts, sensorTypePSUInput, "PowerInputWatts"},
 			{out, sensorTypePSUOutput, "PowerOutputWatts"},
 		} {
-			v, ok := res.skipped.value(m.Status.State, q.n, false)
+			qid := id + "/" + q.prop
+			v, ok := res.value(m.Status.State, q.n, false, labels[i], qid)
 			if !ok {
 				continue
 			}
-			res.readings = append(res.readings, v1.Reading{
+			res.add(v1.Reading{
 				Name:       labels[i],
-				Id:         id + "/" + q.prop,
+				Id:         qid,
 				Kind:       v1.Kind_KIND_POWER,
 				Unit:       "W",
 				Value:      v,
@@ -483,18 +587,19 @@ func decodePower(body []byte, uri string) (docResult, error) {
 				Health:     health(m.Status.Health),
 				State:      string(m.Status.State),
 				Parent:     string(m.Name),
-			})
+			}, meta{group: groupLegacy, links: relatedLinks(m.RelatedItem)})
 		}
 	}
 
-	each(d.Voltages, &res.skipped, func(i int, m *voltageMember) {
-		v, ok := res.skipped.value(m.Status.State, m.ReadingVolts, true)
+	each(d.Voltages, &res, uri, "Voltages", func(i int, m *voltageMember) {
+		name, id := memberName(m.Name, m.MemberID, "Voltages", i), memberID(m.ODataID, uri, "Voltages", i)
+		v, ok := res.value(m.Status.State, m.ReadingVolts, true, name, id)
 		if !ok {
 			return
 		}
-		res.readings = append(res.readings, v1.Reading{
-			Name:       memberName(m.Name, m.MemberID, i),
-			Id:         memberID(m.ODataID, m.MemberID, uri, "Voltages", i),
+		res.add(v1.Reading{
+			Name:       name,
+			Id:         id,
 			Kind:       v1.Kind_KIND_VOLTAGE,
 			Unit:       "V",
 			Value:      v,
@@ -503,7 +608,7 @@ func decodePower(body []byte, uri string) (docResult, error) {
 			Health:     health(m.Status.Health),
 			State:      string(m.Status.State),
 			Thresholds: m.list(),
-		})
+		}, meta{group: groupLegacy, member: string(m.MemberID), links: relatedLinks(m.RelatedItem)})
 	})
 	return res, nil
 }
@@ -562,15 +667,17 @@ type sensorMember struct {
 	PhysicalContext str
 	Status          *status
 	Thresholds      sensorThresholds
+	RelatedItem     []link
 }
 
-// bare reports whether the member is a bare link (collection not expanded).
-func (m *sensorMember) bare(raw json.RawMessage) bool {
-	if m.ODataID == "" || m.Status != nil || m.Name != "" || m.ReadingType != "" || m.Reading.state != numAbsent {
+// bare reports whether raw is a bare link (collection not expanded).
+func bare(raw json.RawMessage) bool {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(raw, &keys) != nil || len(keys) != 1 {
 		return false
 	}
-	var keys map[string]json.RawMessage
-	return json.Unmarshal(raw, &keys) == nil && len(keys) == 1
+	_, ok := keys["@odata.id"]
+	return ok
 }
 
 type threshold struct {
@@ -610,15 +717,16 @@ func decodeSensors(body []byte, uri string, cl claims) (docResult, error) {
 	}
 	var res docResult
 	if d.Members.bad {
-		res.skipped.malformed++
+		res.drop(sources.DropUnsupportedLayout, "Members", uri+"#/Members", "Members is not an array")
+		res.layout = append(res.layout, uri+"#/Members is not an array")
 	}
 	for i, raw := range d.Members.raw {
 		var m sensorMember
 		if decodeLenient(raw, &m) != nil {
-			res.skipped.malformed++
+			res.drop(sources.DropMalformed, "", uri+"#/Members/"+strconv.Itoa(i), "member is not an object")
 			continue
 		}
-		if m.bare(raw) {
+		if bare(raw) && m.ODataID != "" {
 			res.pending = append(res.pending, string(m.ODataID))
 			continue
 		}
@@ -643,11 +751,7 @@ func (res *docResult) appendSensor(m *sensorMember, fallbackID string, cl claims
 	if m.Status != nil {
 		st = *m.Status
 	}
-	v, ok := res.skipped.value(st.State, m.Reading, true)
-	if !ok {
-		return
-	}
-	id := string(m.ODataID)
+	id := canonicalURI(string(m.ODataID))
 	if id == "" {
 		id = fallbackID
 	}
@@ -660,6 +764,10 @@ func (res *docResult) appendSensor(m *sensorMember, fallbackID string, cl claims
 	}
 	if name == "" {
 		name = id // an id such as "#" or "/x/#" has no last segment
+	}
+	v, ok := res.value(st.State, m.Reading, true, name, id)
+	if !ok {
+		return
 	}
 	r := v1.Reading{
 		Name:       name,
@@ -676,7 +784,7 @@ func (res *docResult) appendSensor(m *sensorMember, fallbackID string, cl claims
 	r.Thresholds = appendThresholds(nil,
 		t.LowerCaution.Reading, t.LowerCritical.Reading, t.LowerFatal.Reading,
 		t.UpperCaution.Reading, t.UpperCritical.Reading, t.UpperFatal.Reading)
-	if c, ok := cl[canonicalURI(id)]; ok {
+	if c, ok := cl[id]; ok {
 		if c.sensorType != "" {
 			r.SensorType = c.sensorType
 		}
@@ -694,7 +802,7 @@ func (res *docResult) appendSensor(m *sensorMember, fallbackID string, cl claims
 	if r.SensorType == "" {
 		r.SensorType = "Sensor"
 	}
-	res.readings = append(res.readings, r)
+	res.add(r, meta{group: groupSensor, member: string(m.ID), links: relatedLinks(m.RelatedItem)})
 }
 
 // sensorKind maps a Sensor's ReadingType (or, when the BMC left it out,
@@ -748,56 +856,97 @@ func sensorKind(readingType, unit, context string) v1.Kind {
 	return v1.Kind_KIND_UNSPECIFIED
 }
 
-// excerpt is a SensorExcerpt (PSU metrics, environment metrics, fans).
+// excerpt is a SensorExcerpt (PSU metrics, environment metrics, thermal
+// metrics) or a SensorSpeedExcerpt (a fan's SpeedPercent, which may carry
+// only SpeedRPM).
 type excerpt struct {
-	DataSourceURI str `json:"DataSourceUri"`
-	Reading       num
+	DataSourceURI   str `json:"DataSourceUri"`
+	Reading         num
+	SpeedRPM        num
+	DeviceName      str
+	PhysicalContext str
+}
+
+// covered reports whether the excerpt is a copy of a Sensor the poll
+// reads anyway: then that Sensor is the reading.
+func (e *excerpt) covered(cov coverage) bool {
+	return e != nil && e.DataSourceURI != "" && cov.covers(canonicalURI(string(e.DataSourceURI)))
+}
+
+// readable reports whether the excerpt holds a reading of its own to read
+// each poll: not covered, and carrying a value (a number, null, or
+// anything in its place).
+func (e *excerpt) readable(cov coverage) bool {
+	return e != nil && !e.covered(cov) && (e.Reading.state != numAbsent || e.SpeedRPM.state != numAbsent)
+}
+
+// coverage is the set of Sensors collections a poll reads: a sensor URI
+// under one of them is read anyway.
+type coverage []string
+
+func (c coverage) covers(uri string) bool {
+	for _, coll := range c {
+		if strings.HasPrefix(uri, coll+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// appendExcerpt adds the reading of an excerpt at uri#/ptr (not covered),
+// with the given identity.
+func (res *docResult) appendExcerpt(e *excerpt, state str, h str, uri, ptr string, r v1.Reading) {
+	if e == nil || e.covered(res.cov) {
+		return
+	}
+	id := uri + "#/" + ptr
+	n := e.Reading
+	if n.state == numAbsent && e.SpeedRPM.state != numAbsent {
+		n, r.Unit = e.SpeedRPM, "RPM"
+	}
+	v, ok := res.value(state, n, true, r.Name, id)
+	if !ok {
+		return
+	}
+	r.Id, r.Value, r.Health, r.State = id, v, health(h), string(state)
+	if r.Context == "" {
+		r.Context = string(e.PhysicalContext)
+	}
+	var links []string
+	if e.DataSourceURI != "" {
+		links = []string{canonicalURI(string(e.DataSourceURI))}
+	}
+	res.add(r, meta{group: groupExcerpt, links: links})
 }
 
 // psuMetricsDoc is a PowerSupplyMetrics resource.
 type psuMetricsDoc struct {
 	InputPowerWatts  *excerpt
 	OutputPowerWatts *excerpt
+	InputVoltage     *excerpt
+	InputCurrentAmps *excerpt
 	Status           status
 }
 
-// decodePSUMetrics decodes a PowerSupplyMetrics document read from uri, for
-// a PSU whose readings are not in its chassis' Sensors collection: label is
-// its psu label and parent its own name.
-func decodePSUMetrics(body []byte, uri, label, parent string) (docResult, error) {
+// decodePSUMetrics decodes a PowerSupplyMetrics document read from uri:
+// label is the PSU's psu label and parent its own name. Excerpts of
+// Sensors in cov are left to those Sensors.
+func decodePSUMetrics(body []byte, uri, label, parent string, cov coverage) (docResult, error) {
 	var d psuMetricsDoc
 	if err := decodeLenient(body, &d); err != nil {
 		return docResult{}, err
 	}
-	var res docResult
-	for _, q := range []struct {
-		e          *excerpt
-		sensorType string
-		prop       string
-	}{
-		{d.InputPowerWatts, sensorTypePSUInput, "InputPowerWatts"},
-		{d.OutputPowerWatts, sensorTypePSUOutput, "OutputPowerWatts"},
-	} {
-		if q.e == nil {
-			continue
-		}
-		v, ok := res.skipped.value(d.Status.State, q.e.Reading, true)
-		if !ok {
-			continue
-		}
-		res.readings = append(res.readings, v1.Reading{
-			Name:       label,
-			Id:         uri + "#/" + q.prop,
-			Kind:       v1.Kind_KIND_POWER,
-			Unit:       "W",
-			Value:      v,
-			Context:    "PowerSupply",
-			SensorType: q.sensorType,
-			Health:     health(d.Status.Health),
-			State:      string(d.Status.State),
-			Parent:     parent,
-		})
+	res := docResult{cov: cov}
+	power := func(typ string) v1.Reading {
+		return v1.Reading{Name: label, Kind: v1.Kind_KIND_POWER, Unit: "W", Context: "PowerSupply", SensorType: typ, Parent: parent}
 	}
+	res.appendExcerpt(d.InputPowerWatts, d.Status.State, d.Status.Health, uri, "InputPowerWatts", power(sensorTypePSUInput))
+	res.appendExcerpt(d.OutputPowerWatts, d.Status.State, d.Status.Health, uri, "OutputPowerWatts", power(sensorTypePSUOutput))
+	res.appendExcerpt(d.InputVoltage, d.Status.State, d.Status.Health, uri, "InputVoltage", v1.Reading{
+		Name: label + " Input Voltage", Kind: v1.Kind_KIND_VOLTAGE, Unit: "V", Context: "PowerSupply", SensorType: "Voltage", Parent: parent})
+	res.appendExcerpt(d.InputCurrentAmps, d.Status.State, d.Status.Health, uri, "InputCurrentAmps", v1.Reading{
+		Name: label + " Input Current", Kind: v1.Kind_KIND_CURRENT, Unit: "A", Context: "PowerSupply", SensorType: "Current", Parent: parent})
+	res.cov = nil
 	return res, nil
 }
 
@@ -807,30 +956,117 @@ type envMetricsDoc struct {
 	PowerWatts *excerpt
 }
 
-// decodeEnvMetrics decodes a chassis' EnvironmentMetrics read from uri, for
-// a chassis whose input power is not a sensor of its own.
-func decodeEnvMetrics(body []byte, uri string) (docResult, error) {
+// decodeEnvMetrics decodes a chassis' EnvironmentMetrics read from uri:
+// its input power, unless it is a copy of a Sensor in cov.
+func decodeEnvMetrics(body []byte, uri string, cov coverage) (docResult, error) {
 	var d envMetricsDoc
 	if err := decodeLenient(body, &d); err != nil {
 		return docResult{}, err
 	}
-	var res docResult
-	if d.PowerWatts == nil {
-		return res, nil
+	res := docResult{cov: cov}
+	res.appendExcerpt(d.PowerWatts, "", "", uri, "PowerWatts", v1.Reading{
+		Name: unnamedChassisPower, Kind: v1.Kind_KIND_POWER, Unit: "W", Context: "Chassis", SensorType: sensorTypeChassisPower})
+	res.cov = nil
+	return res, nil
+}
+
+// fanDoc is a modern Fan (ThermalSubsystem/Fans/{id}).
+type fanDoc struct {
+	ODataID         str `json:"@odata.id"`
+	ID              str `json:"Id"`
+	Name            str
+	SpeedPercent    *excerpt
+	PhysicalContext str
+	Status          status
+}
+
+// decodeFans decodes a ThermalSubsystem's Fans collection read from uri:
+// expanded members become readings, bare links are returned in pending.
+func decodeFans(body []byte, uri string, cov coverage) (docResult, error) {
+	var d collectionDoc
+	if err := decodeLenient(body, &d); err != nil {
+		return docResult{}, err
 	}
-	v, ok := res.skipped.value("", d.PowerWatts.Reading, true)
-	if !ok {
-		return res, nil
+	res := docResult{cov: cov}
+	if d.Members.bad {
+		res.drop(sources.DropUnsupportedLayout, "Members", uri+"#/Members", "Members is not an array")
+		res.layout = append(res.layout, uri+"#/Members is not an array")
 	}
-	res.readings = append(res.readings, v1.Reading{
-		Name:       "Chassis Power",
-		Id:         uri + "#/PowerWatts",
-		Kind:       v1.Kind_KIND_POWER,
-		Unit:       "W",
-		Value:      v,
-		Context:    "Chassis",
-		SensorType: sensorTypeChassisPower,
+	for i, raw := range d.Members.raw {
+		var f fanDoc
+		if decodeLenient(raw, &f) != nil {
+			res.drop(sources.DropMalformed, "", uri+"#/Members/"+strconv.Itoa(i), "member is not an object")
+			continue
+		}
+		if bare(raw) && f.ODataID != "" {
+			res.pending = append(res.pending, canonicalURI(string(f.ODataID)))
+			continue
+		}
+		muri := canonicalURI(string(f.ODataID))
+		if muri == "" {
+			muri = uri + "#/Members/" + strconv.Itoa(i)
+		}
+		res.appendFan(&f, muri)
+	}
+	res.cov = nil
+	return res, nil
+}
+
+// decodeFan decodes one Fan document read from uri.
+func decodeFan(body []byte, uri string, cov coverage) (docResult, error) {
+	var f fanDoc
+	if err := decodeLenient(body, &f); err != nil {
+		return docResult{}, err
+	}
+	res := docResult{cov: cov}
+	res.appendFan(&f, uri)
+	res.cov = nil
+	return res, nil
+}
+
+func (res *docResult) appendFan(f *fanDoc, uri string) {
+	name := string(f.Name)
+	if name == "" {
+		name = lastSegment(uri)
+	}
+	res.appendExcerpt(f.SpeedPercent, f.Status.State, f.Status.Health, uri, "SpeedPercent", v1.Reading{
+		Name: name, Kind: v1.Kind_KIND_FAN, Unit: "Percent", Context: string(f.PhysicalContext), SensorType: "Fans"})
+	if n := len(res.meta); n > 0 && res.readings[n-1].Id == uri+"#/SpeedPercent" {
+		// The fan's own Id is the member id its Sensor may share
+		// (Fan.Embedded.1A for both).
+		res.meta[n-1].member = string(f.ID)
+	}
+}
+
+// thermalMetricsDoc is a ThermalSubsystem's ThermalMetrics resource. Its
+// TemperatureSummaryCelsius repeats sensors listed elsewhere and is not
+// read.
+type thermalMetricsDoc struct {
+	TemperatureReadingsCelsius members
+}
+
+// decodeThermalMetrics decodes a ThermalMetrics document read from uri:
+// each of its TemperatureReadingsCelsius that is not a copy of a Sensor in
+// cov.
+func decodeThermalMetrics(body []byte, uri string, cov coverage) (docResult, error) {
+	var d thermalMetricsDoc
+	if err := decodeLenient(body, &d); err != nil {
+		return docResult{}, err
+	}
+	res := docResult{cov: cov}
+	each(d.TemperatureReadingsCelsius, &res, uri, "TemperatureReadingsCelsius", func(i int, e *excerpt) {
+		ptr := "TemperatureReadingsCelsius/" + strconv.Itoa(i)
+		name := string(e.DeviceName)
+		if name == "" && e.DataSourceURI != "" {
+			name = lastSegment(string(e.DataSourceURI))
+		}
+		if name == "" {
+			name = "Temperature " + strconv.Itoa(i)
+		}
+		res.appendExcerpt(e, "", "", uri, ptr, v1.Reading{
+			Name: name, Kind: v1.Kind_KIND_TEMPERATURE, Unit: "Cel", SensorType: "Temperatures"})
 	})
+	res.cov = nil
 	return res, nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/pkg/sources"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -81,7 +82,7 @@ func TestDecodeThermal(t *testing.T) {
 		name    string
 		doc     string
 		want    []reading
-		skipped skips
+		skipped map[string]int
 		err     bool
 	}{
 		{
@@ -110,12 +111,12 @@ func TestDecodeThermal(t *testing.T) {
 				{"Name": "H", "ReadingCelsius": 30}]}`,
 			want: []reading{{name: "H", id: thermalURI + "#/Temperatures/11", unit: "Cel", sensorType: "Temperatures",
 				kind: v1.Kind_KIND_TEMPERATURE, value: 30}},
-			skipped: skips{notANumber: 2, noReading: 2, unavailable: 3, malformed: 4},
+			skipped: map[string]int{"not_a_number": 2, "null": 2, "absent": 1, "disabled": 2, "malformed": 4},
 		},
 		{
 			name: "fractions where integers belong are readings",
 			doc:  `{"Fans": [{"MemberId": "3", "Reading": 5820.5, "ReadingUnits": "RPM", "LowerThresholdCritical": 480.5}]}`,
-			want: []reading{{name: "3", id: thermalURI + "#/Fans/3", unit: "RPM", sensorType: "Fans", kind: v1.Kind_KIND_FAN,
+			want: []reading{{name: "Fans 3", id: thermalURI + "#/Fans/0", unit: "RPM", sensorType: "Fans", kind: v1.Kind_KIND_FAN,
 				value: 5820.5, thresholds: []v1.Threshold{{Kind: v1.ThresholdKind_THRESHOLD_LOWER_CRITICAL, Value: 480.5}}}},
 		},
 		{
@@ -132,7 +133,7 @@ func TestDecodeThermal(t *testing.T) {
 			doc: `{"Temperatures": "none", "Fans": [{"Name": 7, "Reading": 1, "Status": "OK",
 				"UpperThresholdCritical": {"Reading": 3}}]}`,
 			want:    []reading{{name: "7", id: thermalURI + "#/Fans/0", sensorType: "Fans", kind: v1.Kind_KIND_FAN, value: 1}},
-			skipped: skips{malformed: 1},
+			skipped: map[string]int{"unsupported_layout": 1},
 		},
 		{name: "empty", doc: `{}`},
 		{name: "truncated", doc: `{"Temperatures": [{"Name": "A", "Readi`, err: true},
@@ -148,7 +149,7 @@ func TestDecodeThermal(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.want, nilIfEmpty(compact(res.readings)))
-			require.Equal(t, tc.skipped, res.skipped)
+			require.Equal(t, tc.skipped, dropCounts(res.drops))
 		})
 	}
 }
@@ -166,7 +167,7 @@ func TestDecodePower(t *testing.T) {
 		name    string
 		doc     string
 		want    []reading
-		skipped skips
+		skipped map[string]int
 	}{
 		{
 			name: "chassis power, PSUs named alike, voltages",
@@ -183,7 +184,7 @@ func TestDecodePower(t *testing.T) {
 				{name: "12V", id: uri + "#/Voltages/0", unit: "V", sensorType: "Voltages", kind: v1.Kind_KIND_VOLTAGE, value: 12.1,
 					thresholds: []v1.Threshold{{Kind: v1.ThresholdKind_THRESHOLD_LOWER_CRITICAL, Value: 10.2}}},
 			},
-			skipped: skips{notANumber: 1},
+			skipped: map[string]int{"not_a_number": 1},
 		},
 		{
 			name: "PSU names: unique kept, placeholders numbered, absent bays skipped",
@@ -196,12 +197,12 @@ func TestDecodePower(t *testing.T) {
 				{name: "PS1 Status", id: uri + "#/PowerSupplies/0/PowerInputWatts", unit: "W", sensorType: "PowerSupplyInput", parent: "PS1 Status", kind: v1.Kind_KIND_POWER, value: 100},
 				{name: "PSU2", id: uri + "#/PowerSupplies/1/PowerInputWatts", unit: "W", sensorType: "PowerSupplyInput", parent: "nil", kind: v1.Kind_KIND_POWER, value: 101},
 			},
-			skipped: skips{unavailable: 1},
+			skipped: map[string]int{"absent": 1},
 		},
 		{
 			name:    "chassis power missing",
 			doc:     `{"PowerControl": [{"Name": "Server Power"}]}`,
-			skipped: skips{noReading: 1},
+			skipped: map[string]int{"null": 1},
 		},
 	}
 	for _, tc := range tests {
@@ -209,7 +210,7 @@ func TestDecodePower(t *testing.T) {
 			res, err := decodePower([]byte(tc.doc), uri)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, nilIfEmpty(compact(res.readings)))
-			require.Equal(t, tc.skipped, res.skipped)
+			require.Equal(t, tc.skipped, dropCounts(res.drops))
 		})
 	}
 }
@@ -242,14 +243,14 @@ func TestDecodeSensors(t *testing.T) {
 				{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, Value: 40},
 				{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: 45},
 			}},
-		{name: "PSU1", id: uri + "/ps0_in/", unit: "W", sensorType: "PowerSupplyInput", parent: "powersupply0", kind: v1.Kind_KIND_POWER, value: 171},
+		{name: "PSU1", id: uri + "/ps0_in", unit: "W", sensorType: "PowerSupplyInput", parent: "powersupply0", kind: v1.Kind_KIND_POWER, value: 171},
 		{name: "fan0_pwm", id: uri + "/fan0_pwm", unit: "%", sensorType: "Percent", parent: "fan0", kind: v1.Kind_KIND_FAN, value: 49},
 		{name: "humidity", id: uri + "/hum", sensorType: "Percent", kind: v1.Kind_KIND_PERCENT, value: 40},
 		{name: "pwm2", id: uri + "/pwm2", sensorType: "Percent", kind: v1.Kind_KIND_FAN, value: 30},
 		{name: "old", id: uri + "/old", unit: "RPM", sensorType: "Sensor", kind: v1.Kind_KIND_FAN, value: 1200},
 	}, compact(res.readings))
 	require.Equal(t, []string{uri + "/bare"}, res.pending)
-	require.Equal(t, skips{notANumber: 1, unavailable: 1, malformed: 1}, res.skipped)
+	require.Equal(t, map[string]int{"not_a_number": 1, "absent": 1, "malformed": 1}, dropCounts(res.drops))
 
 	one, err := decodeSensor([]byte(`{"Name": "x", "Reading": 3, "ReadingType": "Current"}`), uri+"/x", nil)
 	require.NoError(t, err)
@@ -259,14 +260,14 @@ func TestDecodeSensors(t *testing.T) {
 func TestDecodeMetrics(t *testing.T) {
 	const uri = "/redfish/v1/Chassis/c/PowerSubsystem/PowerSupplies/Bay1/Metrics"
 	res, err := decodePSUMetrics([]byte(`{"InputPowerWatts": {"Reading": 171}, "OutputPowerWatts": {"Reading": "N/A"},
-		"Status": {"State": "Enabled", "Health": "OK"}}`), uri, "PSU1", "nil")
+		"Status": {"State": "Enabled", "Health": "OK"}}`), uri, "PSU1", "nil", nil)
 	require.NoError(t, err)
 	require.Equal(t, []reading{{name: "PSU1", id: uri + "#/InputPowerWatts", unit: "W", sensorType: "PowerSupplyInput", parent: "nil",
 		kind: v1.Kind_KIND_POWER, value: 171, health: v1.Health_HEALTH_OK}}, compact(res.readings))
-	require.Equal(t, skips{notANumber: 1}, res.skipped)
+	require.Equal(t, map[string]int{"not_a_number": 1}, dropCounts(res.drops))
 
 	const env = "/redfish/v1/Chassis/c/EnvironmentMetrics"
-	res, err = decodeEnvMetrics([]byte(`{"PowerWatts": {"Reading": 342}}`), env)
+	res, err = decodeEnvMetrics([]byte(`{"PowerWatts": {"Reading": 342}}`), env, nil)
 	require.NoError(t, err)
 	require.Equal(t, []reading{{name: "Chassis Power", id: env + "#/PowerWatts", unit: "W", sensorType: "PowerControl",
 		kind: v1.Kind_KIND_POWER, value: 342}}, compact(res.readings))
@@ -329,4 +330,16 @@ func TestRedfishMessage(t *testing.T) {
 	id, msg = redfishMessage([]byte(`<html>busy</html>`))
 	require.Empty(t, id)
 	require.Empty(t, msg)
+}
+
+// dropCounts counts drops by reason, nil for none.
+func dropCounts(ds []sources.Drop) map[string]int {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := map[string]int{}
+	for _, d := range ds {
+		out[d.Reason]++
+	}
+	return out
 }

@@ -39,6 +39,7 @@ type chassisDoc struct {
 	Model              str
 	SerialNumber       str
 	PowerState         str
+	Status             status
 	Thermal            link
 	Power              link
 	ThermalSubsystem   link
@@ -74,24 +75,35 @@ type collectionDoc struct {
 type leafKind int
 
 const (
-	leafThermal    leafKind = iota // legacy Thermal
-	leafPower                      // legacy Power
-	leafSensors                    // Sensors collection
-	leafPSUMetrics                 // a PSU's metrics, when not in Sensors
-	leafEnvMetrics                 // a chassis' EnvironmentMetrics, when its power is not in Sensors
+	leafThermal        leafKind = iota // legacy Thermal
+	leafPower                          // legacy Power
+	leafSensors                        // Sensors collection
+	leafPSUMetrics                     // a PSU's metrics, when not all in Sensors
+	leafEnvMetrics                     // a chassis' EnvironmentMetrics, when its power is not in Sensors
+	leafFans                           // a ThermalSubsystem's Fans collection, when not all in Sensors
+	leafThermalMetrics                 // a ThermalSubsystem's ThermalMetrics, when not all in Sensors
 )
+
+// excerpts reports whether the leaf's readings are excerpts (subsystems,
+// metrics) rather than sensors of their own.
+func (k leafKind) excerpts() bool { return k >= leafPSUMetrics }
 
 // leaf is one resource a poll reads.
 type leaf struct {
 	kind leafKind
 	uri  string
-	// query is the Sensors collection's $expand, when the service has it.
+	// chassis is the chassis the resource belongs to.
+	chassis string
+	// query is a collection's $expand, when the service has it.
 	query string
 	// label and parent name the PSU of a leafPSUMetrics.
 	label, parent string
 	// chassisPowerKnown says a resource names the chassis power of this
 	// Sensors collection (no guessing needed).
 	chassisPowerKnown bool
+	// dead is set when the plan's first poll found the resource not
+	// served (404): the plan forgets it.
+	dead bool
 }
 
 // discovery is what a poll reads and how it reads it, found once per
@@ -99,7 +111,14 @@ type leaf struct {
 type discovery struct {
 	leaves []leaf
 	claims claims
-	// schema is "legacy", "modern" or "mixed" (chassis read differently).
+	// cov lists the Sensors collections the plan reads: an excerpt of a
+	// sensor under one of them is not read on its own.
+	cov coverage
+	// pruned is set once the first poll after discovery dropped the
+	// excerpt leaves that only repeated readings of other leaves.
+	pruned bool
+	// schema is "legacy", "modern" or "both": the generations of sensor
+	// resources the plan reads.
 	schema     string
 	systemURI  string
 	managerURI string
@@ -199,7 +218,14 @@ func (s *Source) discover(p *poll) error {
 			}
 		}
 	}
-	schemas := map[string]bool{}
+	type planned struct {
+		uri     string
+		doc     chassisDoc
+		legacy  bool // read Thermal and Power
+		modern  bool // read Sensors and the subsystems
+		sensors bool
+	}
+	var plans []planned
 	for i, m := range chassis {
 		var c chassisDoc
 		if err := decodeLenient(m.body, &c); err != nil {
@@ -209,17 +235,40 @@ func (s *Source) discover(p *poll) error {
 		if i == 0 {
 			info.chassis = c
 		}
-		schema, err := s.plan(p, m.uri, &c, expand, d)
-		if err != nil {
-			return err
+		pl := planned{uri: m.uri, doc: c}
+		pl.legacy, pl.modern = s.generations(&c)
+		pl.sensors = pl.modern && c.Sensors.ID != ""
+		if pl.sensors {
+			d.cov = append(d.cov, canonicalURI(string(c.Sensors.ID)))
 		}
-		if schema != "" {
-			schemas[schema] = true
+		plans = append(plans, pl)
+	}
+	schemas := map[string]bool{}
+	for _, pl := range plans {
+		if pl.legacy {
+			schemas["legacy"] = true
+			if pl.doc.Thermal.ID != "" {
+				d.leaves = append(d.leaves, leaf{kind: leafThermal, uri: canonicalURI(string(pl.doc.Thermal.ID)), chassis: pl.uri})
+			}
+			if pl.doc.Power.ID != "" {
+				d.leaves = append(d.leaves, leaf{kind: leafPower, uri: canonicalURI(string(pl.doc.Power.ID)), chassis: pl.uri})
+			}
+		}
+		if pl.modern {
+			schemas["modern"] = true
+			// A legacy Power read beside the Sensors names the chassis
+			// power: no Sensor is guessed to be it.
+			if err := s.planModern(p, pl.uri, &pl.doc, pl.legacy && pl.doc.Power.ID != "", expand, d); err != nil {
+				return err
+			}
+		}
+		if !pl.legacy && !pl.modern {
+			s.log.Debug("chassis has no sensor resources", "host", s.host, "chassis", pl.uri)
 		}
 	}
 	switch {
-	case len(schemas) > 1:
-		d.schema = "mixed"
+	case schemas["legacy"] && schemas["modern"]:
+		d.schema = "both"
 	case schemas["legacy"]:
 		d.schema = "legacy"
 	case schemas["modern"]:
@@ -233,40 +282,20 @@ func (s *Source) discover(p *poll) error {
 	return nil
 }
 
-// plan adds a chassis' sensor resources to d and returns the schema
-// generation read ("" when the chassis has no sensors).
-func (s *Source) plan(p *poll, uri string, c *chassisDoc, expand string, d *discovery) (string, error) {
+// generations decides which generations of sensor resources a chassis is
+// read through (Options.Schema): automatically both where it offers both
+// (merged reading by reading), else the one it offers; SchemaLegacy and
+// SchemaModern the named one where the chassis offers it.
+func (s *Source) generations(c *chassisDoc) (legacy, modern bool) {
 	hasLegacy := c.Thermal.ID != "" || c.Power.ID != ""
-	hasSensors := c.Sensors.ID != ""
-	var modern bool
+	hasModern := c.Sensors.ID != "" || c.ThermalSubsystem.ID != "" || c.PowerSubsystem.ID != "" || c.EnvironmentMetrics.ID != ""
 	switch s.opts.Schema {
-	case SchemaModern:
-		modern = hasSensors
 	case SchemaLegacy:
-		modern = hasSensors && !hasLegacy
-	default:
-		modern = hasSensors && (expand != "" || !hasLegacy)
+		return hasLegacy, hasModern && !hasLegacy
+	case SchemaModern:
+		return hasLegacy && !hasModern, hasModern
 	}
-	switch {
-	case modern:
-		return "modern", s.planModern(p, c, expand, d)
-	case hasLegacy:
-		if c.Thermal.ID != "" {
-			d.leaves = append(d.leaves, leaf{kind: leafThermal, uri: canonicalURI(string(c.Thermal.ID))})
-		}
-		if c.Power.ID != "" {
-			d.leaves = append(d.leaves, leaf{kind: leafPower, uri: canonicalURI(string(c.Power.ID))})
-		}
-		return "legacy", nil
-	}
-	s.log.Debug("chassis has no sensor resources", "host", s.host, "chassis", uri)
-	return "", nil
-}
-
-// fanDoc is a modern Fan.
-type fanDoc struct {
-	Name         str
-	SpeedPercent *excerpt
+	return hasLegacy, hasModern
 }
 
 // psuDoc is a modern PowerSupply.
@@ -275,42 +304,91 @@ type psuDoc struct {
 	Metrics link
 }
 
-// planModern reads a chassis' Sensors collection every poll, after learning
-// which of its sensors fans, PSUs and the chassis point at. Those
-// resources are read here, once; one that cannot be read costs its claims
-// (the sensors still come, with their own ReadingType), unless the failure
-// ends the poll.
-func (s *Source) planModern(p *poll, c *chassisDoc, expand string, d *discovery) error {
-	lf := leaf{kind: leafSensors, uri: canonicalURI(string(c.Sensors.ID)), query: expand}
+// planModern plans a chassis' modern resources: its Sensors collection,
+// read every poll, and its subsystems' excerpts. An excerpt whose
+// DataSourceUri names a Sensor the plan reads is not read again: it only
+// tells that Sensor's role (a PSU's input or output power, the chassis
+// power, a fan), as a claim. A resource with excerpts of its own (no
+// DataSourceUri, or one naming a sensor the plan does not read) is read
+// every poll. The subsystems are read here, once; one that cannot be read
+// costs its claims and readings, unless the failure ends the poll.
+func (s *Source) planModern(p *poll, chassis string, c *chassisDoc, powerKnown bool, expand string, d *discovery) error {
+	var lf *leaf
+	if c.Sensors.ID != "" {
+		lf = &leaf{kind: leafSensors, uri: canonicalURI(string(c.Sensors.ID)), chassis: chassis, query: expand, chassisPowerKnown: powerKnown}
+	}
+	var extra []leaf
 	soft := func(what string, err error) error {
 		if stopping(err) {
 			return err
 		}
-		s.log.Debug("read "+what+" for sensor claims", "host", s.host, "err", err)
+		s.log.Debug("read "+what, "host", s.host, "chassis", chassis, "err", err)
 		return nil
 	}
 
 	if uri := string(c.ThermalSubsystem.ID); uri != "" {
-		fans, err := s.subCollection(p, uri, "Fans", &expand)
+		sub, err := s.subsystem(p, uri)
 		if err != nil {
-			if err := soft("fans", err); err != nil {
+			if err := soft("thermal subsystem", err); err != nil {
 				return err
 			}
 		}
-		for _, m := range fans {
-			var f fanDoc
-			if decodeLenient(m.body, &f) != nil || f.SpeedPercent == nil || f.SpeedPercent.DataSourceURI == "" {
-				continue
+		if fl := sub["Fans"]; fl != "" {
+			fans, err := s.readMembers(p, fl, &expand)
+			if err != nil {
+				if err := soft("fans", err); err != nil {
+					return err
+				}
 			}
-			d.claims[canonicalURI(string(f.SpeedPercent.DataSourceURI))] = claim{kind: v1.Kind_KIND_FAN, parent: string(f.Name)}
+			own := false
+			for _, m := range fans {
+				var f fanDoc
+				if decodeLenient(m.body, &f) != nil || f.SpeedPercent == nil {
+					continue
+				}
+				if f.SpeedPercent.covered(d.cov) {
+					d.claims[canonicalURI(string(f.SpeedPercent.DataSourceURI))] = claim{kind: v1.Kind_KIND_FAN, parent: string(f.Name)}
+				} else if f.SpeedPercent.readable(d.cov) {
+					own = true
+				}
+			}
+			if own {
+				extra = append(extra, leaf{kind: leafFans, uri: canonicalURI(fl), chassis: chassis, query: expand})
+			}
+		}
+		if tl := sub["ThermalMetrics"]; tl != "" {
+			resp, err := s.get(p, canonicalURI(tl), "", "")
+			if err != nil {
+				if err := soft("thermal metrics", err); err != nil {
+					return err
+				}
+			} else {
+				var tm struct{ TemperatureReadingsCelsius []excerpt }
+				_ = decodeLenient(resp.body, &tm)
+				for i := range tm.TemperatureReadingsCelsius {
+					if tm.TemperatureReadingsCelsius[i].readable(d.cov) {
+						extra = append(extra, leaf{kind: leafThermalMetrics, uri: canonicalURI(tl), chassis: chassis})
+						break
+					}
+				}
+			}
 		}
 	}
 
 	if uri := string(c.PowerSubsystem.ID); uri != "" {
-		psus, err := s.subCollection(p, uri, "PowerSupplies", &expand)
+		sub, err := s.subsystem(p, uri)
 		if err != nil {
-			if err := soft("power supplies", err); err != nil {
+			if err := soft("power subsystem", err); err != nil {
 				return err
+			}
+		}
+		var psus []rawMember
+		if pl := sub["PowerSupplies"]; pl != "" {
+			psus, err = s.readMembers(p, pl, &expand)
+			if err != nil {
+				if err := soft("power supplies", err); err != nil {
+					return err
+				}
 			}
 		}
 		docs := make([]psuDoc, len(psus))
@@ -337,23 +415,21 @@ func (s *Source) planModern(p *poll, c *chassisDoc, expand string, d *discovery)
 			if decodeLenient(resp.body, &m) != nil {
 				continue
 			}
-			viaMetrics := false
 			for _, q := range []struct {
 				e          *excerpt
 				sensorType string
 			}{{m.InputPowerWatts, sensorTypePSUInput}, {m.OutputPowerWatts, sensorTypePSUOutput}} {
-				switch {
-				case q.e == nil:
-				case q.e.DataSourceURI != "":
+				if q.e.covered(d.cov) {
 					d.claims[canonicalURI(string(q.e.DataSourceURI))] = claim{
 						sensorType: q.sensorType, kind: v1.Kind_KIND_POWER, name: labels[i], parent: string(ps.Name),
 					}
-				case q.e.Reading.state != numAbsent:
-					viaMetrics = true
 				}
 			}
-			if viaMetrics {
-				d.leaves = append(d.leaves, leaf{kind: leafPSUMetrics, uri: muri, label: labels[i], parent: string(ps.Name)})
+			for _, e := range []*excerpt{m.InputPowerWatts, m.OutputPowerWatts, m.InputVoltage, m.InputCurrentAmps} {
+				if e.readable(d.cov) {
+					extra = append(extra, leaf{kind: leafPSUMetrics, uri: muri, chassis: chassis, label: labels[i], parent: string(ps.Name)})
+					break
+				}
 			}
 		}
 	}
@@ -369,26 +445,32 @@ func (s *Source) planModern(p *poll, c *chassisDoc, expand string, d *discovery)
 			var m envMetricsDoc
 			if decodeLenient(resp.body, &m) == nil && m.PowerWatts != nil {
 				switch {
-				case m.PowerWatts.DataSourceURI != "":
+				case m.PowerWatts.covered(d.cov):
 					d.claims[canonicalURI(string(m.PowerWatts.DataSourceURI))] = claim{sensorType: sensorTypeChassisPower, kind: v1.Kind_KIND_POWER}
-					lf.chassisPowerKnown = true
-				case m.PowerWatts.Reading.state != numAbsent:
-					d.leaves = append(d.leaves, leaf{kind: leafEnvMetrics, uri: euri})
-					lf.chassisPowerKnown = true
+					if lf != nil {
+						lf.chassisPowerKnown = true
+					}
+				case m.PowerWatts.readable(d.cov):
+					extra = append(extra, leaf{kind: leafEnvMetrics, uri: euri, chassis: chassis})
+					if lf != nil {
+						lf.chassisPowerKnown = true
+					}
 				}
 			}
 		}
 	}
 	// The Sensors collection goes first: it is what matters, and a poll cut
 	// short by its deadline should have it.
-	d.leaves = append([]leaf{lf}, d.leaves...)
+	if lf != nil {
+		d.leaves = append(d.leaves, *lf)
+	}
+	d.leaves = append(d.leaves, extra...)
 	return nil
 }
 
-// subCollection reads the subsystem at uri and the members of its
-// collection named prop (ThermalSubsystem's Fans, PowerSubsystem's
-// PowerSupplies).
-func (s *Source) subCollection(p *poll, uri, prop string, expand *string) ([]rawMember, error) {
+// subsystem reads a ThermalSubsystem or PowerSubsystem and returns the
+// URIs of its links (Fans, ThermalMetrics, PowerSupplies) by name.
+func (s *Source) subsystem(p *poll, uri string) (map[string]string, error) {
 	resp, err := s.get(p, canonicalURI(uri), "", "")
 	if err != nil {
 		return nil, err
@@ -397,11 +479,14 @@ func (s *Source) subCollection(p *poll, uri, prop string, expand *string) ([]raw
 	if err := decodeLenient(resp.body, &doc); err != nil {
 		return nil, &sources.Error{Class: sources.ClassDecode, Err: fmt.Errorf("decode %s of %s: %w", uri, s.host, err)}
 	}
-	var l link
-	if raw, ok := doc[prop]; !ok || decodeLenient(raw, &l) != nil || l.ID == "" {
-		return nil, nil
+	out := map[string]string{}
+	for k, raw := range doc {
+		var l link
+		if decodeLenient(raw, &l) == nil && l.ID != "" {
+			out[k] = string(l.ID)
+		}
 	}
-	return s.readMembers(p, string(l.ID), expand)
+	return out, nil
 }
 
 // rawMember is one member of a collection: its URI and its document.
@@ -530,7 +615,7 @@ func (s *Source) fillInfo(dst *v1.Snapshot) {
 	set("firmware", in.manager.FirmwareVersion)
 	set("bios_version", in.system.BiosVersion)
 	set("power_state", in.system.PowerState, in.chassis.PowerState)
-	set("health", in.system.Status.HealthRollup, in.system.Status.Health)
+	set("health", in.chassis.Status.Health, in.system.Status.Health)
 	set("manager_model", in.manager.Model)
 	set("uuid", in.system.UUID, in.root.UUID)
 	set("redfish_version", in.root.RedfishVersion)

@@ -17,19 +17,30 @@
 //
 // Once per session the source reads the chassis, systems and managers
 // (expanded in one request each when the service announces $expand) and
-// plans each poll: Chassis/{id}/Thermal and Power for a legacy chassis
-// (two requests), the Sensors collection with $expand=.($levels=1) for a
-// modern one (one request). Where a chassis offers both, the expanded
-// Sensors collection wins (fewer requests, and on iDRAC one slow sensor
-// read instead of two) unless Options.Schema says otherwise. Discovery of a
-// modern chassis also reads, once, the resources that point at its
-// sensors: the fans' SpeedPercent, the PSUs' metrics and the chassis'
-// EnvironmentMetrics, so that the Sensors collection's readings come out
-// typed as the gateway expects (PowerSupplyInput and PowerSupplyOutput with
-// the PSU as parent and name, PowerControl for the chassis input, fans as
-// fans). Discovery runs again when a resource answers 404, when the service
-// root's UUID changes, and when the service refuses an $expand it
+// plans each poll. With Options.Schema SchemaAuto (the default) it reads
+// every generation of sensor resources a chassis offers: Thermal and
+// Power, the Sensors collection (with $expand=.($levels=1) when
+// announced, member by member otherwise), and the subsystems'
+// (ThermalSubsystem Fans and ThermalMetrics, PowerSubsystem PSU Metrics,
+// EnvironmentMetrics) excerpts that are not copies of a Sensor it reads.
+// Excerpts that are copies are read once, at discovery, to type the
+// Sensors they name (PowerSupplyInput and PowerSupplyOutput with the PSU
+// as parent and name, PowerControl for the chassis input, fans as fans).
+// SchemaLegacy and SchemaModern read one generation where a chassis
+// offers it. Discovery runs again when a resource answers 404 (after the
+// plan's first poll, which instead forgets links never served), when the
+// service root's UUID changes, and when the service refuses an $expand it
 // announced; not every poll.
+//
+// # Merging
+//
+// Readings read through several schemas are merged (merge.go) so that
+// each physical quantity yields one reading: copies are found by links
+// (DataSourceUri, RelatedItem), member ids, roles (chassis power, a PSU's
+// input or output), then names and values; the copy carrying more is
+// kept and each other is reported as a sources.Drop with reason merged.
+// The result does not depend on $expand. docs/metrics.md ("Reading
+// Redfish: layouts, merging and cost") states the rules and the cost.
 //
 // # Polls
 //
@@ -41,7 +52,8 @@
 // discovery and again every Options.InfoInterval, one document per poll, and
 // travel in every snapshot's info. A legacy BMC thus costs two requests a
 // poll (three when an info document is due), a modern one with $expand one
-// (two).
+// (two), one offering both three (four). A service with no sensor
+// resources is asked for its root each poll, so the poll knows it is up.
 //
 // # Decoding
 //
@@ -50,10 +62,13 @@
 // fractions where integers belong, and gofish v0.26 fails the whole
 // resource for one such member (and decodes ThermalSubsystem fans and
 // PowerSubsystem supplies into legacy types that lose their readings). A
-// bad member costs its own reading, counted in Stats by reason; a reading
-// whose Status.State is Absent, Disabled or UnavailableOffline, or whose
-// value is null, missing or not a number, is never emitted. Only a document
-// that is not JSON at all fails, with sources.ClassDecode.
+// bad member costs its own reading. Every reading left out is reported to
+// Options.OnDrop and counted by Dropped, by reason (sources.Drop*): Absent
+// or Disabled (and UnavailableOffline, StandbyOffline) states, null or
+// missing values, values that are not numbers, members that are not
+// objects, arrays that are not arrays (unsupported_layout, also named in
+// the poll's error), copies merged. Only a document that is not JSON at
+// all fails, with sources.ClassDecode.
 //
 // The HTTP side is net/http rather than gofish's client too: gofish drops
 // the headers of error answers (Retry-After), binds one context to the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/pkg/sources"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -56,7 +57,7 @@ func seeds(f *testing.F, match func(path string) bool, extra ...string) {
 func checkResult(t *testing.T, res docResult, err error) {
 	if err != nil {
 		require.Empty(t, res.readings)
-		require.Zero(t, res.skipped.total())
+		require.Empty(t, res.drops)
 		return
 	}
 	for _, r := range res.readings {
@@ -103,10 +104,56 @@ func FuzzDecodePower(f *testing.F) {
 				require.Equal(t, 1, labels[r.Name], "PSU label %q names one PSU", r.Name)
 			}
 		}
-		res, err = decodePSUMetrics([]byte(doc), "/m", "PSU1", "p")
+		res, err = decodePSUMetrics([]byte(doc), "/m", "PSU1", "p", nil)
 		checkResult(t, res, err)
-		res, err = decodeEnvMetrics([]byte(doc), "/e")
+		res, err = decodeEnvMetrics([]byte(doc), "/e", nil)
 		checkResult(t, res, err)
+		res, err = decodeThermalMetrics([]byte(doc), "/tm", coverage{"/redfish/v1/Chassis/1/Sensors"})
+		checkResult(t, res, err)
+		res, err = decodeFans([]byte(doc), "/f", nil)
+		checkResult(t, res, err)
+		res, err = decodeFan([]byte(doc), "/f/1", nil)
+		checkResult(t, res, err)
+	})
+}
+
+// FuzzMerge merges the readings of a Thermal, a Power and a Sensors
+// document decoded from the fuzzer's bytes: whatever they hold, every
+// reading is kept or dropped as merged into a kept one, exactly once.
+func FuzzMerge(f *testing.F) {
+	seeds(f, func(p string) bool { return strings.HasSuffix(p, "/Thermal") || strings.HasSuffix(p, "/Sensors") })
+	f.Fuzz(func(t *testing.T, doc string) {
+		var rs []v1.Reading
+		var ms []meta
+		for _, dec := range []func([]byte) (docResult, error){
+			func(b []byte) (docResult, error) { return decodeThermal(b, thermalURI) },
+			func(b []byte) (docResult, error) { return decodePower(b, "/redfish/v1/Chassis/1/Power") },
+			func(b []byte) (docResult, error) { return decodeSensors(b, "/redfish/v1/Chassis/1/Sensors", nil) },
+			func(b []byte) (docResult, error) { return decodeThermalMetrics(b, "/tm", nil) },
+		} {
+			res, err := dec([]byte(doc))
+			if err != nil {
+				continue
+			}
+			require.Len(t, res.meta, len(res.readings))
+			rs = append(rs, res.readings...)
+			ms = append(ms, res.meta...)
+		}
+		n := len(rs)
+		ids := make([]string, n)
+		for i := range rs {
+			ids[i] = rs[i].Id
+		}
+		kept, drops := mergeReadings(rs, ms, make([]bool, n))
+		require.Equal(t, n, len(kept)+len(drops))
+		keptIDs := map[string]bool{}
+		for _, r := range kept {
+			keptIDs[r.Id] = true
+		}
+		for _, d := range drops {
+			require.Equal(t, sources.DropMerged, d.Reason)
+			require.True(t, keptIDs[d.Detail], "%s merged into a kept reading, not %s", d.ID, d.Detail)
+		}
 	})
 }
 

@@ -142,7 +142,7 @@ func checkAgainstModel(t *testing.T, b *model.BMC, at time.Time, snap *v1.Snapsh
 	require.Equal(t, "On", snap.Info["power_state"])
 	require.Equal(t, b.Health(at), snap.Info["health"])
 	require.NotEmpty(t, snap.Info["uuid"])
-	require.Contains(t, []string{"legacy", "modern"}, snap.Info["schema"])
+	require.Contains(t, []string{"legacy", "modern", "both"}, snap.Info["schema"])
 
 	var psuIn []float64
 	seen := map[string]bool{}

@@ -21,7 +21,8 @@ import (
 // TestRequestsPerPoll measures what a poll costs each personality over 40
 // polls 30 s apart (so readings change and info documents fall due):
 // discovery happens once, a legacy BMC costs 2 requests a poll and 3 when
-// an info document is due, a modern one 1 and 2.
+// an info document is due, a modern one with $expand 1 and 2, one offering
+// both generations (read both and merged) 3 and 4.
 func TestRequestsPerPoll(t *testing.T) {
 	tests := []struct {
 		personality    string
@@ -29,9 +30,9 @@ func TestRequestsPerPoll(t *testing.T) {
 	}{
 		{"ilo", 2, 3},
 		{"supermicro", 2, 3},
-		{"idrac", 1, 2},
-		{"xcc", 1, 2},
-		{"ami", 1, 2},
+		{"idrac", 3, 4},
+		{"xcc", 3, 4},
+		{"ami", 3, 4},
 		{"openbmc", 1, 2},
 	}
 	for _, tc := range tests {
@@ -183,8 +184,8 @@ func TestBasicAuth(t *testing.T) {
 	count.take()
 	_, err = collect(t, s, 10*time.Second)
 	require.NoError(t, err)
-	n, _ := count.take()
-	require.Equal(t, 1, n)
+	n, log := count.take()
+	require.Equal(t, 3, n, "Thermal, Power and the expanded Sensors: %v", log)
 }
 
 // TestRediscovery swaps the BMC behind the address: a new service (new

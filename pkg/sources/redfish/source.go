@@ -31,21 +31,28 @@ const DefaultRequestTimeout = 10 * time.Second
 const DefaultInfoInterval = 10 * time.Minute
 
 // Schema chooses between the two generations of Redfish sensor resources
-// where a chassis offers both.
+// where a chassis offers both: legacy (Thermal and Power) and modern (the
+// Sensors collection, ThermalSubsystem, PowerSubsystem,
+// EnvironmentMetrics).
 type Schema string
 
-// The schema preferences. Each is a preference, not a requirement: a chassis
-// offering only the other generation is read through that one.
+// The schema choices. SchemaLegacy and SchemaModern are preferences, not
+// requirements: a chassis offering only the other generation is read
+// through that one.
 const (
-	// SchemaAuto reads the Sensors collection when the service can expand
-	// it into one request ($expand), and Thermal plus Power otherwise.
+	// SchemaAuto reads every generation a chassis offers and merges the
+	// copies of one sensor into one reading (see the package
+	// documentation): nothing only one generation lists is lost, whether
+	// or not the service announces $expand.
 	SchemaAuto Schema = ""
-	// SchemaLegacy prefers Chassis/{id}/Thermal and Power (two requests a
-	// poll), for BMCs whose Sensors collection is incomplete.
+	// SchemaAutoName is how configurations spell SchemaAuto.
+	SchemaAutoName Schema = "auto"
+	// SchemaLegacy reads Chassis/{id}/Thermal and Power only, where a
+	// chassis offers them.
 	SchemaLegacy Schema = "legacy"
-	// SchemaModern prefers the Sensors collection, expanded when the
-	// service supports it (one request a poll) and member by member when it
-	// does not.
+	// SchemaModern reads the Sensors collection and the subsystems only,
+	// where a chassis offers them: the Sensors collection expanded when the
+	// service supports it, member by member when it does not.
 	SchemaModern Schema = "modern"
 )
 
@@ -70,6 +77,11 @@ type Options struct {
 	// Schema chooses the sensor resources where a chassis offers both
 	// generations; see Schema.
 	Schema Schema
+	// OnDrop, when not nil, is called synchronously from Collect for each
+	// reading the BMC listed and the poll left out (sources.Drop, with the
+	// reading's id in Reading.Id's form), after the poll's readings are
+	// merged. It must not block.
+	OnDrop func(sources.Drop)
 	// Transport replaces the transport New would build from the Target
 	// (see NewTransport), for tests and for callers that wrap it (to count
 	// or trace requests). The Target's CAFile and InsecureSkipVerify are
@@ -94,9 +106,9 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("info_interval: must not be negative, got %s", o.InfoInterval))
 	}
 	switch o.Schema {
-	case SchemaAuto, SchemaLegacy, SchemaModern:
+	case SchemaAuto, SchemaAutoName, SchemaLegacy, SchemaModern:
 	default:
-		errs = append(errs, fmt.Errorf("schema: must be %q, %q or empty, got %q", SchemaLegacy, SchemaModern, o.Schema))
+		errs = append(errs, fmt.Errorf("schema: must be %q, %q, %q or empty, got %q", SchemaAutoName, SchemaLegacy, SchemaModern, o.Schema))
 	}
 	return errors.Join(errs...)
 }
@@ -129,26 +141,52 @@ type Skipped struct {
 	// NotANumber readings held something else: "N/A", an empty string, a
 	// boolean, an object.
 	NotANumber uint64
-	// Malformed counts array members that were not JSON objects (and
-	// sensor arrays that were not arrays).
+	// Malformed counts array members that were not JSON objects.
 	Malformed uint64
+	// UnsupportedLayout counts readings in resource shapes the source
+	// cannot read (a sensor array that is not an array).
+	UnsupportedLayout uint64
+	// Merged counts copies of a reading read through a second schema and
+	// merged into the first.
+	Merged uint64
 }
 
 // Total is the sum of every reason.
-func (k Skipped) Total() uint64 { return k.Unavailable + k.NoReading + k.NotANumber + k.Malformed }
-
-// counters are Stats as atomics: Collect writes them, Stats reads them
-// from another goroutine (a metrics scrape).
-type counters struct {
-	requests, notModified, logins, discoveries           atomic.Uint64
-	unavailable, noReading, notANumber, malformedMembers atomic.Uint64
+func (k Skipped) Total() uint64 {
+	return k.Unavailable + k.NoReading + k.NotANumber + k.Malformed + k.UnsupportedLayout + k.Merged
 }
 
-func (c *counters) skipped(k skips) {
-	c.unavailable.Add(k.unavailable)
-	c.noReading.Add(k.noReading)
-	c.notANumber.Add(k.notANumber)
-	c.malformedMembers.Add(k.malformed)
+// dropReasons are the sources.Drop reasons, in the order counters.drops
+// holds them.
+var dropReasons = [...]string{
+	sources.DropAbsent, sources.DropDisabled, sources.DropNull, sources.DropNotANumber,
+	sources.DropMalformed, sources.DropUnsupportedLayout, sources.DropMerged,
+}
+
+// counters are Stats as atomics: Collect writes them, Stats and Dropped
+// read them from another goroutine (a metrics scrape).
+type counters struct {
+	requests, notModified, logins, discoveries atomic.Uint64
+	drops                                      [len(dropReasons)]atomic.Uint64
+}
+
+// drop counts one drop.
+func (c *counters) drop(reason string) {
+	for i, r := range dropReasons {
+		if r == reason {
+			c.drops[i].Add(1)
+			return
+		}
+	}
+}
+
+func (c *counters) dropped(reason string) uint64 {
+	for i, r := range dropReasons {
+		if r == reason {
+			return c.drops[i].Load()
+		}
+	}
+	return 0
 }
 
 // Source is one Redfish session to one BMC. It implements sources.Source.
@@ -253,12 +291,27 @@ func (s *Source) Stats() Stats {
 		Logins:      c.logins.Load(),
 		Discoveries: c.discoveries.Load(),
 		Skipped: Skipped{
-			Unavailable: c.unavailable.Load(),
-			NoReading:   c.noReading.Load(),
-			NotANumber:  c.notANumber.Load(),
-			Malformed:   c.malformedMembers.Load(),
+			Unavailable:       c.dropped(sources.DropAbsent) + c.dropped(sources.DropDisabled),
+			NoReading:         c.dropped(sources.DropNull),
+			NotANumber:        c.dropped(sources.DropNotANumber),
+			Malformed:         c.dropped(sources.DropMalformed),
+			UnsupportedLayout: c.dropped(sources.DropUnsupportedLayout),
+			Merged:            c.dropped(sources.DropMerged),
 		},
 	}
+}
+
+// Dropped implements sources.DropCounter: the readings left out of
+// snapshots since New, by reason, each counted once per poll that left it
+// out.
+func (s *Source) Dropped() map[string]uint64 {
+	out := make(map[string]uint64, len(dropReasons))
+	for i, r := range dropReasons {
+		if n := s.stats.drops[i].Load(); n > 0 {
+			out[r] = n
+		}
+	}
+	return out
 }
 
 // stage is how far a poll got.
@@ -282,6 +335,10 @@ type poll struct {
 	rootRead bool
 	stage    stage
 	errs     []*sources.Error
+	// meta and drops go with the readings the poll read: meta[i] with
+	// the i-th reading it appended.
+	meta  []meta
+	drops []sources.Drop
 }
 
 // fail records a classified error of the poll.
@@ -366,9 +423,9 @@ func stopping(err error) bool {
 }
 
 // Collect implements sources.Source: it logs in and discovers when needed,
-// reads the sensor resources (two requests a poll for Thermal and Power,
-// one for an expanded Sensors collection) and, one document per poll when
-// due, the system facts.
+// reads the sensor resources of its plan, merges the copies of one
+// reading, reports what it left out to Options.OnDrop and, one document
+// per poll when due, reads the system facts.
 //
 // Up is set when the BMC answered at all. When a request fails after the
 // session and discovery succeeded, the readings read so far are kept and
@@ -387,12 +444,23 @@ func (s *Source) Collect(ctx context.Context, dst *v1.Snapshot) error {
 	if p.stage >= stageLeaves {
 		s.fillInfo(dst)
 	}
+	s.report(p)
 	err := p.err()
 	if err == nil {
 		return nil
 	}
 	dst.Partial = p.answered && p.stage >= stageLeaves
 	return sources.Fail(dst, err)
+}
+
+// report counts the poll's drops and hands them to Options.OnDrop.
+func (s *Source) report(p *poll) {
+	for _, d := range p.drops {
+		s.stats.drop(d.Reason)
+		if s.opts.OnDrop != nil {
+			s.opts.OnDrop(d)
+		}
+	}
 }
 
 func (s *Source) collect(p *poll, dst *v1.Snapshot) {
@@ -417,22 +485,61 @@ func (s *Source) collect(p *poll, dst *v1.Snapshot) {
 	}
 	p.stage = stageLeaves
 	d := s.disc
-	if len(d.leaves) == 0 {
-		p.fail(&sources.Error{Class: sources.ClassProtocol, Err: fmt.Errorf("read sensors of %s: no chassis links Thermal, Power or Sensors", s.host)})
+	start := len(dst.Readings)
+	// A chassis with no sensors is no error: the poll is up with what
+	// there is.
+	complete := s.readLeaves(p, d, dst)
+	s.merge(p, d, dst, start)
+	if !complete {
+		return
 	}
+	if err := s.refreshInfo(p); err != nil {
+		p.fail(err)
+		if statusCode(err) == http.StatusNotFound {
+			s.invalidate()
+		}
+		return
+	}
+	if !p.answered {
+		// A service with no sensor resources (and no info document due)
+		// is asked for its root, so that the poll knows it is up.
+		if _, err := s.readRoot(p); err != nil {
+			p.fail(err)
+		}
+	}
+}
+
+// readLeaves reads the plan's sensor resources into dst and reports
+// whether the poll read all of them.
+func (s *Source) readLeaves(p *poll, d *discovery, dst *v1.Snapshot) bool {
 	for i := range d.leaves {
 		if p.ctx.Err() != nil {
 			p.fail(s.ctxError(p.ctx, "read sensors"))
-			return
+			return false
 		}
 		lf := &d.leaves[i]
-		rs, err := s.readLeaf(p, lf)
-		dst.Readings = append(dst.Readings, rs...)
+		res, err := s.readLeaf(p, lf)
+		for j := range res.meta {
+			res.meta[j].chassis, res.meta[j].leaf = lf.chassis, i
+		}
+		dst.Readings = append(dst.Readings, res.readings...)
+		p.meta = append(p.meta, res.meta...)
+		p.drops = append(p.drops, res.drops...)
+		if len(res.layout) > 0 {
+			p.fail(&sources.Error{Class: sources.ClassDecode, Err: fmt.Errorf("read %s of %s: unsupported layout: %s",
+				lf.uri, s.host, strings.Join(res.layout, "; "))})
+		}
 		if err != nil {
 			p.fail(err)
 			switch {
 			case stopping(err):
-				return
+				return false
+			case statusCode(err) == http.StatusNotFound && !d.pruned:
+				// A link dead from the start (a chassis listing a Thermal
+				// it does not serve): the plan forgets it, the poll
+				// goes on, the error says where.
+				s.log.Debug("sensor resource linked but not served; not read again", "host", s.host, "uri", lf.uri)
+				lf.dead = true
 			case statusCode(err) == http.StatusNotFound:
 				// Resources moved (a firmware update): find them again.
 				s.log.Debug("sensor resource gone; discovering again", "host", s.host, "uri", lf.uri)
@@ -446,15 +553,49 @@ func (s *Source) collect(p *poll, dst *v1.Snapshot) {
 		if s.disc != d {
 			// The service changed under the poll (a 404, a new UUID after
 			// logging in again): what is left of the plan is stale.
-			return
+			return false
 		}
 	}
-	if err := s.refreshInfo(p); err != nil {
-		p.fail(err)
-		if statusCode(err) == http.StatusNotFound {
-			s.invalidate()
+	return true
+}
+
+// merge merges the poll's readings (dst.Readings from start) so that
+// each physical quantity yields one, and adds a drop for each copy merged
+// away. After the first poll of a plan, it drops from the plan the
+// resources linked but not served (404), and the excerpt resources whose
+// every reading was a copy of another resource's (a Fan whose speed the
+// legacy Thermal lists too): reading them again would only be merged away
+// again.
+func (s *Source) merge(p *poll, d *discovery, dst *v1.Snapshot, start int) {
+	rs := dst.Readings[start:]
+	merged := make([]bool, len(rs))
+	kept, drops := mergeReadings(rs, p.meta, merged)
+	dst.Readings = dst.Readings[:start+len(kept)]
+	p.drops = append(p.drops, drops...)
+	if d.pruned || s.disc != d || p.ctx.Err() != nil {
+		return
+	}
+	d.pruned = true
+	read := make([]int, len(d.leaves))
+	copies := make([]int, len(d.leaves))
+	for i, m := range p.meta {
+		read[m.leaf]++
+		if merged[i] {
+			copies[m.leaf]++
 		}
 	}
+	leaves := d.leaves[:0]
+	for i, lf := range d.leaves {
+		if lf.dead {
+			continue
+		}
+		if lf.kind.excerpts() && read[i] > 0 && copies[i] == read[i] {
+			s.log.Debug("excerpts repeat other readings; not read again", "host", s.host, "uri", lf.uri)
+			continue
+		}
+		leaves = append(leaves, lf)
+	}
+	d.leaves = leaves
 }
 
 // ctxError is the error of a poll whose context ended between requests.
@@ -474,35 +615,43 @@ func (s *Source) Close(ctx context.Context) error {
 }
 
 // readLeaf reads one sensor resource of the plan.
-func (s *Source) readLeaf(p *poll, lf *leaf) ([]v1.Reading, error) {
-	var (
-		res docResult
-		err error
-	)
+func (s *Source) readLeaf(p *poll, lf *leaf) (docResult, error) {
+	cov := s.disc.cov
 	switch lf.kind {
 	case leafThermal:
-		res, err = s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) { return decodeThermal(b, lf.uri) })
+		return s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) { return decodeThermal(b, lf.uri) })
 	case leafPower:
-		res, err = s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) { return decodePower(b, lf.uri) })
+		return s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) { return decodePower(b, lf.uri) })
 	case leafPSUMetrics:
-		res, err = s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) {
-			return decodePSUMetrics(b, lf.uri, lf.label, lf.parent)
+		return s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) {
+			return decodePSUMetrics(b, lf.uri, lf.label, lf.parent, cov)
 		})
 	case leafEnvMetrics:
-		res, err = s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) { return decodeEnvMetrics(b, lf.uri) })
+		return s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) { return decodeEnvMetrics(b, lf.uri, cov) })
+	case leafThermalMetrics:
+		return s.getDoc(p, lf.uri, "", func(b []byte) (docResult, error) { return decodeThermalMetrics(b, lf.uri, cov) })
+	case leafFans:
+		return s.readCollection(p, lf,
+			func(b []byte) (docResult, error) { return decodeFans(b, lf.uri, cov) },
+			func(b []byte, uri string) (docResult, error) { return decodeFan(b, uri, cov) })
 	case leafSensors:
-		res, err = s.readSensors(p, lf)
+		cl := s.disc.claims
+		res, err := s.readCollection(p, lf,
+			func(b []byte) (docResult, error) { return decodeSensors(b, lf.uri, cl) },
+			func(b []byte, uri string) (docResult, error) { return decodeSensor(b, uri, cl) })
+		if !lf.chassisPowerKnown {
+			guessChassisPower(res.readings)
+		}
+		return res, err
 	}
-	s.stats.skipped(res.skipped)
-	return res.readings, err
+	return docResult{}, nil
 }
 
-// readSensors reads a Sensors collection: one request when expanded, one
-// more per member when not. A member that fails costs its reading only
-// (and marks the poll partial) unless the failure ends the poll.
-func (s *Source) readSensors(p *poll, lf *leaf) (docResult, error) {
-	cl := s.disc.claims
-	res, err := s.getDoc(p, lf.uri, lf.query, func(b []byte) (docResult, error) { return decodeSensors(b, lf.uri, cl) })
+// readCollection reads a collection: one request when expanded, one more
+// per member when not. A member that fails costs its reading only (and
+// marks the poll partial) unless the failure ends the poll.
+func (s *Source) readCollection(p *poll, lf *leaf, coll func([]byte) (docResult, error), member func([]byte, string) (docResult, error)) (docResult, error) {
+	res, err := s.getDoc(p, lf.uri, lf.query, coll)
 	if err != nil {
 		return res, err
 	}
@@ -513,9 +662,11 @@ func (s *Source) readSensors(p *poll, lf *leaf) (docResult, error) {
 			break
 		}
 		uri := canonicalURI(m)
-		r, err := s.getDoc(p, uri, "", func(b []byte) (docResult, error) { return decodeSensor(b, uri, cl) })
+		r, err := s.getDoc(p, uri, "", func(b []byte) (docResult, error) { return member(b, uri) })
 		res.readings = append(res.readings, r.readings...)
-		res.skipped.add(r.skipped)
+		res.meta = append(res.meta, r.meta...)
+		res.drops = append(res.drops, r.drops...)
+		res.layout = append(res.layout, r.layout...)
 		if err != nil {
 			errs = append(errs, classify(err))
 			if stopping(err) {
@@ -524,9 +675,6 @@ func (s *Source) readSensors(p *poll, lf *leaf) (docResult, error) {
 		}
 	}
 	res.pending = nil
-	if !lf.chassisPowerKnown {
-		guessChassisPower(res.readings)
-	}
 	if e := combine(errs); e != nil {
 		return res, e
 	}
@@ -619,7 +767,10 @@ func (s *Source) getDoc(p *poll, uri, query string, decode func([]byte) (docResu
 // clone copies a result deeply enough that a caller appending to or
 // editing its readings (or their thresholds) leaves the original intact.
 func (r docResult) clone() docResult {
-	out := docResult{skipped: r.skipped, pending: slices.Clone(r.pending)}
+	out := docResult{
+		meta: slices.Clone(r.meta), drops: slices.Clone(r.drops),
+		layout: slices.Clone(r.layout), pending: slices.Clone(r.pending),
+	}
 	out.readings = slices.Clone(r.readings)
 	for i := range out.readings {
 		out.readings[i].Thresholds = slices.Clone(out.readings[i].Thresholds)

@@ -112,7 +112,15 @@ func TestMockup(t *testing.T) {
 		requests int // per steady-state poll
 		names    []string
 	}{
-		{redfish.SchemaAuto, 2, []string{
+		// Auto reads both generations; the legacy CPU1 Temp is the Sensor
+		// CPU1 Temperature (same name but for the kind word, same value,
+		// same chassis), which carries as much and is kept.
+		{redfish.SchemaAuto, 5, []string{
+			"Chassis Intake Temp", "BaseBoard System Fan", "BaseBoard System Fan Backup",
+			"Server Power Control", "Power Supply Bay", "Power Supply Bay", "VRM1 Voltage", "VRM2 Voltage",
+			"Ambient Temperature", "CPU1 Temperature",
+		}},
+		{redfish.SchemaLegacy, 2, []string{
 			"CPU1 Temp", "Chassis Intake Temp", "BaseBoard System Fan", "BaseBoard System Fan Backup",
 			"Server Power Control", "Power Supply Bay", "Power Supply Bay", "VRM1 Voltage", "VRM2 Voltage",
 		}},
@@ -144,14 +152,21 @@ func TestMockup(t *testing.T) {
 			n, log := count.take()
 			require.Equal(t, tc.requests, n, "%v", log)
 
-			if tc.schema == redfish.SchemaAuto {
+			switch tc.schema {
+			case redfish.SchemaAuto:
+				require.EqualValues(t, 2, s.Stats().Skipped.Unavailable, "CPU2 Temp is disabled (twice: two polls)")
+				require.Equal(t, map[string]uint64{sources.DropDisabled: 2, sources.DropMerged: 2}, s.Dropped())
+				cpu := find(snap.Readings, "CPU1 Temperature")[0]
+				require.Len(t, cpu.Thresholds, 3)
+				require.Equal(t, "CPU", cpu.Context)
+			case redfish.SchemaLegacy:
 				require.EqualValues(t, 2, s.Stats().Skipped.Unavailable, "CPU2 Temp is disabled (twice: two polls)")
 				cpu := find(snap.Readings, "CPU1 Temp")[0]
 				require.Len(t, cpu.Thresholds, 3)
 				psu := bySensorType(snap.Readings, "PowerSupplyOutput")
 				require.Len(t, psu, 1)
 				require.InDelta(t, 330, psu[0].Value, 1e-9)
-			} else {
+			default:
 				amb := find(snap.Readings, "Ambient Temperature")[0]
 				require.Equal(t, "Room", amb.Context)
 				require.InDelta(t, 22.5, amb.Value, 1e-9)

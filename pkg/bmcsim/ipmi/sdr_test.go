@@ -135,6 +135,20 @@ func TestFullSensorRecordLayout(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, uint16(i+1), sdr.RecordHeader.RecordID)
 				require.Equal(t, len(rec)-5, int(rec[4]))
+				if rec[3] == sdrTypeCompact {
+					// A discrete sensor: its supported states are its
+					// assertion, deassertion and reading masks (§43.2
+					// bytes 15-20), and it has no thresholds.
+					sn := pr.sensor(rec[7])
+					require.NotNil(t, sn)
+					require.NotNil(t, sn.disc)
+					require.Equal(t, sn.disc.Name, string(sdr.Compact.IDStringBytes))
+					for _, off := range []int{14, 16, 18} {
+						require.Equal(t, sn.disc.Supported, uint16(rec[off])|uint16(rec[off+1])<<8, "%s mask at byte %d", sn.id, off+1)
+					}
+					require.Zero(t, rec[11]&0x0C, "no thresholds")
+					continue
+				}
 				full := sdr.Full
 				sn := pr.sensor(uint8(full.SensorNumber))
 				require.NotNil(t, sn)

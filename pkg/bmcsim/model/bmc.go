@@ -77,6 +77,12 @@ type Faults struct {
 	IntakeOffset float64 `json:"intake_offset,omitempty"`
 	// PowerOff reports the chassis powered off (load and power drop).
 	PowerOff bool `json:"power_off,omitempty"`
+	// PSUFailed and PSUInputLost assert the failure and the input lost
+	// states of the PSU with this 1-based index; FanRedundancyLost the fan
+	// redundancy sensor's redundancy lost (see discrete.go).
+	PSUFailed         int  `json:"psu_failed,omitempty"`
+	PSUInputLost      int  `json:"psu_input_lost,omitempty"`
+	FanRedundancyLost bool `json:"fan_redundancy_lost,omitempty"`
 }
 
 // BMC is one virtual BMC.

@@ -228,7 +228,7 @@ func TestIPMISim(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := sources.Target{Host: "127.0.0.1", Port: sim.port, Username: "operator", Password: secret.Secret(testPassword)}
 			clk := newFakeClock() // the Source's own; ipmi_sim keeps real time
-			src := newSource(t, tg, Options{Discrete: tc.discrete, Now: clk.Now, SessionTimeout: time.Hour})
+			src := newSource(t, tg, Options{SkipDiscrete: !tc.discrete, Now: clk.Now, SessionTimeout: time.Hour})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			var snap v1.Snapshot

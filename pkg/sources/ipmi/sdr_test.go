@@ -359,7 +359,7 @@ func TestDecodeReading(t *testing.T) {
 		{name: "lower non-recoverable", data: []byte{0, 0xC0, 0x04}, want: reading{status: 0x04, states: 0x04}, h: v1.Health_HEALTH_CRITICAL},
 		{name: "lower non-critical", data: []byte{0, 0xC0, 0x01}, want: reading{status: 0x01, states: 0x01}, h: v1.Health_HEALTH_WARNING},
 		{name: "unavailable", data: []byte{0, 0x60, 0xC0}, want: reading{unavailable: true, states: 0xC0}},
-		{name: "scanning disabled", data: []byte{0x30, 0x00, 0x00, 0x00}, want: reading{raw: 0x30, unavailable: true}},
+		{name: "scanning disabled", data: []byte{0x30, 0x00, 0x00, 0x00}, want: reading{raw: 0x30, unavailable: true, disabled: true}},
 		{name: "two bytes only", data: []byte{7, 0x40}, want: reading{raw: 7}, h: v1.Health_HEALTH_OK},
 		{name: "discrete states", data: []byte{0, 0xC0, 0x03, 0x81}, want: reading{status: 0x03, states: 0x0103}},
 		{name: "truncated", data: []byte{7}, err: true},

@@ -40,6 +40,10 @@ func newRegistry() *handlers.Registry {
 	reg.RegisterFunc(types.CommandGetSensorThresholds, handleGetSensorThresholds)
 	reg.RegisterFunc(types.CommandGetDCMICapParam, handleGetDCMICapabilities)
 	reg.RegisterFunc(types.CommandGetDCMIPowerReading, handleGetDCMIPowerReading)
+	reg.RegisterFunc(types.CommandGetSELInfo, handleGetSELInfo)
+	reg.RegisterFunc(types.CommandReserveSEL, handleReserveSEL)
+	reg.RegisterFunc(types.CommandGetSELEntry, handleGetSELEntry)
+	reg.RegisterFunc(types.CommandGetSELTime, handleGetSELTime)
 	return reg
 }
 
@@ -157,6 +161,7 @@ func handleGetSensorReading(_ context.Context, hctx *handlers.HandlerContext, re
 	if sn.disc != nil {
 		// A discrete sensor: no reading byte; bytes 3-4 are the asserted
 		// states 0-7 and 8-14 (byte 4 bit 7 reserved, returned as 1b).
+		s.observe()
 		st := s.b.DiscreteState(sn.disc) & 0x7FFF
 		return []byte{0x00, 0xC0, byte(st), 0x80 | byte(st>>8)}, types.CodeOK, nil
 	}

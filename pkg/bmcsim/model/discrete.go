@@ -69,6 +69,9 @@ type DiscreteSpec struct {
 	// Supported has bit n set when the sensor can assert offset n (the
 	// SDR's assertion and reading masks).
 	Supported uint16
+	// Normal are the states of a healthy BMC: the baseline from which a
+	// BMC's event log records changes.
+	Normal uint16
 }
 
 // Discrete returns the discrete sensors of a personality, in a stable
@@ -106,6 +109,7 @@ func (p *Personality) Discrete() []DiscreteSpec {
 			SensorType: DiscreteTypePowerSupply, ReadingType: ReadingTypeSensorSpecific,
 			Entity: EntityPowerSupply, Instance: uint8(i + 1), Number: number(),
 			Supported: 1<<PSUPresence | 1<<PSUFailure | 1<<PSUPredict | 1<<PSUInputLost,
+			Normal:    1 << PSUPresence,
 		})
 	}
 	for i := range cpus {
@@ -114,6 +118,7 @@ func (p *Personality) Discrete() []DiscreteSpec {
 			SensorType: DiscreteTypeProcessor, ReadingType: ReadingTypeSensorSpecific,
 			Entity: EntityProcessor, Instance: uint8(i + 1), Number: number(),
 			Supported: 1<<CPUIERR | 1<<CPUThermalTrip | 1<<CPUPresence,
+			Normal:    1 << CPUPresence,
 		})
 	}
 	if fans >= 2 {
@@ -122,6 +127,7 @@ func (p *Personality) Discrete() []DiscreteSpec {
 			SensorType: DiscreteTypeFan, ReadingType: ReadingTypeRedundancy,
 			Entity: EntityCoolingUnit, Instance: 1, Number: number(),
 			Supported: 1<<FullyRedundant | 1<<RedundancyLost | 1<<RedundancyDeg,
+			Normal:    1 << FullyRedundant,
 		})
 	}
 	return out

@@ -221,3 +221,23 @@ func TestDrops(t *testing.T) {
 			Detail: "discrete sensor (discrete sensors are not read)"}, got[0])
 	})
 }
+
+// TestUnreadRecords checks the drops a repository's records make: an
+// undecodable record is malformed, a sensor the poll cannot convert an
+// unsupported layout, a record that is no sensor nothing.
+func TestUnreadRecords(t *testing.T) {
+	src := New(sources.Target{Host: "127.0.0.1"}, Options{})
+	sc := &scanState{}
+	good := fullRecord(fullSpec{number: 0x40, sensorType: 0x02, base: unitVolts, m: 1, id: []byte("12V")})
+	src.addRecord(sc, good)
+	src.addRecord(sc, fullRecord(fullSpec{number: 0x50, sensorType: 0x0B, base: unitCFM, m: 1, linearization: 1, id: []byte("Airflow")}))
+	src.addRecord(sc, good[:20])                            // the header says more bytes than there are
+	src.addRecord(sc, []byte{0x07, 0x00, 0x51, 0x12, 0x00}) // a record of another type
+	require.Len(t, sc.sensors, 1)
+	require.Equal(t, []sources.Drop{
+		{Reason: sources.DropUnsupportedLayout, Name: "Airflow", ID: "0x50", Detail: "non-linear conversion"},
+		{Reason: sources.DropMalformed, ID: "record 0x1234", Detail: "record truncated: 20 of 51 bytes"},
+	}, sc.unread)
+	require.Equal(t, 1, sc.bad)
+	require.Equal(t, 1, sc.skipped)
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/hex"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -513,6 +514,21 @@ func FuzzDecodeRecord(f *testing.F) {
 			require.NotEmpty(t, s.id)
 			require.Equal(t, s.analog, skip == skipNone && rec[3] == recordTypeFull)
 			if !s.analog {
+				// Whatever states a discrete sensor asserts, they are
+				// named, one name per bit, plus "absent" at most.
+				require.Zero(t, s.stateMask&0x8000)
+				states := (uint16(rec[len(rec)-1]) | uint16(rec[0])<<8) & 0x7FFF // states the input chooses
+				st, h := discreteState(s.sensorType, s.readingType, s.stateMask, states)
+				names := strings.Split(st, ",")
+				if st == "" {
+					names = nil
+				}
+				want := bits.OnesCount16(states)
+				if len(names) > 0 && names[len(names)-1] == stateAbsent {
+					want++
+				}
+				require.Len(t, names, want, "%q for states %#04x", st, states)
+				require.Contains(t, []v1.Health{v1.Health_HEALTH_OK, v1.Health_HEALTH_WARNING, v1.Health_HEALTH_CRITICAL}, h)
 				continue
 			}
 			require.NotEqual(t, uint8(formatNone), s.conv.format)

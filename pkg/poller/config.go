@@ -82,6 +82,10 @@ type RedfishConfig struct {
 type IPMIConfig struct {
 	CipherSuite int    `yaml:"cipher_suite"`
 	Privilege   string `yaml:"privilege"`
+	// Discrete reads discrete sensors (PSU status, fan redundancy,
+	// processor and memory state), one request each per poll; on by
+	// default.
+	Discrete bool `yaml:"discrete"`
 }
 
 // Defaults. Polls are bound by BMC latency, not CPU: an IPMI poll is a
@@ -108,7 +112,7 @@ var (
 		Inventory:     InventoryConfig{WatchInterval: model.Duration(10 * time.Second)},
 		Sharding:      DefaultShardingConfig,
 		Polling:       DefaultPollingConfig,
-		IPMI:          IPMIConfig{CipherSuite: 3, Privilege: "user"},
+		IPMI:          IPMIConfig{CipherSuite: 3, Privilege: "user", Discrete: true},
 		PublishBuffer: DefaultPublishBuffer,
 	}
 )

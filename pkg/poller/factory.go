@@ -62,6 +62,7 @@ func DefaultSources(cfg *Config, logger *slog.Logger) SourceFactory {
 				Privilege:      priv,
 				RequestTimeout: rt,
 				InfoInterval:   time.Duration(cfg.Polling.InfoInterval),
+				SkipDiscrete:   !cfg.IPMI.Discrete,
 				Logger:         l,
 			}), nil
 		}

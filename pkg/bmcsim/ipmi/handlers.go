@@ -40,6 +40,10 @@ func newRegistry() *handlers.Registry {
 	reg.RegisterFunc(types.CommandGetSensorThresholds, handleGetSensorThresholds)
 	reg.RegisterFunc(types.CommandGetDCMICapParam, handleGetDCMICapabilities)
 	reg.RegisterFunc(types.CommandGetDCMIPowerReading, handleGetDCMIPowerReading)
+	reg.RegisterFunc(types.CommandGetSELInfo, handleGetSELInfo)
+	reg.RegisterFunc(types.CommandReserveSEL, handleReserveSEL)
+	reg.RegisterFunc(types.CommandGetSELEntry, handleGetSELEntry)
+	reg.RegisterFunc(types.CommandGetSELTime, handleGetSELTime)
 	return reg
 }
 
@@ -154,6 +158,13 @@ func handleGetSensorReading(_ context.Context, hctx *handlers.HandlerContext, re
 	}
 	// Byte 2: bit 7 event messages enabled, bit 6 scanning enabled,
 	// bit 5 reading unavailable. Byte 3: bits 7:6 reserved (1b), 5:0 status.
+	if sn.disc != nil {
+		// A discrete sensor: no reading byte; bytes 3-4 are the asserted
+		// states 0-7 and 8-14 (byte 4 bit 7 reserved, returned as 1b).
+		s.observe()
+		st := s.b.DiscreteState(sn.disc) & 0x7FFF
+		return []byte{0x00, 0xC0, byte(st), 0x80 | byte(st>>8)}, types.CodeOK, nil
+	}
 	if sn.absent {
 		return []byte{0x00, 0x20, 0xC0}, types.CodeOK, nil
 	}

@@ -143,10 +143,16 @@ func TestIpmitoolCrossCheck(t *testing.T) {
 			idx, ids := ipmiSensors(b.Personality)
 			readings := b.Readings(at)
 
-			// sdr list: "name | 21 degrees C | ok"
+			disc := b.Personality.Discrete()
+			// sdr list: "name | 21 degrees C | ok", then the discrete
+			// sensors: "PS1 Status | 0x01 | ok" (states 0-7).
 			rows := table(it.mustRun(t, "sdr", "list"))
-			require.Len(t, rows, len(idx))
-			for k, row := range rows {
+			require.Len(t, rows, len(idx)+len(disc))
+			for k, row := range rows[len(idx):] {
+				st := b.DiscreteState(&disc[k])
+				require.Equal(t, []string{disc[k].Name, fmt.Sprintf("0x%02x", st&0xFF), "ok"}, row)
+			}
+			for k, row := range rows[:len(idx)] {
 				spec := &b.Personality.Sensors[idx[k]]
 				sn := srv.profile.sensor(spec.IPMI.Number)
 				require.Len(t, row, 3)
@@ -161,8 +167,14 @@ func TestIpmitoolCrossCheck(t *testing.T) {
 
 			// sensor: "name | value | unit | status | lnr | lcr | lnc | unc | ucr | unr"
 			rows = table(it.mustRun(t, "sensor"))
-			require.Len(t, rows, len(idx))
-			for k, row := range rows {
+			require.Len(t, rows, len(idx)+len(disc))
+			// Discrete: "PS1 Status | 0x1 | discrete | 0x0180 | na …", the
+			// states and then Get Sensor Reading's bytes 3 and 4.
+			for k, row := range rows[len(idx):] {
+				st := b.DiscreteState(&disc[k])
+				require.Equal(t, []string{disc[k].Name, fmt.Sprintf("0x%x", st), "discrete", fmt.Sprintf("0x%02x%02x", st&0xFF, 0x80|st>>8)}, row[:4])
+			}
+			for k, row := range rows[:len(idx)] {
 				spec := &b.Personality.Sensors[idx[k]]
 				sn := srv.profile.sensor(spec.IPMI.Number)
 				require.Len(t, row, 10)
@@ -196,6 +208,8 @@ func TestIpmitoolCrossCheck(t *testing.T) {
 				require.Equal(t, fmt.Sprintf("%d Watts", int(b.ChassisPower(at))), dc["Instantaneous power reading"])
 				require.Equal(t, "activated", dc["Power reading state is"])
 			}
+
+			require.Contains(t, it.mustRun(t, "sel", "list"), "SEL has no entries", "a healthy BMC logs nothing")
 
 			fru := colonFields(it.mustRun(t, "fru", "print", "0"))
 			require.Equal(t, b.Serial, fru["Product Serial"])
@@ -235,4 +249,67 @@ func TestIpmitoolFaults(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "insufficient resources for session")
 	require.Equal(t, b.Personality.IPMI.SessionLimit, srv.SessionCount())
+}
+
+// TestIpmitoolDiscreteFaults injects a PSU failure, a PSU input loss and
+// lost fan redundancy, and checks what ipmitool shows: the states of the
+// discrete sensors by ipmitool's own names, and a SEL entry for each
+// change, assertions and then deassertions once the faults clear.
+func TestIpmitoolDiscreteFaults(t *testing.T) {
+	bin := ipmitoolBinary(t)
+	b := newTestBMC(t, "idrac")
+	at := testInstant()
+	_, port := startBMC(t, b, Options{Now: func() time.Time { return at }})
+	it := ipmitool{bin: bin, port: port, b: b, suite: 17, privilege: "ADMINISTRATOR"}
+
+	// sdr elist: "PS2 Status | D1h | ok | 10.2 | Presence detected, Failure detected"
+	states := func() map[string][]string {
+		out := map[string][]string{}
+		for _, row := range table(it.mustRun(t, "sdr", "elist")) {
+			require.Len(t, row, 5)
+			out[row[0]] = []string{row[1], row[3], row[4]}
+		}
+		return out
+	}
+	healthy := states()
+	require.Equal(t, []string{"D0h", "10.1", "Presence detected"}, healthy["PS1 Status"])
+	require.Equal(t, []string{"D2h", "3.1", "Presence detected"}, healthy["CPU1 Status"])
+	require.Equal(t, []string{"D4h", "30.1", "Fully Redundant"}, healthy["Fan Redundancy"])
+
+	b.SetFaults(model.Faults{PSUFailed: 2, PSUInputLost: 1, FanRedundancyLost: true})
+	faulty := states()
+	require.Equal(t, []string{"D0h", "10.1", "Presence detected, Power Supply AC lost"}, faulty["PS1 Status"])
+	require.Equal(t, []string{"D1h", "10.2", "Presence detected, Failure detected"}, faulty["PS2 Status"])
+	require.Equal(t, []string{"D4h", "30.1", "Redundancy Lost"}, faulty["Fan Redundancy"])
+	require.Equal(t, healthy["CPU1 Status"], faulty["CPU1 Status"])
+
+	// sel list: "1 | 11/21/26 | 12:00:00 UTC | Power Supply #0xd1 | Failure detected | Asserted"
+	sel := func() [][]string {
+		var out [][]string
+		for _, row := range table(it.mustRun(t, "sel", "list")) {
+			require.Len(t, row, 6)
+			require.Equal(t, strconv.Itoa(len(out)+1), row[0], "record ids count from 1")
+			require.Equal(t, at.Format("01/02/06"), row[1])
+			require.Equal(t, at.Format("15:04:05")+" UTC", row[2])
+			out = append(out, row[3:])
+		}
+		return out
+	}
+	asserted := [][]string{
+		{"Power Supply #0xd0", "Power Supply AC lost", "Asserted"},
+		{"Power Supply #0xd1", "Failure detected", "Asserted"},
+		{"Fan #0xd4", "Fully Redundant", "Deasserted"},
+		{"Fan #0xd4", "Redundancy Lost", "Asserted"},
+	}
+	require.Equal(t, asserted, sel())
+	require.Equal(t, "4", colonFields(it.mustRun(t, "sel", "info"))["Entries"])
+
+	b.SetFaults(model.Faults{})
+	require.Equal(t, healthy, states())
+	require.Equal(t, append(asserted,
+		[]string{"Power Supply #0xd0", "Power Supply AC lost", "Deasserted"},
+		[]string{"Power Supply #0xd1", "Failure detected", "Deasserted"},
+		[]string{"Fan #0xd4", "Fully Redundant", "Asserted"},
+		[]string{"Fan #0xd4", "Redundancy Lost", "Deasserted"},
+	), sel())
 }

@@ -12,13 +12,15 @@ import (
 
 // SDR wire constants (IPMI v2.0 §43.1, Full Sensor Record).
 const (
-	sdrVersion        = 0x51 // SDR command set version 1.5 (§33.9)
-	sdrTypeFull       = 0x01
-	sdrHeaderLen      = 5
-	sdrFullFixedLen   = 48 // header + fixed body, before the ID string bytes
-	sdrIDMaxLen       = 16 // §43.1 byte 48: at most 16 ID string bytes
-	sdrOwnerBMC       = 0x20
-	eventReadingThres = 0x01 // threshold-based sensor (§42.1)
+	sdrVersion         = 0x51 // SDR command set version 1.5 (§33.9)
+	sdrTypeFull        = 0x01
+	sdrHeaderLen       = 5
+	sdrTypeCompact     = 0x02
+	sdrFullFixedLen    = 48 // header + fixed body, before the ID string bytes
+	sdrCompactFixedLen = 32 // the same for a Compact Sensor Record (§43.2)
+	sdrIDMaxLen        = 16 // §43.1 byte 48: at most 16 ID string bytes
+	sdrOwnerBMC        = 0x20
+	eventReadingThres  = 0x01 // threshold-based sensor (§42.1)
 )
 
 // IPMI sensor types (§42.2, Table 42-3) and units (§43.17, Table 43-15).
@@ -199,6 +201,9 @@ type sdrSensor struct {
 	present    uint8            // bit i set: threshold i exists (readable, status returned)
 	thresholds [thCount]float64 // model values, compared against readings
 	raw        [thCount]uint8   // thresholds as raw bytes
+	// disc is the discrete sensor this is (spec is then −1), nil for a
+	// threshold sensor.
+	disc *model.DiscreteSpec
 }
 
 // status is the threshold comparison status of value v (§35.14 byte 3):
@@ -222,6 +227,7 @@ func (s *sdrSensor) status(v float64) uint8 {
 // immutable once built.
 type profile struct {
 	sensors   []sdrSensor
+	discrete  []model.DiscreteSpec
 	bySensor  [256]int16 // sensor number → index in sensors, −1 when unknown
 	records   [][]byte   // record ID i+1 is records[i]
 	recordIDs []uint16
@@ -270,6 +276,18 @@ func newProfile(p *model.Personality) (*profile, error) {
 		}
 		id := uint16(len(pr.records) + 1)
 		pr.records = append(pr.records, fullSensorRecord(id, &sn, spec))
+		pr.recordIDs = append(pr.recordIDs, id)
+	}
+	pr.discrete = p.Discrete()
+	for i := range pr.discrete {
+		d := &pr.discrete[i]
+		if pr.bySensor[d.Number] >= 0 {
+			return nil, fmt.Errorf("discrete sensor %q: ipmi number %d used twice", d.Name, d.Number)
+		}
+		pr.bySensor[d.Number] = int16(len(pr.sensors))
+		pr.sensors = append(pr.sensors, sdrSensor{spec: -1, number: d.Number, id: d.Name, disc: d})
+		id := uint16(len(pr.records) + 1)
+		pr.records = append(pr.records, compactSensorRecord(id, d))
 		pr.recordIDs = append(pr.recordIDs, id)
 	}
 	pr.fwMajor, pr.fwMinor = firmwareRevision(p.Firmware)
@@ -369,6 +387,39 @@ func fullSensorRecord(recordID uint16, sn *sdrSensor, spec *model.SensorSpec) []
 	// 42-43 hysteresis 0, 44-45 reserved, 46 OEM.
 	rec[47] = 0xC0 | byte(len(id)) // 8-bit ASCII + Latin 1
 	copy(rec[sdrFullFixedLen:], id)
+	return rec
+}
+
+// compactSensorRecord encodes a discrete sensor as a Compact Sensor Record
+// (§43.2): the sensor type and event/reading type, and the offsets it
+// supports as both its assertion event mask (bytes 15-16) and its discrete
+// reading mask (bytes 19-20), which ipmitool and the poller read to know
+// which states the sensor can report.
+func compactSensorRecord(recordID uint16, d *model.DiscreteSpec) []byte {
+	id := []byte(truncate(d.Name, sdrIDMaxLen))
+	rec := make([]byte, sdrCompactFixedLen+len(id))
+	binary.LittleEndian.PutUint16(rec[0:], recordID)
+	rec[2] = sdrVersion
+	rec[3] = sdrTypeCompact
+	rec[4] = byte(len(rec) - sdrHeaderLen)
+
+	rec[5] = sdrOwnerBMC
+	rec[6] = 0x00 // channel 0, LUN 0
+	rec[7] = d.Number
+	rec[8] = d.Entity
+	rec[9] = d.Instance & 0x7F
+	rec[10] = 0x63 // init scanning and events; events and scanning enabled
+	rec[11] = 0x40 // auto re-arm, no hysteresis, no thresholds, per-state event control
+	rec[12] = d.SensorType
+	rec[13] = d.ReadingType
+	mask := d.Supported & 0x7FFF
+	binary.LittleEndian.PutUint16(rec[14:], mask) // assertion event mask
+	binary.LittleEndian.PutUint16(rec[16:], mask) // deassertion event mask
+	binary.LittleEndian.PutUint16(rec[18:], mask) // discrete reading mask
+	// 20-22 units: none; 23-24 no record sharing; 25-26 hysteresis;
+	// 27-29 reserved; 30 OEM.
+	rec[31] = 0xC0 | byte(len(id)) // 8-bit ASCII + Latin 1
+	copy(rec[sdrCompactFixedLen:], id)
 	return rec
 }
 

@@ -135,6 +135,20 @@ func TestFullSensorRecordLayout(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, uint16(i+1), sdr.RecordHeader.RecordID)
 				require.Equal(t, len(rec)-5, int(rec[4]))
+				if rec[3] == sdrTypeCompact {
+					// A discrete sensor: its supported states are its
+					// assertion, deassertion and reading masks (§43.2
+					// bytes 15-20), and it has no thresholds.
+					sn := pr.sensor(rec[7])
+					require.NotNil(t, sn)
+					require.NotNil(t, sn.disc)
+					require.Equal(t, sn.disc.Name, string(sdr.Compact.IDStringBytes))
+					for _, off := range []int{14, 16, 18} {
+						require.Equal(t, sn.disc.Supported, uint16(rec[off])|uint16(rec[off+1])<<8, "%s mask at byte %d", sn.id, off+1)
+					}
+					require.Zero(t, rec[11]&0x0C, "no thresholds")
+					continue
+				}
 				full := sdr.Full
 				sn := pr.sensor(uint8(full.SensorNumber))
 				require.NotNil(t, sn)
@@ -197,21 +211,26 @@ func FuzzDispatch(f *testing.F) {
 		netFn, cmd uint8
 		data       []byte
 	}{
-		{0x04, 0x2D, []byte{0x01}},             // Get Sensor Reading
-		{0x04, 0x27, []byte{0x01}},             // Get Sensor Thresholds
-		{0x04, 0x2D, nil},                      // truncated
-		{0x2C, 0x02, []byte{0xDC, 0x01, 0, 0}}, // DCMI power reading
-		{0x2C, 0x02, []byte{0xDC}},             // truncated
-		{0x2C, 0x01, []byte{0xDC, 0x01}},       // DCMI capabilities
-		{0x0A, 0x23, []byte{0, 0, 0, 0, 0, 5}}, // Get SDR
-		{0x0A, 0x20, nil},                      // SDR repository info
-		{0x00, 0x01, nil},                      // chassis status
-		{0x06, 0x37, nil},                      // system GUID
-		{0x0A, 0x11, []byte{0, 0, 0, 8}},       // Read FRU Data
+		{0x04, 0x2D, []byte{0x01}},                    // Get Sensor Reading
+		{0x04, 0x27, []byte{0x01}},                    // Get Sensor Thresholds
+		{0x04, 0x2D, nil},                             // truncated
+		{0x2C, 0x02, []byte{0xDC, 0x01, 0, 0}},        // DCMI power reading
+		{0x2C, 0x02, []byte{0xDC}},                    // truncated
+		{0x2C, 0x01, []byte{0xDC, 0x01}},              // DCMI capabilities
+		{0x0A, 0x23, []byte{0, 0, 0, 0, 0, 5}},        // Get SDR
+		{0x0A, 0x20, nil},                             // SDR repository info
+		{0x00, 0x01, nil},                             // chassis status
+		{0x06, 0x37, nil},                             // system GUID
+		{0x0A, 0x11, []byte{0, 0, 0, 8}},              // Read FRU Data
+		{0x0A, 0x40, nil},                             // Get SEL Info
+		{0x0A, 0x43, []byte{0, 0, 0, 0, 0, 0xFF}},     // Get SEL Entry
+		{0x0A, 0x43, []byte{0, 0, 0xFF, 0xFF, 14, 9}}, // partial, past the end
+		{0x04, 0x2D, []byte{0xD0}},                    // a discrete sensor's reading
 	} {
 		f.Add(seed.netFn, seed.cmd, seed.data)
 	}
 	b := model.NewBMC("fuzz", "r", builtinForFuzz(f), model.Room{Seed: 1}, "u", "pw")
+	b.SetFaults(model.Faults{PSUFailed: 1}) // the SEL has an entry
 	s, err := New(b, Options{})
 	if err != nil {
 		f.Fatal(err)

@@ -4,8 +4,10 @@
 // standard command handlers) over a HAL backed by the shared model, and
 // registers what that server lacks: Get Sensor Reading and Get Sensor
 // Thresholds over an SDR repository of Full Sensor Records built from the
-// personality, Get System GUID, a chassis status that reports fan faults,
-// and DCMI Get Power Reading. Faults of the model (latency, black hole,
+// personality and Compact Sensor Records of its discrete sensors (PSU and
+// processor status, fan redundancy; model.Personality.Discrete), a System
+// Event Log of their state changes, Get System GUID, a chassis status that
+// reports fan faults, and DCMI Get Power Reading. Faults of the model (latency, black hole,
 // down, dropped sessions) are applied per packet.
 //
 // A fleet serves each virtual BMC on its own net.PacketConn (a UDP socket,
@@ -130,6 +132,9 @@ type Server struct {
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
+
+	// sel is the System Event Log of the discrete sensors' changes.
+	sel selLog
 
 	// dropSeen is owned by the read loop: it makes DropIPMISessions act
 	// once per time the fault is set.

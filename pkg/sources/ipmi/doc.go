@@ -56,16 +56,35 @@
 // complement M and B, 4-bit signed exponents and x in the record's analog
 // data format (unsigned, one's or two's complement), rounded to the
 // decimals the factors allow. Non-linear and OEM conversions, sensors of
-// other controllers (bridging is not supported) and, unless
-// Options.Discrete, discrete sensors are counted in Stats.SkippedSensors;
-// undecodable records in Stats.BadRecords. A reading the BMC flags
-// unavailable or not scanned, or answers with CBh, CCh or D5h, is counted
-// in Stats.Unavailable and never published as a zero. Health comes from
-// the threshold comparison status: beyond a non-critical threshold is a
-// warning, beyond a critical or non-recoverable one critical. Thresholds
-// are the BMC's current ones (Get Sensor Thresholds), or the SDR's when
-// fixed or refused. DCMI power is published as sensor type "PowerControl"
-// (the chassis input power).
+// other controllers (bridging is not supported) and, with
+// Options.SkipDiscrete, discrete sensors are counted in
+// Stats.SkippedSensors; undecodable records in Stats.BadRecords. A reading
+// the BMC flags unavailable or not scanned, or answers with CBh, CCh or
+// D5h, is counted in Stats.Unavailable and never published as a zero.
+// Health comes from the threshold comparison status: beyond a
+// non-critical threshold is a warning, beyond a critical or
+// non-recoverable one critical. Thresholds are the BMC's current ones (Get
+// Sensor Thresholds), or the SDR's when fixed or refused. DCMI power is
+// published as sensor type "PowerControl" (the chassis input power).
+//
+// Discrete sensors (generic or sensor-specific event/reading types, full
+// or compact records) become KIND_DISCRETE readings: the value is the
+// bitmask of the states Get Sensor Reading asserts (bytes 3-4), the state
+// their names from the spec's Tables 42-2 and 42-3 in offset order
+// ("presence_detected,failure_detected"), plus "absent" when the SDR's
+// reading mask says the sensor reports presence and it is not asserted;
+// the health is derived from the states (discrete.go, docs/metrics.md).
+//
+// # Drops
+//
+// Every sensor of the SDR that a poll leaves out is a sources.Drop, counted
+// by Dropped and handed to Options.OnDrop: unsupported conversions,
+// bridged owners, OEM reading types (and discrete sensors with
+// SkipDiscrete) as unsupported_layout, undecodable records as malformed,
+// a sensor the BMC says is not present (CBh, CCh, D5h, or not asked
+// because it said so three polls in a row) as absent, a reading flagged
+// unavailable as null and one with scanning disabled as disabled. Only the
+// attempt whose readings a snapshot carries counts its drops.
 //
 // # Errors
 //

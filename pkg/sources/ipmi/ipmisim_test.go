@@ -60,9 +60,10 @@ func (s *syncBuffer) String() string {
 // ipmiSim is an ipmi_sim subprocess serving the BMC of
 // testdata/ipmisim on a loopback port.
 type ipmiSim struct {
-	port int
-	guid string
-	out  *syncBuffer
+	port    int
+	console int // TCP port of ipmi_sim's command console
+	guid    string
+	out     *syncBuffer
 }
 
 // ipmiSimName names the simulated BMC; ipmi_sim keeps its persistent
@@ -94,7 +95,7 @@ func startIPMISim(t *testing.T) *ipmiSim {
 
 	const guid = "00112233445566778899aabbccddeeff"
 	for attempt := 0; ; attempt++ {
-		port := freeUDPPort(t)
+		port, console := freeUDPPort(t), freeTCPPort(t)
 		conf := filepath.Join(dir, "lan.conf")
 		// The console user may open ten sessions at USER privilege; the
 		// "allowed_auths" lines are IPMI v1.5 and do not apply to RMCP+.
@@ -109,8 +110,9 @@ startlan 1
   allowed_auths_admin md5
   guid %s
 endlan
+console 127.0.0.1 %d
 user 2 true "operator" "%s" user 10 md5
-`, ipmiSimName, port, guid, testPassword)
+`, ipmiSimName, port, guid, console, testPassword)
 		require.NoError(t, os.WriteFile(conf, []byte(lan), 0o600))
 
 		cmd := exec.Command(simBin, "-c", conf, "-f", emu, "-s", stateDir, "-n")
@@ -128,7 +130,7 @@ user 2 true "operator" "%s" user 10 md5
 		if waitIPMISim(port, exited) {
 			t.Logf("ipmi_sim answered after %s", time.Since(start))
 			t.Cleanup(stop)
-			return &ipmiSim{port: port, guid: guid, out: buf}
+			return &ipmiSim{port: port, console: console, guid: guid, out: buf}
 		}
 		stop()
 		if attempt == 2 {
@@ -144,6 +146,37 @@ func freeUDPPort(t *testing.T) int {
 	require.NoError(t, err)
 	defer func() { _ = pc.Close() }()
 	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// freeTCPPort returns a loopback TCP port that was free a moment ago.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer func() { _ = l.Close() }()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// command runs one ipmi_sim_cmd(5) command on ipmi_sim's console, as an
+// operator injecting a fault would, and waits for the console's next
+// prompt (the command has run).
+func (s *ipmiSim) command(t *testing.T, cmd string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(s.console)), 5*time.Second)
+	require.NoError(t, err)
+	defer func() { _ = c.Close() }()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Write([]byte(cmd + "\n"))
+	require.NoError(t, err)
+	// The console prompts "> " when it connects and after each command.
+	var got []byte
+	buf := make([]byte, 256)
+	for strings.Count(string(got), "> ") < 2 {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		require.NoError(t, err, "console answered %q to %q", got, cmd)
+	}
+	require.NotContains(t, string(got), "rror", "console answered %q to %q", got, cmd)
 }
 
 // waitIPMISim probes the port with Get Channel Authentication Capabilities
@@ -216,19 +249,33 @@ func TestIPMISim(t *testing.T) {
 		"Batt Current": {id: "0x41", unit: "Amps", sensorType: "Current", kind: v1.Kind_KIND_CURRENT,
 			value: -1, health: v1.Health_HEALTH_OK, entity: 40, instance: 1},
 	}
+	type discreteWant struct {
+		id       string
+		value    float64
+		state    string
+		health   v1.Health
+		instance uint32
+	}
+	discreteWants := map[string]discreteWant{
+		// Its record declares no states: absence cannot be told.
+		"PSU1 Status": {id: "0x60", value: 0b11, state: "presence_detected,failure_detected", health: v1.Health_HEALTH_CRITICAL, instance: 1},
+		"PS2 Status":  {id: "0x61", value: 0b01, state: "presence_detected", health: v1.Health_HEALTH_OK, instance: 2},
+		// Presence reported and not asserted: an empty bay.
+		"PS3 Status": {id: "0x62", value: 0, state: "absent", health: v1.Health_HEALTH_OK, instance: 3},
+	}
 	tests := []struct {
 		name     string
 		discrete bool
 		extra    int // readings beyond wants
 	}{
 		{name: "threshold sensors"},
-		{name: "with discrete sensors", discrete: true, extra: 1},
+		{name: "with discrete sensors", discrete: true, extra: 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := sources.Target{Host: "127.0.0.1", Port: sim.port, Username: "operator", Password: secret.Secret(testPassword)}
 			clk := newFakeClock() // the Source's own; ipmi_sim keeps real time
-			src := newSource(t, tg, Options{Discrete: tc.discrete, Now: clk.Now, SessionTimeout: time.Hour})
+			src := newSource(t, tg, Options{SkipDiscrete: !tc.discrete, Now: clk.Now, SessionTimeout: time.Hour})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			var snap v1.Snapshot
@@ -239,10 +286,11 @@ func TestIPMISim(t *testing.T) {
 			for _, r := range snap.Readings {
 				if r.Kind == v1.Kind_KIND_DISCRETE {
 					require.True(t, tc.discrete)
-					require.Equal(t, "PSU1 Status", r.Name)
-					require.Equal(t, "0x60", r.Id)
+					w, ok := discreteWants[r.Name]
+					require.True(t, ok, "unexpected discrete reading %q", r.Name)
+					require.Equal(t, w, discreteWant{id: r.Id, value: r.Value, state: r.State, health: r.Health, instance: r.EntityInstance}, r.Name)
 					require.Equal(t, "Power Supply", r.SensorType)
-					require.Equal(t, float64(0b11), r.Value, "presence and failure detected")
+					require.Equal(t, uint32(0x0A), r.EntityId)
 					continue
 				}
 				w, ok := wants[r.Name]
@@ -280,11 +328,17 @@ func TestIPMISim(t *testing.T) {
 			}, snap.Info)
 
 			st := src.Stats()
-			skipped := uint64(2) // Airflow (logarithmic) and PSU1 Status (discrete)
+			skipped := uint64(4) // Airflow (logarithmic) and the three discrete sensors
 			if tc.discrete {
 				skipped = 1
 			}
 			require.Equal(t, skipped, st.SkippedSensors)
+			// Every sensor of the SDR is a reading or a counted drop:
+			// Absent Temp is not there, Idle Temp is not scanned, the
+			// others are not read.
+			require.Equal(t, map[string]uint64{
+				sources.DropAbsent: 1, sources.DropDisabled: 1, sources.DropUnsupportedLayout: skipped,
+			}, src.Dropped())
 			require.Zero(t, st.BadRecords)
 			require.Equal(t, uint64(2), st.Unavailable, "Absent Temp and Idle Temp")
 
@@ -309,6 +363,55 @@ func TestIPMISim(t *testing.T) {
 			require.NoError(t, src.Close(ctx))
 		})
 	}
+
+	// A PSU fails, asserted through ipmi_sim's console as an operator
+	// would: the Source reads it critical, ipmitool's sdr elist agrees on
+	// every discrete sensor, and the SEL holds the assertion.
+	t.Run("psu failure", func(t *testing.T) {
+		tg := sources.Target{Host: "127.0.0.1", Port: sim.port, Username: "operator", Password: secret.Secret(testPassword)}
+		src := newSource(t, tg, Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		ipmitool := func(args ...string) string {
+			return ipmitoolRun(t, sim.port, "operator", testPassword, 3, "USER", args...)
+		}
+		var snap v1.Snapshot
+		require.NoError(t, src.Collect(ctx, &snap))
+		require.Equal(t, 3, requireAgree(t, &snap, parseElist(t, ipmitool("sdr", "elist"))))
+		require.NotContains(t, ipmitool("sel", "list"), "Failure detected")
+
+		sim.command(t, "sensor_set_bit 0x20 0 0x61 1 1 1")
+		snap.Readings = snap.Readings[:0]
+		require.NoError(t, src.Collect(ctx, &snap))
+		var ps2 *v1.Reading
+		for i := range snap.Readings {
+			if snap.Readings[i].Name == "PS2 Status" {
+				ps2 = &snap.Readings[i]
+			}
+		}
+		require.NotNil(t, ps2)
+		require.Equal(t, "presence_detected,failure_detected", ps2.State)
+		require.Equal(t, v1.Health_HEALTH_CRITICAL, ps2.Health)
+		require.Equal(t, 3.0, ps2.Value)
+		rows := parseElist(t, ipmitool("sdr", "elist"))
+		require.Equal(t, 3, requireAgree(t, &snap, rows))
+		require.Equal(t, []string{"presence_detected", "failure_detected"}, rows["PS2 Status"].states)
+
+		// "1 | <date> | <time> | Power Supply #0x61 | Failure detected | Asserted"
+		sel := ipmitool("sel", "list")
+		var found bool
+		for _, line := range strings.Split(sel, "\n") {
+			cells := strings.Split(line, "|")
+			for i := range cells {
+				cells[i] = strings.TrimSpace(cells[i])
+			}
+			if len(cells) == 6 && cells[3] == "Power Supply #0x61" && cells[4] == "Failure detected" && cells[5] == "Asserted" {
+				found = true
+			}
+		}
+		require.True(t, found, "sel list:\n%s", sel)
+		require.NoError(t, src.Close(ctx))
+	})
 
 	t.Run("wrong password", func(t *testing.T) {
 		tg := sources.Target{Host: "127.0.0.1", Port: sim.port, Username: "operator", Password: "Wr0ng-" + testPassword}

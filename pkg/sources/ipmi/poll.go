@@ -45,9 +45,17 @@ type poll struct {
 	// make the snapshot partial rather than empty.
 	session bool
 	partial bool
+	// drops are the readings this attempt left out, counted once the
+	// poll's attempt is chosen.
+	drops []sources.Drop
 }
 
-func newPoll(dst *v1.Snapshot) *poll { return &poll{dst: dst} }
+func newPoll(dst *v1.Snapshot, drops []sources.Drop) *poll { return &poll{dst: dst, drops: drops} }
+
+// drop records a reading left out of the snapshot.
+func (p *poll) drop(reason, name, id, detail string) {
+	p.drops = append(p.drops, sources.Drop{Reason: reason, Name: name, ID: id, Detail: detail})
+}
 
 // record keeps a non-fatal error: the first one is reported, the others
 // counted.
@@ -175,6 +183,7 @@ func (s *Source) readDCMI(ctx context.Context, p *poll) error {
 	}
 	if !active {
 		s.stats.Unavailable++
+		p.drop(sources.DropNull, "Chassis Input Power", "dcmi", "power measurement not active")
 		return nil
 	}
 	r := nextReading(p.dst)
@@ -237,10 +246,13 @@ func (s *Source) readSensors(ctx context.Context, p *poll) error {
 	if s.repo == nil {
 		return nil
 	}
+	// The records and sensors the repository holds but no poll reads.
+	p.drops = append(p.drops, s.repo.unread...)
 	now := s.now()
 	for i := range s.repo.sensors {
 		sn := &s.repo.sensors[i]
 		if sn.absent >= absentPolls && now.Before(sn.retryAt) {
+			p.drop(sources.DropAbsent, sn.name, sn.id, "not present (asked again later)")
 			continue
 		}
 		data, err := s.exchange(ctx, sn.lun, types.CommandGetSensorReading, sn.number)
@@ -250,6 +262,7 @@ func (s *Source) readSensors(ctx context.Context, p *poll) error {
 				if sn.absent++; sn.absent >= absentPolls {
 					sn.retryAt = now.Add(s.opts.InfoInterval)
 				}
+				p.drop(sources.DropAbsent, sn.name, sn.id, absentDetail(cc))
 				continue
 			}
 			if err := s.check(ctx, p, err, "read sensor %s (%s)", sn.id, sn.name); err != nil {
@@ -267,6 +280,11 @@ func (s *Source) readSensors(ctx context.Context, p *poll) error {
 		}
 		if rd.unavailable {
 			s.stats.Unavailable++ // never published as a zero
+			if rd.disabled {
+				p.drop(sources.DropDisabled, sn.name, sn.id, "sensor scanning disabled")
+			} else {
+				p.drop(sources.DropNull, sn.name, sn.id, "reading unavailable")
+			}
 			continue
 		}
 		appendReading(p.dst, sn, rd)
@@ -295,7 +313,12 @@ func appendReading(dst *v1.Snapshot, sn *sensor, rd reading) {
 	}
 	r.Kind = v1.Kind_KIND_DISCRETE
 	r.Value = float64(rd.states)
-	r.Health = v1.Health_HEALTH_UNSPECIFIED
+	if !sn.statesKnown || sn.states != rd.states {
+		sn.stateText, sn.stateHealth = discreteState(sn.sensorType, sn.readingType, sn.stateMask, rd.states)
+		sn.states, sn.statesKnown = rd.states, true
+	}
+	r.State = sn.stateText
+	r.Health = sn.stateHealth
 }
 
 // absentPolls is how many polls in a row a sensor may answer "not
@@ -311,6 +334,18 @@ const absentPolls = 3
 // BMC's SDR quirk would make every poll partial.
 func readingAbsent(cc uint8) bool {
 	return cc == ccNotPresent || cc == ccInvalidField || cc == 0xD5
+}
+
+// absentDetail words the completion code by which a BMC said a sensor has
+// no reading.
+func absentDetail(cc uint8) string {
+	switch cc {
+	case ccNotPresent:
+		return "not present (completion code 0xcb)"
+	case ccInvalidField:
+		return "not present (completion code 0xcc)"
+	}
+	return "not readable now (completion code 0xd5)"
 }
 
 // nextReading appends a zero reading to dst, reusing the memory of one

@@ -52,6 +52,9 @@ func decodeRepoInfo(b []byte) (fingerprint, error) {
 type repository struct {
 	fp      fingerprint
 	sensors []sensor
+	// unread are the drops every poll reports for the repository's
+	// sensors it does not read and its undecodable records.
+	unread []sources.Drop
 }
 
 // scanState is an SDR repository read in progress. A read that a poll
@@ -64,6 +67,7 @@ type scanState struct {
 	reserved bool
 	resID    uint16
 	sensors  []sensor
+	unread   []sources.Drop
 	skipped  int
 	bad      int
 	thIdx    int // thresholds are read up to this sensor
@@ -154,7 +158,7 @@ func (s *Source) continueScan(ctx context.Context, p *poll) error {
 			return err
 		}
 	}
-	s.repo = &repository{fp: sc.fp, sensors: sc.sensors}
+	s.repo = &repository{fp: sc.fp, sensors: sc.sensors, unread: sc.unread}
 	s.scan, s.scanErr = nil, nil
 	s.repoChecked = s.now()
 	s.stats.SDRReads++
@@ -183,10 +187,23 @@ func (s *Source) addRecord(sc *scanState, rec []byte) {
 	case err != nil:
 		sc.bad++
 		s.log.Debug("skip undecodable sdr record", "err", err)
-	case skip == skipNone, skip == skipDiscrete && s.opts.Discrete:
+		id := "record"
+		if len(rec) >= 2 {
+			id = fmt.Sprintf("record 0x%04x", binary.LittleEndian.Uint16(rec))
+		}
+		sc.unread = append(sc.unread, sources.Drop{Reason: sources.DropMalformed, ID: id, Detail: err.Error()})
+	case skip == skipNone, skip == skipDiscrete && !s.opts.SkipDiscrete:
 		sc.sensors = append(sc.sensors, sensors...)
 	case skip != skipNotSensor:
 		sc.skipped += len(sensors)
+		detail := string(skip)
+		if skip == skipDiscrete {
+			detail += " (discrete sensors are not read)"
+		}
+		for i := range sensors {
+			sc.unread = append(sc.unread, sources.Drop{Reason: sources.DropUnsupportedLayout,
+				Name: sensors[i].name, ID: sensors[i].id, Detail: detail})
+		}
 	}
 }
 

@@ -59,7 +59,9 @@ const (
 // errTruncated reports a record shorter than its type requires.
 var errTruncated = errors.New("record truncated")
 
-// skipReason says why a well-formed sensor record is not polled.
+// skipReason says why a well-formed sensor record is not polled; every
+// one is an unsupported layout (sources.DropUnsupportedLayout) but for
+// skipNotSensor, which is not a reading.
 type skipReason string
 
 const (
@@ -150,6 +152,15 @@ type sensor struct {
 	readable        uint8          // SDR readable threshold mask
 	sdrThresholds   [thCount]uint8 // raw thresholds in the SDR
 	thresholds      []v1.Threshold // converted; nil when the BMC has none
+	// stateMask is a discrete sensor's reading mask (§43.1 bytes 19-20):
+	// bit n set when the sensor can report offset n.
+	stateMask uint16
+	// The State and Health of the last states read, kept so a discrete
+	// sensor whose states did not change costs no allocation.
+	states      uint16
+	statesKnown bool
+	stateText   string
+	stateHealth v1.Health
 
 	// absent counts the polls in a row the BMC said the sensor is not
 	// there; from absentPolls on it is asked again only at retryAt.
@@ -201,6 +212,9 @@ func decodeCommon(rec []byte) sensor {
 	}
 	s.thresholdAccess = (rec[11] >> 2) & 0x03
 	s.readable = rec[18] & 0x3F
+	if s.readingType != readingTypeThreshold {
+		s.stateMask = (uint16(rec[18]) | uint16(rec[19])<<8) & 0x7FFF
+	}
 	s.typeName = sensorTypeName(s.sensorType)
 	s.unit = unitString(rec[20], rec[21], rec[22])
 	s.kind = kindOf(rec[20], rec[21], s.sensorType)
@@ -591,8 +605,9 @@ func convertThresholds(c conversion, mask uint8, raw [thCount]uint8) []v1.Thresh
 type reading struct {
 	raw uint8
 	// unavailable is set when the BMC flags the reading unavailable or
-	// scanning disabled: the raw byte means nothing then.
+	// scanning disabled (disabled): the raw byte means nothing then.
 	unavailable bool
+	disabled    bool
 	// status is the threshold comparison status (bit i: at or beyond
 	// threshold i) of a threshold sensor.
 	status uint8
@@ -607,7 +622,8 @@ func decodeReading(b []byte) (reading, error) {
 	}
 	r := reading{raw: b[0]}
 	// Byte 2: bit 6 scanning enabled, bit 5 reading/state unavailable.
-	r.unavailable = b[1]&0x40 == 0 || b[1]&0x20 != 0
+	r.disabled = b[1]&0x40 == 0
+	r.unavailable = r.disabled || b[1]&0x20 != 0
 	if len(b) > 2 {
 		r.status = b[2] & 0x3F
 		r.states = uint16(b[2])

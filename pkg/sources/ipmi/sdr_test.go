@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/hex"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strings"
@@ -359,7 +360,7 @@ func TestDecodeReading(t *testing.T) {
 		{name: "lower non-recoverable", data: []byte{0, 0xC0, 0x04}, want: reading{status: 0x04, states: 0x04}, h: v1.Health_HEALTH_CRITICAL},
 		{name: "lower non-critical", data: []byte{0, 0xC0, 0x01}, want: reading{status: 0x01, states: 0x01}, h: v1.Health_HEALTH_WARNING},
 		{name: "unavailable", data: []byte{0, 0x60, 0xC0}, want: reading{unavailable: true, states: 0xC0}},
-		{name: "scanning disabled", data: []byte{0x30, 0x00, 0x00, 0x00}, want: reading{raw: 0x30, unavailable: true}},
+		{name: "scanning disabled", data: []byte{0x30, 0x00, 0x00, 0x00}, want: reading{raw: 0x30, unavailable: true, disabled: true}},
 		{name: "two bytes only", data: []byte{7, 0x40}, want: reading{raw: 7}, h: v1.Health_HEALTH_OK},
 		{name: "discrete states", data: []byte{0, 0xC0, 0x03, 0x81}, want: reading{status: 0x03, states: 0x0103}},
 		{name: "truncated", data: []byte{7}, err: true},
@@ -513,6 +514,21 @@ func FuzzDecodeRecord(f *testing.F) {
 			require.NotEmpty(t, s.id)
 			require.Equal(t, s.analog, skip == skipNone && rec[3] == recordTypeFull)
 			if !s.analog {
+				// Whatever states a discrete sensor asserts, they are
+				// named, one name per bit, plus "absent" at most.
+				require.Zero(t, s.stateMask&0x8000)
+				states := (uint16(rec[len(rec)-1]) | uint16(rec[0])<<8) & 0x7FFF // states the input chooses
+				st, h := discreteState(s.sensorType, s.readingType, s.stateMask, states)
+				names := strings.Split(st, ",")
+				if st == "" {
+					names = nil
+				}
+				want := bits.OnesCount16(states)
+				if len(names) > 0 && names[len(names)-1] == stateAbsent {
+					want++
+				}
+				require.Len(t, names, want, "%q for states %#04x", st, states)
+				require.Contains(t, []v1.Health{v1.Health_HEALTH_OK, v1.Health_HEALTH_WARNING, v1.Health_HEALTH_CRITICAL}, h)
 				continue
 			}
 			require.NotEqual(t, uint8(formatNone), s.conv.format)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bougou/go-ipmi/pkg/client"
@@ -90,11 +91,16 @@ type Options struct {
 	// KeepAlive is how long a session may stay silent before KeepAlive
 	// sends a cheap request on it. It must be shorter than SessionTimeout.
 	KeepAlive time.Duration
-	// Discrete also reads discrete sensors (presence, PSU status, …) as
-	// KIND_DISCRETE readings whose value is the asserted state bits, at one
-	// request per sensor per poll. Off by default: threshold sensors carry
-	// the metric schema, and chassis faults come from Get Chassis Status.
-	Discrete bool
+	// SkipDiscrete leaves discrete sensors (PSU status, fan redundancy,
+	// processor and memory state, presence, …) out of the polls: they are
+	// then counted as unsupported_layout drops. By default each is read
+	// as a KIND_DISCRETE reading whose value is the asserted state bits
+	// and whose State names them, at one Get Sensor Reading per sensor
+	// per poll, like a threshold sensor.
+	SkipDiscrete bool
+	// OnDrop, when set, is called from Collect for each reading the BMC
+	// lists that the poll leaves out (sources.Drop), after the poll.
+	OnDrop func(sources.Drop)
 	// Now is the clock of idle times and intervals; nil means time.Now.
 	Now func() time.Time
 	// Logger receives debug logs of session and repository events; nil
@@ -182,7 +188,7 @@ type Stats struct {
 	SDRReads uint64
 	// SkippedSensors counts sensors of the last SDR read that are not
 	// polled: non-linear or OEM conversions, bridged owners, discrete
-	// sensors (unless Options.Discrete). BadRecords counts records of the
+	// sensors with Options.SkipDiscrete. BadRecords counts records of the
 	// last read that could not be decoded.
 	SkippedSensors uint64
 	BadRecords     uint64
@@ -229,9 +235,52 @@ type Source struct {
 	sdrChunk    int            // partial Get SDR size; 0 reads whole records
 
 	stats Stats
+
+	// Readings left out, by reason since New (dropMu: Dropped may be
+	// called from any goroutine), and the slice a poll collects its drops
+	// in before they are counted.
+	dropMu  sync.Mutex
+	dropped map[string]uint64
+	dropBuf []sources.Drop
 }
 
-var _ sources.Source = (*Source)(nil)
+var (
+	_ sources.Source      = (*Source)(nil)
+	_ sources.DropCounter = (*Source)(nil)
+)
+
+// Dropped returns how many readings the Source left out of its snapshots
+// since New, by reason; see sources.DropCounter.
+func (s *Source) Dropped() map[string]uint64 {
+	s.dropMu.Lock()
+	defer s.dropMu.Unlock()
+	out := make(map[string]uint64, len(s.dropped))
+	for k, v := range s.dropped {
+		out[k] = v
+	}
+	return out
+}
+
+// countDrops counts the drops of the poll that made the snapshot and hands
+// them to Options.OnDrop.
+func (s *Source) countDrops(drops []sources.Drop) {
+	if len(drops) == 0 {
+		return
+	}
+	s.dropMu.Lock()
+	if s.dropped == nil {
+		s.dropped = make(map[string]uint64, 4)
+	}
+	for i := range drops {
+		s.dropped[drops[i].Reason]++
+	}
+	s.dropMu.Unlock()
+	if s.opts.OnDrop != nil {
+		for i := range drops {
+			s.opts.OnDrop(drops[i])
+		}
+	}
+}
 
 // New makes a Source for a BMC. It does no I/O: the session opens at the
 // first Collect. Invalid options or target make every Collect fail with
@@ -295,14 +344,14 @@ func (s *Source) Collect(ctx context.Context, dst *v1.Snapshot) error {
 	}
 	s.answered = false
 	base := len(dst.Readings)
-	p := newPoll(dst)
+	p := newPoll(dst, s.dropBuf[:0])
 	err := s.poll(ctx, p)
 	if errors.Is(err, errSessionDead) && !expired(ctx) {
 		s.stats.Reconnects++
 		s.log.Debug("ipmi session silent, replacing it", "err", err)
 		_ = s.endSession(ctx, true)
 		first := len(dst.Readings) - base
-		retry := newPoll(dst)
+		retry := newPoll(dst, nil)
 		rerr := s.poll(ctx, retry)
 		second := len(dst.Readings) - base - first
 		if rerr == nil || second >= first {
@@ -322,6 +371,8 @@ func (s *Source) Collect(ctx context.Context, dst *v1.Snapshot) error {
 	if err != nil {
 		p.fail(err)
 	}
+	s.countDrops(p.drops)
+	s.dropBuf = p.drops[:0]
 	return s.finish(dst, p)
 }
 

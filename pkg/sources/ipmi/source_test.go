@@ -159,13 +159,31 @@ func TestPersonalities(t *testing.T) {
 
 			// The readings against the model, within the SDR's resolution.
 			specs := ipmiSpecs(p)
-			model := s.b.Readings(at)
+			values := s.b.Readings(at)
 			steps := map[string]float64{}
 			for _, sn := range src.repo.sensors {
 				steps[sn.id] = sn.conv.step()
 			}
 			var dcmi int
+			disc := map[string]*model.DiscreteSpec{}
+			for _, d := range p.Discrete() {
+				disc[d.Name] = &d
+			}
 			for _, r := range snap.Readings {
+				if d, ok := disc[r.Name]; ok {
+					// A discrete sensor: its states as the model sets them,
+					// named, and healthy without faults.
+					require.Equal(t, v1.Kind_KIND_DISCRETE, r.Kind, r.Name)
+					require.Equal(t, float64(s.b.DiscreteState(d)), r.Value, r.Name)
+					require.Equal(t, fmt.Sprintf("0x%02x", d.Number), r.Id)
+					require.Equal(t, uint32(d.Entity), r.EntityId, r.Name)
+					require.Equal(t, uint32(d.Instance), r.EntityInstance, r.Name)
+					require.Equal(t, map[string]string{model.RolePSU: "presence_detected", model.RoleProcessor: "presence_detected",
+						model.RoleFanRedundancy: "fully_redundant"}[d.Role], r.State, r.Name)
+					require.Equal(t, v1.Health_HEALTH_OK, r.Health, r.Name)
+					delete(disc, r.Name)
+					continue
+				}
 				if r.SensorType == "PowerControl" {
 					dcmi++
 					require.Equal(t, s.b.ChassisPower(at), r.Value, "DCMI power")
@@ -175,7 +193,7 @@ func TestPersonalities(t *testing.T) {
 				}
 				i, ok := specs[r.Name]
 				require.True(t, ok, "reading %q is not a model sensor", r.Name)
-				spec, want := &p.Sensors[i], model[i]
+				spec, want := &p.Sensors[i], values[i]
 				tol := steps[r.Id]/2 + 1e-9
 				require.InDelta(t, want.Value, r.Value, tol, r.Name)
 				require.Equal(t, fmt.Sprintf("0x%02x", spec.IPMI.Number), r.Id)
@@ -191,6 +209,7 @@ func TestPersonalities(t *testing.T) {
 				delete(specs, r.Name)
 			}
 			require.Empty(t, specs, "model sensors missing from the snapshot")
+			require.Empty(t, disc, "discrete sensors missing from the snapshot")
 			require.Equal(t, map[bool]int{true: 1, false: 0}[p.IPMI.DCMI], dcmi, "DCMI readings")
 
 			require.Equal(t, fmt.Sprint(p.IPMI.ManufacturerID), snap.Info["manufacturer_id"])
@@ -699,7 +718,7 @@ func TestScanResumes(t *testing.T) {
 	s.b.SetFaults(model.Faults{})
 	snap, err, cost := collect(t, ctx, src, s)
 	require.NoError(t, err)
-	require.Len(t, snap.Readings, 16) // 15 sensors and DCMI
+	require.Len(t, snap.Readings, 16+len(s.b.Personality.Discrete())) // 15 threshold sensors, DCMI and the discrete sensors
 	require.Nil(t, src.scan)
 	require.Equal(t, uint64(1), src.Stats().SDRReads)
 	// What a first poll costs without the head start: the resumed poll

@@ -33,19 +33,7 @@ type ReadingFate struct {
 // feeds none, as Normalise would with base labels base. It plans s afresh
 // and records nothing: no Stats, no plan cached, nothing promoted.
 func (n *Normaliser) Explain(s *v1.Snapshot, base []prompb.Label) []ReadingFate {
-	vendor := s.Info["vendor"]
-	if vendor == "" {
-		n.mu.RLock()
-		k := planKey{bmc: s.BmcId, proto: s.Protocol}
-		p := n.cur[k]
-		if p == nil {
-			p = n.prev[k]
-		}
-		if p != nil {
-			vendor = p.vendor
-		}
-		n.mu.RUnlock()
-	}
+	vendor := n.vendorOf(s)
 	p, cs := n.rules.buildPlanExplained(s, base, vendor, 0)
 	out := make([]ReadingFate, len(s.Readings))
 	var smp []series.Sample
@@ -113,4 +101,58 @@ func seriesString(ls []prompb.Label) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// readingSeries is what events need of one reading's value series.
+type readingSeries struct {
+	ReadingUnit
+	ok bool
+}
+
+// readingSeries says, for each reading of s, the value series the
+// normaliser makes of it: name, own labels, base unit and conversion, so
+// events describe a reading exactly as its samples. It plans s afresh
+// (events are rare; a plan is about 0.4 ms) and caches nothing.
+func (n *Normaliser) readingSeries(s *v1.Snapshot) []readingSeries {
+	p, cs := n.rules.buildPlanExplained(s, nil, n.vendorOf(s), 0)
+	out := make([]readingSeries, len(s.Readings))
+	for i := range p.readings {
+		rp := &p.readings[i]
+		if rp.value.labels == nil || cs[i].skip != emitted {
+			continue
+		}
+		u := ReadingUnit{Unit: baseNames[cs[i].base], Labels: map[string]string{}}
+		for _, l := range rp.value.labels {
+			if l.Name == "__name__" {
+				u.Metric = l.Value
+			} else {
+				u.Labels[l.Name] = l.Value
+			}
+		}
+		conv := rp.conv
+		u.Convert = conv.apply
+		// A margin negated to headroom turns the BMC's upper threshold
+		// into a lower one; events follow the series' sense.
+		out[i] = readingSeries{ReadingUnit: u, ok: true}
+	}
+	return out
+}
+
+// vendorOf is the vendor s names, else the one its BMC's cached plan
+// matched (a snapshot without identity), read without touching the cache.
+func (n *Normaliser) vendorOf(s *v1.Snapshot) string {
+	if v := s.Info["vendor"]; v != "" {
+		return v
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	k := planKey{bmc: s.BmcId, proto: s.Protocol}
+	p := n.cur[k]
+	if p == nil {
+		p = n.prev[k]
+	}
+	if p != nil {
+		return p.vendor
+	}
+	return ""
 }

@@ -29,7 +29,9 @@ func words(name string) string {
 			c += 'a' - 'A'
 			prevLower = false
 		case c >= '0' && c <= '9':
-			// A digit keeps the word going; "Fan1A" stays "fan1a".
+			// A digit keeps the word going, and an upper-case letter
+			// after it too: "Fan1A" stays "fan1a".
+			prevLower = false
 		default:
 			prevLower = false
 			if b.Len() > 0 && !strings.HasSuffix(b.String(), " ") {

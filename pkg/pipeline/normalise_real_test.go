@@ -136,6 +136,22 @@ func TestNormaliseRealNaming(t *testing.T) {
 	}
 }
 
+// TestNormaliseUserIndexBase checks a user rule's index_base still wins
+// over the base read from the data.
+func TestNormaliseUserIndexBase(t *testing.T) {
+	user := RuleFile{Name: "user.yml", Data: []byte(`
+rules:
+  - match: {vendor: '^Acme$', kinds: [fan]}
+    set: {index_base: 0}
+`)}
+	n, err := NewNormaliser(NormaliserOptions{RuleFiles: []RuleFile{user}})
+	require.NoError(t, err)
+	got, _ := readingLines(t, n, vendorSnap("Acme", pRedfish,
+		v1.Reading{Name: "Fan1", Kind: kFan, Unit: "RPM", Value: 5000},
+		v1.Reading{Name: "Fan2", Kind: kFan, Unit: "RPM", Value: 5100}))
+	require.Equal(t, []string{`bmc_fan_speed_rpm{fan="fan2"} 5000`, `bmc_fan_speed_rpm{fan="fan3"} 5100`}, got)
+}
+
 // TestNormaliseDiscrete checks the IPMI discrete readings as the IPMI
 // source makes them (CONTRACTS of the sources, docs/metrics.md step 7).
 func TestNormaliseDiscrete(t *testing.T) {

@@ -93,15 +93,3 @@ func hasState(list, name string) bool {
 	}
 	return false
 }
-
-// hasStatePrefix is hasState for any state starting with prefix.
-func hasStatePrefix(list, prefix string) bool {
-	for list != "" {
-		var item string
-		item, list, _ = strings.Cut(list, ",")
-		if strings.HasPrefix(strings.TrimSpace(item), prefix) {
-			return true
-		}
-	}
-	return false
-}

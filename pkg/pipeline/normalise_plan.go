@@ -526,6 +526,13 @@ func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c
 	if cl == classNone {
 		cl = defaultClass(kind)
 	}
+	if cl == classTemperature && d.class == classNone && unit != nil && thermWord.MatchString(c.words) &&
+		(r.Value+unit.offset)*unit.mul/unit.div < 0 {
+		// "P1 DIMM Thrm 1" at -58: a name saying thermal (not temp)
+		// with a reading below zero is a margin below a throttle
+		// point; no server part runs below 0 °C.
+		cl = classTemperatureMargin
+	}
 	if cl == classNone || unit == nil || !cl.accepts(unit.base) {
 		c.skip, c.why = skipUnmapped, "no series for kind "+strconv.Quote(kindName(kind))+" in unit "+strconv.Quote(r.Unit)
 		return
@@ -581,6 +588,10 @@ var redundancyStates = [...]string{"fully_redundant", "redundancy_lost", "redund
 	"non_redundant_insufficient", "non_redundant", "redundancy_degraded_from_full", "redundancy_degraded_from_non_redundant"}
 
 var fanWord = regexp.MustCompile(`fan|cooling`)
+
+// thermWord: a name saying thermal rather than temperature (Intel's
+// "Thrm" sensors are margins).
+var thermWord = regexp.MustCompile(`\bthe?rm(al)?\b`)
 
 // classifyDiscrete classifies a discrete reading: its health kind and, for
 // a redundancy sensor, the chassis fault it feeds.

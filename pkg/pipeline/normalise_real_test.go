@@ -84,7 +84,8 @@ func TestNormaliseRealNaming(t *testing.T) {
 				v1.Reading{Name: "CPU0_TEMP", Kind: kTemp, Unit: "degrees C", Value: 40},
 				v1.Reading{Name: "VR_P0_TEMP", Kind: kTemp, Unit: "degrees C", Value: 45},
 				v1.Reading{Name: "Amb_Temp", Kind: kTemp, Unit: "degrees C", Value: 21},
-				v1.Reading{Name: "P1 DTS Therm Mgn", Kind: kTemp, Unit: "degrees C", Value: -61}),
+				v1.Reading{Name: "P1 DTS Therm Mgn", Kind: kTemp, Unit: "degrees C", Value: -61},
+				v1.Reading{Name: "P1 DIMM Thrm 1", Kind: kTemp, Unit: "degrees C", Value: -58}),
 			want: []string{
 				`bmc_temperature_celsius{context="cpu",sensor="cpu1"} 40`,
 				`bmc_temperature_celsius{context="intake",sensor="intake"} 21`,
@@ -92,6 +93,7 @@ func TestNormaliseRealNaming(t *testing.T) {
 				`bmc_temperature_margin_celsius{context="cpu",sensor="cpu1"} 60`,
 				`bmc_temperature_margin_celsius{context="cpu",sensor="cpu1_p1_dts_therm_mgn"} 61`,
 				`bmc_temperature_margin_celsius{context="cpu",sensor="cpu2"} 58`,
+				`bmc_temperature_margin_celsius{context="memory",sensor="memory1"} 58`,
 			},
 		},
 		{

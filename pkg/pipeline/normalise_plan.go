@@ -197,7 +197,7 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 		namePlaces[i] = rs.namePlace(c.words)
 		if c.skip == emitted && c.kind == v1.Kind_KIND_TEMPERATURE {
 			temps++
-			if rs.physical[strings.ToLower(strings.TrimSpace(r.Context))].place == placeIntake && r.Context != "" {
+			if ref := rs.physical[strings.ToLower(strings.TrimSpace(r.Context))]; ref.ok && ref.place == placeIntake {
 				intakes++
 				if np := namePlaces[i]; np.ok && np.place != placeIntake {
 					intakeContradicted = true

@@ -43,7 +43,7 @@ func TestEventsSpeakTheSeries(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
-	startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "")
+	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "")
 
 	snap := func(seq uint64, at time.Time, inletF float64, psu v1.Health, psuState string) *v1.Snapshot {
 		s := fleet.Snapshot(0, at, "poller-1", 1, seq)
@@ -51,7 +51,9 @@ func TestEventsSpeakTheSeries(t *testing.T) {
 		s.Readings[0].Unit, s.Readings[0].Value = "F", inletF
 		s.Readings[0].Thresholds = []v1.Threshold{{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, Value: 95}}
 		s.Readings = append(s.Readings, v1.Reading{Name: "PS1 Status", Id: "40", Kind: v1.Kind_KIND_DISCRETE, SensorType: "Power Supply",
-			EntityId: 0x0A, EntityInstance: 1, Value: 1, Health: psu, State: psuState})
+			EntityId: 0x0A, EntityInstance: 1, Value: 1, Health: psu, State: psuState},
+			// A power-good line typed Voltage: counted, never volts.
+			v1.Reading{Name: "PWR_GOOD_P1V8", Id: "41", Kind: v1.Kind_KIND_VOLTAGE, Unit: "V", Value: 1})
 		return s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -108,6 +110,12 @@ func TestEventsSpeakTheSeries(t *testing.T) {
 	// The event's series is the one Prometheus holds, in the same unit.
 	prom.WaitFor(ctx, t, `bmc_temperature_celsius{bmc="`+b.ID+`",sensor="intake",context="intake"} == 40`, func(s []testbed.Series) bool { return len(s) == 1 })
 	prom.WaitFor(ctx, t, `bmc_psu_failed{bmc="`+b.ID+`",psu="psu1"} == 1`, func(s []testbed.Series) bool { return len(s) == 1 })
+
+	// What made no series is counted by reason, per sink.
+	require.Eventually(t, func() bool {
+		return counterValue(t, reg, "bmcstream_gateway_readings_skipped_total", "reason", "status_signal", "sink", "prom") == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Zero(t, counterValue(t, reg, "bmcstream_gateway_readings_skipped_total", "reason", "unmapped", "sink", "prom"))
 }
 
 func toAny(m map[string]string) map[string]any {

@@ -500,6 +500,15 @@ func (g *Gateway) closeNATS() {
 	}
 }
 
+// newEvents is the automation stream's events stage. It describes readings
+// with the normaliser the sinks use, so a threshold event names the series
+// (metric and labels) and unit its samples have in Prometheus.
+func (g *Gateway) newEvents() *pipeline.Events {
+	ev := pipeline.NewEvents()
+	ev.Normaliser = g.norm
+	return ev
+}
+
 // automationName names the automation stream's consumer (and its metrics).
 const automationName = "automation"
 
@@ -512,7 +521,7 @@ func (g *Gateway) newAutomation(ctx context.Context, part int) (*sink, error) {
 		stale:   pipeline.NewStaleness(),
 		logger:  g.logger.With("component", "automation"),
 		metrics: g.metrics.forSink(automationName),
-		out:     &automation{g: g, nc: g.nc, events: pipeline.NewEvents()},
+		out:     &automation{g: g, nc: g.nc, events: g.newEvents()},
 	}
 	s.norm = g.norm
 	if part >= 0 {

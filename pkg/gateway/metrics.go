@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bmcstream/bmcstream/internal/ratelog"
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
 )
 
 type metrics struct {
@@ -44,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"sink"}),
 		readingsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_readings_skipped_total",
-			Help: "Readings not turned into samples, by reason: unmapped (kind or unit without a series), invalid (NaN or infinite), bad_timestamp (the reading's own time far from the gateway's clock).",
+			Help: "Readings not turned into samples, by reason: unmapped (unknown unit, or kind and unit without a series), discrete_unmapped (discrete sensor with nothing to map), invalid (NaN or infinite), absent (the BMC reports the sensor absent), rule_drop (a mapping rule drops it), status_signal (a power-good or similar status line, not a measurement), duplicate (a second reading of the chassis power), bad_timestamp (the reading's own time far from the gateway's clock).",
 		}, []string{"sink", "reason"}),
 		fetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_fetch_errors_total",
@@ -112,8 +113,7 @@ type sinkMetrics struct {
 	snapshots     *prometheus.CounterVec
 	samples       prometheus.Counter
 	unknownBMC    prometheus.Counter
-	unmapped      prometheus.Counter
-	invalid       prometheus.Counter
+	skipped       map[string]prometheus.Counter // by pipeline.Stats reason
 	badTime       prometheus.Counter
 	fetchErrors   prometheus.Counter
 	ackErrors     prometheus.Counter
@@ -130,8 +130,7 @@ func (m *metrics) forSink(name string) *sinkMetrics {
 		snapshots:     m.snapshots.MustCurryWith(prometheus.Labels{"sink": name}),
 		samples:       m.samples.WithLabelValues(name),
 		unknownBMC:    m.unknownBMC.WithLabelValues(name),
-		unmapped:      m.readingsSkipped.WithLabelValues(name, "unmapped"),
-		invalid:       m.readingsSkipped.WithLabelValues(name, "invalid"),
+		skipped:       map[string]prometheus.Counter{},
 		badTime:       m.readingsSkipped.WithLabelValues(name, "bad_timestamp"),
 		fetchErrors:   m.fetchErrors.WithLabelValues(name),
 		ackErrors:     m.ackErrors.WithLabelValues(name),
@@ -142,8 +141,22 @@ func (m *metrics) forSink(name string) *sinkMetrics {
 		staleMarkers:  m.staleMarkers.WithLabelValues(name),
 		logLimiter:    &ratelog.Limiter{Every: 10 * time.Second},
 	}
+	var st pipeline.Stats
+	st.Each(func(reason string, _ int) {
+		sm.skipped[reason] = m.readingsSkipped.WithLabelValues(name, reason)
+	})
 	for _, r := range []string{"ok", "duplicate", "malformed", "oversized", "bad_timestamp", "subject_mismatch", "unpublishable"} {
 		sm.snapshots.WithLabelValues(r)
 	}
 	return sm
+}
+
+// addSkipped counts the readings a snapshot's normalisation made no series
+// of, by reason.
+func (sm *sinkMetrics) addSkipped(st *pipeline.Stats) {
+	st.Each(func(reason string, n int) {
+		if n > 0 {
+			sm.skipped[reason].Add(float64(n))
+		}
+	})
 }

@@ -473,8 +473,7 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 	}
 	s.samples = s.dedup.Filter(s.samples[:0], s.snap.BmcId, s.samples)
 	s.countDedup()
-	s.metrics.unmapped.Add(float64(st.Unmapped))
-	s.metrics.invalid.Add(float64(st.Invalid))
+	s.metrics.addSkipped(&st)
 	s.metrics.age.Observe(time.Since(time.UnixMilli(s.snap.PollStartMs)).Seconds())
 	n := len(s.samples)
 	ack := func() {

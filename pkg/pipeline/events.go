@@ -73,10 +73,15 @@ type Event struct {
 	// its value now: bmc_up 0/1, bmc_chassis_powered_on 0/1,
 	// bmc_sensor_health 0/1/2, or the reading's series (for threshold
 	// events) in its base unit. Metric is empty for a reading the schema has
-	// no series for (or without Events.Units); Value is then the raw
+	// no series for (or without Events.Normaliser and Units); Value is then the raw
 	// reading.
-	Metric string  `json:"metric,omitempty"`
-	Value  float64 `json:"value"`
+	Metric string `json:"metric,omitempty"`
+	// SeriesLabels are the series' own labels (sensor, context, fan,
+	// psu...) as the normaliser gives them, for threshold events of a
+	// reading that has a series (with Events.Normaliser), so a consumer
+	// finds the exact series in Prometheus: Metric{bmc=BMC, SeriesLabels}.
+	SeriesLabels map[string]string `json:"series_labels,omitempty"`
+	Value        float64           `json:"value"`
 	// Unit is the unit of Value and ThresholdValue in threshold events: the
 	// base unit of Metric ("celsius", "rpm", "volts"...), or the BMC's raw
 	// unit when Metric is empty.
@@ -92,6 +97,10 @@ type Event struct {
 	// Events.Observe).
 	Previous string `json:"previous"`
 	Current  string `json:"current"`
+	// State is the asserted states of a discrete sensor in health events,
+	// comma-separated as the IPMI source lists them
+	// ("presence_detected,failure_detected").
+	State string `json:"state,omitempty"`
 	// TimeMs is when the BMC was read (Unix ms): the snapshot's poll time,
 	// or the reading's own timestamp.
 	TimeMs int64 `json:"time_ms"`
@@ -134,6 +143,11 @@ const ThresholdHysteresis = 0.02
 // gateway (not once per sink), or HA pairs and sinks multiply the events.
 // An Events is owned by one goroutine; it is not safe for concurrent use.
 type Events struct {
+	// Normaliser, when set, is the gateway's normaliser: threshold events
+	// name the series it makes of the reading (Metric, SeriesLabels) with
+	// values in that series' base unit, exactly as the samples written to
+	// Prometheus. It wins over Units.
+	Normaliser *Normaliser
 	// Units, when set, maps a reading to the series the normaliser makes
 	// of it (ok false when it makes none), so threshold events name that
 	// series and carry values in its base unit, as in Prometheus. It is
@@ -152,10 +166,12 @@ type ReadingUnit struct {
 	Metric string
 	// Unit is its base unit, the last word of Metric ("celsius").
 	Unit string
-	// Convert turns a raw value or threshold of the reading into Unit. It
-	// must be increasing (every unit conversion is). Nil means the raw value
-	// is already in Unit.
+	// Convert turns a raw value or threshold of the reading into Unit.
+	// Nil means the raw value is already in Unit.
 	Convert func(float64) float64
+	// Labels are the series' own labels (sensor, context...), without
+	// bmc and the inventory's; shared, never modified.
+	Labels map[string]string
 }
 
 type eventBMC struct {
@@ -193,6 +209,7 @@ type sensorState struct {
 	kind       v1.Kind
 	rawUnit    string
 	sensorType string
+	name       string
 	unit       eventUnit
 }
 
@@ -211,7 +228,7 @@ func (ev *Events) Observe(dst []Event, s *v1.Snapshot, labels map[string]string)
 		b = &eventBMC{sensors: make(map[sensorKey]*sensorState)}
 		ev.bmcs[s.BmcId] = b
 	}
-	e := eventBase{s: s, labels: labels}
+	e := eventBase{s: s, labels: labels, norm: ev.Normaliser}
 
 	slot := protoSlot(s.Protocol)
 	prev, cur := b.up[slot], stateDown
@@ -258,12 +275,13 @@ func (ev *Events) Observe(dst []Event, s *v1.Snapshot, labels map[string]string)
 			st = &sensorState{health: -1}
 			b.sensors[key] = st
 		}
-		dst = ev.observeReading(dst, &e, st, r)
+		dst = ev.observeReading(dst, &e, st, i)
 	}
 	return dst
 }
 
-func (ev *Events) observeReading(dst []Event, e *eventBase, st *sensorState, r *v1.Reading) []Event {
+func (ev *Events) observeReading(dst []Event, e *eventBase, st *sensorState, i int) []Event {
+	r := &e.s.Readings[i]
 	t := e.s.PollStartMs
 	if r.TimestampMs > 0 {
 		t = r.TimestampMs
@@ -278,6 +296,9 @@ func (ev *Events) observeReading(dst []Event, e *eventBase, st *sensorState, r *
 			}
 			x.Metric, x.Value = "bmc_sensor_health", float64(h)
 			x.Previous, x.Current = healthName(prev), healthName(h)
+			if r.Kind == v1.Kind_KIND_DISCRETE {
+				x.State = r.State
+			}
 			dst = append(dst, x)
 		}
 	}
@@ -313,33 +334,42 @@ func (ev *Events) observeReading(dst []Event, e *eventBase, st *sensorState, r *
 		case !known:
 			st.level[side] = reached
 			if reached > 0 {
-				u := st.unitFor(r, ev.Units)
+				u := st.unitFor(e, i, ev.Units)
 				x := e.sensorEvent(EventThresholdCrossed, t, r)
 				u.describe(&x, r.Value)
-				x.Threshold, x.ThresholdValue = levelName(side, reached), float64Ptr(u.convert(thr[side][reached]))
-				x.Previous, x.Current = "unknown", levelName(side, reached)
+				x.Threshold, x.ThresholdValue = u.levelName(side, reached), float64Ptr(u.convert(thr[side][reached]))
+				x.Previous, x.Current = "unknown", u.levelName(side, reached)
 				dst = append(dst, x)
 			}
 		case reached > cur:
 			st.level[side] = reached
-			u := st.unitFor(r, ev.Units)
+			u := st.unitFor(e, i, ev.Units)
 			x := e.sensorEvent(EventThresholdCrossed, t, r)
 			u.describe(&x, r.Value)
-			x.Threshold, x.ThresholdValue = levelName(side, reached), float64Ptr(u.convert(thr[side][reached]))
-			x.Previous, x.Current = levelName(side, cur), levelName(side, reached)
+			x.Threshold, x.ThresholdValue = u.levelName(side, reached), float64Ptr(u.convert(thr[side][reached]))
+			x.Previous, x.Current = u.levelName(side, cur), u.levelName(side, reached)
 			dst = append(dst, x)
 		case reached < cur:
 			// Below the level reached before: it holds while the reading
 			// stays within the hysteresis margin of that level's threshold
 			// (or of a lower one, which then becomes the level).
-			u := st.unitFor(r, ev.Units)
-			v := u.convert(r.Value)
+			u := st.unitFor(e, i, ev.Units)
+			// Compared in the series' unit; in raw units when the
+			// conversion negates (a margin made headroom): the margin
+			// is the same size in both.
+			v := r.Value
+			if !u.decreasing {
+				v = u.convert(v)
+			}
 			held := reached
 			for k := cur; k > reached; k-- {
 				if !has[side][k] {
 					continue
 				}
-				tv := u.convert(thr[side][k])
+				tv := thr[side][k]
+				if !u.decreasing {
+					tv = u.convert(tv)
+				}
 				if sign*v >= sign*tv-u.margin(tv) {
 					held = k
 					break
@@ -351,11 +381,11 @@ func (ev *Events) observeReading(dst []Event, e *eventBase, st *sensorState, r *
 			st.level[side] = held
 			x := e.sensorEvent(EventThresholdCleared, t, r)
 			u.describe(&x, r.Value)
-			x.Threshold = levelName(side, cur)
+			x.Threshold = u.levelName(side, cur)
 			if has[side][cur] {
 				x.ThresholdValue = float64Ptr(u.convert(thr[side][cur]))
 			}
-			x.Previous, x.Current = levelName(side, cur), levelName(side, held)
+			x.Previous, x.Current = u.levelName(side, cur), u.levelName(side, held)
 			dst = append(dst, x)
 		}
 	}
@@ -372,6 +402,10 @@ type eventBase struct {
 	s      *v1.Snapshot
 	labels map[string]string
 	proto  string
+	norm   *Normaliser
+	// units are the normaliser's view of the snapshot's readings, made
+	// the first time a threshold event needs one.
+	units []readingSeries
 }
 
 func (e *eventBase) event(kind EventKind, t int64) Event {
@@ -405,13 +439,36 @@ func (e *eventBase) sensorEvent(kind EventKind, t int64, r *v1.Reading) Event {
 type eventUnit struct {
 	ReadingUnit
 	temperature bool // for the hysteresis floor
+	// decreasing: the conversion negates (a margin the BMC reports below
+	// zero, made headroom), so the BMC's upper thresholds are the series'
+	// lower ones.
+	decreasing bool
 }
 
-func (st *sensorState) unitFor(r *v1.Reading, units func(*v1.Reading) (ReadingUnit, bool)) *eventUnit {
-	if !st.unitSet || st.kind != r.Kind || st.rawUnit != r.Unit || st.sensorType != r.SensorType {
-		st.unitSet, st.kind, st.rawUnit, st.sensorType = true, r.Kind, r.Unit, r.SensorType
+// levelName names a threshold level on the BMC's side as the series
+// names it.
+func (u *eventUnit) levelName(side int, level int8) string {
+	if u.decreasing {
+		side = 1 - side
+	}
+	return levelName(side, level)
+}
+
+func (st *sensorState) unitFor(e *eventBase, i int, units func(*v1.Reading) (ReadingUnit, bool)) *eventUnit {
+	r := &e.s.Readings[i]
+	if !st.unitSet || st.kind != r.Kind || st.rawUnit != r.Unit || st.sensorType != r.SensorType || st.name != r.Name {
+		st.unitSet, st.kind, st.rawUnit, st.sensorType, st.name = true, r.Kind, r.Unit, r.SensorType, r.Name
 		st.unit = eventUnit{ReadingUnit: ReadingUnit{Unit: r.Unit}, temperature: r.Kind == v1.Kind_KIND_TEMPERATURE}
-		if units != nil {
+		if e.norm != nil {
+			if e.units == nil {
+				e.units = e.norm.readingSeries(e.s)
+			}
+			if u := e.units[i]; u.ok {
+				st.unit.ReadingUnit = u.ReadingUnit
+				st.unit.temperature = u.Unit == "celsius"
+				st.unit.decreasing = u.Convert(1) < u.Convert(0)
+			}
+		} else if units != nil {
 			if u, ok := units(r); ok {
 				st.unit.ReadingUnit = u
 			}
@@ -439,7 +496,7 @@ func (u *eventUnit) margin(tv float64) float64 {
 }
 
 func (u *eventUnit) describe(x *Event, raw float64) {
-	x.Metric, x.Value, x.Unit = u.Metric, u.convert(raw), u.Unit
+	x.Metric, x.Value, x.Unit, x.SeriesLabels = u.Metric, u.convert(raw), u.Unit, u.Labels
 }
 
 const (

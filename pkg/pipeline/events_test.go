@@ -256,7 +256,9 @@ func TestEvents(t *testing.T) {
 func TestEventJSON(t *testing.T) {
 	labels := map[string]string{"site": "ctc", "room": "r1", "row": "r1-b", "rack": "i5", "position": "u22"}
 	ev := NewEvents()
-	ev.Units = testUnits
+	n, err := NewNormaliser(NormaliserOptions{})
+	require.NoError(t, err)
+	ev.Normaliser = n // as the gateway runs it
 	snap := func(t int64, up bool, power string, rs ...v1.Reading) *v1.Snapshot {
 		s := &v1.Snapshot{BmcId: "10.0.5.22", PollerId: "poller-1", Protocol: protoRedfish, PollStartMs: t, Up: up, Readings: rs}
 		if up {
@@ -292,9 +294,9 @@ func TestEventJSON(t *testing.T) {
 		`{"version":1,"kind":"bmc_down","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","metric":"bmc_up","value":0,"previous":"up","current":"down","time_ms":1767225660000,"poller":"poller-1","error":"dial tcp 10.0.5.22:443: i/o timeout","error_class":"unreachable"}`,
 		`{"version":1,"kind":"bmc_up","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","metric":"bmc_up","value":1,"previous":"down","current":"up","time_ms":1767225720000,"poller":"poller-1"}`,
 		`{"version":1,"kind":"health_worsened","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","sensor":"CPU1 Temp","sensor_id":"1","sensor_kind":"temperature","metric":"bmc_sensor_health","value":1,"previous":"ok","current":"warning","time_ms":1767225780000,"poller":"poller-1"}`,
-		`{"version":1,"kind":"threshold_crossed","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","sensor":"CPU1 Temp","sensor_id":"1","sensor_kind":"temperature","metric":"bmc_temperature_celsius","value":87,"unit":"celsius","threshold":"upper_caution","threshold_value":85,"previous":"normal","current":"upper_caution","time_ms":1767225780000,"poller":"poller-1"}`,
+		`{"version":1,"kind":"threshold_crossed","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","sensor":"CPU1 Temp","sensor_id":"1","sensor_kind":"temperature","metric":"bmc_temperature_celsius","series_labels":{"context":"cpu","sensor":"cpu1"},"value":87,"unit":"celsius","threshold":"upper_caution","threshold_value":85,"previous":"normal","current":"upper_caution","time_ms":1767225780000,"poller":"poller-1"}`,
 		`{"version":1,"kind":"health_recovered","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","sensor":"CPU1 Temp","sensor_id":"1","sensor_kind":"temperature","metric":"bmc_sensor_health","value":0,"previous":"warning","current":"ok","time_ms":1767225840000,"poller":"poller-1"}`,
-		`{"version":1,"kind":"threshold_cleared","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","sensor":"CPU1 Temp","sensor_id":"1","sensor_kind":"temperature","metric":"bmc_temperature_celsius","value":82,"unit":"celsius","threshold":"upper_caution","threshold_value":85,"previous":"upper_caution","current":"normal","time_ms":1767225840000,"poller":"poller-1"}`,
+		`{"version":1,"kind":"threshold_cleared","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","sensor":"CPU1 Temp","sensor_id":"1","sensor_kind":"temperature","metric":"bmc_temperature_celsius","series_labels":{"context":"cpu","sensor":"cpu1"},"value":82,"unit":"celsius","threshold":"upper_caution","threshold_value":85,"previous":"upper_caution","current":"normal","time_ms":1767225840000,"poller":"poller-1"}`,
 		`{"version":1,"kind":"power_off","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","metric":"bmc_chassis_powered_on","value":0,"previous":"on","current":"off","time_ms":1767225900000,"poller":"poller-1"}`,
 		`{"version":1,"kind":"power_on","bmc":"10.0.5.22","site":"ctc","rack":"i5","labels":{"position":"u22","rack":"i5","room":"r1","row":"r1-b","site":"ctc"},"protocol":"redfish","metric":"bmc_chassis_powered_on","value":1,"previous":"off","current":"on","time_ms":1767225960000,"poller":"poller-1"}`,
 	}

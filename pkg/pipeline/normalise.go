@@ -13,21 +13,65 @@ import (
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
-// Stats counts, per Normalise call, what did not become a series, by
-// reason. The caller adds them to its self-metrics.
+// Stats counts, per Normalise call, the readings that did not become a
+// value series, by reason. The caller adds them to its self-metrics (Each
+// names the reasons). Every reading of a snapshot is either a value series
+// (or a discrete sensor's series) or counted here, once.
 type Stats struct {
-	// Unmapped readings had a kind or unit the schema has no series for
-	// (discrete sensors, an unknown unit).
+	// Unmapped readings had a unit the mapping files do not know, or a
+	// kind and unit the schema has no series for.
 	Unmapped int
+	// Discrete readings were discrete sensors with nothing to map: no
+	// health, and neither a power supply nor a redundancy sensor.
+	Discrete int
 	// Invalid readings had a NaN or infinite value, or one that is
 	// infinite in base units.
 	Invalid int
-	// Dropped readings were absent sensors or dropped by a rule.
-	Dropped int
+	// Absent readings were sensors the BMC reports absent.
+	Absent int
+	// RuleDrop readings were dropped by a rule's `drop`.
+	RuleDrop int
+	// StatusSignal readings were status lines (power good and the like),
+	// not measurements, though a BMC may type them Voltage.
+	StatusSignal int
 	// Duplicate readings measured a quantity another reading of the
 	// snapshot already gave (a BMC's chassis power from DCMI and from an
-	// SDR sensor); only their thresholds were used.
+	// SDR sensor); only their thresholds and health were used.
 	Duplicate int
+}
+
+// Each calls f with each reason's name (as the gateway's
+// bmcstream_gateway_readings_skipped_total labels it) and its count, in a
+// fixed order, zero counts included.
+func (st *Stats) Each(f func(reason string, n int)) {
+	f(skipNames[skipUnmapped], st.Unmapped)
+	f(skipNames[skipDiscrete], st.Discrete)
+	f(reasonInvalid, st.Invalid)
+	f(skipNames[skipAbsent], st.Absent)
+	f(skipNames[skipRuleDrop], st.RuleDrop)
+	f(skipNames[skipStatusSignal], st.StatusSignal)
+	f(skipNames[skipDuplicate], st.Duplicate)
+}
+
+// reasonInvalid names a reading whose value was not finite.
+const reasonInvalid = "invalid"
+
+// add counts one reading skipped for r.
+func (st *Stats) add(r skipReason) {
+	switch r {
+	case skipUnmapped:
+		st.Unmapped++
+	case skipDiscrete:
+		st.Discrete++
+	case skipAbsent:
+		st.Absent++
+	case skipRuleDrop:
+		st.RuleDrop++
+	case skipStatusSignal:
+		st.StatusSignal++
+	case skipDuplicate:
+		st.Duplicate++
+	}
 }
 
 // DefaultPlanCacheSize is how many (BMC, protocol) plans a Normaliser keeps
@@ -262,48 +306,96 @@ func (p *plan) emit(dst []series.Sample, s *v1.Snapshot, st *Stats) []series.Sam
 		}
 	}
 	for i := range s.Readings {
-		r := &s.Readings[i]
-		rp := &p.readings[i]
-		switch rp.skip {
-		case skipUnmapped:
-			st.Unmapped++
+		dst = p.emitReading(dst, s, i, t, st)
+	}
+	return dst
+}
+
+// emitReading appends the samples of reading i of s under plan p, counting
+// in st what it does not make.
+func (p *plan) emitReading(dst []series.Sample, s *v1.Snapshot, i int, t int64, st *Stats) []series.Sample {
+	r := &s.Readings[i]
+	rp := &p.readings[i]
+	switch rp.skip {
+	case emitted:
+	case skipDuplicate:
+		st.add(rp.skip) // its health and thresholds may still serve
+	default:
+		st.add(rp.skip)
+		return dst
+	}
+	ts := t
+	if r.TimestampMs > 0 {
+		ts = r.TimestampMs
+	}
+	if rp.discrete {
+		return rp.emitDiscrete(dst, r, ts)
+	}
+	if rp.value.labels != nil {
+		// A finite reading can still overflow in base units (1e308
+		// kW): both are invalid, never an infinite sample.
+		if v := rp.conv.apply(r.Value); finite(r.Value) && finite(v) {
+			dst = rp.value.append(dst, ts, v)
+			if rp.info.labels != nil {
+				dst = rp.info.append(dst, ts, 1)
+			}
+		} else {
+			st.Invalid++
+		}
+	}
+	if h, ok := healthScore(r.Health); ok && rp.health.labels != nil {
+		dst = rp.health.append(dst, ts, h)
+	}
+	for j := range r.Thresholds {
+		th := &r.Thresholds[j]
+		if th.Kind <= 0 || int(th.Kind) >= numThresholdKinds || !finite(th.Value) {
 			continue
-		case skipDropped:
-			st.Dropped++
-			continue
-		case skipDuplicate:
-			st.Duplicate++
 		}
-		ts := t
-		if r.TimestampMs > 0 {
-			ts = r.TimestampMs
-		}
-		if rp.value.labels != nil {
-			// A finite reading can still overflow in base units (1e308
-			// kW): both are invalid, never an infinite sample.
-			if v := rp.conv.apply(r.Value); finite(r.Value) && finite(v) {
-				dst = rp.value.append(dst, ts, v)
-				if rp.info.labels != nil {
-					dst = rp.info.append(dst, ts, 1)
-				}
-			} else {
-				st.Invalid++
+		if o := &rp.thresholds[th.Kind]; o.labels != nil {
+			if v := rp.conv.apply(th.Value); finite(v) {
+				dst = o.append(dst, ts, v)
 			}
 		}
-		if h, ok := healthScore(r.Health); ok && rp.health.labels != nil {
-			dst = rp.health.append(dst, ts, h)
+	}
+	return dst
+}
+
+// psuFailStates are the power supply states bmc_psu_failed reports.
+var psuFailStates = [...]string{"failure_detected", "input_lost", "input_lost_or_out_of_range", "input_out_of_range"}
+
+// emitDiscrete appends a discrete reading's samples: health, a power
+// supply's presence and failure, a redundancy sensor's fault.
+func (rp *readingPlan) emitDiscrete(dst []series.Sample, r *v1.Reading, ts int64) []series.Sample {
+	if h, ok := healthScore(r.Health); ok && rp.health.labels != nil {
+		dst = rp.health.append(dst, ts, h)
+	}
+	if rp.present.labels != nil {
+		switch {
+		case hasState(r.State, "presence_detected"):
+			dst = rp.present.append(dst, ts, 1)
+		case hasState(r.State, "absent"):
+			dst = rp.present.append(dst, ts, 0)
 		}
-		for j := range r.Thresholds {
-			th := &r.Thresholds[j]
-			if th.Kind <= 0 || int(th.Kind) >= numThresholdKinds || !finite(th.Value) {
-				continue
-			}
-			if o := &rp.thresholds[th.Kind]; o.labels != nil {
-				if v := rp.conv.apply(th.Value); finite(v) {
-					dst = o.append(dst, ts, v)
-				}
+	}
+	if rp.failed.labels != nil {
+		v := 0.0
+		for _, f := range psuFailStates {
+			if hasState(r.State, f) {
+				v = 1
+				break
 			}
 		}
+		dst = rp.failed.append(dst, ts, v)
+	}
+	if rp.fault.labels != nil {
+		v := 0.0
+		if hasState(r.State, "redundancy_lost") || hasState(r.State, "non_redundant_insufficient") {
+			v = 1
+		}
+		dst = rp.fault.append(dst, ts, v)
+	}
+	if rp.info.labels != nil {
+		dst = rp.info.append(dst, ts, 1)
 	}
 	return dst
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,9 +48,24 @@ type skipReason uint8
 const (
 	emitted skipReason = iota
 	skipUnmapped
-	skipDropped
+	skipDiscrete
+	skipAbsent
+	skipRuleDrop
+	skipStatusSignal
 	skipDuplicate
+	numSkipReasons
 )
+
+// skipNames are the reasons as Stats, Explain and the gateway's
+// self-metrics name them.
+var skipNames = [numSkipReasons]string{
+	skipUnmapped:     "unmapped",
+	skipDiscrete:     "discrete_unmapped",
+	skipAbsent:       "absent",
+	skipRuleDrop:     "rule_drop",
+	skipStatusSignal: "status_signal",
+	skipDuplicate:    "duplicate",
+}
 
 // readingPlan is what one reading of the snapshot becomes.
 type readingPlan struct {
@@ -59,6 +75,10 @@ type readingPlan struct {
 	health     outSeries
 	info       outSeries
 	thresholds [numThresholdKinds]outSeries // by the reading's threshold kind
+	// A discrete reading's series: bmc_psu_present, bmc_psu_failed and
+	// bmc_chassis_fault{kind=fan_redundancy|power_redundancy}.
+	discrete               bool
+	present, failed, fault outSeries
 }
 
 // conversion turns a raw value into the base unit: (v + off) × mul ÷ div.
@@ -86,26 +106,47 @@ type decision struct {
 	prioritySet   bool
 	drop          bool
 	dropSet       bool
+	status        bool
+	statusSet     bool
 }
 
 // classified is one reading on its way into a plan.
 type classified struct {
 	skip     skipReason
+	why      string // why it was skipped, for Explain
 	kind     v1.Kind
 	class    class
 	base     base
 	conv     conversion
 	place    place
+	placeBy  string // what decided the place, for Explain
 	canon    string // canonical name: prefixes stripped, SDR-shortened
+	words    string // canon's words, as name patterns see them
 	slug     string // canon as a label value
 	full     string // the whole name (prefixes stripped) as a label value
 	label    string // the sensor/fan/psu label value
+	labelBy  string // what decided the label, for Explain
 	priority int
 	metric   *seriesNames
+	// discrete is the kind label of a discrete reading's health (psu,
+	// fan, processor...), fault the kind of chassis fault a redundancy
+	// sensor feeds.
+	discrete string
+	fault    string
+	// boardInlet: a board zone's inlet ("System Board Inlet Temp"), the
+	// chassis' intake only when the BMC has no room-air reading.
+	boardInlet bool
 }
 
 // buildPlan classifies every reading of s and builds the plan's series.
 func (rs *ruleSet) buildPlan(s *v1.Snapshot, baseLabels []prompb.Label, vendor string, shape uint64) *plan {
+	p, _ := rs.buildPlanExplained(s, baseLabels, vendor, shape)
+	return p
+}
+
+// buildPlanExplained is buildPlan, also returning each reading's
+// classification for Explain.
+func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label, vendor string, shape uint64) (*plan, []classified) {
 	p := &plan{shape: shape, vendor: vendor, readings: make([]readingPlan, len(s.Readings))}
 	proto := protoName(s.Protocol)
 	// One slab sized for the usual plan: a value, a health, an info and a
@@ -135,12 +176,15 @@ func (rs *ruleSet) buildPlan(s *v1.Snapshot, baseLabels []prompb.Label, vendor s
 	}
 	cs := make([]classified, len(s.Readings))
 	decisions := make([]decision, len(s.Readings))
+	namePlaces := make([]placeRef, len(s.Readings))
 	// Pass 1: kind, unit, class and the rules' say.
 	temps, intakes := 0, 0
+	intakeContradicted := false
 	for i := range s.Readings {
 		r := &s.Readings[i]
 		c := &cs[i]
 		c.canon = rs.canonicalName(r.Name)
+		c.words = words(c.canon)
 		c.slug = slug(c.canon)
 		c.full = slug(rs.stripPrefixes(strings.TrimSpace(r.Name)))
 		if c.slug == "" {
@@ -150,28 +194,44 @@ func (rs *ruleSet) buildPlan(s *v1.Snapshot, baseLabels []prompb.Label, vendor s
 			c.slug, c.full = "sensor", "sensor"
 		}
 		rs.classify(r, s.Protocol, vendorOK, c, &decisions[i])
+		namePlaces[i] = rs.namePlace(c.words)
 		if c.skip == emitted && c.kind == v1.Kind_KIND_TEMPERATURE {
 			temps++
-			if strings.EqualFold(r.Context, "Intake") {
+			if ref := rs.physical[strings.ToLower(strings.TrimSpace(r.Context))]; ref.ok && ref.place == placeIntake {
 				intakes++
+				if np := namePlaces[i]; np.ok && np.place != placeIntake {
+					intakeContradicted = true
+				}
 			}
 		}
 	}
-	// A BMC that puts two or more temperatures, and all of them, at
-	// Intake does not know where its sensors are (AMI, Supermicro).
-	allIntake := temps >= 2 && intakes == temps
+	// A BMC's PhysicalContext Intake is believed for a temperature whose
+	// name says nothing only when no temperature at Intake names a
+	// component and not every one of two or more temperatures is at
+	// Intake (AMI, Supermicro and NVIDIA put Intake on everything).
+	intakeDistrusted := intakeContradicted || temps >= 2 && intakes == temps
 
-	// Pass 2: context and canonical label.
+	// Pass 2: context.
 	for i := range s.Readings {
 		r := &s.Readings[i]
 		c := &cs[i]
-		if c.skip != emitted {
+		if c.skip != emitted || c.discrete != "" {
 			continue
 		}
-		d := &decisions[i]
-		ignore := d.ignorePhys || allIntake && c.kind == v1.Kind_KIND_TEMPERATURE && strings.EqualFold(r.Context, "Intake")
-		c.place = rs.placeOf(r, d, c.canon, ignore)
-		c.label = rs.label(r, d, c)
+		c.place, c.placeBy = rs.placeOf(r, &decisions[i], namePlaces[i], intakeDistrusted)
+		c.boardInlet = c.place == placeSystemBoard && c.placeBy == "name" && rs.intakeWord(c.words)
+	}
+	chooseSpots(s, cs)
+
+	// Pass 3: labels, numbered from 0 where the BMC has a sensor 0 of the
+	// family, else from 1.
+	zero := zeroFamilies(s, cs)
+	for i := range s.Readings {
+		c := &cs[i]
+		if c.skip != emitted || c.label != "" {
+			continue
+		}
+		c.label, c.labelBy = rs.label(&s.Readings[i], &decisions[i], c, zero)
 	}
 
 	resolveCollisions(cs)
@@ -191,13 +251,152 @@ func (rs *ruleSet) buildPlan(s *v1.Snapshot, baseLabels []prompb.Label, vendor s
 	for i := range cs {
 		p.readings[i].skip = cs[i].skip
 	}
-	return p
+	return p, cs
+}
+
+// chooseSpots decides which reading is the canonical sensor="intake" and
+// sensor="exhaust" of the snapshot; the other readings at those places
+// keep the place as context and their slug as label. Intake candidates
+// rank: room-air words (ambient, amb, room, front panel) first, then
+// other inlet and intake names, then readings placed by their context or
+// entity alone; within a rank the lowest sensor id (natural order), then
+// name. When no reading is at intake, a board zone's inlet ("System Board
+// Inlet Temp", "BB Inlet Temp": the inlet sensor on the main board) is
+// the chassis' intake, ranked the same way. Never by name length.
+func chooseSpots(s *v1.Snapshot, cs []classified) {
+	for _, spot := range [...]place{placeIntake, placeExhaust} {
+		best, bestRank := -1, 99
+		for pass := 0; pass < 2 && best < 0; pass++ {
+			for i := range cs {
+				c := &cs[i]
+				if c.skip != emitted || c.class != classTemperature {
+					continue
+				}
+				ok := c.place == spot
+				if pass == 1 {
+					ok = spot == placeIntake && c.boardInlet
+				}
+				if !ok {
+					continue
+				}
+				rank := spotRank(c)
+				if best < 0 || rank < bestRank || rank == bestRank && idLess(&s.Readings[i], &s.Readings[best]) {
+					best, bestRank = i, rank
+				}
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		c := &cs[best]
+		if c.boardInlet && c.place != placeIntake {
+			c.place, c.placeBy = placeIntake, "board inlet standing in for the room (no room-air reading)"
+		}
+		c.label = Contexts[spot]
+		c.labelBy = "canonical " + Contexts[spot] + " (" + spotWhy[bestRank] + ")"
+	}
+}
+
+var spotWhy = [...]string{"room-air name", "inlet name", "context or entity only"}
+
+// spotRank ranks an intake candidate (0 best); exhaust candidates are all
+// equal.
+func spotRank(c *classified) int {
+	if c.place == placeExhaust {
+		return 0
+	}
+	switch {
+	case roomAir.MatchString(c.words):
+		return 0
+	case inletWord.MatchString(c.words):
+		return 1
+	}
+	return 2
+}
+
+// Room-air and inlet words, on a name's words. Read-only tables.
+var (
+	roomAir   = regexp.MustCompile(`ambient|\bamb\b|\broom\b|front ?panel`)
+	inletWord = regexp.MustCompile(`inlet|intake`)
+)
+
+func (rs *ruleSet) intakeWord(w string) bool {
+	return roomAir.MatchString(w) || inletWord.MatchString(w)
+}
+
+// idLess orders readings by sensor id (natural order), then name.
+func idLess(a, b *v1.Reading) bool {
+	if a.Id != b.Id {
+		return naturalLess(a.Id, b.Id)
+	}
+	return naturalLess(a.Name, b.Name)
+}
+
+// family is the numbering family of a reading's label ("cpu", "fan",
+// "psu"...) with the name's stem (its words before the first number), or
+// "" when the label is not numbered.
+func (c *classified) family() string {
+	var fam string
+	switch {
+	case c.discrete != "":
+		fam = discreteFamily(c.discrete)
+		if c.fault != "" {
+			fam = ""
+		}
+	case c.class == classTemperature || c.class == classTemperatureMargin:
+		if c.place.counted() {
+			fam = Contexts[c.place]
+		}
+	case c.class == classFan:
+		fam = "fan"
+		if c.place == placePSU {
+			fam = "psu"
+		}
+	case c.class == classPSUInput || c.class == classPSUOutput:
+		fam = "psu"
+	}
+	if fam == "" {
+		return ""
+	}
+	stem := c.canon
+	if i := strings.IndexAny(stem, "0123456789"); i >= 0 {
+		stem = stem[:i]
+	}
+	return fam + "\xff" + words(stem)
+}
+
+// zeroFamilies finds the numbering families of the snapshot that have a
+// sensor 0: those count from 0 (cpu0 is cpu1), the others from 1.
+func zeroFamilies(s *v1.Snapshot, cs []classified) map[string]bool {
+	zero := map[string]bool{}
+	for i := range cs {
+		c := &cs[i]
+		if c.skip != emitted {
+			continue
+		}
+		f := c.family()
+		if f == "" {
+			continue
+		}
+		if n, _, ok := firstNumber(c.canon); ok {
+			if n == 0 {
+				zero[f] = true
+			}
+		} else if n, _, ok := firstNumber(s.Readings[i].Parent); ok && n == 0 {
+			zero[f] = true
+		}
+	}
+	return zero
 }
 
 // buildReading builds the series of one reading; seen holds the health,
 // info and threshold series already fed by an earlier reading. A duplicate
 // feeds only the health and thresholds its winner lacks.
 func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[string]bool) {
+	if c.discrete != "" {
+		rs.buildDiscrete(b, rp, r, c, proto, seen)
+		return
+	}
 	ci := &classes[c.class]
 	rp.conv = c.conv
 	extra := make([]string, 0, 4)
@@ -242,11 +441,44 @@ func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading,
 	}
 }
 
+// buildDiscrete builds the series of a discrete reading (CONTRACTS of the
+// IPMI source: State lists the asserted states by name): its health, a
+// power supply's presence and failure, a redundancy sensor's chassis
+// fault.
+func (rs *ruleSet) buildDiscrete(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[string]bool) {
+	rp.discrete = true
+	if key := "h\xff" + c.discrete + "\xff" + c.label; !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
+		seen[key] = true
+		b.series(&rp.health, metricSensorHealth, "kind", c.discrete, "sensor", c.label)
+	}
+	if c.discrete == "psu" && c.fault == "" {
+		if key := "p\xff" + c.label; !seen[key] {
+			seen[key] = true
+			b.series(&rp.present, metricPSUPresent, "psu", c.label)
+			b.series(&rp.failed, metricPSUFailed, "psu", c.label)
+		}
+	}
+	if c.fault != "" {
+		if key := "f\xff" + c.fault; !seen[key] {
+			seen[key] = true
+			b.series(&rp.fault, metricChassisFault, "kind", c.fault)
+		}
+	}
+	if key := "i\xff" + c.discrete + "\xff" + c.label + "\xff" + r.Name; !seen[key] {
+		seen[key] = true
+		b.series(&rp.info, metricSensorInfo, "kind", c.discrete, "name", r.Name, "protocol", proto, "sensor", c.label)
+	}
+}
+
 // classify decides kind, unit, class and conversion of a reading, and
 // records what the rules say in d.
 func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c *classified, d *decision) {
+	if r.Kind == v1.Kind_KIND_DISCRETE {
+		rs.classifyDiscrete(r, proto, vendorOK, c, d)
+		return
+	}
 	if strings.EqualFold(r.State, "Absent") {
-		c.skip = skipDropped
+		c.skip, c.why = skipAbsent, "the BMC reports the sensor absent"
 		return
 	}
 	// Kind: unit first, then the source's kind and sensor type, then name.
@@ -254,7 +486,7 @@ func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c
 	if u := strings.ToLower(strings.TrimSpace(r.Unit)); u != "" {
 		var ok bool
 		if unit, ok = rs.units[u]; !ok {
-			c.skip = skipUnmapped
+			c.skip, c.why = skipUnmapped, "unit "+strconv.Quote(r.Unit)+" is not in the mapping files"
 			return
 		}
 	}
@@ -270,7 +502,7 @@ func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c
 	}
 	if kind == v1.Kind_KIND_UNSPECIFIED {
 		for _, kp := range rs.kindNames {
-			if kp.re.MatchString(c.canon) {
+			if kp.re.MatchString(c.words) {
 				kind = kp.kind
 				break
 			}
@@ -281,30 +513,122 @@ func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c
 		unit = rs.kindDefaults[kind]
 	}
 
-	rs.decide(r, proto, vendorOK, kind, d)
+	rs.decide(r, proto, vendorOK, kind, c.words, d)
 	if d.dropSet && d.drop {
-		c.skip = skipDropped
+		c.skip, c.why = skipRuleDrop, "a rule drops it"
+		return
+	}
+	if d.statusSet && d.status {
+		c.skip, c.why = skipStatusSignal, "a status line (power good and the like), not a measurement"
 		return
 	}
 	cl := d.class
 	if cl == classNone {
 		cl = defaultClass(kind)
 	}
+	if cl == classTemperature && d.class == classNone && unit != nil && thermWord.MatchString(c.words) &&
+		(r.Value+unit.offset)*unit.mul/unit.div < 0 {
+		// "P1 DIMM Thrm 1" at -58: a name saying thermal (not temp)
+		// with a reading below zero is a margin below a throttle
+		// point; no server part runs below 0 °C.
+		cl = classTemperatureMargin
+	}
 	if cl == classNone || unit == nil || !cl.accepts(unit.base) {
-		c.skip = skipUnmapped
+		c.skip, c.why = skipUnmapped, "no series for kind "+strconv.Quote(kindName(kind))+" in unit "+strconv.Quote(r.Unit)
 		return
 	}
 	c.class, c.base = cl, unit.base
 	c.conv = conversion{off: unit.offset, mul: unit.mul, div: unit.div}
 	if d.multiplySet {
 		c.conv.mul *= d.multiply
+	} else if cl == classTemperatureMargin && c.conv.apply(r.Value) < 0 {
+		// Headroom is positive when safe: a BMC reporting the margin as
+		// a negative temperature (-61 for 61 below the throttle point)
+		// is negated. Decided when the plan is made, so a margin keeps
+		// its sign convention from poll to poll.
+		c.conv.mul = -c.conv.mul
 	}
 	c.priority = d.priority
 	c.metric = rs.names[cl][unit.base]
 }
 
-// decide runs the rules over a reading.
-func (rs *ruleSet) decide(r *v1.Reading, proto v1.Protocol, vendorOK []bool, kind v1.Kind, d *decision) {
+func kindName(k v1.Kind) string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Discrete sensor types (IPMI sensor type names, as the IPMI source
+// names them) and the kind label of their health.
+var discreteKinds = map[string]string{
+	"power supply": "psu",
+	"fan":          "fan",
+	"processor":    "processor",
+	"memory":       "memory",
+	"drive slot":   "drive",
+	"power unit":   "power_unit",
+}
+
+// discreteFamily is the numbering family of a discrete kind: the label
+// prefix its components share with their other series (cpu1, storage1).
+func discreteFamily(k string) string {
+	switch k {
+	case "psu", "fan", "memory":
+		return k
+	case "processor":
+		return "cpu"
+	case "drive":
+		return "storage"
+	}
+	return ""
+}
+
+var redundancyStates = [...]string{"fully_redundant", "redundancy_lost", "redundancy_degraded", "non_redundant_sufficient",
+	"non_redundant_insufficient", "non_redundant", "redundancy_degraded_from_full", "redundancy_degraded_from_non_redundant"}
+
+var fanWord = regexp.MustCompile(`fan|cooling`)
+
+// thermWord: a name saying thermal rather than temperature (Intel's
+// "Thrm" sensors are margins).
+var thermWord = regexp.MustCompile(`\bthe?rm(al)?\b`)
+
+// classifyDiscrete classifies a discrete reading: its health kind and, for
+// a redundancy sensor, the chassis fault it feeds.
+func (rs *ruleSet) classifyDiscrete(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c *classified, d *decision) {
+	c.kind = v1.Kind_KIND_DISCRETE
+	rs.decide(r, proto, vendorOK, c.kind, c.words, d)
+	if d.dropSet && d.drop {
+		c.skip, c.why = skipRuleDrop, "a rule drops it"
+		return
+	}
+	st := strings.ToLower(strings.TrimSpace(r.SensorType))
+	c.discrete = discreteKinds[st]
+	if c.discrete == "" {
+		c.discrete = "discrete"
+	}
+	for _, rs := range redundancyStates {
+		if hasState(r.State, rs) {
+			switch {
+			case st == "fan" || fanWord.MatchString(c.words):
+				c.fault = "fan_redundancy"
+			case st == "power supply" || st == "power unit":
+				c.fault = "power_redundancy"
+			}
+			c.label, c.labelBy = c.slug, "redundancy sensor: the name as a slug"
+			break
+		}
+	}
+	c.placeBy = "discrete sensor of type " + strconv.Quote(r.SensorType)
+	if r.Health == v1.Health_HEALTH_UNSPECIFIED && c.discrete != "psu" && c.fault == "" {
+		// Nothing to map: counted, not lost.
+		c.skip, c.why = skipDiscrete, "discrete sensor without health, and neither a power supply nor a redundancy sensor"
+	}
+}
+
+// decide runs the rules over a reading; w are the words of its canonical
+// name.
+func (rs *ruleSet) decide(r *v1.Reading, proto v1.Protocol, vendorOK []bool, kind v1.Kind, w string, d *decision) {
 	sensorType := strings.ToLower(strings.TrimSpace(r.SensorType))
 	physical := strings.ToLower(strings.TrimSpace(r.Context))
 	for i, ru := range rs.rules {
@@ -317,6 +641,9 @@ func (rs *ruleSet) decide(r *v1.Reading, proto v1.Protocol, vendorOK []bool, kin
 			if m == nil {
 				continue
 			}
+		}
+		if ru.words != nil && !ru.words.MatchString(w) {
+			continue
 		}
 		if d.class == classNone && ru.class != classNone {
 			d.class = ru.class
@@ -348,11 +675,14 @@ func (rs *ruleSet) decide(r *v1.Reading, proto v1.Protocol, vendorOK []bool, kin
 		if !d.dropSet && ru.dropSet {
 			d.drop, d.dropSet = ru.drop, true
 		}
+		if !d.statusSet && ru.statusSet {
+			d.status, d.statusSet = ru.status, true
+		}
 	}
 }
 
 // matches reports whether every matcher of the rule but the vendor and
-// the name holds; sensorType and physical are the reading's, lower case.
+// the names holds; sensorType and physical are the reading's, lower case.
 func (ru *rule) matches(r *v1.Reading, proto v1.Protocol, kind v1.Kind, sensorType, physical string) bool {
 	if ru.protocol != v1.Protocol_PROTOCOL_UNSPECIFIED && ru.protocol != proto {
 		return false
@@ -372,82 +702,115 @@ func (ru *rule) matches(r *v1.Reading, proto v1.Protocol, kind v1.Kind, sensorTy
 	return true
 }
 
+// namePlace is the place the name patterns give words, if any.
+func (rs *ruleSet) namePlace(w string) placeRef {
+	for _, pp := range rs.placeNames {
+		if pp.re.MatchString(w) {
+			return placeRef{place: pp.place, ok: true}
+		}
+	}
+	return placeRef{}
+}
+
 // placeOf decides where a reading is: a rule's context; else a strong
 // physical context or entity; else a name pattern; else a weak physical
-// context or entity; else other.
-func (rs *ruleSet) placeOf(r *v1.Reading, d *decision, canon string, ignorePhys bool) place {
+// context or entity; else other. A strong intake (PhysicalContext Intake
+// or Room, an air inlet entity) yields to a name naming another place,
+// and is not believed for a name saying nothing when intakeDistrusted.
+// It returns what decided, for Explain.
+func (rs *ruleSet) placeOf(r *v1.Reading, d *decision, byName placeRef, intakeDistrusted bool) (place, string) {
 	if d.placeSet {
-		return d.place
+		return d.place, "rule"
 	}
+	ignorePhys := d.ignorePhysSet && d.ignorePhys
 	var weak placeRef
+	weakBy := ""
+	strong := func(ref placeRef) bool {
+		if ref.place != placeIntake {
+			return true
+		}
+		if byName.ok {
+			return byName.place == placeIntake
+		}
+		return !intakeDistrusted
+	}
 	if r.Context != "" && !ignorePhys {
 		if ref := rs.physical[strings.ToLower(strings.TrimSpace(r.Context))]; ref.ok {
-			if !ref.weak {
-				return ref.place
+			if !ref.weak && strong(ref) {
+				return ref.place, "physical context " + r.Context
 			}
-			weak = ref
+			if ref.weak {
+				weak, weakBy = ref, "weak physical context "+r.Context
+			}
 		}
 	}
 	if r.EntityId > 0 && r.EntityId < 256 {
 		if ref := rs.entities[r.EntityId]; ref.ok {
-			if !ref.weak {
-				return ref.place
+			if !ref.weak && strong(ref) {
+				return ref.place, "entity " + strconv.Itoa(int(r.EntityId))
 			}
-			if !weak.ok {
-				weak = ref
+			if ref.weak && !weak.ok {
+				weak, weakBy = ref, "weak entity "+strconv.Itoa(int(r.EntityId))
 			}
 		}
 	}
-	for _, pp := range rs.placeNames {
-		if pp.re.MatchString(canon) {
-			return pp.place
-		}
+	if byName.ok {
+		return byName.place, "name"
 	}
 	if weak.ok {
-		return weak.place
+		return weak.place, weakBy
 	}
-	return placeOther
+	return placeOther, "nothing says"
 }
 
 // label is a reading's canonical sensor label (see docs/metrics.md):
-// a place for one-off spots (intake, exhaust), a place and a number for
-// components (cpu1, psu2, fan1a), the canonical name as a slug for the
-// rest, or what a rule says.
-func (rs *ruleSet) label(r *v1.Reading, d *decision, c *classified) string {
+// a place for one-off spots (intake, exhaust; chooseSpots gives those), a
+// place and a number for components (cpu1, psu2, fan1a), the canonical
+// name as a slug for the rest, or what a rule says. zero holds the
+// numbering families that count from 0.
+func (rs *ruleSet) label(r *v1.Reading, d *decision, c *classified, zero map[string]bool) (string, string) {
 	if d.sensorSet {
-		return d.sensor
+		return d.sensor, "rule"
+	}
+	idx := func() string {
+		base := 1
+		if d.indexBaseSet {
+			base = d.indexBase
+		} else if zero[c.family()] {
+			base = 0
+		}
+		return index(r, base, c.canon)
+	}
+	if c.discrete != "" {
+		if f := discreteFamily(c.discrete); f != "" {
+			return f + idx(), "component and number"
+		}
+		return c.slug, "name as a slug"
 	}
 	switch c.class {
 	case classTemperature, classTemperatureMargin:
-		switch {
-		case c.place == placeIntake || c.place == placeExhaust:
-			return Contexts[c.place]
-		case c.place.counted():
-			return Contexts[c.place] + index(r, d, c.canon)
+		if c.place.counted() {
+			return Contexts[c.place] + idx(), "context and number"
 		}
-		return c.slug
+		return c.slug, "name as a slug"
 	case classFan:
 		if c.place == placePSU {
-			return "psu" + index(r, d, c.canon) + "_fan"
+			return "psu" + idx() + "_fan", "power supply fan and number"
 		}
-		return "fan" + index(r, d, c.canon)
+		return "fan" + idx(), "fan and number"
 	case classPSUInput, classPSUOutput:
-		return "psu" + index(r, d, c.canon)
+		return "psu" + idx(), "power supply and number"
 	case classChassisPower:
-		return ""
+		return "", "chassis power: no label"
 	}
-	return c.slug
+	return c.slug, "name as a slug"
 }
 
 // index numbers a component: the first number in its canonical name (with
-// a rotor letter: "Fan1A" is 1a), counted from 1 unless a rule says the
-// vendor counts from 0; else the first number of its parent; else its
+// a rotor letter: "Fan1A" is 1a), counted from base (0 when the BMC's
+// family has a sensor 0); else the first number of its parent; else its
 // IPMI entity instance; else 1.
-func index(r *v1.Reading, d *decision, canon string) string {
-	base := 1
-	if d.indexBaseSet {
-		base = d.indexBase
-	}
+func index(r *v1.Reading, base int, canon string) string {
 	if n, suffix, ok := firstNumber(canon); ok {
 		return strconv.Itoa(n+1-base) + suffix
 	}
@@ -497,9 +860,12 @@ func (rs *ruleSet) canonicalName(name string) string {
 	return rs.stripPrefixes(sdrID(name))
 }
 
+// stripPrefixes strips the name prefixes of the mapping files, each only
+// when a letter follows it ("01-Inlet Ambient" is "Inlet Ambient";
+// "48-12V TMP ADC" keeps its number, which is part of the name).
 func (rs *ruleSet) stripPrefixes(name string) string {
 	for _, re := range rs.prefixes {
-		if loc := re.FindStringIndex(name); loc != nil && loc[0] == 0 && loc[1] < len(name) {
+		if loc := re.FindStringIndex(name); loc != nil && loc[0] == 0 && loc[1] < len(name) && isLetter(name[loc[1]]) {
 			name = strings.TrimSpace(name[loc[1]:])
 		}
 	}
@@ -510,12 +876,16 @@ func (rs *ruleSet) stripPrefixes(name string) string {
 const sdrIDMax = 16
 
 // sdrID shortens a name the way BMCs fit names into SDR ID strings: drop
-// leading words while it is too long, then cut at 16 bytes.
+// leading words while it is too long, then cut at 16 bytes. A word is
+// never dropped when that would leave a name starting with a number: the
+// number belongs to the word before it ("Processor Module 1 Frequency"
+// keeps "Module 1 Frequency" whole rather than become "1 Frequency", and
+// is cut at 16 bytes instead).
 func sdrID(name string) string {
 	for len(name) > sdrIDMax {
 		_, rest, ok := strings.Cut(name, " ")
 		rest = strings.TrimSpace(rest)
-		if !ok || rest == "" {
+		if !ok || rest == "" || isDigit(rest[0]) {
 			break
 		}
 		name = rest
@@ -527,7 +897,7 @@ func sdrID(name string) string {
 	for n > 0 && !utf8.RuneStart(name[n]) {
 		n--
 	}
-	return name[:n]
+	return strings.TrimSpace(name[:n])
 }
 
 // slug is s in lower case with every run of other characters than ASCII
@@ -557,13 +927,14 @@ func slug(s string) string {
 // resolveCollisions makes labels unique per metric. Several readings of
 // the unlabelled chassis power series: the highest priority wins, then the
 // first, and the others become duplicates. Several readings with one
-// component or spot label (intake, cpu1): the one with the shortest
-// canonical name keeps it, the others get their slug appended
-// ("intake_front_panel_temp"). Several readings with one slug label: each
-// takes the slug of its full name, whose leading words the canonical name
-// may have dropped ("cpu_sub_system_power", "memory_sub_system_power").
-// What is still ambiguous (two sensors of one name) is numbered in
-// snapshot order: "temp", "temp_2".
+// component label (cpu1): the one with the shortest canonical name keeps
+// it, the others get their slug appended ("cpu1_cpu1_core_temp"). Several
+// readings with one slug label: each takes the slug of its full name,
+// whose leading words the canonical name may have dropped
+// ("cpu_sub_system_power", "memory_sub_system_power"). What is still
+// ambiguous (two sensors of one name) is numbered in snapshot order:
+// "temp", "temp_2". The canonical intake and exhaust are unique already
+// (chooseSpots).
 func resolveCollisions(cs []classified) {
 	groups := map[string][]int{}
 	var keys []string
@@ -572,7 +943,7 @@ func resolveCollisions(cs []classified) {
 		if c.skip != emitted {
 			continue
 		}
-		k := c.metric.value + "\xff" + c.label
+		k := c.metricKey() + "\xff" + c.label
 		if _, ok := groups[k]; !ok {
 			keys = append(keys, k)
 		}
@@ -584,10 +955,10 @@ func resolveCollisions(cs []classified) {
 	}
 	claim := func(c *classified, l string) {
 		base := l
-		for n := 2; taken[c.metric.value+"\xff"+l]; n++ {
+		for n := 2; taken[c.metricKey()+"\xff"+l]; n++ {
 			l = base + "_" + strconv.Itoa(n)
 		}
-		taken[c.metric.value+"\xff"+l] = true
+		taken[c.metricKey()+"\xff"+l] = true
 		c.label = l
 	}
 	for _, k := range keys {
@@ -595,7 +966,7 @@ func resolveCollisions(cs []classified) {
 		if len(g) < 2 {
 			continue
 		}
-		if classes[cs[g[0]].class].label == "" {
+		if cs[g[0]].discrete == "" && classes[cs[g[0]].class].label == "" {
 			win := g[0]
 			for _, i := range g[1:] {
 				if cs[i].priority > cs[win].priority {
@@ -604,7 +975,7 @@ func resolveCollisions(cs []classified) {
 			}
 			for _, i := range g {
 				if i != win {
-					cs[i].skip = skipDuplicate
+					cs[i].skip, cs[i].why = skipDuplicate, "a second reading of the chassis power; the first of the highest priority wins"
 				}
 			}
 			continue
@@ -633,6 +1004,15 @@ func resolveCollisions(cs []classified) {
 			}
 		}
 	}
+}
+
+// metricKey is what a label must be unique within: the value series, or
+// for a discrete reading its health kind.
+func (c *classified) metricKey() string {
+	if c.discrete != "" {
+		return metricSensorHealth + "\xff" + c.discrete
+	}
+	return c.metric.value
 }
 
 // labelBuilder builds sorted, hashed label sets over a BMC's base labels

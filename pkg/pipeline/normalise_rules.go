@@ -155,6 +155,7 @@ type matchSpec struct {
 	PhysicalContexts []string `yaml:"physical_contexts"`
 	Entities         []int    `yaml:"entities"`
 	Name             string   `yaml:"name"`
+	Words            string   `yaml:"words"`
 }
 
 type setSpec struct {
@@ -166,6 +167,7 @@ type setSpec struct {
 	IgnorePhysicalContext *bool    `yaml:"ignore_physical_context"`
 	Priority              *int     `yaml:"priority"`
 	Drop                  *bool    `yaml:"drop"`
+	StatusSignal          *bool    `yaml:"status_signal"`
 }
 
 // unitDef is a raw unit: its kind (zero when the sensor type decides) and
@@ -211,6 +213,7 @@ type rule struct {
 	physical    []string // lower case
 	entities    []uint32
 	name        *regexp.Regexp
+	words       *regexp.Regexp // on the words of the canonical name
 
 	class         class
 	place         place
@@ -227,6 +230,8 @@ type rule struct {
 	prioritySet   bool
 	drop          bool
 	dropSet       bool
+	status        bool
+	statusSet     bool
 }
 
 // ruleSet is every mapping file merged: immutable once built.
@@ -553,7 +558,10 @@ func (fe *fileErrs) rule(at string, s *ruleSpec) *rule {
 	if m.Name != "" {
 		r.name = fe.regexp(at+".match.name", m.Name)
 	}
-	if m.Vendor == "" && m.Protocol == "" && len(m.Kinds) == 0 && len(m.SensorTypes) == 0 && len(m.PhysicalContexts) == 0 && len(m.Entities) == 0 && m.Name == "" {
+	if m.Words != "" {
+		r.words = fe.regexp(at+".match.words", m.Words)
+	}
+	if m.Vendor == "" && m.Protocol == "" && len(m.Kinds) == 0 && len(m.SensorTypes) == 0 && len(m.PhysicalContexts) == 0 && len(m.Entities) == 0 && m.Name == "" && m.Words == "" {
 		fe.add(at, "", "a rule needs at least one matcher")
 	}
 
@@ -609,6 +617,10 @@ func (fe *fileErrs) rule(at string, s *ruleSpec) *rule {
 	if set.Drop != nil {
 		hasSet = true
 		r.drop, r.dropSet = *set.Drop, true
+	}
+	if set.StatusSignal != nil {
+		hasSet = true
+		r.status, r.statusSet = *set.StatusSignal, true
 	}
 	if !hasSet {
 		fe.add(at, "", "a rule needs at least one setting")

@@ -269,6 +269,8 @@ const (
 	metricChassisHealth = "bmc_chassis_health"
 	metricSensorHealth  = "bmc_sensor_health"
 	metricSensorInfo    = "bmc_sensor_info"
+	metricPSUPresent    = "bmc_psu_present"
+	metricPSUFailed     = "bmc_psu_failed"
 )
 
 // chassisSensor is the sensor label of the chassis power reading in
@@ -289,6 +291,8 @@ var headFamilies = []family{
 	{metricChassisFault, "gauge", "Whether the BMC reports a chassis fault of this kind (1) or not (0)."},
 	{metricChassisHealth, "gauge", "The BMC's rolled-up chassis health: 0 ok, 1 warning, 2 critical."},
 	{metricSensorHealth, "gauge", "The BMC's verdict on one sensor: 0 ok, 1 warning, 2 critical."},
+	{metricPSUPresent, "gauge", "Whether a power supply is present (1) or its slot is empty (0), from its IPMI discrete sensor."},
+	{metricPSUFailed, "gauge", "Whether a power supply reports a failure or lost or out-of-range input (1) or not (0), from its IPMI discrete sensor."},
 	{metricSensorInfo, "gauge", "Maps a sensor's canonical label to the vendor's own name for it over this protocol; always 1."},
 }
 

@@ -266,7 +266,7 @@ func TestNormaliseVendorCorrections(t *testing.T) {
 				v1.Reading{Name: "Odd", Kind: kTemp, Unit: "furlongs", Value: 1},
 				v1.Reading{Name: "Intrusion", Kind: v1.Kind_KIND_DISCRETE, Value: 1},
 				v1.Reading{Name: "Inlet", Kind: kTemp, Unit: "Cel", Value: nan()}),
-			stats: Stats{Dropped: 1, Unmapped: 2, Invalid: 1},
+			stats: Stats{Absent: 1, Unmapped: 1, Discrete: 1, Invalid: 1},
 		},
 		{
 			name: "a Latin-1 name is made valid UTF-8; a kind from a newer schema is unmapped",
@@ -278,7 +278,7 @@ func TestNormaliseVendorCorrections(t *testing.T) {
 			stats: Stats{Unmapped: 2},
 		},
 		{
-			name: "two sensors for one label: the shorter name keeps it",
+			name: "two intake candidates: room air (front panel) beats an inlet, whatever the names' lengths",
 			snap: vendorSnap("Acme", pRedfish,
 				v1.Reading{Name: "Front Panel Temp", Kind: kTemp, Unit: "Cel", Context: "Intake", Value: 23},
 				v1.Reading{Name: "Inlet Temp", Kind: kTemp, Unit: "Cel", Context: "Intake", Value: 22},
@@ -287,8 +287,8 @@ func TestNormaliseVendorCorrections(t *testing.T) {
 				v1.Reading{Name: "Temp", Kind: kTemp, Unit: "Cel", Value: 41}),
 			want: []string{
 				`bmc_temperature_celsius{context="cpu",sensor="cpu1"} 60`,
-				`bmc_temperature_celsius{context="intake",sensor="intake"} 22`,
-				`bmc_temperature_celsius{context="intake",sensor="intake_front_panel_temp"} 23`,
+				`bmc_temperature_celsius{context="intake",sensor="inlet_temp"} 22`,
+				`bmc_temperature_celsius{context="intake",sensor="intake"} 23`,
 				`bmc_temperature_celsius{context="other",sensor="temp"} 40`,
 				`bmc_temperature_celsius{context="other",sensor="temp_2"} 41`,
 			},
@@ -409,7 +409,7 @@ rules:
 		`bmc_temperature_celsius{context="gpu",sensor="gpu3_die"} 71.5`,
 		`bmc_temperature_celsius{context="other",sensor="room"} 21`,
 	}, got, "the user's Cel alias and Intake context win over the built-in ones")
-	require.Equal(t, Stats{Dropped: 1}, st)
+	require.Equal(t, Stats{RuleDrop: 1}, st)
 
 	got, _ = readingLines(t, n, vendorSnap("Supermicro", pIPMI,
 		v1.Reading{Name: "Peripheral Temp", Kind: kTemp, Unit: "degrees C", EntityId: 7, EntityInstance: 2, Value: 40}))

@@ -90,7 +90,7 @@ func TestNormalise(t *testing.T) {
 		`bmc_up{bmc="srv-1",protocol="redfish"} 1 @1000`,
 		`bmc_voltage_volts{bmc="srv-1",sensor="12v"} 12.1 @1000`,
 	}, got)
-	require.Equal(t, 1, st.Unmapped)
+	require.Equal(t, 1, st.Discrete, "a discrete sensor without health or mapping is counted")
 }
 
 func TestNormaliseDownAndInventory(t *testing.T) {

@@ -28,12 +28,8 @@ func (l *dropLog) take() []sources.Drop {
 	return out
 }
 
-// sourceOptions are the options the corpus reads captures with, the
-// source's drops routed to log. This is the one place the drops are wired:
-// to redfish.Options.OnDrop (sources.Drop, docs/metrics.md), set here as
-// opts.OnDrop = log.add once the source offers the option; until then no
-// drop is reported and the coverage invariant counts only readings.
+// sourceOptions are the options the corpus reads captures with: the
+// source's drops (redfish.Options.OnDrop, docs/metrics.md) routed to log.
 func sourceOptions(log *dropLog) redfish.Options {
-	_ = log
-	return redfish.Options{}
+	return redfish.Options{OnDrop: log.add}
 }

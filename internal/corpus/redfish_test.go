@@ -274,34 +274,16 @@ func canonicalID(id string) string {
 }
 
 // normaliserAccounts: the normaliser turns each reading into at least one
-// series, or counts it in Stats. Each reading is normalised alone, so what
-// it produced is told apart from what every snapshot produces.
+// series, or counts it by reason (pipeline.Normaliser.Explain says which,
+// reading by reading, with the whole snapshot's context).
 func normaliserAccounts(t *testing.T, s *v1.Snapshot, bmc string) []string {
 	t.Helper()
-	n, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{PlanCacheSize: 1})
+	n, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{})
 	require.NoError(t, err)
-	empty := *s
-	empty.Readings = nil
-	var st pipeline.Stats
-	base := map[string]bool{}
-	for _, smp := range n.Normalise(nil, &empty, baseLabels(bmc), &st) {
-		base[labelKey(smp)] = true
-	}
 	var out []string
-	var buf []series.Sample
-	for i := range s.Readings {
-		one := empty
-		one.Readings = s.Readings[i : i+1]
-		st = pipeline.Stats{}
-		buf = n.Normalise(buf[:0], &one, baseLabels(bmc), &st)
-		produced := 0
-		for _, smp := range buf {
-			if !base[labelKey(smp)] {
-				produced++
-			}
-		}
-		if produced == 0 && st.Unmapped+st.Invalid+st.Dropped+st.Duplicate == 0 {
-			r := &s.Readings[i]
+	for _, f := range n.Explain(s, baseLabels(bmc)) {
+		if len(f.Series) == 0 && f.Dropped == "" {
+			r := &s.Readings[f.Reading]
 			out = append(out, fmt.Sprintf("%s (%q, %s %q = %g) made no series and no count", r.Id, r.Name, r.Kind, r.Unit, r.Value))
 		}
 	}

@@ -59,6 +59,10 @@ func isPhysical(name string) bool {
 	return false
 }
 
+// hpePrefix is HPE's position prefix ("10-Chipset"), stripped when a
+// letter follows.
+var hpePrefix = regexp.MustCompile(`^\d{1,3}-([A-Za-z])`)
+
 // rotor is the rotor letter of a fan name ("Fan1A").
 var rotor = regexp.MustCompile(`\d([A-Za-z])$`)
 
@@ -84,6 +88,14 @@ func truthKey(spec *model.SensorSpec, ratioFan bool) string {
 	case model.SourceCPU, model.SourceMemory, model.SourcePSU, model.SourceGPU, model.SourceStorage:
 		return ctxSeries("bmc_temperature_celsius", spec.Source, fmt.Sprintf("%s%d", spec.Source, n))
 	case model.SourceSystemBoard:
+		// HPE's "NN-" position prefix is not part of the name.
+		return ctxSeries("bmc_temperature_celsius", "system_board", slug(sdrID(hpePrefix.ReplaceAllString(strings.TrimSpace(spec.Name), "$1"))))
+	case model.SourceGPUInlet:
+		return ctxSeries("bmc_temperature_celsius", "gpu", fmt.Sprintf("gpu%d_inlet", n))
+	case model.SourcePSUInlet:
+		return ctxSeries("bmc_temperature_celsius", "psu", fmt.Sprintf("psu%d_inlet", n))
+	case model.SourceBoardInlet:
+		// Beside the room's inlet, a board's inlet is the board's.
 		return ctxSeries("bmc_temperature_celsius", "system_board", slugged)
 	case model.SourceMargin:
 		return ctxSeries("bmc_temperature_margin_celsius", "cpu", fmt.Sprintf("cpu%d", n))
@@ -144,7 +156,9 @@ func TestNormaliseRedfishAndIPMIAgree(t *testing.T) {
 				if spec.Absent {
 					continue
 				}
-				rfKey := truthKey(spec, spec.Unit == "Percent")
+				// A subsystem-only service shows a fan only through its
+				// Fan resource's SpeedPercent: a duty cycle over Redfish.
+				rfKey := truthKey(spec, spec.Unit == "Percent" || spec.Kind == model.KindFan && p.Redfish.NoSensors)
 				ipKey := truthKey(spec, false)
 				onRedfish := !spec.RedfishOmit
 				onIPMI := ids[i] != ""

@@ -219,7 +219,8 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 			continue
 		}
 		c.place, c.placeBy = rs.placeOf(r, &decisions[i], namePlaces[i], intakeDistrusted)
-		c.boardInlet = c.place == placeSystemBoard && c.placeBy == "name" && rs.intakeWord(c.words)
+		c.boardInlet = c.place == placeSystemBoard && c.placeBy == "name" && rs.intakeWord(c.words) &&
+			roomAirLimits(r, c.conv)
 	}
 	chooseSpots(s, cs)
 
@@ -297,6 +298,34 @@ func chooseSpots(s *v1.Snapshot, cs []classified) {
 	}
 }
 
+// RoomAirLimitCelsius is the highest upper threshold a board inlet may
+// carry and still stand in for the room's air. The BMCs that watch room
+// air set their inlet alarms near the warmest inlet air servers are
+// specified for (ASHRAE class A4 allows 45 °C): 38-48 °C across the
+// corpus of real captures, while board zones' own inlets (a power
+// distribution board, a GPU baseboard, a compute module's baseboard) are
+// set at 53 °C and above because they measure air already warmed inside
+// the chassis.
+const RoomAirLimitCelsius = 50
+
+// roomAirLimits reports whether a reading's own upper thresholds, in
+// °C, say it watches room air: it has at least one upper threshold and
+// none above RoomAirLimitCelsius. A reading without upper thresholds says
+// nothing, and is not believed.
+func roomAirLimits(r *v1.Reading, conv conversion) bool {
+	seen := false
+	for _, t := range r.Thresholds {
+		switch t.Kind {
+		case v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, v1.ThresholdKind_THRESHOLD_UPPER_FATAL:
+			if conv.apply(t.Value) > RoomAirLimitCelsius {
+				return false
+			}
+			seen = true
+		}
+	}
+	return seen
+}
+
 var spotWhy = [...]string{"room-air name", "inlet name", "context or entity only"}
 
 // spotRank ranks an intake candidate (0 best); exhaust candidates are all
@@ -318,6 +347,8 @@ func spotRank(c *classified) int {
 var (
 	roomAir   = regexp.MustCompile(`ambient|\bamb\b|\broom\b|front ?panel`)
 	inletWord = regexp.MustCompile(`inlet|intake`)
+	// outletWord names a component's outlet air.
+	outletWord = regexp.MustCompile(`outlet|exhaust`)
 )
 
 func (rs *ruleSet) intakeWord(w string) bool {
@@ -790,6 +821,14 @@ func (rs *ruleSet) label(r *v1.Reading, d *decision, c *classified, zero map[str
 	switch c.class {
 	case classTemperature, classTemperatureMargin:
 		if c.place.counted() {
+			// A component's inlet or outlet air ("GPU 3 Inlet", "PSU1
+			// Inlet", "P/S 2 Outlet") is not the component itself.
+			switch {
+			case inletWord.MatchString(c.words):
+				return Contexts[c.place] + idx() + "_inlet", "context, number and inlet"
+			case outletWord.MatchString(c.words):
+				return Contexts[c.place] + idx() + "_outlet", "context, number and outlet"
+			}
 			return Contexts[c.place] + idx(), "context and number"
 		}
 		return c.slug, "name as a slug"

@@ -33,10 +33,10 @@ func TestNormaliseRealNaming(t *testing.T) {
 				temp("DIMM Inlet", "/t/12", "", 27),
 				temp("01-Inlet Ambient", "/t/0", "Intake", 16)),
 			want: []string{
-				`bmc_temperature_celsius{context="gpu",sensor="gpu3"} 40`,
+				`bmc_temperature_celsius{context="gpu",sensor="gpu3_inlet"} 40`,
 				`bmc_temperature_celsius{context="intake",sensor="intake"} 16`,
-				`bmc_temperature_celsius{context="memory",sensor="memory1"} 27`,
-				`bmc_temperature_celsius{context="psu",sensor="psu1"} 28`,
+				`bmc_temperature_celsius{context="memory",sensor="memory1_inlet"} 27`,
+				`bmc_temperature_celsius{context="psu",sensor="psu1_inlet"} 28`,
 				`bmc_temperature_celsius{context="system_board",sensor="board_inlet"} 30`,
 			},
 		},
@@ -57,13 +57,35 @@ func TestNormaliseRealNaming(t *testing.T) {
 			},
 		},
 		{
-			name: "a board inlet stands in for the room when no room-air reading exists",
+			name: "a board inlet alarmed like room air stands in for the room when no room-air reading exists",
 			snap: vendorSnap("Dell Inc.", pRedfish,
-				temp("System Board Inlet Temp", "/s/SystemBoardInletTemp", "SystemBoard", 25),
+				withUpper(temp("System Board Inlet Temp", "/s/SystemBoardInletTemp", "SystemBoard", 25), 38, 42),
 				temp("System Board Exhaust Temp", "/s/SystemBoardExhaustTemp", "SystemBoard", 38)),
 			want: []string{
 				`bmc_temperature_celsius{context="exhaust",sensor="exhaust"} 38`,
 				`bmc_temperature_celsius{context="intake",sensor="intake"} 25`,
+				`bmc_temperature_upper_caution_celsius{context="intake",sensor="intake"} 38`,
+				`bmc_temperature_upper_critical_celsius{context="intake",sensor="intake"} 42`,
+			},
+		},
+		{
+			name: "a board inlet alarmed above room air's limits is the board's, even alone",
+			snap: vendorSnap("Intel Corporation", pRedfish,
+				withUpper(temp("BB Inlet Temp", "/t/0", "", 22), 60, 65),
+				temp("BB Outlet Temp", "/t/1", "", 26)),
+			want: []string{
+				`bmc_temperature_celsius{context="system_board",sensor="bb_inlet_temp"} 22`,
+				`bmc_temperature_celsius{context="system_board",sensor="bb_outlet_temp"} 26`,
+				`bmc_temperature_upper_caution_celsius{context="system_board",sensor="bb_inlet_temp"} 60`,
+				`bmc_temperature_upper_critical_celsius{context="system_board",sensor="bb_inlet_temp"} 65`,
+			},
+		},
+		{
+			name: "a board inlet without thresholds says nothing of room air: the board's",
+			snap: vendorSnap("NVIDIA", pRedfish,
+				temp("PDB 0 Inlet Temp 0", "/s/PDB_0_Inlet_Temp_0", "", 34)),
+			want: []string{
+				`bmc_temperature_celsius{context="system_board",sensor="pdb_0_inlet_temp"} 34`,
 			},
 		},
 		{
@@ -262,4 +284,12 @@ func TestWords(t *testing.T) {
 	require.True(t, naturalLess("a", "b"))
 	require.True(t, hasState("presence_detected, failure_detected", "failure_detected"))
 	require.False(t, hasState("presence_detected", "failure"))
+}
+
+// withUpper gives r upper caution and critical thresholds, in its unit.
+func withUpper(r v1.Reading, caution, critical float64) v1.Reading {
+	r.Thresholds = append(r.Thresholds,
+		v1.Threshold{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, Value: caution},
+		v1.Threshold{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: critical})
+	return r
 }

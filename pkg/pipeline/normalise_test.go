@@ -194,13 +194,16 @@ func TestNormaliseVendorCorrections(t *testing.T) {
 		{
 			name: "a truncated IPMI name on the system board entity: the name says inlet",
 			snap: vendorSnap("Dell Inc.", pIPMI,
-				v1.Reading{Name: "Board Inlet Temp", Kind: kTemp, Unit: "degrees C", EntityId: 7, EntityInstance: 1, Value: 22},
+				v1.Reading{Name: "Board Inlet Temp", Kind: kTemp, Unit: "degrees C", EntityId: 7, EntityInstance: 1, Value: 22,
+					Thresholds: []v1.Threshold{{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, Value: 38}, {Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: 42}}},
 				v1.Reading{Name: "Board Fan1A", Kind: kFan, Unit: "RPM", EntityId: 7, EntityInstance: 1, Value: 5200},
 				v1.Reading{Name: "Board Fan1B", Kind: kFan, Unit: "RPM", EntityId: 7, EntityInstance: 1, Value: 5100}),
 			want: []string{
 				`bmc_fan_speed_rpm{fan="fan1a"} 5200`,
 				`bmc_fan_speed_rpm{fan="fan1b"} 5100`,
 				`bmc_temperature_celsius{context="intake",sensor="intake"} 22`,
+				`bmc_temperature_upper_caution_celsius{context="intake",sensor="intake"} 38`,
+				`bmc_temperature_upper_critical_celsius{context="intake",sensor="intake"} 42`,
 			},
 		},
 		{

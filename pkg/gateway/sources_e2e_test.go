@@ -1,0 +1,107 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/internal/synth"
+	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+// TestBothProtocolsOneSourcePerSeries publishes the polls of BMCs polled
+// over both protocols, IPMI 1.5 s after Redfish with readings a tenth of a
+// degree apart, as real BMCs give them. Each series in the receiver has
+// one sample per poll, from the BMC's preferred protocol (but for the very
+// first poll, before the preferred protocol is heard); while Redfish is
+// down the IPMI polls feed sim-0000's series, which are not ended in
+// between; the takeover and the handback are counted; nothing is dropped
+// as out of order.
+func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
+	prom := testbed.StartPrometheus(t)
+	srv := natsServer(t)
+	pub, _ := publisher(t, srv.ClientURL())
+	fleet := synth.NewFleet(2)
+	for i := range fleet.BMCs {
+		fleet.BMCs[i].Protocol = inventory.Both
+	}
+	fleet.BMCs[1].Prefer = inventory.IPMI
+	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	const ipmiLag = 1500 * time.Millisecond
+	down := func(k int) bool { return k >= 4 && k <= 6 } // sim-0000's Redfish
+	times := pollTimes(10, 10*time.Second)
+	for k, at := range times {
+		for i := range fleet.BMCs {
+			rf := fleet.Snapshot(i, at, "p", 1, uint64(2*k+1))
+			if i == 0 && down(k) {
+				rf.Up, rf.Readings, rf.Info = false, nil, nil
+				rf.Error, rf.ErrorClass = "timeout: no answer in 8s", "timeout"
+			}
+			ipmi := fleet.Snapshot(i, at.Add(ipmiLag), "p", 1, uint64(2*k+2))
+			ipmi.Protocol = v1.Protocol_PROTOCOL_IPMI
+			for j := range ipmi.Readings {
+				ipmi.Readings[j].Value += 0.1
+			}
+			require.NoError(t, pub.Publish(ctx, rf))
+			require.NoError(t, pub.Publish(ctx, ipmi))
+		}
+	}
+	prom.WaitFor(ctx, t, `count(count_over_time(bmc_up[10m]) >= 10)`, func(s []testbed.Series) bool {
+		return len(s) == 1 && s[0].Samples[0].V == 4 // two BMCs, two protocols
+	})
+	prom.WaitFor(ctx, t, `count_over_time(bmc_temperature_celsius{sensor="intake"}[10m])`, func(s []testbed.Series) bool {
+		return len(s) == 2 && s[0].Samples[0].V >= 10 && s[1].Samples[0].V >= 10
+	})
+
+	for i, b := range fleet.BMCs {
+		got, err := prom.RawSamples(ctx, fmt.Sprintf(`bmc_temperature_celsius{bmc=%q,sensor="intake"}`, b.ID), 10*time.Minute, time.Now())
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		var want []string
+		if i == 1 {
+			// The gateway meets sim-0001 over Redfish: until its preferred
+			// IPMI has been heard, Redfish feeds what it has.
+			want = append(want, fmt.Sprintf("%d %.2f (redfish)", times[0].UnixMilli(), synth.Inlet(i, times[0].UnixMilli())))
+		}
+		for k, at := range times {
+			ms, proto := at.UnixMilli(), "redfish"
+			if i == 1 || down(k) {
+				ms, proto = at.Add(ipmiLag).UnixMilli(), "ipmi"
+			}
+			v := synth.Inlet(i, ms)
+			if proto == "ipmi" {
+				v += 0.1
+			}
+			want = append(want, fmt.Sprintf("%d %.2f (%s)", ms, v, proto))
+		}
+		var have []string
+		for _, p := range got[0].Samples {
+			proto := "redfish"
+			if (p.T-times[0].UnixMilli())%10000 != 0 {
+				proto = "ipmi"
+			}
+			have = append(have, fmt.Sprintf("%d %.2f (%s)", p.T, p.V, proto))
+		}
+		require.Equal(t, want, have, "%s: one sample per poll, from one protocol at a time", b.ID)
+	}
+
+	// Between the failed Redfish poll and the IPMI one that takes over,
+	// the series is not ended: no staleness marker at the takeover.
+	at := times[4].Add(ipmiLag / 2)
+	got, err := prom.Query(ctx, `bmc_temperature_celsius{bmc="sim-0000",sensor="intake"}`, at)
+	require.NoError(t, err)
+	require.Len(t, got, 1, "sim-0000's intake at %s, between the takeover's polls", at)
+
+	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "takeover", "sink", "prom"))
+	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "handback", "sink", "prom"))
+	require.Zero(t, counterValue(t, reg, "bmcstream_gateway_out_of_order_samples_dropped_total", "sink", "prom"))
+	require.Positive(t, counterValue(t, reg, "bmcstream_gateway_protocol_samples_passed_over_total", "sink", "prom"))
+}

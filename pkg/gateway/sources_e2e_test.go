@@ -1,15 +1,22 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
 	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
@@ -31,7 +38,19 @@ func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 		fleet.BMCs[i].Protocol = inventory.Both
 	}
 	fleet.BMCs[1].Prefer = inventory.IPMI
-	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "")
+	cfg, err := gateway.ParseConfig([]byte(fmt.Sprintf("nats:\n  url: %s\ninventory:\n  files: [%s]\nremote_write:%s%s",
+		srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", prom.WriteURL()), sinkYAML("second", prom.WriteURL()))))
+	require.NoError(t, err)
+	var logs syncBuffer
+	reg := prometheus.NewRegistry()
+	gw, err := gateway.New(cfg, gateway.Options{Registerer: reg, Version: "test", ShutdownTimeout: 5 * time.Second,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	require.NoError(t, err)
+	gctx, gcancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- gw.Run(gctx) }()
+	t.Cleanup(func() { gcancel(); require.NoError(t, <-errc) })
+	require.Eventually(t, gw.Ready, 20*time.Second, 20*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -104,4 +123,34 @@ func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "handback", "sink", "prom"))
 	require.Zero(t, counterValue(t, reg, "bmcstream_gateway_out_of_order_samples_dropped_total", "sink", "prom"))
 	require.Positive(t, counterValue(t, reg, "bmcstream_gateway_protocol_samples_passed_over_total", "sink", "prom"))
+	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "takeover", "sink", "second"), "every sink decides alike")
+
+	// Each move is logged once, though two sinks make it.
+	var moves []string
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m), l)
+		if msg, _ := m["msg"].(string); strings.HasPrefix(msg, "preferred protocol") {
+			moves = append(moves, fmt.Sprintf("%s %s→%s %v", m["bmc"], m["from"], m["to"], m["err"]))
+		}
+	}
+	require.Equal(t, []string{"sim-0000 redfish→ipmi timeout: no answer in 8s", "sim-0000 ipmi→redfish <nil>"}, moves)
+}
+
+// syncBuffer is a log buffer the gateway's goroutines write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -53,6 +53,10 @@ type sink struct {
 	seen       pipeline.DedupStats
 	sources    *pipeline.Sources // made by the first handle
 	srcSeen    pipeline.SourcesStats
+	// srcEvent is the protocol move the snapshot being handled made, for
+	// the automation stream's event.
+	srcEvent  pipeline.SourceChange
+	srcPrefer v1.Protocol
 
 	removedMu sync.Mutex
 	removed   []string // BMCs that left the inventory, for run to forget
@@ -517,6 +521,9 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 			}
 			return false
 		}
+		if s.srcEvent != pipeline.SourceUnchanged {
+			s.publishSourceEvent()
+		}
 		ack()
 		s.metrics.snapshots.WithLabelValues("ok").Inc()
 		s.metrics.samples.Add(float64(n))
@@ -556,6 +563,7 @@ func (s *sink) splitSources() int {
 		}
 	}
 	fed, change := s.sources.Split(&s.snap, prefer, s.samples)
+	s.srcEvent, s.srcPrefer = change, prefer
 	now := s.sources.Stats
 	s.metrics.passedOver.Add(float64(now.PassedOver - s.srcSeen.PassedOver))
 	s.metrics.takeovers.Add(float64(now.Takeovers - s.srcSeen.Takeovers))
@@ -581,6 +589,26 @@ func (s *sink) splitSources() int {
 		}
 	}
 	return fed
+}
+
+// publishSourceEvent publishes on the automation stream the event of the
+// protocol move the current snapshot made. It is not retried: the move is
+// recorded, and a redelivered snapshot would be refused as stale anyway.
+func (s *sink) publishSourceEvent() {
+	labels := map[string]string{}
+	if e, ok := s.g.inv.Load().Get(s.snap.BmcId); ok {
+		labels = e.Labels
+	}
+	ev := pipeline.SourceEvent(&s.snap, s.srcPrefer, s.srcEvent, labels)
+	b, err := json.Marshal(&ev)
+	if err == nil {
+		err = s.out.nc.Publish(bus.EventSubject(ev.Site, ev.Rack, ev.BMC), b)
+	}
+	if err != nil {
+		s.metrics.logLimiter.Do(func() { s.logger.Warn("publish a protocol move event", "bmc", s.snap.BmcId, "err", err) })
+		return
+	}
+	s.g.metrics.events.WithLabelValues(string(ev.Kind)).Inc()
 }
 
 // logsSources reports whether this consumer logs protocol failovers: every

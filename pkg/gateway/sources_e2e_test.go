@@ -11,13 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
 	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -27,8 +30,9 @@ import (
 // one sample per poll, from the BMC's preferred protocol (but for the very
 // first poll, before the preferred protocol is heard); while Redfish is
 // down the IPMI polls feed sim-0000's series, which are not ended in
-// between; the takeover and the handback are counted; nothing is dropped
-// as out of order.
+// between; the takeover and the handback are counted, logged once and
+// published once each on the automation stream; nothing is dropped as out
+// of order.
 func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
@@ -53,6 +57,21 @@ func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 	require.Eventually(t, gw.Ready, 20*time.Second, 20*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	var evMu sync.Mutex
+	var events []pipeline.Event
+	_, err = nc.Subscribe(bus.EventPrefix+">", func(m *nats.Msg) {
+		var e pipeline.Event
+		if json.Unmarshal(m.Data, &e) == nil && strings.HasPrefix(string(e.Kind), "protocol_") {
+			evMu.Lock()
+			events = append(events, e)
+			evMu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
 
 	const ipmiLag = 1500 * time.Millisecond
 	down := func(k int) bool { return k >= 4 && k <= 6 } // sim-0000's Redfish
@@ -135,6 +154,26 @@ func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"sim-0000 redfish→ipmi timeout: no answer in 8s", "sim-0000 ipmi→redfish <nil>"}, moves)
+
+	// And the automation stream has one event each way.
+	var published []string
+	require.Eventually(t, func() bool {
+		evMu.Lock()
+		defer evMu.Unlock()
+		published = published[:0]
+		for _, e := range events {
+			published = append(published, fmt.Sprintf("%s %s %s→%s %d %s", e.Kind, e.BMC, e.Previous, e.Current, e.TimeMs, e.ErrorClass))
+		}
+		return len(published) >= 2
+	}, 10*time.Second, 50*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	evMu.Lock()
+	require.Len(t, events, 2)
+	evMu.Unlock()
+	require.Equal(t, []string{
+		fmt.Sprintf("protocol_takeover sim-0000 redfish→ipmi %d timeout", times[4].UnixMilli()),
+		fmt.Sprintf("protocol_handback sim-0000 ipmi→redfish %d ", times[7].UnixMilli()),
+	}, published)
 }
 
 // syncBuffer is a log buffer the gateway's goroutines write to.

@@ -230,3 +230,56 @@ func (ss *Sources) Len() (bmcs, seriesCount int) {
 	}
 	return len(ss.bmcs), seriesCount
 }
+
+// The events of Sources, published on bmc.v1.events.<site>.<rack>.<bmc>
+// with the others (see Event).
+const (
+	// EventProtocolTakeover: the preferred protocol of a BMC polled over
+	// both went down; the other protocol feeds its series (Previous is the
+	// preferred protocol, Current the other; Error and ErrorClass say why).
+	EventProtocolTakeover EventKind = "protocol_takeover"
+	// EventProtocolHandback: the preferred protocol answers again and
+	// feeds its series (Previous is the other protocol, Current the
+	// preferred one).
+	EventProtocolHandback EventKind = "protocol_handback"
+)
+
+// SourceEvent returns the event of a change Split reported for snapshot s
+// (the preferred protocol's) of a BMC whose preferred protocol is prefer;
+// labels are the BMC's inventory labels, shared, not modified.
+func SourceEvent(s *v1.Snapshot, prefer v1.Protocol, change SourceChange, labels map[string]string) Event {
+	other := v1.Protocol_PROTOCOL_IPMI
+	if prefer == v1.Protocol_PROTOCOL_IPMI {
+		other = v1.Protocol_PROTOCOL_REDFISH
+	}
+	e := Event{
+		Version:  SchemaVersion,
+		Kind:     EventProtocolTakeover,
+		BMC:      s.BmcId,
+		Site:     labels["site"],
+		Rack:     labels["rack"],
+		Labels:   labels,
+		Protocol: sourceProtocolName(s.Protocol),
+		Metric:   "bmc_up",
+		Previous: sourceProtocolName(prefer),
+		Current:  sourceProtocolName(other),
+		TimeMs:   s.PollStartMs,
+		Poller:   s.PollerId,
+	}
+	if change == SourceHandback {
+		e.Kind, e.Value, e.Previous, e.Current = EventProtocolHandback, 1, e.Current, e.Previous
+	} else {
+		e.Error, e.ErrorClass = s.Error, s.ErrorClass
+	}
+	return e
+}
+
+func sourceProtocolName(p v1.Protocol) string {
+	switch p {
+	case v1.Protocol_PROTOCOL_REDFISH:
+		return "redfish"
+	case v1.Protocol_PROTOCOL_IPMI:
+		return "ipmi"
+	}
+	return "unspecified"
+}

@@ -355,3 +355,16 @@ func BenchmarkSourcesSplit(b *testing.B) {
 		ss.Split(ipmiSnap, protoRedfish, ipmi)
 	}
 }
+
+func TestSourceEvent(t *testing.T) {
+	labels := map[string]string{"site": "ams", "rack": "r1"}
+	down := &v1.Snapshot{BmcId: "srv-1", Protocol: protoIPMI, PollerId: "p1", PollStartMs: 5000, Error: "timeout: no answer", ErrorClass: "timeout"}
+	e := SourceEvent(down, protoIPMI, SourceTakeover, labels)
+	require.Equal(t, Event{Version: SchemaVersion, Kind: EventProtocolTakeover, BMC: "srv-1", Site: "ams", Rack: "r1", Labels: labels,
+		Protocol: "ipmi", Metric: "bmc_up", Previous: "ipmi", Current: "redfish", TimeMs: 5000, Poller: "p1",
+		Error: "timeout: no answer", ErrorClass: "timeout"}, e)
+	up := &v1.Snapshot{BmcId: "srv-1", Protocol: protoRedfish, Up: true, PollerId: "p1", PollStartMs: 9000}
+	e = SourceEvent(up, protoRedfish, SourceHandback, labels)
+	require.Equal(t, Event{Version: SchemaVersion, Kind: EventProtocolHandback, BMC: "srv-1", Site: "ams", Rack: "r1", Labels: labels,
+		Protocol: "redfish", Metric: "bmc_up", Value: 1, Previous: "ipmi", Current: "redfish", TimeMs: 9000, Poller: "p1"}, e)
+}

@@ -85,6 +85,7 @@ func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 	before := gatewayCounter(t, gatewayURL, "bmcstream_gateway_out_of_order_samples_dropped_total")
 	time.Sleep(window)
 	after := gatewayCounter(t, gatewayURL, "bmcstream_gateway_out_of_order_samples_dropped_total")
+	t.Logf("samples dropped as out of order in %s of steady state: %g", window, after-before)
 
 	// At most one sample per interval: window/interval, plus one for a
 	// window that starts right on a sample and one for a late poll. Two

@@ -19,6 +19,10 @@ type metrics struct {
 	age              *prometheus.HistogramVec
 	dedupRejected    *prometheus.CounterVec
 	failovers        *prometheus.CounterVec
+	protoFailovers   *prometheus.CounterVec
+	passedOver       *prometheus.CounterVec
+	changeLogs       *prometheus.CounterVec
+	changeLog        *ratelog.Burst
 	outOfOrder       *prometheus.CounterVec
 	staleMarkers     *prometheus.CounterVec
 	events           *prometheus.CounterVec
@@ -68,6 +72,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "bmcstream_gateway_ha_failovers_total",
 			Help: "Times a BMC's leading poller changed because the leader went quiet.",
 		}, []string{"sink"}),
+		protoFailovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_protocol_failovers_total",
+			Help: "Times the series of a BMC polled over both protocols moved from one protocol to the other, by direction: takeover (the preferred protocol went down, the other feeds them) or handback (it is up again and feeds them).",
+		}, []string{"sink", "direction"}),
+		passedOver: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_protocol_samples_passed_over_total",
+			Help: "Samples of a BMC polled over both protocols left out because the preferred protocol feeds their series.",
+		}, []string{"sink"}),
+		changeLogs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_protocol_failover_logs_suppressed_total",
+			Help: "Protocol failovers not logged because too many happened at once (they are counted in bmcstream_gateway_protocol_failovers_total all the same).",
+		}, []string{"sink"}),
+		// Enough lines for a few BMCs to be read one by one; a fleet-wide
+		// outage gives one summary line instead.
+		changeLog: &ratelog.Burst{Max: 10, Per: time.Second},
 		outOfOrder: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_out_of_order_samples_dropped_total",
 			Help: "Samples dropped because their series already had a sample at or after their time.",
@@ -101,7 +120,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Partition leases that expired before this replica renewed them (it could not reach NATS for replicas.ttl); their consumers were stopped.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads, m.replicas, m.partitionsHeld, m.leasesLost} {
+	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.protoFailovers, m.passedOver, m.changeLogs, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads, m.replicas, m.partitionsHeld, m.leasesLost} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -120,9 +139,15 @@ type sinkMetrics struct {
 	age           prometheus.Observer
 	dedupRejected *prometheus.CounterVec
 	failovers     prometheus.Counter
+	takeovers     prometheus.Counter
+	handbacks     prometheus.Counter
+	passedOver    prometheus.Counter
 	outOfOrder    prometheus.Counter
 	staleMarkers  prometheus.Counter
 	logLimiter    *ratelog.Limiter
+
+	changeLog            *ratelog.Burst
+	changeLogsSuppressed prometheus.Counter
 }
 
 func (m *metrics) forSink(name string) *sinkMetrics {
@@ -137,9 +162,15 @@ func (m *metrics) forSink(name string) *sinkMetrics {
 		age:           m.age.WithLabelValues(name),
 		dedupRejected: m.dedupRejected.MustCurryWith(prometheus.Labels{"sink": name}),
 		failovers:     m.failovers.WithLabelValues(name),
+		takeovers:     m.protoFailovers.WithLabelValues(name, "takeover"),
+		handbacks:     m.protoFailovers.WithLabelValues(name, "handback"),
+		passedOver:    m.passedOver.WithLabelValues(name),
 		outOfOrder:    m.outOfOrder.WithLabelValues(name),
 		staleMarkers:  m.staleMarkers.WithLabelValues(name),
 		logLimiter:    &ratelog.Limiter{Every: 10 * time.Second},
+
+		changeLog:            m.changeLog,
+		changeLogsSuppressed: m.changeLogs.WithLabelValues(name),
 	}
 	var st pipeline.Stats
 	st.Each(func(reason string, _ int) {

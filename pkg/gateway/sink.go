@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/series"
 	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
@@ -50,6 +51,12 @@ type sink struct {
 	dedup      *pipeline.Dedup
 	stale      *pipeline.Staleness
 	seen       pipeline.DedupStats
+	sources    *pipeline.Sources // made by the first handle
+	srcSeen    pipeline.SourcesStats
+	// srcEvent is the protocol move the snapshot being handled made, for
+	// the automation stream's event.
+	srcEvent  pipeline.SourceChange
+	srcPrefer v1.Protocol
 
 	removedMu sync.Mutex
 	removed   []string // BMCs that left the inventory, for run to forget
@@ -456,15 +463,24 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 	}
 	var st pipeline.Stats
 	s.samples = s.norm.Normalise(s.samples[:0], &s.snap, base, &st)
+	// One source per series (protocol: both): samples[:fed] feed their
+	// series; the rest, whose series the preferred protocol feeds, are
+	// seen by staleness only, then left out.
+	fed := s.splitSources()
 	if s.rollup != nil {
-		s.rollup.Observe(s.samples)
+		s.rollup.Observe(s.samples[:fed])
 		s.newest = max(s.newest, s.snap.PollStartMs)
 	}
 	if s.relabel != nil {
-		s.samples = s.relabel.Apply(s.samples[:0], s.samples)
+		// Each part in place: what is written never overtakes what is read.
+		kept := s.relabel.Apply(s.samples[:0], s.samples[:fed])
+		rest := s.relabel.Apply(s.samples[len(kept):len(kept)], s.samples[fed:])
+		s.samples, fed = s.samples[:len(kept)+len(rest)], len(kept)
 	}
 	n0 := len(s.samples)
 	s.samples = s.stale.Observe(s.samples, &s.snap, s.samples)
+	s.samples = append(s.samples[:fed], s.samples[n0:]...)
+	n0 = fed
 	s.metrics.staleMarkers.Add(float64(len(s.samples) - n0))
 	if s.rollup != nil && len(s.samples) > n0 {
 		// A BMC gone dark leaves the roll-ups at once, not after their
@@ -504,6 +520,9 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 			}
 			return false
 		}
+		if s.srcEvent != pipeline.SourceUnchanged {
+			s.publishSourceEvent()
+		}
 		ack()
 		s.metrics.snapshots.WithLabelValues("ok").Inc()
 		s.metrics.samples.Add(float64(n))
@@ -524,6 +543,95 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 	s.metrics.snapshots.WithLabelValues("ok").Inc()
 	s.metrics.samples.Add(float64(n))
 	return m != nil
+}
+
+// splitSources runs the one-source-per-series stage over s.samples (see
+// pipeline.Sources) and returns how many of them feed their series; it
+// counts and logs a BMC's series moving from one protocol to the other.
+func (s *sink) splitSources() int {
+	if s.sources == nil {
+		s.sources = pipeline.NewSources()
+	}
+	prefer := v1.Protocol_PROTOCOL_REDFISH // a BMC the gateway does not know may be polled over both
+	if e, ok := s.g.enrich.Load().Inventory().Get(s.snap.BmcId); ok {
+		switch {
+		case e.Protocol != inventory.Both:
+			prefer = v1.Protocol_PROTOCOL_UNSPECIFIED
+		case e.Prefer == inventory.IPMI:
+			prefer = v1.Protocol_PROTOCOL_IPMI
+		}
+	}
+	fed, change := s.sources.Split(&s.snap, prefer, s.samples)
+	s.srcEvent, s.srcPrefer = change, prefer
+	now := s.sources.Stats
+	s.metrics.passedOver.Add(float64(now.PassedOver - s.srcSeen.PassedOver))
+	s.metrics.takeovers.Add(float64(now.Takeovers - s.srcSeen.Takeovers))
+	s.metrics.handbacks.Add(float64(now.Handbacks - s.srcSeen.Handbacks))
+	s.srcSeen = now
+	if change != pipeline.SourceUnchanged && s.logsSources() {
+		from, to := prefer, otherProtocol(prefer)
+		if change == pipeline.SourceHandback {
+			from, to = to, from
+		}
+		ok, suppressed := s.metrics.changeLog.Allow()
+		if suppressed > 0 {
+			s.logger.Warn("protocol failovers not logged: too many at once", "suppressed", suppressed)
+		}
+		if ok {
+			if change == pipeline.SourceHandback {
+				s.logger.Info("preferred protocol up again: it feeds the BMC's series", "bmc", s.snap.BmcId, "from", protocolName(from), "to", protocolName(to))
+			} else {
+				s.logger.Info("preferred protocol down: the other feeds the BMC's series", "bmc", s.snap.BmcId, "from", protocolName(from), "to", protocolName(to), "err", s.snap.Error)
+			}
+		} else {
+			s.metrics.changeLogsSuppressed.Inc()
+		}
+	}
+	return fed
+}
+
+// publishSourceEvent publishes on the automation stream the event of the
+// protocol move the current snapshot made. It is not retried: the move is
+// recorded, and a redelivered snapshot would be refused as stale anyway.
+func (s *sink) publishSourceEvent() {
+	labels := map[string]string{}
+	if e, ok := s.g.inv.Load().Get(s.snap.BmcId); ok {
+		labels = e.Labels
+	}
+	ev := pipeline.SourceEvent(&s.snap, s.srcPrefer, s.srcEvent, labels)
+	b, err := json.Marshal(&ev)
+	if err == nil {
+		err = s.out.nc.Publish(bus.EventSubject(ev.Site, ev.Rack, ev.BMC), b)
+	}
+	if err != nil {
+		s.metrics.logLimiter.Do(func() { s.logger.Warn("publish a protocol move event", "bmc", s.snap.BmcId, "err", err) })
+		return
+	}
+	s.g.metrics.events.WithLabelValues(string(ev.Kind)).Inc()
+}
+
+// logsSources reports whether this consumer logs protocol failovers: every
+// sink's consumer makes the same decisions, so one (the first remote-write
+// sink's) logs them.
+func (s *sink) logsSources() bool {
+	return s.out == nil && len(s.g.cfg.RemoteWrite) > 0 && s.name == s.g.cfg.RemoteWrite[0].Name
+}
+
+func otherProtocol(p v1.Protocol) v1.Protocol {
+	if p == v1.Protocol_PROTOCOL_IPMI {
+		return v1.Protocol_PROTOCOL_REDFISH
+	}
+	return v1.Protocol_PROTOCOL_IPMI
+}
+
+func protocolName(p v1.Protocol) string {
+	switch p {
+	case v1.Protocol_PROTOCOL_REDFISH:
+		return "redfish"
+	case v1.Protocol_PROTOCOL_IPMI:
+		return "ipmi"
+	}
+	return "unspecified"
 }
 
 // countDedup turns the dedup stage's counters into metrics.
@@ -591,6 +699,9 @@ func (s *sink) forgetRemoved(ctx context.Context) {
 		}
 		markers := s.stale.Forget(nil, id, last+1)
 		s.dedup.Forget(id)
+		if s.sources != nil {
+			s.sources.Forget(id)
+		}
 		if s.rollup != nil {
 			s.rollup.Forget(id)
 		}

@@ -13,7 +13,7 @@ import (
 )
 
 // ParseCSV reads an inventory from CSV, as DCIM tools export it. The first
-// row names the columns: id and address are required; protocol,
+// row names the columns: id and address are required; protocol, prefer,
 // credentials, interval, redfish_port, ipmi_port, redfish_scheme, ca_file
 // and insecure_skip_verify are optional; every other column is a label
 // (site, room, row, rack, position, or your own), empty cells omitted.
@@ -78,6 +78,8 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 				e.Address = v
 			case "protocol":
 				e.Protocol = Protocol(strings.ToLower(v))
+			case "prefer":
+				e.Prefer = Protocol(strings.ToLower(v))
 			case "credentials":
 				e.Credentials = v
 			case "interval":

@@ -43,6 +43,11 @@ type BMC struct {
 	// for a BMC polled over one protocol.
 	Address  string   `yaml:"address"`
 	Protocol Protocol `yaml:"protocol"`
+	// Prefer is the protocol that feeds a BMC's series when it is polled
+	// over both (redfish, the default, or ipmi): the other feeds only the
+	// series the preferred one does not produce, and takes the preferred
+	// one's over while it is down. A BMC polled over one protocol ignores it.
+	Prefer Protocol `yaml:"prefer,omitempty"`
 	// RedfishPort and IPMIPort override the protocols' standard ports (443
 	// and 623), for BMCs behind port forwards and for simulated fleets.
 	RedfishPort int `yaml:"redfish_port,omitempty"`
@@ -67,6 +72,7 @@ type BMC struct {
 // Defaults fill fields that entries leave empty.
 type Defaults struct {
 	Protocol    Protocol          `yaml:"protocol,omitempty"`
+	Prefer      Protocol          `yaml:"prefer,omitempty"`
 	Credentials string            `yaml:"credentials,omitempty"`
 	Interval    model.Duration    `yaml:"interval,omitempty"`
 	Labels      map[string]string `yaml:"labels,omitempty"`
@@ -154,9 +160,12 @@ func Parse(b []byte) (*Inventory, error) {
 
 // validate checks what the defaults would give every entry.
 func (d *Defaults) validate() error {
-	e := BMC{ID: "-", Address: "-", Protocol: d.Protocol, Interval: d.Interval, Labels: d.Labels}
+	e := BMC{ID: "-", Address: "-", Protocol: d.Protocol, Prefer: d.Prefer, Interval: d.Interval, Labels: d.Labels}
 	if e.Protocol == "" {
 		e.Protocol = Redfish
+	}
+	if e.Prefer == "" {
+		e.Prefer = Redfish
 	}
 	if e.Interval == 0 {
 		e.Interval = DefaultInterval
@@ -170,6 +179,12 @@ func applyDefaults(e *BMC, d Defaults) {
 	}
 	if e.Protocol == "" {
 		e.Protocol = Redfish
+	}
+	if e.Prefer == "" {
+		e.Prefer = d.Prefer
+	}
+	if e.Prefer == "" {
+		e.Prefer = Redfish
 	}
 	if e.Credentials == "" {
 		e.Credentials = d.Credentials
@@ -205,6 +220,11 @@ func (e *BMC) Validate() error {
 	case Redfish, IPMI, Both:
 	default:
 		errs = append(errs, fmt.Errorf("protocol: %q is not one of redfish, ipmi, both", e.Protocol))
+	}
+	switch e.Prefer {
+	case Redfish, IPMI:
+	default:
+		errs = append(errs, fmt.Errorf("prefer: %q is not one of redfish, ipmi", e.Prefer))
 	}
 	if e.RedfishPort < 0 || e.RedfishPort > 65535 {
 		errs = append(errs, fmt.Errorf("redfish_port: %d is not a port", e.RedfishPort))

@@ -3,6 +3,7 @@ package inventory
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +97,44 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPrefer: an entry's preferred protocol is its own, else the defaults',
+// else redfish, in YAML, CSV and a bucket entry alike.
+func TestPrefer(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		csv       bool
+		want      Protocol
+	}{
+		{"unset", "bmcs:\n  - id: a\n    address: x\n    protocol: both\n", false, Redfish},
+		{"entry", "bmcs:\n  - id: a\n    address: x\n    protocol: both\n    prefer: ipmi\n", false, IPMI},
+		{"defaults", "defaults:\n  prefer: ipmi\nbmcs:\n  - id: a\n    address: x\n    protocol: both\n", false, IPMI},
+		{"entry over defaults", "defaults:\n  prefer: ipmi\nbmcs:\n  - id: a\n    address: x\n    prefer: redfish\n", false, Redfish},
+		{"csv", "id,address,protocol,prefer\na,x,both,IPMI\n", true, IPMI},
+		{"csv empty cell", "id,address,protocol,prefer\na,x,both,\n", true, Redfish},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var inv *Inventory
+			var err error
+			if tc.csv {
+				inv, err = ParseCSV(strings.NewReader(tc.doc))
+			} else {
+				inv, err = Parse([]byte(tc.doc))
+			}
+			require.NoError(t, err)
+			b, ok := inv.Get("a")
+			require.True(t, ok)
+			require.Equal(t, tc.want, b.Prefer)
+			// It survives the gateway's merge (Marshal, then Parse).
+			out, err := Marshal(inv.All())
+			require.NoError(t, err)
+			again, err := Parse(out)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, again.All()[0].Prefer)
+		})
+	}
+	e, err := ParseEntry([]byte("id: a\naddress: x\nprotocol: both\nprefer: ipmi\n"))
+	require.NoError(t, err)
+	require.Equal(t, IPMI, e.Prefer)
 }

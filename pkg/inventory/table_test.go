@@ -52,6 +52,9 @@ func TestInvalidInventoryTable(t *testing.T) {
 		{"empty entry", "bmcs:\n  - {}\n", "line 2: bmcs[0].id: must be set", nil},
 		{"null entry", "bmcs:\n  -\n", "line 2: bmcs[0]", []string{"must be set"}},
 		{"bad protocol", one + "    protocol: snmp\n", "line 4: bmcs[0].protocol", []string{`"snmp"`}},
+		{"bad prefer", one + "    protocol: both\n    prefer: snmp\n", `line 5: bmcs[0].prefer: "snmp" is not one of redfish, ipmi`, nil},
+		{"prefer both", one + "    prefer: both\n", `line 4: bmcs[0].prefer: "both" is not one of redfish, ipmi`, nil},
+		{"wrong type: list for prefer", one + "    prefer: [ipmi]\n", "line 4: bmcs[0].prefer", []string{"cannot unmarshal !!seq"}},
 		{"port out of range", one + "    redfish_port: 70000\n", "line 4: bmcs[0].redfish_port: 70000 is not a port", nil},
 		{"negative port", one + "    ipmi_port: -1\n", "line 4: bmcs[0].ipmi_port: -1 is not a port", nil},
 		{"bad scheme", one + "    redfish_scheme: ftp\n", "line 4: bmcs[0].redfish_scheme", nil},
@@ -59,6 +62,7 @@ func TestInvalidInventoryTable(t *testing.T) {
 		{"reserved label", one + "    labels: {bmc: y}\n", "line 4: bmcs[0].labels", []string{"reserved"}},
 		{"duplicate id", one + "  - id: a\n    address: y\n", `line 4: bmcs[1].id: "a" already used at line 2`, nil},
 		{"defaults: bad protocol", "defaults:\n  protocol: snmp\n" + one, "line 2: defaults.protocol", nil},
+		{"defaults: bad prefer", "defaults:\n  prefer: xcc\n" + one, `line 2: defaults.prefer: "xcc"`, nil},
 		{"defaults: interval below the minimum", "defaults:\n  interval: 10ms\n" + one, "line 2: defaults.interval", nil},
 		{"defaults: reserved label", "defaults:\n  labels: {__name__: x}\n" + one, "line 2: defaults.labels", nil},
 		{"syntax error", "bmcs:\n  - id: a\n\taddress: x\n", "line 3: ", nil},
@@ -83,6 +87,7 @@ func TestInvalidCSVTable(t *testing.T) {
 		{"interval below the minimum", "id,address,interval\na,x,1ms\n", "line 2: interval: 1ms is below the minimum"},
 		{"bad bool", "id,address,insecure_skip_verify\na,x,maybe\n", `line 2: column insecure_skip_verify: "maybe"`},
 		{"bad protocol", "id,address,protocol\na,x,snmp\n", `line 2: protocol: "snmp"`},
+		{"bad prefer", "id,address,protocol,prefer\na,x,both,snmp\n", `line 2: prefer: "snmp" is not one of redfish, ipmi`},
 		{"missing id", "id,address\n,x\n", "line 2: id: must be set"},
 		{"duplicate id", "id,address\na,x\na,y\n", `line 3: id "a" already used at line 2`},
 		{"bad label", "id,address,1rack\na,x,3\n", `line 2: labels: "1rack" is not a valid label name`},
@@ -132,6 +137,7 @@ func TestInvalidEntryTable(t *testing.T) {
 		{"unknown key", "id: a\naddress: x\nport: 1\n", "line 3: port: unknown key"},
 		{"missing address", "id: a\n", "line 1: address: must be set"},
 		{"bad protocol", "id: a\naddress: x\nprotocol: snmp\n", "line 3: protocol"},
+		{"bad prefer", "id: a\naddress: x\nprotocol: both\nprefer: both\n", `line 4: prefer: "both" is not one of redfish, ipmi`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseEntry([]byte(tc.doc))

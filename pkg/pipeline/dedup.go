@@ -24,8 +24,10 @@ import (
 // memory: a restarted gateway elects again from the first snapshot it sees.
 //
 // The gateway runs, per snapshot: Accept; if accepted, normalise, then
-// Staleness.Observe, then Filter over the samples and the staleness markers
-// together, so the markers too keep each series in order.
+// Sources.Split (one protocol per series for BMCs polled over both), then
+// Staleness.Observe over all the samples, then Filter over the samples that
+// feed their series and the staleness markers together, so the markers too
+// keep each series in order.
 //
 // A Dedup is owned by one goroutine; it is not safe for concurrent use.
 type Dedup struct {

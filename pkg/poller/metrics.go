@@ -12,6 +12,10 @@ type metrics struct {
 	sourceErrors      prometheus.Counter
 	publishFailures   prometheus.Counter
 	membershipChanges prometheus.Counter
+	// readingsDropped is the sum over the poller's sources of their
+	// DropCounter totals, by reason.
+	readingsDropped     *prometheus.CounterVec
+	stateLogsSuppressed prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, p *Poller) (*metrics, error) {
@@ -46,6 +50,17 @@ func newMetrics(reg prometheus.Registerer, p *Poller) (*metrics, error) {
 			Name: "bmcstream_poller_membership_changes_total",
 			Help: "Changes of the set of live pollers (dynamic sharding).",
 		}),
+		readingsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_poller_readings_dropped_total",
+			Help: "Readings the BMCs listed that the sources left out of the snapshots, by reason (absent, disabled, null, not_a_number, malformed, unsupported_layout, merged; see docs/metrics.md).",
+		}, []string{"reason"}),
+		stateLogsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bmcstream_poller_state_changes_not_logged_total",
+			Help: "Changes of a BMC's state (stopped answering, answering again, failing differently) not logged because too many came at once.",
+		}),
+	}
+	for _, r := range dropReasons {
+		m.readingsDropped.WithLabelValues(r)
 	}
 	owned := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bmcstream_poller_owned_bmcs",
@@ -59,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, p *Poller) (*metrics, error) {
 		Name: "bmcstream_poller_sessions_open",
 		Help: "Sessions this poller holds on BMCs (one per BMC and protocol whose last poll was answered and authenticated).",
 	}, func() float64 { return float64(p.sessions()) })
-	for _, c := range []prometheus.Collector{m.polls, m.duration, m.lag, m.reloads, m.sourceErrors, m.publishFailures, m.membershipChanges, owned, members, sessions} {
+	for _, c := range []prometheus.Collector{m.polls, m.duration, m.lag, m.reloads, m.sourceErrors, m.publishFailures, m.membershipChanges, m.readingsDropped, m.stateLogsSuppressed, owned, members, sessions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

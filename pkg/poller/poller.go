@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/bmcstream/bmcstream/internal/ratelog"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/secret"
@@ -46,6 +47,8 @@ type Poller struct {
 	id      string
 	epoch   int64
 	now     func() time.Time
+	// stateLog bounds the lines logging BMCs' changes of state.
+	stateLog *ratelog.Burst
 
 	nc  *nats.Conn
 	js  jetstream.JetStream
@@ -107,7 +110,8 @@ func New(cfg *Config, opts Options) (*Poller, error) {
 		id = bus.EscapeToken(h)
 	}
 	p := &Poller{cfg: cfg, opts: opts, logger: opts.Logger, id: id, now: opts.Now,
-		epoch: opts.Now().UnixMilli(), sem: make(chan struct{}, cfg.Polling.MaxConcurrent), workers: map[string]*worker{}}
+		epoch: opts.Now().UnixMilli(), sem: make(chan struct{}, cfg.Polling.MaxConcurrent), workers: map[string]*worker{},
+		stateLog: newStateLog(opts.Now)}
 	m, err := newMetrics(opts.Registerer, p)
 	if err != nil {
 		return nil, err
@@ -230,6 +234,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-watch.C:
+			p.flushStateLog()
 			if s := p.fileStamp(); s != stamp {
 				stamp = s
 				if err := p.Reload(); err != nil {

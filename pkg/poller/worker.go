@@ -32,6 +32,11 @@ type worker struct {
 type protoSource struct {
 	proto v1.Protocol
 	src   sources.Source
+	// drops is what the source's DropCounter last reported, by reason: the
+	// poller's counter grows by the difference.
+	drops map[string]uint64
+	// state is the result of the last poll, for logging changes.
+	state pollState
 }
 
 // Status is what the status page shows of one owned BMC.
@@ -100,8 +105,8 @@ func (w *worker) run(ctx context.Context) {
 		w.p.metrics.lag.Observe(start.Sub(next).Seconds())
 		ok := true
 		var wait time.Duration
-		for _, ps := range w.sources {
-			good, retryAfter := w.poll(ctx, ps, seq.Add(1), interval)
+		for i := range w.sources {
+			good, retryAfter := w.poll(ctx, &w.sources[i], seq.Add(1), interval)
 			ok = ok && good
 			wait = max(wait, retryAfter)
 		}
@@ -163,7 +168,7 @@ func (w *worker) keepAlive(ctx context.Context) {
 // refused our credentials or sessions (retrying those at full rate locks
 // accounts out on BMCs that count failed logins); and how long the BMC
 // asked us to wait (Retry-After).
-func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval time.Duration) (bool, time.Duration) {
+func (w *worker) poll(ctx context.Context, ps *protoSource, seq uint64, interval time.Duration) (bool, time.Duration) {
 	timeout := time.Duration(w.p.cfg.Polling.PollTimeout)
 	if timeout == 0 {
 		timeout = interval * 8 / 10
@@ -206,6 +211,8 @@ func (w *worker) poll(ctx context.Context, ps protoSource, seq uint64, interval 
 	}
 	w.p.metrics.polls.WithLabelValues(proto, result, class).Inc()
 	w.p.metrics.duration.WithLabelValues(proto).Observe(end.Sub(start).Seconds())
+	ps.countDrops(w.p.metrics)
+	w.p.logChange(w.bmc.ID, ps, result == "error", class, snap.Error)
 	if perr := w.p.pub.Publish(snap); perr != nil {
 		w.p.metrics.publishFailures.Inc()
 	}
@@ -273,8 +280,10 @@ func (w *worker) snapshot() Status {
 func (w *worker) closeSources() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, ps := range w.sources {
+	for i := range w.sources {
+		ps := &w.sources[i]
 		_ = ps.src.Close(ctx)
+		ps.countDrops(w.p.metrics) // what it counted since its last poll
 	}
 	w.mu.Lock()
 	w.open = 0

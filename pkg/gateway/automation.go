@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/series"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -24,6 +25,7 @@ type automation struct {
 	nc     *nats.Conn
 	events *pipeline.Events
 	evBuf  []pipeline.Event
+	fed    map[string]bool // fedBy's set, reused
 }
 
 func (a *automation) publish(s *v1.Snapshot, samples []series.Sample) error {
@@ -39,7 +41,11 @@ func (a *automation) publish(s *v1.Snapshot, samples []series.Sample) error {
 	if err := a.nc.Publish(bus.NormSubject(site, rack, s.BmcId), msg); err != nil {
 		return fmt.Errorf("publish normalised readings of %s: %w", s.BmcId, err)
 	}
-	a.evBuf = a.events.Observe(a.evBuf[:0], s, labels)
+	var fed func(string, map[string]string) bool
+	if a.bothProtocols(s.BmcId) {
+		fed = a.fedBy(samples)
+	}
+	a.evBuf = a.events.ObserveFed(a.evBuf[:0], s, labels, fed)
 	for i := range a.evBuf {
 		b, err := json.Marshal(&a.evBuf[i])
 		if err != nil {
@@ -51,6 +57,53 @@ func (a *automation) publish(s *v1.Snapshot, samples []series.Sample) error {
 		a.g.metrics.events.WithLabelValues(string(a.evBuf[i].Kind)).Inc()
 	}
 	return nil
+}
+
+// bothProtocols reports whether the inventory polls the BMC over both
+// protocols (an unknown BMC may be, as the sinks assume).
+func (a *automation) bothProtocols(bmc string) bool {
+	e, ok := a.g.enrich.Load().Inventory().Get(bmc)
+	return !ok || e.Protocol == inventory.Both
+}
+
+// ownLabels are the labels a series has of its own, beside the BMC's and
+// the inventory's: what Event.SeriesLabels carries.
+var ownLabels = [...]string{"context", "fan", "kind", "psu", "sensor"}
+
+// fedBy returns whether the samples one snapshot fed (after the
+// one-source-per-series stage) include the series metric{labels}.
+func (a *automation) fedBy(samples []series.Sample) func(string, map[string]string) bool {
+	clear(a.fed)
+	if a.fed == nil {
+		a.fed = map[string]bool{}
+	}
+	var b []byte
+	for i := range samples {
+		b = b[:0]
+		for _, l := range samples[i].Labels {
+			if l.Name == "__name__" {
+				b = append(b, l.Value...)
+				break
+			}
+		}
+		for _, n := range ownLabels {
+			for _, l := range samples[i].Labels {
+				if l.Name == n {
+					b = append(append(append(append(b, 0), n...), '='), l.Value...)
+				}
+			}
+		}
+		a.fed[string(b)] = true
+	}
+	return func(metric string, labels map[string]string) bool {
+		b := append([]byte(nil), metric...)
+		for _, n := range ownLabels {
+			if v, ok := labels[n]; ok {
+				b = append(append(append(append(b, 0), n...), '='), v...)
+			}
+		}
+		return a.fed[string(b)]
+	}
 }
 
 func (a *automation) flush(ctx context.Context) error {

@@ -155,6 +155,9 @@ type Events struct {
 	// sensor's kind, unit or type. Without it, threshold events carry the
 	// raw reading and the BMC's unit, and no metric.
 	Units func(r *v1.Reading) (u ReadingUnit, ok bool)
+	// shadow takes the events of readings whose series another protocol
+	// feeds (ObserveFed): their state moves on, their events are not shown.
+	shadow []Event
 
 	bmcs map[string]*eventBMC
 }
@@ -223,6 +226,18 @@ func NewEvents() *Events {
 // they must not be modified afterwards. In the steady state (nothing
 // changed) Observe does not allocate.
 func (ev *Events) Observe(dst []Event, s *v1.Snapshot, labels map[string]string) []Event {
+	return ev.ObserveFed(dst, s, labels, nil)
+}
+
+// ObserveFed is Observe for a BMC polled over two protocols, whose series
+// are fed by one protocol at a time (Sources): fed reports whether this
+// snapshot feeds the series metric{labels} (the series' own labels, as in
+// Event.SeriesLabels). A reading whose value series another protocol feeds
+// still updates what Events knows of it, but shows no sensor event: the
+// protocol feeding the series shows them, so one crossing is one event,
+// not one per protocol. Readings without a series of their own (a
+// discrete sensor's states) are not filtered. A nil fed filters nothing.
+func (ev *Events) ObserveFed(dst []Event, s *v1.Snapshot, labels map[string]string, fed func(metric string, labels map[string]string) bool) []Event {
 	b := ev.bmcs[s.BmcId]
 	if b == nil {
 		b = &eventBMC{sensors: make(map[sensorKey]*sensorState)}
@@ -274,6 +289,12 @@ func (ev *Events) Observe(dst []Event, s *v1.Snapshot, labels map[string]string)
 		if st == nil {
 			st = &sensorState{health: -1}
 			b.sensors[key] = st
+		}
+		if fed != nil && ev.Normaliser != nil {
+			if u := st.unitFor(&e, i, ev.Units); u.Metric != "" && !fed(u.Metric, u.Labels) {
+				ev.shadow = ev.observeReading(ev.shadow[:0], &e, st, i)
+				continue
+			}
 		}
 		dst = ev.observeReading(dst, &e, st, i)
 	}

@@ -433,3 +433,45 @@ func BenchmarkEventsObserve(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(readings), "ns/reading")
 }
+
+// TestEventsOneProtocolPerSeries: a BMC polled over both protocols reads
+// one inlet over each; the series is fed by Redfish, so the crossing is
+// one event (from Redfish), not two. When IPMI takes the series over, its
+// state is current: no stale event fires at the takeover.
+func TestEventsOneProtocolPerSeries(t *testing.T) {
+	n, err := NewNormaliser(NormaliserOptions{})
+	require.NoError(t, err)
+	ev := NewEvents()
+	ev.Normaliser = n
+	inlet := func(v float64) v1.Reading {
+		return v1.Reading{Name: "Inlet Temp", Id: "4", Kind: v1.Kind_KIND_TEMPERATURE, Unit: "Cel", Context: "Intake", Value: v,
+			Thresholds: []v1.Threshold{{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: 42}}}
+	}
+	snap := func(p v1.Protocol, t int64, v float64) *v1.Snapshot {
+		return &v1.Snapshot{BmcId: "b", Protocol: p, Up: true, PollStartMs: t, Info: map[string]string{"vendor": "Acme"},
+			Readings: []v1.Reading{inlet(v)}}
+	}
+	redfishFeeds := func(p v1.Protocol) func(string, map[string]string) bool {
+		return func(metric string, labels map[string]string) bool {
+			require.Equal(t, "bmc_temperature_celsius", metric)
+			require.Equal(t, map[string]string{"context": "intake", "sensor": "intake"}, labels)
+			return p == v1.Protocol_PROTOCOL_REDFISH
+		}
+	}
+	var got []Event
+	for i, v := range []float64{30, 45, 46} {
+		for _, p := range []v1.Protocol{v1.Protocol_PROTOCOL_REDFISH, v1.Protocol_PROTOCOL_IPMI} {
+			got = ev.ObserveFed(got, snap(p, int64(2*i+int(p)), v), nil, redfishFeeds(p))
+		}
+	}
+	require.Len(t, got, 1, "one crossing, one event: %+v", got)
+	require.Equal(t, EventThresholdCrossed, got[0].Kind)
+	// IPMI takes the series over (Redfish down): it knows the sensor is
+	// past its threshold already, and says nothing until it recovers.
+	ipmiFeeds := func(string, map[string]string) bool { return true }
+	got = ev.ObserveFed(got[:0], snap(v1.Protocol_PROTOCOL_IPMI, 10, 46), nil, ipmiFeeds)
+	require.Empty(t, got)
+	got = ev.ObserveFed(got[:0], snap(v1.Protocol_PROTOCOL_IPMI, 11, 30), nil, ipmiFeeds)
+	require.Len(t, got, 1)
+	require.Equal(t, EventThresholdCleared, got[0].Kind)
+}

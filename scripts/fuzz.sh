@@ -22,6 +22,7 @@ targets=(
   "FuzzDecodePower ./pkg/sources/redfish"
   "FuzzDecodeSensors ./pkg/sources/redfish"
   "FuzzDecodeService ./pkg/sources/redfish"
+  "FuzzMerge ./pkg/sources/redfish"
   "FuzzDecodeRecord ./pkg/sources/ipmi"
   "FuzzConversion ./pkg/sources/ipmi"
   "FuzzDecodeResponse ./pkg/sources/ipmi"

@@ -144,7 +144,7 @@ func FuzzMerge(f *testing.F) {
 		for i := range rs {
 			ids[i] = rs[i].Id
 		}
-		kept, drops := mergeReadings(rs, ms, make([]bool, n))
+		kept, drops := mergeReadings(rs, ms, make([]mergeRule, n))
 		require.Equal(t, n, len(kept)+len(drops))
 		keptIDs := map[string]bool{}
 		for _, r := range kept {

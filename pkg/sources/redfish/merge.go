@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/bmcstream/bmcstream/pkg/sources"
@@ -42,11 +43,37 @@ import (
 // sources.Drop with reason merged, its id, and the kept reading's id as
 // detail.
 
+// mergeRule is the rule by which a reading was merged into another.
+type mergeRule uint8
+
+const (
+	ruleNone mergeRule = iota // kept
+	ruleLink
+	ruleMember
+	ruleRole
+	ruleName
+)
+
+func (r mergeRule) String() string {
+	switch r {
+	case ruleLink:
+		return "link"
+	case ruleMember:
+		return "member_id"
+	case ruleRole:
+		return "role"
+	case ruleName:
+		return "name"
+	}
+	return "none"
+}
+
 // mergeReadings merges rs (with ms beside them) in place and returns the
 // readings kept, in their order, and a drop for each reading merged into
-// another. merged, when not nil, receives for each reading whether it was
-// merged away.
-func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []sources.Drop) {
+// another. merged, when not nil, receives for each reading the rule by
+// which it was merged away (the rule that first joined it to another),
+// ruleNone for a reading kept.
+func mergeReadings(rs []v1.Reading, ms []meta, merged []mergeRule) ([]v1.Reading, []sources.Drop) {
 	n := len(rs)
 	if n < 2 {
 		return rs, nil
@@ -65,10 +92,16 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 		}
 		return i
 	}
-	union := func(i, j int) {
+	joined := make([]mergeRule, n) // the rule that first joined each reading
+	union := func(i, j int, r mergeRule) {
 		a, b := find(i), find(j)
 		if a == b || mask[a]&mask[b] != 0 {
 			return // one cluster holds one reading per group
+		}
+		for _, x := range []int{i, j} {
+			if joined[x] == ruleNone {
+				joined[x] = r
+			}
 		}
 		if b < a {
 			a, b = b, a
@@ -112,14 +145,14 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 				j, ok = byResource[l+"\x00"+rs[i].Kind.String()]
 			}
 			if ok && j >= 0 && j != i && ms[j].group != ms[i].group && rs[j].Kind == rs[i].Kind {
-				union(i, j)
+				union(i, j, ruleLink)
 			}
 		}
 	}
 
-	// 2. Member ids, 3. names and values: candidates by key, one per
-	// group, both ways.
-	pair := func(key func(i int) string, match func(i, j int) bool) {
+	// 2. Member ids, 3. roles, 4. names: candidates by key, one per
+	// group, both ways (match), that agree.
+	pair := func(r mergeRule, key func(i int) string, match, agree func(i, j int) bool) {
 		buckets := map[string][]int{}
 		for i := range rs {
 			if k := key(i); k != "" {
@@ -135,30 +168,32 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 					if ms[i].group == ms[j].group || !match(i, j) {
 						continue
 					}
-					if only(b, i, ms[j].group, ms, match) == j && only(b, j, ms[i].group, ms, match) == i {
-						union(i, j)
+					if only(b, i, ms[j].group, ms, match) == j && only(b, j, ms[i].group, ms, match) == i && agree(i, j) {
+						union(i, j, r)
 					}
 				}
 			}
 		}
 	}
-	pair(func(i int) string {
+	pair(ruleMember, func(i int) string {
 		m := &ms[i]
 		if m.member == "" || numeric(m.member) {
 			return ""
 		}
 		return m.chassis + "\x00" + rs[i].Kind.String() + "\x00" + fold(m.member)
-	}, func(int, int) bool { return true })
-	pair(func(i int) string {
+	}, always, always)
+	pair(ruleRole, func(i int) string {
 		if !role(rs[i].SensorType) {
 			return ""
 		}
 		return ms[i].chassis + "\x00" + rs[i].SensorType + "\x00" + fold(rs[i].Name)
-	}, func(int, int) bool { return true })
-	pair(func(i int) string {
-		return ms[i].chassis + "\x00" + rs[i].Kind.String() + "\x00" + kindless(fold(rs[i].Name), rs[i].Kind)
+	}, always, always)
+	pair(ruleName, func(i int) string {
+		return ms[i].chassis + "\x00" + rs[i].Kind.String() + "\x00" + nameKey(rs[i].Name, rs[i].Kind)
 	}, func(i, j int) bool {
-		return unitsAgree(rs[i].Unit, rs[j].Unit) && sameValue(rs[i].Value, rs[j].Value)
+		return unitsAgree(rs[i].Unit, rs[j].Unit)
+	}, func(i, j int) bool {
+		return closeValues(rs[i].Value, rs[j].Value) || sameThresholds(rs[i].Thresholds, rs[j].Thresholds)
 	})
 
 	// Keep one reading per cluster.
@@ -183,7 +218,7 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 		if k := kept[find(i)]; k != i {
 			drops = append(drops, sources.Drop{Reason: sources.DropMerged, Name: rs[i].Name, ID: rs[i].Id, Detail: rs[k].Id})
 			if merged != nil {
-				merged[i] = true
+				merged[i] = joined[i]
 			}
 		}
 	}
@@ -275,19 +310,48 @@ func unitKey(u string) string {
 	return strings.ToLower(u)
 }
 
-// sameValue reports whether two values are equal within rounding: equal,
-// one a whole number the other rounds or truncates to (a legacy member
-// printed as an integer), or within 0.5% of each other (a value printed
-// with fewer digits).
-func sameValue(a, b float64) bool {
-	d := math.Abs(a - b)
-	switch {
-	case d <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b))):
-		return true
-	case (a == math.Trunc(a) || b == math.Trunc(b)) && d < 1:
-		return true
+func always(int, int) bool { return true }
+
+// nameKey is a name as the name rule compares it: folded (fold), without
+// a last word saying its kind (kindless) or "reading".
+func nameKey(name string, k v1.Kind) string {
+	n := fold(name)
+	if rest, ok := strings.CutSuffix(n, "reading"); ok && rest != "" {
+		n = rest
 	}
-	return d <= 0.005*math.Max(math.Abs(a), math.Abs(b))
+	return kindless(n, k)
+}
+
+// Drift bounds how far apart two copies of one reading may be when the
+// name rule merges them: the BMC rounds one copy and samples each at its
+// own instant (a legacy Thermal and a Sensor read a second or more apart),
+// so values of one sensor differ by up to driftUnits in the reading's unit
+// or driftFraction of the larger value, whichever is more.
+const (
+	driftUnits    = 2
+	driftFraction = 0.05
+)
+
+// closeValues reports whether two values may be one sensor's: within the
+// drift bound.
+func closeValues(a, b float64) bool {
+	return math.Abs(a-b) <= math.Max(driftUnits, driftFraction*math.Max(math.Abs(a), math.Abs(b)))
+}
+
+// sameThresholds reports whether two readings carry the same thresholds,
+// at least one: a BMC sets a sensor's thresholds once, so one name with
+// one set of thresholds is one sensor, whatever its two copies read at
+// two instants.
+func sameThresholds(a, b []v1.Threshold) bool {
+	if len(a) == 0 || len(a) != len(b) {
+		return false
+	}
+	for _, t := range a {
+		if !slices.ContainsFunc(b, func(u v1.Threshold) bool { return u.Kind == t.Kind && u.Value == t.Value }) {
+			return false
+		}
+	}
+	return true
 }
 
 // richer reports whether reading a carries more than b: more thresholds,

@@ -47,8 +47,29 @@ func TestMergeReadings(t *testing.T) {
 			[]string{"/t#/0", "/s/cpu1"}, nil,
 		},
 		{
+			// The drift bound: max(2 units, 5 %).
+			"names, values a drift apart",
+			[]in{{temp("/t#/0", "12V_HSS ECB Temperature", 28, 0), leg}, {temp("/s/vr0", "12V_HSS ECB", 30, 0), sen}},
+			[]string{"/s/vr0"}, map[string]string{"/t#/0": "/s/vr0"},
+		},
+		{
+			"names, values further apart, one set of thresholds",
+			[]in{{temp("/t#/0", "TEMP_CPU0", 31, 2), leg}, {temp("/s/cpu0", "TEMP_CPU0", 55, 2), sen}},
+			[]string{"/s/cpu0"}, map[string]string{"/t#/0": "/s/cpu0"},
+		},
+		{
+			"names, values further apart, thresholds of one only",
+			[]in{{temp("/t#/0", "TEMP_CPU0", 31, 0), leg}, {temp("/s/cpu0", "TEMP_CPU0", 55, 2), sen}},
+			[]string{"/t#/0", "/s/cpu0"}, nil,
+		},
+		{
+			"a trailing reading word",
+			[]in{{temp("/t#/0", "PCIe 8 Temp", 25, 0), leg}, {temp("/m#/3", "PCIe 8 Reading", 26, 0), exc}},
+			[]string{"/t#/0"}, map[string]string{"/m#/3": "/t#/0"},
+		},
+		{
 			"a name twice in one group is no match",
-			[]in{{temp("/t#/0", "GPU", 40, 0), leg}, {temp("/t#/1", "GPU", 40, 0), leg}, {temp("/s/g", "GPU", 40, 0), sen}},
+			[]in{{temp("/t#/0", "GPU", 40, 0), leg}, {temp("/t#/1", "GPU", 50, 0), leg}, {temp("/s/g", "GPU", 40, 0), sen}},
 			[]string{"/t#/0", "/t#/1", "/s/g"}, nil,
 		},
 		{
@@ -94,7 +115,7 @@ func TestMergeReadings(t *testing.T) {
 			for i, x := range tc.in {
 				rs[i], ms[i] = x.r, x.m
 			}
-			merged := make([]bool, len(rs))
+			merged := make([]mergeRule, len(rs))
 			kept, drops := mergeReadings(rs, ms, merged)
 			var ids []string
 			for _, r := range kept {
@@ -105,7 +126,7 @@ func TestMergeReadings(t *testing.T) {
 			}
 			for i := range merged {
 				_, dropped := tc.drop[tc.in[i].r.Id]
-				require.Equal(t, dropped, merged[i], tc.in[i].r.Id)
+				require.Equal(t, dropped, merged[i] != ruleNone, tc.in[i].r.Id)
 			}
 			require.Equal(t, tc.kept, ids)
 			got := map[string]string{}

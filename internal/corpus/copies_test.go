@@ -1,0 +1,149 @@
+package corpus
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/pkg/sources"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+// This file checks that the Redfish source merges the copies of one
+// reading that a chassis lists through several schemas (docs/metrics.md,
+// "Reading Redfish: layouts, merging and cost"), judging by what the
+// snapshot says alone: a name and an id.
+
+// copyWords are the last words a vendor name may carry or leave out for
+// one sensor ("PCIe 8 Temp" and the Sensor "PCIe 8").
+var copyWords = map[string]bool{"temp": true, "temperature": true, "reading": true}
+
+// copyName is a vendor name normalised for comparison: its lower-case
+// words (tokens of the lower-cased name: "PCIe8" and "pcie_8" alike),
+// trailing "temp", "temperature" and "reading" words left out
+// unless nothing else is left.
+func copyName(name string) string {
+	ws := tokens(strings.ToLower(name))
+	for len(ws) > 1 && copyWords[ws[len(ws)-1]] {
+		ws = ws[:len(ws)-1]
+	}
+	return strings.Join(ws, " ")
+}
+
+// readingSchema says which generation of Redfish resources a reading id
+// comes from: "legacy" (Thermal, Power), "sensor" (a Sensor) or "excerpt"
+// (the subsystems and metrics); and the chassis it sits in.
+func readingSchema(id string) (chassis, schema string) {
+	u, _, _ := strings.Cut(id, "#")
+	parts := strings.Split(strings.Trim(u, "/"), "/")
+	for i, p := range parts {
+		if p == "Chassis" && i+1 < len(parts) {
+			chassis = parts[i+1]
+			break
+		}
+	}
+	switch {
+	case slices.Contains(parts, "Sensors"):
+		return chassis, "sensor"
+	case slices.Contains(parts, "Thermal") || slices.Contains(parts, "Power"):
+		return chassis, "legacy"
+	}
+	return chassis, "excerpt"
+}
+
+// unmergedCopies: within one chassis, no two readings of one kind whose
+// names are equal after copyName come from different schemas. Such a pair
+// is one sensor read twice (the legacy Thermal's "PCIe 8 Temp" and the
+// Sensor "PCIe 8"), a series counted twice.
+func unmergedCopies(s *v1.Snapshot) []string {
+	type key struct{ chassis, kind, name string }
+	by := map[key][]int{}
+	for i := range s.Readings {
+		r := &s.Readings[i]
+		chassis, _ := readingSchema(r.Id)
+		k := key{chassis, r.Kind.String(), copyName(r.Name)}
+		by[k] = append(by[k], i)
+	}
+	var out []string
+	for k, is := range by {
+		for x, i := range is {
+			for _, j := range is[x+1:] {
+				a, b := &s.Readings[i], &s.Readings[j]
+				_, sa := readingSchema(a.Id)
+				_, sb := readingSchema(b.Id)
+				if sa == sb {
+					continue
+				}
+				out = append(out, fmt.Sprintf("chassis %q %s %q: %s (%q = %g %s, %s) and %s (%q = %g %s, %s) are one sensor read twice",
+					k.chassis, k.kind, k.name, a.Id, a.Name, a.Value, a.Unit, sa, b.Id, b.Name, b.Value, b.Unit, sb))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestRedfishCopiesMerged checks every capture's first snapshot for
+// copies left unmerged, and logs every merge the source made by the name
+// rule (a merged drop whose kept reading is neither named by a link nor
+// shares a member id), so that each can be checked against the capture.
+func TestRedfishCopiesMerged(t *testing.T) {
+	for _, name := range captures(t, "redfish") {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p := poll(t, filepath.Join("testdata", "redfish", name), false)
+			report(t, unmergedCopies(p.first))
+			var merged int
+			for _, d := range p.drops {
+				if d.Reason == sources.DropMerged {
+					merged++
+				}
+			}
+			t.Logf("%s: %d readings, %d merged", name, len(p.first.Readings), merged)
+		})
+	}
+}
+
+// TestUnmergedCopiesCatches shows the invariant failing on copies left
+// unmerged and passing on distinct sensors.
+func TestUnmergedCopiesCatches(t *testing.T) {
+	temp := func(id, name string, v float64) v1.Reading {
+		return v1.Reading{Id: id, Name: name, Kind: v1.Kind_KIND_TEMPERATURE, Unit: "Cel", Value: v}
+	}
+	sound := &v1.Snapshot{Readings: []v1.Reading{
+		temp("/redfish/v1/Chassis/1/Thermal#/Temperatures/0", "PCIe 8 Temp", 25),
+		temp("/redfish/v1/Chassis/1/Thermal#/Temperatures/1", "PCIe 8", 25),                        // one schema: two sensors
+		temp("/redfish/v1/Chassis/2/Sensors/PCIe_8", "PCIe 8", 26),                                 // another chassis
+		temp("/redfish/v1/Chassis/1/Sensors/PCIe_9", "PCIe 9", 26),                                 // another name
+		{Id: "/redfish/v1/Chassis/1/Sensors/PCIe_8_V", Name: "PCIe 8", Kind: v1.Kind_KIND_VOLTAGE}, // another kind
+	}}
+	require.Empty(t, unmergedCopies(sound))
+	for _, r := range []v1.Reading{
+		temp("/redfish/v1/Chassis/1/Sensors/PCIe_8", "PCIe 8", 26),
+		temp("/redfish/v1/Chassis/1/Sensors/PCIe_8", "pcie_8_temperature", 26),
+		temp("/redfish/v1/Chassis/1/ThermalSubsystem/ThermalMetrics#/TemperatureReadingsCelsius/3", "PCIe8 Reading", 26),
+	} {
+		s := &v1.Snapshot{Readings: append(slices.Clone(sound.Readings[:1]), r)}
+		require.Len(t, unmergedCopies(s), 1, "%s must be caught", r.Name)
+	}
+	for id, want := range map[string]string{
+		"/redfish/v1/Chassis/1/Thermal#/Temperatures/0":                                 "legacy",
+		"/redfish/v1/Chassis/1/Thermal/Temperatures/0":                                  "legacy",
+		"/redfish/v1/Chassis/1/Power#/PowerSupplies/0/PowerOutputWatts":                 "legacy",
+		"/redfish/v1/Chassis/1/Sensors/CPU1":                                            "sensor",
+		"/redfish/v1/Chassis/1/ThermalSubsystem/Fans/1#/SpeedPercent":                   "excerpt",
+		"/redfish/v1/Chassis/1/PowerSubsystem/PowerSupplies/0/Metrics#/InputPowerWatts": "excerpt",
+		"/redfish/v1/Chassis/1/EnvironmentMetrics#/PowerWatts":                          "excerpt",
+	} {
+		chassis, got := readingSchema(id)
+		require.Equal(t, want, got, id)
+		require.Equal(t, "1", chassis, id)
+	}
+	require.Equal(t, "pcie 8", copyName("PCIe 8 Temp"))
+	require.Equal(t, "temp", copyName("Temp"))
+	require.Equal(t, "cpu 1 margin", copyName("CPU1_Margin_Temperature_Reading"))
+}

@@ -83,8 +83,51 @@ func unmergedCopies(s *v1.Snapshot) []string {
 			}
 		}
 	}
+	// Qualified names: "X Voltage Input" beside a Sensor "X" whose id
+	// says Input (ChassisVoltageRegulator0InputVoltage) is that Sensor.
+	for i := range s.Readings {
+		for j := range s.Readings {
+			a, b := &s.Readings[i], &s.Readings[j]
+			ca, sa := readingSchema(a.Id)
+			cb, sb := readingSchema(b.Id)
+			if i == j || sa == sb || ca != cb || a.Kind != b.Kind {
+				continue
+			}
+			if rest, ok := qualifier(a.Name, b.Name, b.Id); ok {
+				out = append(out, fmt.Sprintf("chassis %q %s: %s (%q = %g %s, %s) is %s (%q = %g %s, %s) qualified by %q, read twice",
+					ca, a.Kind, a.Id, a.Name, a.Value, a.Unit, sa, b.Id, b.Name, b.Value, b.Unit, sb, rest))
+			}
+		}
+	}
 	slices.Sort(out)
 	return out
+}
+
+// qualifierSkip are words a qualified name may add without saying
+// anything of the sensor's identity.
+var qualifierSkip = map[string]bool{"temp": true, "temperature": true, "reading": true, "voltage": true, "volts": true,
+	"power": true, "current": true, "speed": true}
+
+// qualifier reports whether long is short's name followed by words each
+// of which the last segment of short's id carries ("Input" in
+// ChassisVoltageRegulator0InputVoltage), and which words.
+func qualifier(long, short, shortID string) (string, bool) {
+	lw, sw := tokens(strings.ToLower(long)), tokens(strings.ToLower(short))
+	if len(sw) == 0 || len(lw) <= len(sw) || !slices.Equal(lw[:len(sw)], sw) {
+		return "", false
+	}
+	idw := tokens(lastSegment(shortID))
+	var rest []string
+	for _, w := range lw[len(sw):] {
+		if qualifierSkip[w] {
+			continue
+		}
+		if !slices.Contains(idw, w) {
+			return "", false
+		}
+		rest = append(rest, w)
+	}
+	return strings.Join(rest, " "), len(rest) > 0
 }
 
 // TestRedfishCopiesMerged checks every capture's first snapshot for
@@ -143,6 +186,14 @@ func TestUnmergedCopiesCatches(t *testing.T) {
 		require.Equal(t, want, got, id)
 		require.Equal(t, "1", chassis, id)
 	}
+	qualified := &v1.Snapshot{Readings: []v1.Reading{
+		{Id: "/redfish/v1/Chassis/E/Power#/Voltages/6", Name: "12V_HSS ECB Voltage Input", Kind: v1.Kind_KIND_VOLTAGE, Value: 12.125},
+		{Id: "/redfish/v1/Chassis/E/Sensors/ChassisVoltageRegulator0OutputVoltage", Name: "12V_HSS ECB", Kind: v1.Kind_KIND_VOLTAGE, Value: 12.125},
+	}}
+	require.Empty(t, unmergedCopies(qualified), "Input is not the output's")
+	qualified.Readings = append(qualified.Readings, v1.Reading{
+		Id: "/redfish/v1/Chassis/E/Sensors/ChassisVoltageRegulator0InputVoltage", Name: "12V_HSS ECB", Kind: v1.Kind_KIND_VOLTAGE, Value: 12.125})
+	require.Len(t, unmergedCopies(qualified), 1, "the input voltage read twice")
 	require.Equal(t, "pcie 8", copyName("PCIe 8 Temp"))
 	require.Equal(t, "temp", copyName("Temp"))
 	require.Equal(t, "cpu 1 margin", copyName("CPU1_Margin_Temperature_Reading"))

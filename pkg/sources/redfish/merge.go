@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/bmcstream/bmcstream/pkg/sources"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -29,10 +30,20 @@ import (
 //     PowerSupplyInput, PowerSupplyOutput) under one name (the PSU's
 //     label), each the only one of its group: the role and the PSU name
 //     the quantity, whatever the values (two resources sampled apart);
-//  4. names and values: both sit in one chassis, are of one kind and of
-//     compatible units, their names are equal after normalising case and
-//     separators and their values equal within rounding, and each is the
-//     other's only such candidate in its group.
+//  4. names: both sit in one chassis, are of one kind and of compatible
+//     units, their names are equal after normalising case and separators
+//     and dropping a last word saying the kind or "reading", each is the
+//     only one of its group with that name, and they agree: values within
+//     the drift bound (closeValues: max(2 in the reading's unit, 5 %), two
+//     copies read at two instants and rounded apart), or one set of
+//     thresholds, at least one (sameThresholds: a BMC sets a sensor's
+//     thresholds once);
+//  5. qualified names: of what is still alone, one name is the other's
+//     followed by words (less those saying the kind) that the other's
+//     member id carries ("12V_HSS ECB Voltage Input" and the Sensor
+//     "12V_HSS ECB" with Id ChassisVoltageRegulator0InputVoltage), one
+//     chassis, one kind, compatible units, each the other's only such
+//     candidate in its group, agreeing as in rule 4.
 //
 // Of the readings found to be one, the one carrying more is kept: more
 // thresholds, then a PhysicalContext, then a unit, then the Sensor over
@@ -52,6 +63,7 @@ const (
 	ruleMember
 	ruleRole
 	ruleName
+	ruleQualified
 )
 
 func (r mergeRule) String() string {
@@ -64,6 +76,8 @@ func (r mergeRule) String() string {
 		return "role"
 	case ruleName:
 		return "name"
+	case ruleQualified:
+		return "qualified_name"
 	}
 	return "none"
 }
@@ -196,6 +210,16 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []mergeRule) ([]v1.Reading
 		return closeValues(rs[i].Value, rs[j].Value) || sameThresholds(rs[i].Thresholds, rs[j].Thresholds)
 	})
 
+	// 5. Qualified names: what rule 4 left alone, when one name is the
+	// other's followed by words its member id says ("12V_HSS ECB Voltage
+	// Input" and the Sensor "12V_HSS ECB" whose Id is
+	// ChassisVoltageRegulator0InputVoltage, beside its OutputVoltage).
+	qualified(rs, ms, func(i, j int) bool { return mask[find(i)] == 1<<ms[i].group && mask[find(j)] == 1<<ms[j].group },
+		func(i, j int) bool {
+			return unitsAgree(rs[i].Unit, rs[j].Unit) &&
+				(closeValues(rs[i].Value, rs[j].Value) || sameThresholds(rs[i].Thresholds, rs[j].Thresholds))
+		}, func(i, j int) { union(i, j, ruleQualified) })
+
 	// Keep one reading per cluster.
 	kept := make([]int, n) // root -> kept index
 	for i := range kept {
@@ -311,6 +335,108 @@ func unitKey(u string) string {
 }
 
 func always(int, int) bool { return true }
+
+// qualified finds the pairs of rule 5: i and j of different groups, one
+// chassis, one kind, both alone (alone), j's name words a prefix of i's,
+// the rest of i's words (less words naming the kind) not empty and each a
+// word of j's member id, each the other's only such candidate in its
+// group, and agreeing (agree); it joins each pair found.
+func qualified(rs []v1.Reading, ms []meta, alone, agree func(i, j int) bool, join func(i, j int)) {
+	n := len(rs)
+	name := make([][]string, n)
+	member := make([][]string, n)
+	for i := range rs {
+		name[i], member[i] = words(rs[i].Name), words(ms[i].member)
+	}
+	cand := func(i, j int) bool {
+		if ms[i].group == ms[j].group || ms[i].chassis != ms[j].chassis || rs[i].Kind != rs[j].Kind ||
+			len(name[j]) == 0 || len(name[i]) <= len(name[j]) || !slices.Equal(name[i][:len(name[j])], name[j]) {
+			return false
+		}
+		rest := 0
+		for _, w := range name[i][len(name[j]):] {
+			if slices.Contains(kindWords[rs[i].Kind], w) {
+				continue
+			}
+			if !slices.Contains(member[j], w) {
+				return false
+			}
+			rest++
+		}
+		return rest > 0 && alone(i, j) && agree(i, j)
+	}
+	// Candidates by chassis and kind only: names differ by design.
+	type key struct {
+		chassis string
+		kind    v1.Kind
+	}
+	by := map[key][]int{}
+	for i := range rs {
+		k := key{ms[i].chassis, rs[i].Kind}
+		by[k] = append(by[k], i)
+	}
+	for _, b := range by {
+		for _, i := range b {
+			var found []int
+			for _, j := range b {
+				if j != i && cand(i, j) {
+					found = append(found, j)
+				}
+			}
+			if len(found) != 1 {
+				continue
+			}
+			j := found[0]
+			// j's only candidate of i's group: no other reading of that
+			// group qualifies j's name the same way.
+			others := 0
+			for _, x := range b {
+				if x != i && ms[x].group == ms[i].group && cand(x, j) {
+					others++
+				}
+			}
+			if others == 0 {
+				join(i, j)
+			}
+		}
+	}
+}
+
+// words splits s into lower-case words at anything not a letter or a
+// digit, between letters and digits, and at camelCase
+// ("ChassisVoltageRegulator0InputVoltage": chassis, voltage, regulator,
+// 0, input, voltage).
+func words(s string) []string {
+	var out []string
+	rs := []rune(s)
+	start := -1
+	flush := func(end int) {
+		if start >= 0 && end > start {
+			out = append(out, strings.ToLower(string(rs[start:end])))
+		}
+		start = -1
+	}
+	for i, r := range rs {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			flush(i)
+			continue
+		}
+		if start >= 0 {
+			p := rs[i-1]
+			switch {
+			case unicode.IsDigit(r) != unicode.IsDigit(p),
+				unicode.IsUpper(r) && unicode.IsLower(p),
+				unicode.IsUpper(r) && unicode.IsUpper(p) && i+1 < len(rs) && unicode.IsLower(rs[i+1]):
+				flush(i)
+			}
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	flush(len(rs))
+	return out
+}
 
 // nameKey is a name as the name rule compares it: folded (fold), without
 // a last word saying its kind (kindless) or "reading".

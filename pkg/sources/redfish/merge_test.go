@@ -22,6 +22,13 @@ func TestMergeReadings(t *testing.T) {
 	psu := func(id, name, typ string, v float64) v1.Reading {
 		return v1.Reading{Id: id, Name: name, Kind: v1.Kind_KIND_POWER, Unit: "W", Value: v, SensorType: typ}
 	}
+	volt := func(id, name string, v float64, th int) v1.Reading {
+		r := v1.Reading{Id: id, Name: name, Kind: v1.Kind_KIND_VOLTAGE, Unit: "V", Value: v}
+		for range th {
+			r.Thresholds = append(r.Thresholds, v1.Threshold{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: 13})
+		}
+		return r
+	}
 	leg := meta{group: groupLegacy, chassis: "/c/1"}
 	sen := meta{group: groupSensor, chassis: "/c/1"}
 	exc := meta{group: groupExcerpt, chassis: "/c/1"}
@@ -66,6 +73,26 @@ func TestMergeReadings(t *testing.T) {
 			"a trailing reading word",
 			[]in{{temp("/t#/0", "PCIe 8 Temp", 25, 0), leg}, {temp("/m#/3", "PCIe 8 Reading", 26, 0), exc}},
 			[]string{"/t#/0"}, map[string]string{"/m#/3": "/t#/0"},
+		},
+		{
+			// Rule 5: the qualifier a legacy name adds is in one Sensor's
+			// Id, not the other's, of the two Sensors so named.
+			"a name qualified by the member id",
+			[]in{{volt("/p#/6", "12V_HSS ECB Voltage Input", 12.125, 5), leg}, {volt("/p#/7", "12V_HSS ECB Voltage Output", 12.1, 0), leg},
+				{volt("/s/in", "12V_HSS ECB", 12.125, 5), with(sen, "ChassisVoltageRegulator0InputVoltage")},
+				{volt("/s/out", "12V_HSS ECB", 12.125, 0), with(sen, "ChassisVoltageRegulator0OutputVoltage")}},
+			[]string{"/s/in", "/s/out"}, map[string]string{"/p#/6": "/s/in", "/p#/7": "/s/out"},
+		},
+		{
+			"a qualifier two member ids carry is no match",
+			[]in{{volt("/p#/6", "VR Voltage Input", 12, 0), leg},
+				{volt("/s/a", "VR", 12, 0), with(sen, "VR0InputVoltage")}, {volt("/s/b", "VR", 12, 0), with(sen, "VR1InputVoltage")}},
+			[]string{"/p#/6", "/s/a", "/s/b"}, nil,
+		},
+		{
+			"a qualifier the member id lacks is no match",
+			[]in{{volt("/p#/6", "VR Voltage Input", 12, 0), leg}, {volt("/s/a", "VR", 12, 0), with(sen, "VR0")}},
+			[]string{"/p#/6", "/s/a"}, nil,
 		},
 		{
 			"a name twice in one group is no match",

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
+	"github.com/bmcstream/bmcstream/pkg/series"
 	"github.com/bmcstream/bmcstream/pkg/sources"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
@@ -197,4 +199,47 @@ func TestUnmergedCopiesCatches(t *testing.T) {
 	require.Equal(t, "pcie 8", copyName("PCIe 8 Temp"))
 	require.Equal(t, "temp", copyName("Temp"))
 	require.Equal(t, "cpu 1 margin", copyName("CPU1_Margin_Temperature_Reading"))
+}
+
+// TestEnergykWhNormalised checks that an EnvironmentMetrics EnergykWh
+// reading, as the Redfish source reads it, becomes bmc_energy_joules_total
+// in joules, and that on the captures listing one the chassis' energy is
+// one series however many units the capture gives it in.
+func TestEnergykWhNormalised(t *testing.T) {
+	norm, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{})
+	require.NoError(t, err)
+	snap := &v1.Snapshot{BmcId: "b", Up: true, Protocol: v1.Protocol_PROTOCOL_REDFISH, PollStartMs: pollStart, PollEndMs: pollStart + 1000,
+		Readings: []v1.Reading{{Id: "/redfish/v1/Chassis/1/EnvironmentMetrics#/EnergykWh", Name: "Chassis Energy",
+			Kind: v1.Kind_KIND_ENERGY, Unit: "kW.h", SensorType: "EnergykWh", Value: 0.0835}}}
+	var st pipeline.Stats
+	var got []float64
+	for _, s := range norm.Normalise(nil, snap, baseLabels("b"), &st) {
+		if series.Get(s.Labels, "__name__") == "bmc_energy_joules_total" {
+			got = append(got, s.V)
+		}
+	}
+	require.Len(t, got, 1, "%+v", st)
+	require.InDelta(t, 0.0835*3.6e6, got[0], 1e-6)
+
+	for _, name := range []string{"nvidia-gh200", "nvidia-gb200-compute-tray", "nvidia-dgx-h100-viking"} {
+		p := poll(t, filepath.Join("testdata", "redfish", name), false)
+		perChassis := map[string]int{}
+		for _, r := range p.first.Readings {
+			if r.Kind == v1.Kind_KIND_ENERGY {
+				c, _ := readingSchema(r.Id)
+				perChassis[c]++
+				require.NotContains(t, r.Id, "EnergykWh", "%s: the kWh copy merges into the Sensor its EnergyJoules names", name)
+			}
+		}
+		kwh := 0
+		for _, d := range p.drops {
+			if strings.HasSuffix(d.ID, "#/EnergykWh") {
+				require.Equal(t, sources.DropMerged, d.Reason, name)
+				require.Contains(t, d.Detail, "/Sensors/", name)
+				kwh++
+			}
+		}
+		require.Positive(t, kwh, name)
+		t.Logf("%s: %d EnergykWh merged into their Sensors; energy readings per chassis %v", name, kwh, perChassis)
+	}
 }

@@ -249,6 +249,7 @@ func TestDecodeSensors(t *testing.T) {
 		{"@odata.id": "` + uri + `/old", "Name": "old", "Reading": 1200, "ReadingUnits": "RPM"},
 		{"@odata.id": "` + uri + `/na", "Name": "na", "Reading": "N/A", "ReadingType": "Power"},
 		{"@odata.id": "` + uri + `/off", "Name": "off", "Status": {"State": "Absent"}},
+		{"@odata.id": "` + uri + `/noread", "Name": "no reading at all", "Status": {"State": "Enabled"}},
 		{"@odata.id": "` + uri + `/bare"},
 		7
 	]}`
@@ -267,7 +268,8 @@ func TestDecodeSensors(t *testing.T) {
 		{name: "old", id: uri + "/old", unit: "RPM", sensorType: "Sensor", kind: v1.Kind_KIND_FAN, value: 1200},
 	}, compact(res.readings))
 	require.Equal(t, []string{uri + "/bare"}, res.pending)
-	require.Equal(t, map[string]int{"not_a_number": 1, "absent": 1, "malformed": 1}, dropCounts(res.drops))
+	require.Equal(t, map[string]int{"not_a_number": 1, "absent": 1, "malformed": 1, "null": 1}, dropCounts(res.drops),
+		"a Sensor without a Reading is a null drop")
 
 	one, err := decodeSensor([]byte(`{"Name": "x", "Reading": 3, "ReadingType": "Current"}`), uri+"/x", nil)
 	require.NoError(t, err)

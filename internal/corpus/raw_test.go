@@ -138,6 +138,12 @@ func walkObjects(o map[string]any, docURI string, top bool, out map[string]rawRe
 // #Thermal.v1_7_0.Thermal and iLO 4's #Thermal.1.1.0.Thermal), or, for a
 // document with no @odata.type, what its URI says.
 func resourceType(o map[string]any, uri string, top bool) string {
+	if _, ok := o["error"]; ok && top && o["@odata.id"] == nil {
+		// A Redfish error response captured in place of the resource
+		// (the BMC answered its URI with an error): no resource, no
+		// reading.
+		return ""
+	}
 	if t, ok := o["@odata.type"].(string); ok && t != "" {
 		t = strings.TrimPrefix(t, "#")
 		ns, _, _ := strings.Cut(t, ".")

@@ -509,6 +509,20 @@ type powerSupplyMember struct {
 	RelatedItem          []link
 }
 
+// psuOutput is a PSU's output power: PowerOutputWatts, else
+// LastPowerOutputWatts (its older name), whichever holds a number; a null
+// or a string in one does not hide a number in the other. With neither a
+// number, the one present says why there is no reading.
+func psuOutput(out, last num) num {
+	switch {
+	case out.state == numOK:
+		return out
+	case last.state == numOK, out.state == numAbsent:
+		return last
+	}
+	return out
+}
+
 // unnamedChassisPower names an unnamed PowerControl, as
 // EnvironmentMetrics' PowerWatts is named.
 const unnamedChassisPower = "Chassis Power"
@@ -559,10 +573,7 @@ func decodePower(body []byte, uri string) (docResult, error) {
 	labels := psuLabels(names, pos)
 	for i, m := range psus {
 		id := memberID(m.ODataID, uri, "PowerSupplies", pos[i])
-		out := m.PowerOutputWatts
-		if out.state == numAbsent {
-			out = m.LastPowerOutputWatts
-		}
+		out := psuOutput(m.PowerOutputWatts, m.LastPowerOutputWatts)
 		for _, q := range []struct {
 			n          num
 			sensorType string
@@ -952,12 +963,23 @@ func decodePSUMetrics(body []byte, uri, label, parent string, cov coverage) (doc
 
 // envMetricsDoc is a chassis' EnvironmentMetrics resource.
 type envMetricsDoc struct {
-	Name       str
-	PowerWatts *excerpt
+	Name         str
+	PowerWatts   *excerpt
+	EnergyJoules *excerpt
+	EnergykWh    *excerpt
 }
 
+// unnamedChassisEnergy names the energy EnvironmentMetrics counts.
+const unnamedChassisEnergy = "Chassis Energy"
+
 // decodeEnvMetrics decodes a chassis' EnvironmentMetrics read from uri:
-// its input power, unless it is a copy of a Sensor in cov.
+// its input power and the energy it counted, each unless it is a copy of
+// a Sensor in cov.
+//
+// EnergyJoules and EnergykWh are one quantity in two units. EnergykWh
+// without a DataSourceUri of its own names the Sensor EnergyJoules names,
+// so that the merge makes one reading of the Sensor and it; when
+// EnergyJoules is read here too, EnergykWh is its copy (a merged drop).
 func decodeEnvMetrics(body []byte, uri string, cov coverage) (docResult, error) {
 	var d envMetricsDoc
 	if err := decodeLenient(body, &d); err != nil {
@@ -966,6 +988,22 @@ func decodeEnvMetrics(body []byte, uri string, cov coverage) (docResult, error) 
 	res := docResult{cov: cov}
 	res.appendExcerpt(d.PowerWatts, "", "", uri, "PowerWatts", v1.Reading{
 		Name: unnamedChassisPower, Kind: v1.Kind_KIND_POWER, Unit: "W", Context: "Chassis", SensorType: sensorTypeChassisPower})
+	n := len(res.readings)
+	res.appendExcerpt(d.EnergyJoules, "", "", uri, "EnergyJoules", v1.Reading{
+		Name: unnamedChassisEnergy, Kind: v1.Kind_KIND_ENERGY, Unit: "J", SensorType: "EnergyJoules"})
+	joules := len(res.readings) > n
+	switch kwh := d.EnergykWh; {
+	case kwh == nil || kwh.covered(cov):
+	case joules && kwh.DataSourceURI == "":
+		res.drop(sources.DropMerged, unnamedChassisEnergy, uri+"#/EnergykWh", res.readings[n].Id)
+	default:
+		m := len(res.readings)
+		res.appendExcerpt(kwh, "", "", uri, "EnergykWh", v1.Reading{
+			Name: unnamedChassisEnergy, Kind: v1.Kind_KIND_ENERGY, Unit: "kW.h", SensorType: "EnergykWh"})
+		if len(res.readings) > m && len(res.meta[m].links) == 0 && d.EnergyJoules != nil && d.EnergyJoules.DataSourceURI != "" {
+			res.meta[m].links = []string{canonicalURI(string(d.EnergyJoules.DataSourceURI))}
+		}
+	}
 	res.cov = nil
 	return res, nil
 }

@@ -200,6 +200,23 @@ func TestDecodePower(t *testing.T) {
 			skipped: map[string]int{"absent": 1},
 		},
 		{
+			// A PSU's output is PowerOutputWatts, else LastPowerOutputWatts:
+			// a null or a string in one does not hide a number in the other.
+			name: "PSU output under either name",
+			doc: `{"PowerSupplies": [
+				{"Name": "PS1", "PowerOutputWatts": null, "LastPowerOutputWatts": 358},
+				{"Name": "PS2", "PowerOutputWatts": 300, "LastPowerOutputWatts": null},
+				{"Name": "PS3", "PowerOutputWatts": "N/A", "LastPowerOutputWatts": 290},
+				{"Name": "PS4", "PowerOutputWatts": null, "LastPowerOutputWatts": "N/A"},
+				{"Name": "PS5", "LastPowerOutputWatts": null}]}`,
+			want: []reading{
+				{name: "PS1", id: uri + "#/PowerSupplies/0/PowerOutputWatts", unit: "W", sensorType: "PowerSupplyOutput", parent: "PS1", kind: v1.Kind_KIND_POWER, value: 358},
+				{name: "PS2", id: uri + "#/PowerSupplies/1/PowerOutputWatts", unit: "W", sensorType: "PowerSupplyOutput", parent: "PS2", kind: v1.Kind_KIND_POWER, value: 300},
+				{name: "PS3", id: uri + "#/PowerSupplies/2/PowerOutputWatts", unit: "W", sensorType: "PowerSupplyOutput", parent: "PS3", kind: v1.Kind_KIND_POWER, value: 290},
+			},
+			skipped: map[string]int{"null": 2},
+		},
+		{
 			name:    "chassis power missing",
 			doc:     `{"PowerControl": [{"Name": "Server Power"}]}`,
 			skipped: map[string]int{"null": 1},
@@ -232,6 +249,7 @@ func TestDecodeSensors(t *testing.T) {
 		{"@odata.id": "` + uri + `/old", "Name": "old", "Reading": 1200, "ReadingUnits": "RPM"},
 		{"@odata.id": "` + uri + `/na", "Name": "na", "Reading": "N/A", "ReadingType": "Power"},
 		{"@odata.id": "` + uri + `/off", "Name": "off", "Status": {"State": "Absent"}},
+		{"@odata.id": "` + uri + `/noread", "Name": "no reading at all", "Status": {"State": "Enabled"}},
 		{"@odata.id": "` + uri + `/bare"},
 		7
 	]}`
@@ -250,7 +268,8 @@ func TestDecodeSensors(t *testing.T) {
 		{name: "old", id: uri + "/old", unit: "RPM", sensorType: "Sensor", kind: v1.Kind_KIND_FAN, value: 1200},
 	}, compact(res.readings))
 	require.Equal(t, []string{uri + "/bare"}, res.pending)
-	require.Equal(t, map[string]int{"not_a_number": 1, "absent": 1, "malformed": 1}, dropCounts(res.drops))
+	require.Equal(t, map[string]int{"not_a_number": 1, "absent": 1, "malformed": 1, "null": 1}, dropCounts(res.drops),
+		"a Sensor without a Reading is a null drop")
 
 	one, err := decodeSensor([]byte(`{"Name": "x", "Reading": 3, "ReadingType": "Current"}`), uri+"/x", nil)
 	require.NoError(t, err)
@@ -271,6 +290,37 @@ func TestDecodeMetrics(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []reading{{name: "Chassis Power", id: env + "#/PowerWatts", unit: "W", sensorType: "PowerControl",
 		kind: v1.Kind_KIND_POWER, value: 342}}, compact(res.readings))
+
+	// Energy: EnergykWh on its own is a reading in kW.h.
+	res, err = decodeEnvMetrics([]byte(`{"EnergykWh": {"Reading": 0.0835}}`), env, nil)
+	require.NoError(t, err)
+	require.Equal(t, []reading{{name: "Chassis Energy", id: env + "#/EnergykWh", unit: "kW.h", sensorType: "EnergykWh",
+		kind: v1.Kind_KIND_ENERGY, value: 0.0835}}, compact(res.readings))
+	require.Empty(t, res.drops)
+
+	// EnergyJoules copies a Sensor the poll reads: not read; EnergykWh,
+	// with no DataSourceUri of its own, names that Sensor for the merge.
+	const sensor = "/redfish/v1/Chassis/c/Sensors/energy"
+	doc := `{"EnergyJoules": {"Reading": 300790.9, "DataSourceUri": "` + sensor + `"}, "EnergykWh": {"Reading": 0.0835}}`
+	res, err = decodeEnvMetrics([]byte(doc), env, coverage{"/redfish/v1/Chassis/c/Sensors"})
+	require.NoError(t, err)
+	require.Equal(t, []reading{{name: "Chassis Energy", id: env + "#/EnergykWh", unit: "kW.h", sensorType: "EnergykWh",
+		kind: v1.Kind_KIND_ENERGY, value: 0.0835}}, compact(res.readings))
+	require.Equal(t, []string{sensor}, res.meta[0].links)
+
+	// Neither copies a Sensor read: the joules are the reading, the kWh
+	// its copy.
+	res, err = decodeEnvMetrics([]byte(doc), env, nil)
+	require.NoError(t, err)
+	require.Equal(t, []reading{{name: "Chassis Energy", id: env + "#/EnergyJoules", unit: "J", sensorType: "EnergyJoules",
+		kind: v1.Kind_KIND_ENERGY, value: 300790.9}}, compact(res.readings))
+	require.Equal(t, []sources.Drop{{Reason: sources.DropMerged, Name: "Chassis Energy", ID: env + "#/EnergykWh", Detail: env + "#/EnergyJoules"}}, res.drops)
+
+	// EnergykWh naming a Sensor the poll reads is that Sensor's copy.
+	res, err = decodeEnvMetrics([]byte(`{"EnergykWh": {"Reading": 0.0835, "DataSourceUri": "`+sensor+`"}}`), env, coverage{"/redfish/v1/Chassis/c/Sensors"})
+	require.NoError(t, err)
+	require.Empty(t, res.readings)
+	require.Empty(t, res.drops)
 }
 
 func TestGuessChassisPower(t *testing.T) {

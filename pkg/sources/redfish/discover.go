@@ -451,11 +451,13 @@ func (s *Source) planModern(p *poll, chassis string, c *chassisDoc, powerKnown b
 						lf.chassisPowerKnown = true
 					}
 				case m.PowerWatts.readable(d.cov):
-					extra = append(extra, leaf{kind: leafEnvMetrics, uri: euri, chassis: chassis})
 					if lf != nil {
 						lf.chassisPowerKnown = true
 					}
 				}
+			}
+			if m.PowerWatts.readable(d.cov) || m.EnergyJoules.readable(d.cov) || m.EnergykWh.readable(d.cov) {
+				extra = append(extra, leaf{kind: leafEnvMetrics, uri: euri, chassis: chassis})
 			}
 		}
 	}

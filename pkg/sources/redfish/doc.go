@@ -28,7 +28,8 @@
 // as parent and name, PowerControl for the chassis input, fans as fans).
 // SchemaLegacy and SchemaModern read one generation where a chassis
 // offers it. Discovery runs again when a resource answers 404 (after the
-// plan's first poll, which instead forgets links never served), when the
+// plan's first poll, which instead forgets links never served, with a
+// debug log and no error: the service's own inconsistency), when the
 // service root's UUID changes, and when the service refuses an $expand it
 // announced; not every poll.
 //
@@ -37,8 +38,10 @@
 // Readings read through several schemas are merged (merge.go) so that
 // each physical quantity yields one reading: copies are found by links
 // (DataSourceUri, RelatedItem), member ids, roles (chassis power, a PSU's
-// input or output), then names and values; the copy carrying more is
-// kept and each other is reported as a sources.Drop with reason merged.
+// input or output), names (values within a stated drift, or one set of
+// thresholds), then names qualified by a member id; the copy carrying
+// more is kept and each other is reported as a sources.Drop with reason
+// merged (and logged at debug level with the rule that found it).
 // The result does not depend on $expand. docs/metrics.md ("Reading
 // Redfish: layouts, merging and cost") states the rules and the cost.
 //

@@ -92,6 +92,8 @@ func FuzzDecodeThermal(f *testing.F) {
 func FuzzDecodePower(f *testing.F) {
 	seeds(f, func(p string) bool { return strings.HasSuffix(p, "/Power") || strings.HasSuffix(p, "/Metrics") },
 		`{"PowerSupplies": [{"Name": "nil", "PowerInputWatts": "N/A"}, {"Name": "nil", "LastPowerOutputWatts": 3}], "PowerControl": [[]]}`,
+		`{"PowerSupplies": [{"Name": "PS2", "PowerOutputWatts": null, "LastPowerOutputWatts": 358}],
+		  "EnergyJoules": {"Reading": 300790.9, "DataSourceUri": "/s/e"}, "EnergykWh": {"Reading": "0.08"}, "PowerWatts": {"Reading": null}}`,
 	)
 	f.Fuzz(func(t *testing.T, doc string) {
 		res, err := decodePower([]byte(doc), "/redfish/v1/Chassis/1/Power")
@@ -121,7 +123,12 @@ func FuzzDecodePower(f *testing.F) {
 // document decoded from the fuzzer's bytes: whatever they hold, every
 // reading is kept or dropped as merged into a kept one, exactly once.
 func FuzzMerge(f *testing.F) {
-	seeds(f, func(p string) bool { return strings.HasSuffix(p, "/Thermal") || strings.HasSuffix(p, "/Sensors") })
+	seeds(f, func(p string) bool { return strings.HasSuffix(p, "/Thermal") || strings.HasSuffix(p, "/Sensors") },
+		`{"Voltages": [{"Name": "VR Voltage Input", "ReadingVolts": 12}, {"Name": "VR Voltage Output", "ReadingVolts": 1.2}],
+		  "Members": [{"@odata.id": "/s/in", "Id": "VR0InputVoltage", "Name": "VR", "Reading": 12, "ReadingType": "Voltage"},
+		              {"@odata.id": "/s/out", "Id": "VR0OutputVoltage", "Name": "VR", "Reading": 1.2, "ReadingType": "Voltage"}],
+		  "EnergykWh": {"Reading": 1}, "EnergyJoules": {"Reading": 3600000}}`,
+	)
 	f.Fuzz(func(t *testing.T, doc string) {
 		var rs []v1.Reading
 		var ms []meta
@@ -130,6 +137,7 @@ func FuzzMerge(f *testing.F) {
 			func(b []byte) (docResult, error) { return decodePower(b, "/redfish/v1/Chassis/1/Power") },
 			func(b []byte) (docResult, error) { return decodeSensors(b, "/redfish/v1/Chassis/1/Sensors", nil) },
 			func(b []byte) (docResult, error) { return decodeThermalMetrics(b, "/tm", nil) },
+			func(b []byte) (docResult, error) { return decodeEnvMetrics(b, "/e", nil) },
 		} {
 			res, err := dec([]byte(doc))
 			if err != nil {
@@ -144,8 +152,16 @@ func FuzzMerge(f *testing.F) {
 		for i := range rs {
 			ids[i] = rs[i].Id
 		}
-		kept, drops := mergeReadings(rs, ms, make([]bool, n))
+		rules := make([]mergeRule, n)
+		kept, drops := mergeReadings(rs, ms, rules)
 		require.Equal(t, n, len(kept)+len(drops))
+		merged := 0
+		for _, r := range rules {
+			if r != ruleNone {
+				merged++
+			}
+		}
+		require.Equal(t, len(drops), merged, "each drop names the rule that merged it")
 		keptIDs := map[string]bool{}
 		for _, r := range kept {
 			keptIDs[r.Id] = true

@@ -28,6 +28,7 @@ func TestAgreesWithGofish(t *testing.T) {
 			require.NoError(t, json.Unmarshal(b, &docs))
 			compared := 0
 			for uri, doc := range docs {
+				uri = canonicalURI(uri) // iLO 4 serves /Thermal/
 				switch {
 				case strings.HasSuffix(uri, "/Thermal"):
 					var th schemas.Thermal
@@ -45,7 +46,18 @@ func TestAgreesWithGofish(t *testing.T) {
 							want[f.Name] = float64(*f.Reading)
 						}
 					}
-					require.Equal(t, want, values(res.readings), uri)
+					got := values(res.readings)
+					for name, v := range want {
+						require.Contains(t, got, name, uri)
+						require.InDelta(t, v, got[name], 1e-9, "%s %s", uri, name)
+					}
+					for name := range got {
+						if _, ok := want[name]; !ok {
+							// gofish reads no CurrentReading (iLO 4's
+							// Thermal 1.1): the reading is ours alone.
+							require.Contains(t, string(doc), "CurrentReading", "%s: %s read here, not by gofish", uri, name)
+						}
+					}
 					compared++
 				case strings.Contains(uri, "/Sensors/"):
 					var s schemas.Sensor

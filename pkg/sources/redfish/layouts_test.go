@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -325,4 +326,59 @@ func TestRequestsPerLayout(t *testing.T) {
 			t.Logf("%s expand=%v: first poll %d requests, then %d a poll", tc.layout, tc.expand, first, tc.steady)
 		})
 	}
+}
+
+// TestDeadLinkAtDiscovery serves a chassis linking a Thermal it does not
+// serve (404 from the start): the service's own inconsistency, not a
+// failure. The first poll is clean, with what the rest gives, and the
+// Thermal is not asked for again until the next discovery; a resource
+// served before and then gone (404) still fails its poll and makes the
+// source discover again, which finds the Thermal once it is served.
+func TestDeadLinkAtDiscovery(t *testing.T) {
+	const (
+		thermal = "/redfish/v1/Chassis/1/Thermal"
+		power   = "/redfish/v1/Chassis/1/Power"
+	)
+	h, err := simredfish.NewMockupHandler(filepath.Join("testdata", "layouts", "legacy"), simredfish.MockupOptions{
+		Username: user, Password: password,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	var missing atomic.Value // the path answered 404
+	missing.Store(thermal)
+	srv := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == missing.Load().(string) {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	s, count := newSource(t, target(t, srv), redfish.Options{})
+	snap, err := collect(t, s, 10*time.Second)
+	require.NoError(t, err, "a link dead from the start fails nothing")
+	require.True(t, snap.Up)
+	require.False(t, snap.Partial)
+	require.Empty(t, bySensorType(snap.Readings, "Temperatures"))
+	require.NotEmpty(t, bySensorType(snap.Readings, "Voltages"), "the rest is read")
+	count.take()
+	missing.Store("")
+	for range 3 {
+		_, err = collect(t, s, 10*time.Second)
+		require.NoError(t, err)
+		_, log := count.take()
+		require.NotContains(t, log, "GET "+thermal, "not asked again before discovery")
+	}
+	require.EqualValues(t, 1, s.Stats().Discoveries)
+
+	// Power, served before, is gone: an error, and discovery again.
+	missing.Store(power)
+	snap, err = collect(t, s, 10*time.Second)
+	requireClass(t, err, sources.ClassProtocol)
+	require.True(t, snap.Partial)
+	missing.Store("")
+	snap, err = collect(t, s, 10*time.Second)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, s.Stats().Discoveries)
+	require.NotEmpty(t, bySensorType(snap.Readings, "Temperatures"), "the Thermal, served now, is read")
+	require.NotEmpty(t, bySensorType(snap.Readings, "Voltages"))
 }

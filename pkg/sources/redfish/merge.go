@@ -2,7 +2,9 @@ package redfish
 
 import (
 	"math"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/bmcstream/bmcstream/pkg/sources"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -28,10 +30,20 @@ import (
 //     PowerSupplyInput, PowerSupplyOutput) under one name (the PSU's
 //     label), each the only one of its group: the role and the PSU name
 //     the quantity, whatever the values (two resources sampled apart);
-//  4. names and values: both sit in one chassis, are of one kind and of
-//     compatible units, their names are equal after normalising case and
-//     separators and their values equal within rounding, and each is the
-//     other's only such candidate in its group.
+//  4. names: both sit in one chassis, are of one kind and of compatible
+//     units, their names are equal after normalising case and separators
+//     and dropping a last word saying the kind or "reading", each is the
+//     only one of its group with that name, and they agree: values within
+//     the drift bound (closeValues: max(2 in the reading's unit, 5 %), two
+//     copies read at two instants and rounded apart), or one set of
+//     thresholds, at least one (sameThresholds: a BMC sets a sensor's
+//     thresholds once);
+//  5. qualified names: of what is still alone, one name is the other's
+//     followed by words (less those saying the kind) that the other's
+//     member id carries ("12V_HSS ECB Voltage Input" and the Sensor
+//     "12V_HSS ECB" with Id ChassisVoltageRegulator0InputVoltage), one
+//     chassis, one kind, compatible units, each the other's only such
+//     candidate in its group, agreeing as in rule 4.
 //
 // Of the readings found to be one, the one carrying more is kept: more
 // thresholds, then a PhysicalContext, then a unit, then the Sensor over
@@ -42,11 +54,40 @@ import (
 // sources.Drop with reason merged, its id, and the kept reading's id as
 // detail.
 
+// mergeRule is the rule by which a reading was merged into another.
+type mergeRule uint8
+
+const (
+	ruleNone mergeRule = iota // kept
+	ruleLink
+	ruleMember
+	ruleRole
+	ruleName
+	ruleQualified
+)
+
+func (r mergeRule) String() string {
+	switch r {
+	case ruleLink:
+		return "link"
+	case ruleMember:
+		return "member_id"
+	case ruleRole:
+		return "role"
+	case ruleName:
+		return "name"
+	case ruleQualified:
+		return "qualified_name"
+	}
+	return "none"
+}
+
 // mergeReadings merges rs (with ms beside them) in place and returns the
 // readings kept, in their order, and a drop for each reading merged into
-// another. merged, when not nil, receives for each reading whether it was
-// merged away.
-func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []sources.Drop) {
+// another. merged, when not nil, receives for each reading the rule by
+// which it was merged away (the rule that first joined it to another),
+// ruleNone for a reading kept.
+func mergeReadings(rs []v1.Reading, ms []meta, merged []mergeRule) ([]v1.Reading, []sources.Drop) {
 	n := len(rs)
 	if n < 2 {
 		return rs, nil
@@ -65,10 +106,16 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 		}
 		return i
 	}
-	union := func(i, j int) {
+	joined := make([]mergeRule, n) // the rule that first joined each reading
+	union := func(i, j int, r mergeRule) {
 		a, b := find(i), find(j)
 		if a == b || mask[a]&mask[b] != 0 {
 			return // one cluster holds one reading per group
+		}
+		for _, x := range []int{i, j} {
+			if joined[x] == ruleNone {
+				joined[x] = r
+			}
 		}
 		if b < a {
 			a, b = b, a
@@ -112,14 +159,14 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 				j, ok = byResource[l+"\x00"+rs[i].Kind.String()]
 			}
 			if ok && j >= 0 && j != i && ms[j].group != ms[i].group && rs[j].Kind == rs[i].Kind {
-				union(i, j)
+				union(i, j, ruleLink)
 			}
 		}
 	}
 
-	// 2. Member ids, 3. names and values: candidates by key, one per
-	// group, both ways.
-	pair := func(key func(i int) string, match func(i, j int) bool) {
+	// 2. Member ids, 3. roles, 4. names: candidates by key, one per
+	// group, both ways (match), that agree.
+	pair := func(r mergeRule, key func(i int) string, match, agree func(i, j int) bool) {
 		buckets := map[string][]int{}
 		for i := range rs {
 			if k := key(i); k != "" {
@@ -135,31 +182,43 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 					if ms[i].group == ms[j].group || !match(i, j) {
 						continue
 					}
-					if only(b, i, ms[j].group, ms, match) == j && only(b, j, ms[i].group, ms, match) == i {
-						union(i, j)
+					if only(b, i, ms[j].group, ms, match) == j && only(b, j, ms[i].group, ms, match) == i && agree(i, j) {
+						union(i, j, r)
 					}
 				}
 			}
 		}
 	}
-	pair(func(i int) string {
+	pair(ruleMember, func(i int) string {
 		m := &ms[i]
 		if m.member == "" || numeric(m.member) {
 			return ""
 		}
 		return m.chassis + "\x00" + rs[i].Kind.String() + "\x00" + fold(m.member)
-	}, func(int, int) bool { return true })
-	pair(func(i int) string {
+	}, always, always)
+	pair(ruleRole, func(i int) string {
 		if !role(rs[i].SensorType) {
 			return ""
 		}
 		return ms[i].chassis + "\x00" + rs[i].SensorType + "\x00" + fold(rs[i].Name)
-	}, func(int, int) bool { return true })
-	pair(func(i int) string {
-		return ms[i].chassis + "\x00" + rs[i].Kind.String() + "\x00" + kindless(fold(rs[i].Name), rs[i].Kind)
+	}, always, always)
+	pair(ruleName, func(i int) string {
+		return ms[i].chassis + "\x00" + rs[i].Kind.String() + "\x00" + nameKey(rs[i].Name, rs[i].Kind)
 	}, func(i, j int) bool {
-		return unitsAgree(rs[i].Unit, rs[j].Unit) && sameValue(rs[i].Value, rs[j].Value)
+		return unitsAgree(rs[i].Unit, rs[j].Unit)
+	}, func(i, j int) bool {
+		return closeValues(rs[i].Value, rs[j].Value) || sameThresholds(rs[i].Thresholds, rs[j].Thresholds)
 	})
+
+	// 5. Qualified names: what rule 4 left alone, when one name is the
+	// other's followed by words its member id says ("12V_HSS ECB Voltage
+	// Input" and the Sensor "12V_HSS ECB" whose Id is
+	// ChassisVoltageRegulator0InputVoltage, beside its OutputVoltage).
+	qualified(rs, ms, func(i, j int) bool { return mask[find(i)] == 1<<ms[i].group && mask[find(j)] == 1<<ms[j].group },
+		func(i, j int) bool {
+			return unitsAgree(rs[i].Unit, rs[j].Unit) &&
+				(closeValues(rs[i].Value, rs[j].Value) || sameThresholds(rs[i].Thresholds, rs[j].Thresholds))
+		}, func(i, j int) { union(i, j, ruleQualified) })
 
 	// Keep one reading per cluster.
 	kept := make([]int, n) // root -> kept index
@@ -183,7 +242,7 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []bool) ([]v1.Reading, []s
 		if k := kept[find(i)]; k != i {
 			drops = append(drops, sources.Drop{Reason: sources.DropMerged, Name: rs[i].Name, ID: rs[i].Id, Detail: rs[k].Id})
 			if merged != nil {
-				merged[i] = true
+				merged[i] = joined[i]
 			}
 		}
 	}
@@ -275,19 +334,150 @@ func unitKey(u string) string {
 	return strings.ToLower(u)
 }
 
-// sameValue reports whether two values are equal within rounding: equal,
-// one a whole number the other rounds or truncates to (a legacy member
-// printed as an integer), or within 0.5% of each other (a value printed
-// with fewer digits).
-func sameValue(a, b float64) bool {
-	d := math.Abs(a - b)
-	switch {
-	case d <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b))):
-		return true
-	case (a == math.Trunc(a) || b == math.Trunc(b)) && d < 1:
-		return true
+func always(int, int) bool { return true }
+
+// qualified finds the pairs of rule 5: i and j of different groups, one
+// chassis, one kind, both alone (alone), j's name words a prefix of i's,
+// the rest of i's words (less words naming the kind) not empty and each a
+// word of j's member id, each the other's only such candidate in its
+// group, and agreeing (agree); it joins each pair found.
+func qualified(rs []v1.Reading, ms []meta, alone, agree func(i, j int) bool, join func(i, j int)) {
+	n := len(rs)
+	name := make([][]string, n)
+	member := make([][]string, n)
+	for i := range rs {
+		name[i], member[i] = words(rs[i].Name), words(ms[i].member)
 	}
-	return d <= 0.005*math.Max(math.Abs(a), math.Abs(b))
+	cand := func(i, j int) bool {
+		if ms[i].group == ms[j].group || ms[i].chassis != ms[j].chassis || rs[i].Kind != rs[j].Kind ||
+			len(name[j]) == 0 || len(name[i]) <= len(name[j]) || !slices.Equal(name[i][:len(name[j])], name[j]) {
+			return false
+		}
+		rest := 0
+		for _, w := range name[i][len(name[j]):] {
+			if slices.Contains(kindWords[rs[i].Kind], w) {
+				continue
+			}
+			if !slices.Contains(member[j], w) {
+				return false
+			}
+			rest++
+		}
+		return rest > 0 && alone(i, j) && agree(i, j)
+	}
+	// Candidates by chassis and kind only: names differ by design.
+	type key struct {
+		chassis string
+		kind    v1.Kind
+	}
+	by := map[key][]int{}
+	for i := range rs {
+		k := key{ms[i].chassis, rs[i].Kind}
+		by[k] = append(by[k], i)
+	}
+	for _, b := range by {
+		for _, i := range b {
+			var found []int
+			for _, j := range b {
+				if j != i && cand(i, j) {
+					found = append(found, j)
+				}
+			}
+			if len(found) != 1 {
+				continue
+			}
+			j := found[0]
+			// j's only candidate of i's group: no other reading of that
+			// group qualifies j's name the same way.
+			others := 0
+			for _, x := range b {
+				if x != i && ms[x].group == ms[i].group && cand(x, j) {
+					others++
+				}
+			}
+			if others == 0 {
+				join(i, j)
+			}
+		}
+	}
+}
+
+// words splits s into lower-case words at anything not a letter or a
+// digit, between letters and digits, and at camelCase
+// ("ChassisVoltageRegulator0InputVoltage": chassis, voltage, regulator,
+// 0, input, voltage).
+func words(s string) []string {
+	var out []string
+	rs := []rune(s)
+	start := -1
+	flush := func(end int) {
+		if start >= 0 && end > start {
+			out = append(out, strings.ToLower(string(rs[start:end])))
+		}
+		start = -1
+	}
+	for i, r := range rs {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			flush(i)
+			continue
+		}
+		if start >= 0 {
+			p := rs[i-1]
+			switch {
+			case unicode.IsDigit(r) != unicode.IsDigit(p),
+				unicode.IsUpper(r) && unicode.IsLower(p),
+				unicode.IsUpper(r) && unicode.IsUpper(p) && i+1 < len(rs) && unicode.IsLower(rs[i+1]):
+				flush(i)
+			}
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	flush(len(rs))
+	return out
+}
+
+// nameKey is a name as the name rule compares it: folded (fold), without
+// a last word saying its kind (kindless) or "reading".
+func nameKey(name string, k v1.Kind) string {
+	n := fold(name)
+	if rest, ok := strings.CutSuffix(n, "reading"); ok && rest != "" {
+		n = rest
+	}
+	return kindless(n, k)
+}
+
+// Drift bounds how far apart two copies of one reading may be when the
+// name rule merges them: the BMC rounds one copy and samples each at its
+// own instant (a legacy Thermal and a Sensor read a second or more apart),
+// so values of one sensor differ by up to driftUnits in the reading's unit
+// or driftFraction of the larger value, whichever is more.
+const (
+	driftUnits    = 2
+	driftFraction = 0.05
+)
+
+// closeValues reports whether two values may be one sensor's: within the
+// drift bound.
+func closeValues(a, b float64) bool {
+	return math.Abs(a-b) <= math.Max(driftUnits, driftFraction*math.Max(math.Abs(a), math.Abs(b)))
+}
+
+// sameThresholds reports whether two readings carry the same thresholds,
+// at least one: a BMC sets a sensor's thresholds once, so one name with
+// one set of thresholds is one sensor, whatever its two copies read at
+// two instants.
+func sameThresholds(a, b []v1.Threshold) bool {
+	if len(a) == 0 || len(a) != len(b) {
+		return false
+	}
+	for _, t := range a {
+		if !slices.ContainsFunc(b, func(u v1.Threshold) bool { return u.Kind == t.Kind && u.Value == t.Value }) {
+			return false
+		}
+	}
+	return true
 }
 
 // richer reports whether reading a carries more than b: more thresholds,

@@ -22,6 +22,13 @@ func TestMergeReadings(t *testing.T) {
 	psu := func(id, name, typ string, v float64) v1.Reading {
 		return v1.Reading{Id: id, Name: name, Kind: v1.Kind_KIND_POWER, Unit: "W", Value: v, SensorType: typ}
 	}
+	volt := func(id, name string, v float64, th int) v1.Reading {
+		r := v1.Reading{Id: id, Name: name, Kind: v1.Kind_KIND_VOLTAGE, Unit: "V", Value: v}
+		for range th {
+			r.Thresholds = append(r.Thresholds, v1.Threshold{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: 13})
+		}
+		return r
+	}
 	leg := meta{group: groupLegacy, chassis: "/c/1"}
 	sen := meta{group: groupSensor, chassis: "/c/1"}
 	exc := meta{group: groupExcerpt, chassis: "/c/1"}
@@ -47,8 +54,49 @@ func TestMergeReadings(t *testing.T) {
 			[]string{"/t#/0", "/s/cpu1"}, nil,
 		},
 		{
+			// The drift bound: max(2 units, 5 %).
+			"names, values a drift apart",
+			[]in{{temp("/t#/0", "12V_HSS ECB Temperature", 28, 0), leg}, {temp("/s/vr0", "12V_HSS ECB", 30, 0), sen}},
+			[]string{"/s/vr0"}, map[string]string{"/t#/0": "/s/vr0"},
+		},
+		{
+			"names, values further apart, one set of thresholds",
+			[]in{{temp("/t#/0", "TEMP_CPU0", 31, 2), leg}, {temp("/s/cpu0", "TEMP_CPU0", 55, 2), sen}},
+			[]string{"/s/cpu0"}, map[string]string{"/t#/0": "/s/cpu0"},
+		},
+		{
+			"names, values further apart, thresholds of one only",
+			[]in{{temp("/t#/0", "TEMP_CPU0", 31, 0), leg}, {temp("/s/cpu0", "TEMP_CPU0", 55, 2), sen}},
+			[]string{"/t#/0", "/s/cpu0"}, nil,
+		},
+		{
+			"a trailing reading word",
+			[]in{{temp("/t#/0", "PCIe 8 Temp", 25, 0), leg}, {temp("/m#/3", "PCIe 8 Reading", 26, 0), exc}},
+			[]string{"/t#/0"}, map[string]string{"/m#/3": "/t#/0"},
+		},
+		{
+			// Rule 5: the qualifier a legacy name adds is in one Sensor's
+			// Id, not the other's, of the two Sensors so named.
+			"a name qualified by the member id",
+			[]in{{volt("/p#/6", "12V_HSS ECB Voltage Input", 12.125, 5), leg}, {volt("/p#/7", "12V_HSS ECB Voltage Output", 12.1, 0), leg},
+				{volt("/s/in", "12V_HSS ECB", 12.125, 5), with(sen, "ChassisVoltageRegulator0InputVoltage")},
+				{volt("/s/out", "12V_HSS ECB", 12.125, 0), with(sen, "ChassisVoltageRegulator0OutputVoltage")}},
+			[]string{"/s/in", "/s/out"}, map[string]string{"/p#/6": "/s/in", "/p#/7": "/s/out"},
+		},
+		{
+			"a qualifier two member ids carry is no match",
+			[]in{{volt("/p#/6", "VR Voltage Input", 12, 0), leg},
+				{volt("/s/a", "VR", 12, 0), with(sen, "VR0InputVoltage")}, {volt("/s/b", "VR", 12, 0), with(sen, "VR1InputVoltage")}},
+			[]string{"/p#/6", "/s/a", "/s/b"}, nil,
+		},
+		{
+			"a qualifier the member id lacks is no match",
+			[]in{{volt("/p#/6", "VR Voltage Input", 12, 0), leg}, {volt("/s/a", "VR", 12, 0), with(sen, "VR0")}},
+			[]string{"/p#/6", "/s/a"}, nil,
+		},
+		{
 			"a name twice in one group is no match",
-			[]in{{temp("/t#/0", "GPU", 40, 0), leg}, {temp("/t#/1", "GPU", 40, 0), leg}, {temp("/s/g", "GPU", 40, 0), sen}},
+			[]in{{temp("/t#/0", "GPU", 40, 0), leg}, {temp("/t#/1", "GPU", 50, 0), leg}, {temp("/s/g", "GPU", 40, 0), sen}},
 			[]string{"/t#/0", "/t#/1", "/s/g"}, nil,
 		},
 		{
@@ -94,7 +142,7 @@ func TestMergeReadings(t *testing.T) {
 			for i, x := range tc.in {
 				rs[i], ms[i] = x.r, x.m
 			}
-			merged := make([]bool, len(rs))
+			merged := make([]mergeRule, len(rs))
 			kept, drops := mergeReadings(rs, ms, merged)
 			var ids []string
 			for _, r := range kept {
@@ -105,7 +153,7 @@ func TestMergeReadings(t *testing.T) {
 			}
 			for i := range merged {
 				_, dropped := tc.drop[tc.in[i].r.Id]
-				require.Equal(t, dropped, merged[i], tc.in[i].r.Id)
+				require.Equal(t, dropped, merged[i] != ruleNone, tc.in[i].r.Id)
 			}
 			require.Equal(t, tc.kept, ids)
 			got := map[string]string{}

@@ -22,7 +22,9 @@ import (
 // polls 30 s apart (so readings change and info documents fall due):
 // discovery happens once, a legacy BMC costs 2 requests a poll and 3 when
 // an info document is due, a modern one with $expand 1 and 2, one offering
-// both generations (read both and merged) 3 and 4.
+// both generations (read both and merged) 3 and 4, and one more for each
+// subsystem resource with readings of its own (AMI's fans in percent,
+// beside its legacy fans in RPM).
 func TestRequestsPerPoll(t *testing.T) {
 	tests := []struct {
 		personality    string
@@ -32,7 +34,8 @@ func TestRequestsPerPoll(t *testing.T) {
 		{"supermicro", 2, 3},
 		{"idrac", 3, 4},
 		{"xcc", 3, 4},
-		{"ami", 3, 4},
+		{"ami", 4, 5},
+		{"ilo4", 2, 3},
 		{"openbmc", 1, 2},
 	}
 	for _, tc := range tests {

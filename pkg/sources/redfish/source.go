@@ -530,16 +530,19 @@ func (s *Source) readLeaves(p *poll, d *discovery, dst *v1.Snapshot) bool {
 				lf.uri, s.host, strings.Join(res.layout, "; "))})
 		}
 		if err != nil {
+			if statusCode(err) == http.StatusNotFound && !d.pruned {
+				// A link dead from the start (a chassis listing a Thermal
+				// it does not serve) is the service's own inconsistency,
+				// not a failure of the poll: the plan forgets it until
+				// the next discovery, the poll goes on clean.
+				s.log.Debug("sensor resource linked but not served; not read again", "host", s.host, "uri", lf.uri, "err", err)
+				lf.dead = true
+				continue
+			}
 			p.fail(err)
 			switch {
 			case stopping(err):
 				return false
-			case statusCode(err) == http.StatusNotFound && !d.pruned:
-				// A link dead from the start (a chassis listing a Thermal
-				// it does not serve): the plan forgets it, the poll
-				// goes on, the error says where.
-				s.log.Debug("sensor resource linked but not served; not read again", "host", s.host, "uri", lf.uri)
-				lf.dead = true
 			case statusCode(err) == http.StatusNotFound:
 				// Resources moved (a firmware update): find them again.
 				s.log.Debug("sensor resource gone; discovering again", "host", s.host, "uri", lf.uri)
@@ -568,10 +571,20 @@ func (s *Source) readLeaves(p *poll, d *discovery, dst *v1.Snapshot) bool {
 // again.
 func (s *Source) merge(p *poll, d *discovery, dst *v1.Snapshot, start int) {
 	rs := dst.Readings[start:]
-	merged := make([]bool, len(rs))
+	merged := make([]mergeRule, len(rs))
 	kept, drops := mergeReadings(rs, p.meta, merged)
 	dst.Readings = dst.Readings[:start+len(kept)]
 	p.drops = append(p.drops, drops...)
+	if s.log.Enabled(p.ctx, slog.LevelDebug) {
+		k := 0
+		for _, r := range merged {
+			if r != ruleNone {
+				d := drops[k]
+				k++
+				s.log.Debug("merged a copy", "host", s.host, "id", d.ID, "into", d.Detail, "rule", r.String())
+			}
+		}
+	}
 	if d.pruned || s.disc != d || p.ctx.Err() != nil {
 		return
 	}
@@ -580,7 +593,7 @@ func (s *Source) merge(p *poll, d *discovery, dst *v1.Snapshot, start int) {
 	copies := make([]int, len(d.leaves))
 	for i, m := range p.meta {
 		read[m.leaf]++
-		if merged[i] {
+		if merged[i] != ruleNone {
 			copies[m.leaf]++
 		}
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -219,6 +220,11 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 			continue
 		}
 		c.place, c.placeBy = rs.placeOf(r, &decisions[i], namePlaces[i], intakeDistrusted)
+		if c.place == placeIntake && c.placeBy != "rule" && aboveRoomAir(r, c.conv) {
+			// Named or placed like room air, but the BMC alarms on it
+			// where room air never is: air already inside the chassis.
+			c.place, c.placeBy = placeOther, fmt.Sprintf("not intake: an upper threshold above %d °C, room air's limit", RoomAirLimitCelsius)
+		}
 		c.boardInlet = c.place == placeSystemBoard && c.placeBy == "name" && rs.intakeWord(c.words) &&
 			roomAirLimits(r, c.conv)
 	}
@@ -308,15 +314,17 @@ func chooseSpots(s *v1.Snapshot, cs []classified) {
 // the chassis.
 const RoomAirLimitCelsius = 50
 
-// roomAirLimits reports whether a reading's own upper thresholds, in
-// °C, say it watches room air: it has at least one upper threshold and
-// none above RoomAirLimitCelsius. A reading without upper thresholds says
-// nothing, and is not believed.
+// roomAirLimits reports whether a reading's own upper alarm thresholds
+// (caution and critical, in °C) say it watches room air: it has at least
+// one and none above RoomAirLimitCelsius. The fatal threshold is a
+// shutdown point and may be higher (iLO 4 puts its Front Ambient's at 52
+// °C). A reading without upper alarm thresholds says nothing, and is not
+// believed.
 func roomAirLimits(r *v1.Reading, conv conversion) bool {
 	seen := false
 	for _, t := range r.Thresholds {
 		switch t.Kind {
-		case v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, v1.ThresholdKind_THRESHOLD_UPPER_FATAL:
+		case v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL:
 			if conv.apply(t.Value) > RoomAirLimitCelsius {
 				return false
 			}
@@ -324,6 +332,20 @@ func roomAirLimits(r *v1.Reading, conv conversion) bool {
 		}
 	}
 	return seen
+}
+
+// aboveRoomAir reports whether any of a reading's own upper alarm
+// thresholds (caution, critical; in °C) is above RoomAirLimitCelsius.
+func aboveRoomAir(r *v1.Reading, conv conversion) bool {
+	for _, t := range r.Thresholds {
+		switch t.Kind {
+		case v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL:
+			if conv.apply(t.Value) > RoomAirLimitCelsius {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 var spotWhy = [...]string{"room-air name", "inlet name", "context or entity only"}

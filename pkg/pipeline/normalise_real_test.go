@@ -81,6 +81,21 @@ func TestNormaliseRealNaming(t *testing.T) {
 			},
 		},
 		{
+			name: "an ambient alarmed above room air's limits is not intake; a fatal threshold is not read",
+			snap: vendorSnap("HPE", pRedfish,
+				withUpper(temp("NC TEMP SENSOR ambient", "/s/ambient", "Chassis", 32), 60, 70),
+				withFatal(withUpper(temp("01-Front Ambient", "/t/0", "Intake", 15), 45, 48), 52)),
+			want: []string{
+				`bmc_temperature_celsius{context="intake",sensor="intake"} 15`,
+				`bmc_temperature_celsius{context="other",sensor="sensor_ambient"} 32`,
+				`bmc_temperature_upper_caution_celsius{context="intake",sensor="intake"} 45`,
+				`bmc_temperature_upper_caution_celsius{context="other",sensor="sensor_ambient"} 60`,
+				`bmc_temperature_upper_critical_celsius{context="intake",sensor="intake"} 48`,
+				`bmc_temperature_upper_critical_celsius{context="other",sensor="sensor_ambient"} 70`,
+				`bmc_temperature_upper_fatal_celsius{context="intake",sensor="intake"} 52`,
+			},
+		},
+		{
 			name: "a board inlet without thresholds says nothing of room air: the board's",
 			snap: vendorSnap("NVIDIA", pRedfish,
 				temp("PDB 0 Inlet Temp 0", "/s/PDB_0_Inlet_Temp_0", "", 34)),
@@ -291,5 +306,11 @@ func withUpper(r v1.Reading, caution, critical float64) v1.Reading {
 	r.Thresholds = append(r.Thresholds,
 		v1.Threshold{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CAUTION, Value: caution},
 		v1.Threshold{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: critical})
+	return r
+}
+
+// withFatal gives r an upper fatal threshold, in its unit.
+func withFatal(r v1.Reading, fatal float64) v1.Reading {
+	r.Thresholds = append(r.Thresholds, v1.Threshold{Kind: v1.ThresholdKind_THRESHOLD_UPPER_FATAL, Value: fatal})
 	return r
 }

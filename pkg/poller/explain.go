@@ -125,10 +125,18 @@ func (v explainValue) MarshalJSON() ([]byte, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return []byte(strconv.Quote(formatValue(f))), nil
 	}
-	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
+	return []byte(formatValue(f)), nil
 }
 
-func formatValue(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+// formatValue writes a raw value as the BMC would: 1234567 rather than
+// 1.234567e+06 (energy counters), exponents only for the very large or
+// small.
+func formatValue(f float64) string {
+	if a := math.Abs(f); a == 0 || a >= 1e-4 && a < 1e15 {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
 
 // explainLogoutTimeout bounds closing the sessions, as a worker does.
 const explainLogoutTimeout = 5 * time.Second

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -303,4 +304,28 @@ func TestSameTargetSchema(t *testing.T) {
 	require.True(t, sameTarget(a, b))
 	b.RedfishSchema = inventory.SchemaLegacy
 	require.False(t, sameTarget(a, b))
+}
+
+// TestExplainValues: raw values print as the BMC sent them, and JSON
+// carries the non-finite ones as strings rather than failing.
+func TestExplainValues(t *testing.T) {
+	for _, tc := range []struct {
+		v          float64
+		text, json string
+	}{
+		{0, "0", "0"},
+		{21.4, "21.4", "21.4"},
+		{-58, "-58", "-58"},
+		{123456789, "123456789", "123456789"},
+		{1e20, "1e+20", "1e+20"},
+		{0.00001, "1e-05", "1e-05"},
+		{math.NaN(), "NaN", `"NaN"`},
+		{math.Inf(1), "+Inf", `"+Inf"`},
+		{math.Inf(-1), "-Inf", `"-Inf"`},
+	} {
+		require.Equal(t, tc.text, formatValue(tc.v))
+		b, err := json.Marshal(explainValue(tc.v))
+		require.NoError(t, err)
+		require.Equal(t, tc.json, string(b))
+	}
 }

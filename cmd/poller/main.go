@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +41,9 @@ func Main(args []string) int {
 	pollerID := app.Flag("poller.id", "Poller id (overrides poller_id).").String()
 	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
 	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
+	explain := app.Flag("explain", "Poll this BMC of the inventory once per protocol, print each reading and the series the gateway makes of it (or why none, and what the source left out), log out and exit: 0 when it answered, 1 otherwise. Publishes nothing.").PlaceHolder("<bmc id>").String()
+	explainRules := app.Flag("explain.rules", "With --explain: the gateway's mapping file or directory (normalise.rule_files), read before the built-in rules; repeatable.").PlaceHolder("<file or dir>").Strings()
+	explainFormat := app.Flag("explain.format", "With --explain: text or json.").Default("text").Enum("text", "json")
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
 		return 2
@@ -52,6 +57,16 @@ func Main(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
 		return 1
+	}
+	if *explain != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := poller.Explain(ctx, cfg, *explain, os.Stdout, poller.ExplainOptions{RuleFiles: *explainRules, Format: *explainFormat, Logger: logger})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "poller: explain: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	web, err := service.CheckWebConfig(*webConfig)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -136,4 +137,81 @@ func run(t *testing.T, bin string, args ...string) (int, string) {
 	}
 	require.NoError(t, err)
 	return 0, stderr.String()
+}
+
+// TestExplainFlag runs the poller binary with --explain against a
+// simulated BMC polled over both protocols: it prints the readings and
+// their series (text, then JSON), touches no NATS, exits 0, and leaves no
+// session open; an unknown BMC id exits 1 naming the inventory file read.
+// Neither stream ever holds the password.
+func TestExplainFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the poller binary")
+	}
+	bin := testbed.Build(t, "github.com/bmcstream/bmcstream/cmd/poller")
+	fc := fleet.DefaultConfig
+	fc.Count = 2
+	fc.Mix = map[string]int{"ilo": 1}
+	fc.FirstAddress = netip.MustParseAddr("127.94.0.1")
+	sim := testbed.StartSimFleet(t, fc, time.Second)
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "poller.yml")
+	// NATS points at a closed port: explaining does not publish.
+	require.NoError(t, os.WriteFile(cfgFile, []byte(fmt.Sprintf("nats:\n  url: nats://127.0.0.1:%d\ninventory:\n  files: [%s]\n  credentials_file: %s\n",
+		testbed.FreePort(t), sim.InvFile, sim.CredFile)), 0o600))
+	rules := filepath.Join(dir, "mappings")
+	require.NoError(t, os.Mkdir(rules, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(rules, "site.yml"), []byte("rules:\n  - match: {protocol: redfish, name: '^07-Exhaust$'}\n    set: {drop: true}\n"), 0o600))
+	id := sim.Fleet.Members[1].BMC.ID
+
+	code, stdout, stderr := runOut(t, bin, "--config.file="+cfgFile, "--explain="+id, "--explain.rules="+rules, "--log.level=debug")
+	require.Zero(t, code, stderr)
+	require.Contains(t, stdout, "BMC "+id+" at "+sim.Fleet.Members[1].Addr.String()+", protocol both (prefer redfish)")
+	require.Contains(t, stdout, "mapping files: "+rules+", built-in")
+	require.Regexp(t, `series bmc_temperature_celsius\{bmc="`+id+`",context="intake",[^}]*sensor="intake"`, stdout)
+	require.Contains(t, stdout, "dropped rule_drop: ")
+	require.Regexp(t, `(?m)^  redfish: up, \d+ readings, \d+ series; normaliser dropped 1 \(rule_drop 1\); source left out 2 \(absent 2\)$`, stdout)
+	require.Regexp(t, `(?m)^  ipmi: up, \d+ readings, \d+ series; `, stdout)
+	rf, ipmi := sim.Fleet.SessionCounts(id)
+	require.Zero(t, rf+ipmi, "sessions closed")
+
+	code, stdout, stderr = runOut(t, bin, "--config.file="+cfgFile, "--explain="+id, "--explain.format=json")
+	require.Zero(t, code, stderr)
+	var rep struct {
+		BMC   string `json:"bmc"`
+		Polls []struct {
+			Protocol string `json:"protocol"`
+			Up       bool   `json:"up"`
+		} `json:"polls"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+	require.Equal(t, id, rep.BMC)
+	require.Len(t, rep.Polls, 2)
+	require.True(t, rep.Polls[0].Up && rep.Polls[1].Up)
+
+	code, stdout, stderr = runOut(t, bin, "--config.file="+cfgFile, "--explain=srv-404")
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Equal(t, `poller: explain: bmc "srv-404" is not in the inventory (read `+sim.InvFile+")\n", stderr)
+
+}
+
+// runOut runs the program to its end (at most 30 s) and returns its exit
+// code, standard output and standard error.
+func runOut(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	require.NoError(t, ctx.Err(), "the program did not exit: %s", stderr.String())
+	require.NotContains(t, stdout.String()+stderr.String(), fleet.DefaultConfig.Password)
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	}
+	require.NoError(t, err)
+	return 0, stdout.String(), stderr.String()
 }

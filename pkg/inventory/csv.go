@@ -14,8 +14,8 @@ import (
 
 // ParseCSV reads an inventory from CSV, as DCIM tools export it. The first
 // row names the columns: id and address are required; protocol, prefer,
-// credentials, interval, redfish_port, ipmi_port, redfish_scheme, ca_file
-// and insecure_skip_verify are optional; every other column is a label
+// credentials, interval, redfish_port, ipmi_port, redfish_scheme,
+// redfish_schema, ca_file and insecure_skip_verify are optional; every other column is a label
 // (site, room, row, rack, position, or your own), empty cells omitted.
 // Errors name the line and column.
 func ParseCSV(r io.Reader) (*Inventory, error) {
@@ -94,6 +94,8 @@ func ParseCSV(r io.Reader) (*Inventory, error) {
 				e.IPMIPort, err = atoiEmpty(v)
 			case "redfish_scheme":
 				e.RedfishScheme = strings.ToLower(v)
+			case "redfish_schema":
+				e.RedfishSchema = strings.ToLower(v)
 			case "ca_file":
 				e.CAFile = v
 			case "insecure_skip_verify":

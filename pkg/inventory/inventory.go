@@ -31,6 +31,13 @@ const (
 	Both    Protocol = "both"
 )
 
+// The Redfish schema choices of BMC.RedfishSchema; empty means SchemaAuto.
+const (
+	SchemaAuto   = "auto"
+	SchemaLegacy = "legacy"
+	SchemaModern = "modern"
+)
+
 // WellKnownLabels are the position labels every series may carry, in the
 // order dashboards group by them.
 var WellKnownLabels = []string{"site", "room", "row", "rack", "position"}
@@ -54,6 +61,12 @@ type BMC struct {
 	IPMIPort    int `yaml:"ipmi_port,omitempty"`
 	// RedfishScheme is "https" (default) or "http".
 	RedfishScheme string `yaml:"redfish_scheme,omitempty"`
+	// RedfishSchema chooses the Redfish sensor resources read where a
+	// chassis offers both generations: auto (the default: every
+	// generation, merged), legacy (Thermal and Power) or modern (the
+	// Sensors collection and the subsystems). Set it for a group of BMCs
+	// in a file's defaults when one generation of a firmware is wrong.
+	RedfishSchema string `yaml:"redfish_schema,omitempty"`
 	// CAFile verifies this BMC's Redfish certificate (a per-BMC or
 	// per-group CA bundle); the system roots are used when empty.
 	CAFile string `yaml:"ca_file,omitempty"`
@@ -71,11 +84,14 @@ type BMC struct {
 
 // Defaults fill fields that entries leave empty.
 type Defaults struct {
-	Protocol    Protocol          `yaml:"protocol,omitempty"`
-	Prefer      Protocol          `yaml:"prefer,omitempty"`
-	Credentials string            `yaml:"credentials,omitempty"`
-	Interval    model.Duration    `yaml:"interval,omitempty"`
-	Labels      map[string]string `yaml:"labels,omitempty"`
+	Protocol    Protocol       `yaml:"protocol,omitempty"`
+	Prefer      Protocol       `yaml:"prefer,omitempty"`
+	Credentials string         `yaml:"credentials,omitempty"`
+	Interval    model.Duration `yaml:"interval,omitempty"`
+	// RedfishSchema is the schema choice of the file's entries that set
+	// none (see BMC.RedfishSchema).
+	RedfishSchema string            `yaml:"redfish_schema,omitempty"`
+	Labels        map[string]string `yaml:"labels,omitempty"`
 }
 
 type file struct {
@@ -160,7 +176,7 @@ func Parse(b []byte) (*Inventory, error) {
 
 // validate checks what the defaults would give every entry.
 func (d *Defaults) validate() error {
-	e := BMC{ID: "-", Address: "-", Protocol: d.Protocol, Prefer: d.Prefer, Interval: d.Interval, Labels: d.Labels}
+	e := BMC{ID: "-", Address: "-", Protocol: d.Protocol, Prefer: d.Prefer, Interval: d.Interval, RedfishSchema: d.RedfishSchema, Labels: d.Labels}
 	if e.Protocol == "" {
 		e.Protocol = Redfish
 	}
@@ -188,6 +204,9 @@ func applyDefaults(e *BMC, d Defaults) {
 	}
 	if e.Credentials == "" {
 		e.Credentials = d.Credentials
+	}
+	if e.RedfishSchema == "" {
+		e.RedfishSchema = d.RedfishSchema
 	}
 	if e.Interval == 0 {
 		e.Interval = d.Interval
@@ -236,6 +255,11 @@ func (e *BMC) Validate() error {
 	case "", "https", "http":
 	default:
 		errs = append(errs, fmt.Errorf("redfish_scheme: %q is not one of https, http", e.RedfishScheme))
+	}
+	switch e.RedfishSchema {
+	case "", SchemaAuto, SchemaLegacy, SchemaModern:
+	default:
+		errs = append(errs, fmt.Errorf("redfish_schema: %q is not one of auto, legacy, modern", e.RedfishSchema))
 	}
 	if e.Interval < MinInterval {
 		errs = append(errs, fmt.Errorf("interval: %s is below the minimum of %s", e.Interval, MinInterval))

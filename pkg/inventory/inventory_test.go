@@ -138,3 +138,47 @@ func TestPrefer(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, IPMI, e.Prefer)
 }
+
+// TestRedfishSchema: an entry's Redfish schema choice is its own, else
+// its file's defaults' (a file of BMCs is a group), else empty (auto), in
+// YAML, CSV and a bucket entry alike, and it survives the poller's merge.
+func TestRedfishSchema(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		csv       bool
+		want      map[string]string
+	}{
+		{"unset", "bmcs:\n  - id: a\n    address: x\n", false, map[string]string{"a": ""}},
+		{"entry", "bmcs:\n  - id: a\n    address: x\n    redfish_schema: legacy\n  - id: b\n    address: y\n", false,
+			map[string]string{"a": "legacy", "b": ""}},
+		{"group", "defaults:\n  redfish_schema: modern\nbmcs:\n  - id: a\n    address: x\n  - id: b\n    address: y\n    redfish_schema: auto\n", false,
+			map[string]string{"a": "modern", "b": "auto"}},
+		{"csv", "id,address,redfish_schema\na,x,LEGACY\nb,y,\n", true, map[string]string{"a": "legacy", "b": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var inv *Inventory
+			var err error
+			if tc.csv {
+				inv, err = ParseCSV(strings.NewReader(tc.doc))
+			} else {
+				inv, err = Parse([]byte(tc.doc))
+			}
+			require.NoError(t, err)
+			out, err := Marshal(inv.All())
+			require.NoError(t, err)
+			again, err := Parse(out)
+			require.NoError(t, err)
+			for id, want := range tc.want {
+				b, ok := inv.Get(id)
+				require.True(t, ok)
+				require.Equal(t, want, b.RedfishSchema, id)
+				b, ok = again.Get(id)
+				require.True(t, ok)
+				require.Equal(t, want, b.RedfishSchema, "%s after Marshal and Parse", id)
+			}
+		})
+	}
+	e, err := ParseEntry([]byte("id: a\naddress: x\nredfish_schema: modern\n"))
+	require.NoError(t, err)
+	require.Equal(t, SchemaModern, e.RedfishSchema)
+}

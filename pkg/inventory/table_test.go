@@ -58,11 +58,15 @@ func TestInvalidInventoryTable(t *testing.T) {
 		{"port out of range", one + "    redfish_port: 70000\n", "line 4: bmcs[0].redfish_port: 70000 is not a port", nil},
 		{"negative port", one + "    ipmi_port: -1\n", "line 4: bmcs[0].ipmi_port: -1 is not a port", nil},
 		{"bad scheme", one + "    redfish_scheme: ftp\n", "line 4: bmcs[0].redfish_scheme", nil},
+		{"bad schema", one + "    redfish_schema: newest\n", `line 4: bmcs[0].redfish_schema: "newest" is not one of auto, legacy, modern`, nil},
+		{"schema in capitals", one + "    redfish_schema: Legacy\n", `line 4: bmcs[0].redfish_schema: "Legacy" is not one of auto, legacy, modern`, nil},
+		{"wrong type: list for schema", one + "    redfish_schema: [legacy]\n", "line 4: bmcs[0].redfish_schema", []string{"cannot unmarshal !!seq"}},
 		{"bad label name", one + "    labels: {\"1x\": y}\n", "line 4: bmcs[0].labels", []string{"not a valid label name"}},
 		{"reserved label", one + "    labels: {bmc: y}\n", "line 4: bmcs[0].labels", []string{"reserved"}},
 		{"duplicate id", one + "  - id: a\n    address: y\n", `line 4: bmcs[1].id: "a" already used at line 2`, nil},
 		{"defaults: bad protocol", "defaults:\n  protocol: snmp\n" + one, "line 2: defaults.protocol", nil},
 		{"defaults: bad prefer", "defaults:\n  prefer: xcc\n" + one, `line 2: defaults.prefer: "xcc"`, nil},
+		{"defaults: bad schema", "defaults:\n  interval: 10s\n  redfish_schema: sensors\n" + one, `line 3: defaults.redfish_schema: "sensors" is not one of auto, legacy, modern`, nil},
 		{"defaults: interval below the minimum", "defaults:\n  interval: 10ms\n" + one, "line 2: defaults.interval", nil},
 		{"defaults: reserved label", "defaults:\n  labels: {__name__: x}\n" + one, "line 2: defaults.labels", nil},
 		{"syntax error", "bmcs:\n  - id: a\n\taddress: x\n", "line 3: ", nil},
@@ -88,6 +92,7 @@ func TestInvalidCSVTable(t *testing.T) {
 		{"bad bool", "id,address,insecure_skip_verify\na,x,maybe\n", `line 2: column insecure_skip_verify: "maybe"`},
 		{"bad protocol", "id,address,protocol\na,x,snmp\n", `line 2: protocol: "snmp"`},
 		{"bad prefer", "id,address,protocol,prefer\na,x,both,snmp\n", `line 2: prefer: "snmp" is not one of redfish, ipmi`},
+		{"bad schema", "id,address,redfish_schema\na,x,\na,y,thermal\n", `line 3: redfish_schema: "thermal" is not one of auto, legacy, modern`},
 		{"missing id", "id,address\n,x\n", "line 2: id: must be set"},
 		{"duplicate id", "id,address\na,x\na,y\n", `line 3: id "a" already used at line 2`},
 		{"bad label", "id,address,1rack\na,x,3\n", `line 2: labels: "1rack" is not a valid label name`},
@@ -138,6 +143,7 @@ func TestInvalidEntryTable(t *testing.T) {
 		{"missing address", "id: a\n", "line 1: address: must be set"},
 		{"bad protocol", "id: a\naddress: x\nprotocol: snmp\n", "line 3: protocol"},
 		{"bad prefer", "id: a\naddress: x\nprotocol: both\nprefer: both\n", `line 4: prefer: "both" is not one of redfish, ipmi`},
+		{"bad schema", "id: a\naddress: x\nredfish_schema: both\n", `line 3: redfish_schema: "both" is not one of auto, legacy, modern`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseEntry([]byte(tc.doc))

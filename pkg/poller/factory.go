@@ -17,11 +17,24 @@ import (
 )
 
 // DefaultSources opens the project's Redfish and IPMI sources with the
-// configuration's protocol settings. A BMC's own ca_file takes precedence
-// over redfish.ca_file; insecure_skip_verify is warned about once per
-// inventory load (warnSkipVerify), not here: sources are opened again on
-// every ownership change.
+// configuration's protocol settings and the inventory entry's. A BMC's own
+// ca_file takes precedence over redfish.ca_file; insecure_skip_verify is
+// warned about once per inventory load (warnSkipVerify), not here: sources
+// are opened again on every ownership change.
 func DefaultSources(cfg *Config, logger *slog.Logger) SourceFactory {
+	return sourceFactory(cfg, logger, nil)
+}
+
+// sourceFactory is DefaultSources whose sources, when onDrop is not nil,
+// report each reading they leave out of a poll to it, with their protocol
+// (Options.OnDrop of both sources: called synchronously from Collect).
+func sourceFactory(cfg *Config, logger *slog.Logger, onDrop func(v1.Protocol, sources.Drop)) SourceFactory {
+	hook := func(proto v1.Protocol) func(sources.Drop) {
+		if onDrop == nil {
+			return nil
+		}
+		return func(d sources.Drop) { onDrop(proto, d) }
+	}
 	return func(b inventory.BMC, proto v1.Protocol, user string, password secret.Secret) (sources.Source, error) {
 		host, port := splitAddress(b.Address)
 		t := sources.Target{Host: host, Username: user, Password: password, CAFile: b.CAFile, InsecureSkipVerify: b.InsecureSkipVerify, Scheme: b.RedfishScheme}
@@ -39,6 +52,8 @@ func DefaultSources(cfg *Config, logger *slog.Logger) SourceFactory {
 				BasicAuth:      cfg.Redfish.BasicAuth,
 				RequestTimeout: time.Duration(cfg.Polling.RequestTimeout),
 				InfoInterval:   time.Duration(cfg.Polling.InfoInterval),
+				Schema:         redfishsrc.Schema(b.RedfishSchema),
+				OnDrop:         hook(proto),
 				Logger:         l,
 			}), nil
 		case v1.Protocol_PROTOCOL_IPMI:
@@ -63,6 +78,7 @@ func DefaultSources(cfg *Config, logger *slog.Logger) SourceFactory {
 				RequestTimeout: rt,
 				InfoInterval:   time.Duration(cfg.Polling.InfoInterval),
 				SkipDiscrete:   !cfg.IPMI.Discrete,
+				OnDrop:         hook(proto),
 				Logger:         l,
 			}), nil
 		}

@@ -148,23 +148,7 @@ func (p *Poller) self() string {
 
 // load reads inventory files and credentials.
 func (p *Poller) load() error {
-	var all []inventory.BMC
-	for _, f := range p.cfg.Inventory.Files {
-		inv, err := inventory.Load(f)
-		if err != nil {
-			return err
-		}
-		all = append(all, inv.All()...)
-	}
-	b, err := inventory.Marshal(all)
-	if err != nil {
-		return err
-	}
-	inv, err := inventory.Parse(b)
-	if err != nil {
-		return fmt.Errorf("merge inventory files: %w", err)
-	}
-	creds, err := inventory.LoadCredentials(p.cfg.Inventory.CredentialsFile)
+	inv, creds, err := loadInventory(p.cfg)
 	if err != nil {
 		return err
 	}
@@ -172,6 +156,32 @@ func (p *Poller) load() error {
 	p.creds.Store(creds)
 	warnSkipVerify(p.logger, inv.All())
 	return nil
+}
+
+// loadInventory reads the configuration's inventory files, merged into
+// one inventory (an id in two files is an error), and its credentials.
+func loadInventory(cfg *Config) (*inventory.Inventory, *inventory.Credentials, error) {
+	var all []inventory.BMC
+	for _, f := range cfg.Inventory.Files {
+		inv, err := inventory.Load(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		all = append(all, inv.All()...)
+	}
+	b, err := inventory.Marshal(all)
+	if err != nil {
+		return nil, nil, err
+	}
+	inv, err := inventory.Parse(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("merge inventory files: %w", err)
+	}
+	creds, err := inventory.LoadCredentials(cfg.Inventory.CredentialsFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return inv, creds, nil
 }
 
 // Reload re-reads inventory and credentials and reconciles: new BMCs are
@@ -425,7 +435,7 @@ func (p *Poller) reconcile() {
 func sameTarget(a, b inventory.BMC) bool {
 	return a.Address == b.Address && a.Protocol == b.Protocol && a.Credentials == b.Credentials &&
 		a.Interval == b.Interval && a.RedfishPort == b.RedfishPort && a.IPMIPort == b.IPMIPort &&
-		a.RedfishScheme == b.RedfishScheme && a.CAFile == b.CAFile && a.InsecureSkipVerify == b.InsecureSkipVerify
+		a.RedfishScheme == b.RedfishScheme && a.RedfishSchema == b.RedfishSchema && a.CAFile == b.CAFile && a.InsecureSkipVerify == b.InsecureSkipVerify
 }
 
 func (p *Poller) newWorker(b inventory.BMC) (*worker, error) {
@@ -434,16 +444,7 @@ func (p *Poller) newWorker(b inventory.BMC) (*worker, error) {
 		return nil, err
 	}
 	w := &worker{p: p, bmc: b, done: make(chan struct{}), status: Status{ID: b.ID, Address: b.Address, Protocol: string(b.Protocol)}}
-	var protos []v1.Protocol
-	switch b.Protocol {
-	case inventory.Redfish:
-		protos = []v1.Protocol{v1.Protocol_PROTOCOL_REDFISH}
-	case inventory.IPMI:
-		protos = []v1.Protocol{v1.Protocol_PROTOCOL_IPMI}
-	case inventory.Both:
-		protos = []v1.Protocol{v1.Protocol_PROTOCOL_REDFISH, v1.Protocol_PROTOCOL_IPMI}
-	}
-	for _, proto := range protos {
+	for _, proto := range protocolsOf(b) {
 		src, err := p.opts.NewSource(b, proto, user, pw)
 		if err != nil {
 			for _, ps := range w.sources {
@@ -454,6 +455,19 @@ func (p *Poller) newWorker(b inventory.BMC) (*worker, error) {
 		w.sources = append(w.sources, protoSource{proto: proto, src: src})
 	}
 	return w, nil
+}
+
+// protocolsOf lists the protocols a BMC is polled over, Redfish first.
+func protocolsOf(b inventory.BMC) []v1.Protocol {
+	switch b.Protocol {
+	case inventory.Redfish:
+		return []v1.Protocol{v1.Protocol_PROTOCOL_REDFISH}
+	case inventory.IPMI:
+		return []v1.Protocol{v1.Protocol_PROTOCOL_IPMI}
+	case inventory.Both:
+		return []v1.Protocol{v1.Protocol_PROTOCOL_REDFISH, v1.Protocol_PROTOCOL_IPMI}
+	}
+	return nil
 }
 
 func (p *Poller) stopAll() {

@@ -169,11 +169,7 @@ func (w *worker) keepAlive(ctx context.Context) {
 // accounts out on BMCs that count failed logins); and how long the BMC
 // asked us to wait (Retry-After).
 func (w *worker) poll(ctx context.Context, ps *protoSource, seq uint64, interval time.Duration) (bool, time.Duration) {
-	timeout := time.Duration(w.p.cfg.Polling.PollTimeout)
-	if timeout == 0 {
-		timeout = interval * 8 / 10
-	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+	pctx, cancel := context.WithTimeout(ctx, pollTimeout(w.p.cfg, interval))
 	defer cancel()
 	snap := &v1.Snapshot{
 		BmcId:       w.bmc.ID,
@@ -241,6 +237,15 @@ func (w *worker) poll(ctx context.Context, ps *protoSource, seq uint64, interval
 		return false, retryAfter
 	}
 	return true, retryAfter
+}
+
+// pollTimeout bounds one poll of a BMC polled every interval:
+// polling.poll_timeout, else 80 % of the interval.
+func pollTimeout(cfg *Config, interval time.Duration) time.Duration {
+	if t := time.Duration(cfg.Polling.PollTimeout); t > 0 {
+		return t
+	}
+	return interval * 8 / 10
 }
 
 // setOpen records whether the session of one protocol is open; callers

@@ -471,6 +471,8 @@ func vendorName(iana uint32) string {
 		return "Huawei"
 	case 4753:
 		return "MontaVista"
+	case 5703:
+		return "NVIDIA"
 	case 5771:
 		return "Cisco"
 	case 7244:

@@ -55,15 +55,8 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 		t.Cleanup(stop)
 		return stop
 	}
-	stopA := run("ha-a")
-	run("ha-b")
-
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	time.Sleep(4 * time.Second) // both pollers own every BMC
-	from := time.Now()
-	time.Sleep(6 * time.Second)
-	to := time.Now()
 	perSeries := func(from, to time.Time) map[string]int {
 		got, err := prom.RawSamples(ctx, `bmc_up`, to.Sub(from), to)
 		require.NoError(t, err)
@@ -73,6 +66,20 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 		}
 		return out
 	}
+	// ha-a alone until every BMC's polls are written: it leads them all
+	// (on a loaded machine ha-b could otherwise publish first for some).
+	start := time.Now().Add(-time.Second)
+	stopA := run("ha-a")
+	require.Eventually(t, func() bool {
+		got, err := prom.RawSamples(ctx, `bmc_up`, time.Since(start), time.Now())
+		return err == nil && len(got) == fcfg.Count
+	}, time.Minute, 200*time.Millisecond, "ha-a's polls of every BMC are written")
+	run("ha-b")
+
+	time.Sleep(4 * time.Second) // both pollers own every BMC
+	from := time.Now()
+	time.Sleep(6 * time.Second)
+	to := time.Now()
 	// Both pollers poll every BMC each second; Prometheus holds one sample
 	// per poll: about 6, never about 12.
 	for bmc, n := range perSeries(from, to) {
@@ -96,6 +103,6 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 	for bmc, n := range perSeries(from, time.Now()) {
 		require.InDelta(t, 5, n, 1, "bmc %s: the survivor's polls arrive", bmc)
 	}
-	// ha-a started first, so it led; the survivor took over.
+	// ha-a led every BMC; the survivor took over.
 	require.Positive(t, counterValue(t, reg, "bmcstream_gateway_ha_failovers_total", "sink", "prom"))
 }

@@ -118,7 +118,9 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // tokens splits a vendor name into lower-case words at spaces, punctuation,
 // underscores, dashes, camelCase and letter-digit boundaries:
-// "CPU1_DTSMargin" is cpu, 1, dts, margin.
+// "CPU1_DTSMargin" is cpu, 1, dts, margin. Written here rather than taken
+// from the normaliser or the source, so that the invariants do not share
+// their mistakes.
 func tokens(s string) []string {
 	var out []string
 	rs := []rune(s)

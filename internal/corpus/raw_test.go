@@ -305,7 +305,8 @@ func state(o map[string]any) string {
 }
 
 // canonicalURI is a URI's path without scheme, host, query or trailing
-// slash, as docs/metrics.md identifies readings.
+// slash, as docs/metrics.md identifies readings (written here, like the
+// whole walk, independently of the source's own).
 func canonicalURI(u string) string {
 	if i := strings.Index(u, "://"); i >= 0 {
 		rest := u[i+3:]

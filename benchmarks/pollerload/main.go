@@ -129,7 +129,11 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	poller := exec.Command(filepath.Join(dir, "poller"), "--config.file="+cfgFile, "--web.listen-address=127.0.0.1:"+strconv.Itoa(webPort), "--log.level=warn")
+	args := []string{"--config.file=" + cfgFile, "--web.listen-address=127.0.0.1:" + strconv.Itoa(webPort), "--log.level=warn"}
+	if profile != "" {
+		args = append(args, "--web.enable-pprof")
+	}
+	poller := exec.Command(filepath.Join(dir, "poller"), args...)
 	poller.Stderr = os.Stderr
 	if err := poller.Start(); err != nil {
 		return nil, err

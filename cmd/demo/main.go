@@ -67,6 +67,7 @@ type options struct {
 	natsListen   string
 	webListen    string
 	pollerListen []string
+	enablePprof  bool
 	logLevel     string
 	firstAddress string
 	redfishPort  int
@@ -106,6 +107,7 @@ func run(args []string) error {
 	app.Flag("nats.listen", "Client address of the embedded NATS server.").Default("127.0.0.1:4222").StringVar(&o.natsListen)
 	app.Flag("web.listen-address", "Address of the gateway's /metrics.").Default("127.0.0.1:9290").StringVar(&o.webListen)
 	app.Flag("poller.web.listen-address", "Addresses of the two pollers' /metrics (repeat the flag for each).").Default("127.0.0.1:9291", "127.0.0.1:9292").StringsVar(&o.pollerListen)
+	app.Flag("web.enable-pprof", "Serve Go's runtime profiles under /debug/pprof/ on the gateway's and the pollers' addresses.").BoolVar(&o.enablePprof)
 	app.Flag("log.level", "Log level.").Default("info").EnumVar(&o.logLevel, "debug", "info", "warn", "error")
 	if _, err := app.Parse(args); err != nil {
 		return err
@@ -483,6 +485,15 @@ func (d *demo) serve(ln net.Listener, h http.Handler) {
 	d.onClose(func() { _ = srv.Close() })
 }
 
+// mux is a program's endpoints, as its command serves them.
+func (d *demo) mux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
+	mux := service.NewMux(reg, ready)
+	if d.o.enablePprof {
+		service.HandleProfiles(mux)
+	}
+	return mux
+}
+
 // registry is a program's own registry, with the Go and process collectors
 // its command registers.
 func registry() *prometheus.Registry {
@@ -509,7 +520,7 @@ func (d *demo) startGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.serve(d.gatewayLn, service.NewMux(reg, gw.Ready))
+	d.serve(d.gatewayLn, d.mux(reg, gw.Ready))
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(runCtx) }()
@@ -555,7 +566,7 @@ func (d *demo) startPollers() error {
 		if err != nil {
 			return err
 		}
-		d.serve(ln, service.NewMux(reg, pl.Ready))
+		d.serve(ln, d.mux(reg, pl.Ready))
 		runCtx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- pl.Run(runCtx, 5*time.Second) }()

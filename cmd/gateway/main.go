@@ -29,8 +29,9 @@ func Main(args []string, stdout, stderr *os.File) int {
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Gateway configuration file.").Default("gateway.yml").String()
 	configCheck := app.Flag("config.check", "Validate the configuration and inventory, then exit.").Bool()
-	listen := app.Flag("web.listen-address", "Address for /metrics, /-/healthy, /-/ready and /debug/pprof/.").Default(":9290").String()
+	listen := app.Flag("web.listen-address", "Address for /metrics, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).").Default(":9290").String()
 	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
+	enablePprof := app.Flag("web.enable-pprof", "Serve Go's runtime profiles under /debug/pprof/ on --web.listen-address (stacks, heap, CPU profiles): for debugging, behind --web.config.file or on a trusted address.").Bool()
 	shutdown := app.Flag("shutdown.timeout", "How long shutdown may take to write and ack everything taken from the stream.").Default("30s").Duration()
 	embedded := app.Flag("nats.embedded", "Run an embedded NATS server with JetStream (overrides nats.embedded.enabled).").Bool()
 	embeddedDir := app.Flag("nats.embedded.store-dir", "JetStream store directory of the embedded server (overrides the config).").String()
@@ -103,8 +104,11 @@ func Main(args []string, stdout, stderr *os.File) int {
 		return 1
 	}
 	mux := service.NewMux(reg, gw.Ready)
+	if *enablePprof {
+		service.HandleProfiles(mux)
+	}
 
-	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "config", *configFile, "web", web)
+	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "config", *configFile, "web", web, "pprof", *enablePprof)
 	if web.BasicAuthUsers > 0 && !web.TLS {
 		logger.Warn("basic authentication without TLS: passwords cross the network in clear text", "web_config", web.File)
 	}

@@ -35,8 +35,9 @@ func Main(args []string) int {
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Poller configuration file.").Default("poller.yml").String()
 	configCheck := app.Flag("config.check", "Validate the configuration, inventory and credentials, then exit.").Bool()
-	listen := app.Flag("web.listen-address", "Address for /metrics, /status, /-/healthy and /-/ready.").Default(":9291").String()
+	listen := app.Flag("web.listen-address", "Address for /metrics, /status, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).").Default(":9291").String()
 	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
+	enablePprof := app.Flag("web.enable-pprof", "Serve Go's runtime profiles under /debug/pprof/ on --web.listen-address (stacks, heap, CPU profiles): for debugging, behind --web.config.file or on a trusted address.").Bool()
 	shutdown := app.Flag("shutdown.timeout", "How long to flush buffered snapshots on shutdown.").Default("15s").Duration()
 	pollerID := app.Flag("poller.id", "Poller id (overrides poller_id).").String()
 	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
@@ -98,6 +99,9 @@ func Main(args []string) int {
 		return 1
 	}
 	mux := service.NewMux(reg, p.Ready)
+	if *enablePprof {
+		service.HandleProfiles(mux)
+	}
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		st := struct {
 			Poller  string          `json:"poller"`
@@ -113,7 +117,7 @@ func Main(args []string) int {
 		_ = statusPage.Execute(w, st)
 	})
 
-	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID(), "web", web)
+	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID(), "web", web, "pprof", *enablePprof)
 	if web.BasicAuthUsers > 0 && !web.TLS {
 		logger.Warn("basic authentication without TLS: passwords cross the network in clear text", "web_config", web.File)
 	}

@@ -1,6 +1,6 @@
 // Package service runs a long-lived program's parts together, the way the
 // poller and the gateway both need: the work itself, the HTTP endpoints
-// (/metrics, /-/healthy, /-/ready, profiles), and signals (SIGHUP reloads,
+// (/metrics, /-/healthy, /-/ready, and profiles when enabled), and signals (SIGHUP reloads,
 // SIGTERM and SIGINT stop). When any part ends, the others are stopped.
 //
 // The endpoints can be served over TLS with basic authentication, as every
@@ -26,14 +26,12 @@ import (
 )
 
 // NewMux serves the endpoints every bmcstream program has: /metrics from
-// reg, /-/healthy, /-/ready (200 while ready returns true), and profiles
-// under /debug/pprof/ as Prometheus serves them. Bind it to a trusted
-// network, or protect it with a web configuration file (Run).
+// reg, /-/healthy and /-/ready (200 while ready returns true). Profiles are
+// not served unless HandleProfiles adds them. Bind it to a trusted network,
+// or protect it with a web configuration file (Run).
 func NewMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
@@ -43,6 +41,19 @@ func NewMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 		fmt.Fprintln(w, "Ready.")
 	})
 	return mux
+}
+
+// HandleProfiles adds Go's runtime profiles under /debug/pprof/ to mux: the
+// index, the named profiles it lists (heap, goroutine with every stack,
+// allocs, block, mutex, threadcreate) and a CPU profile of ?seconds=N.
+// Programs call it only with --web.enable-pprof: a profile shows the
+// program's internals (stacks, allocation sites), a CPU profile costs CPU
+// for as long as the client asks, and the endpoint is commonly probed, so
+// it is off unless wanted. The command line (/debug/pprof/cmdline) and
+// execution traces are not served.
+func HandleProfiles(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 }
 
 // Run serves handler on ln and runs work until a SIGTERM or SIGINT (or

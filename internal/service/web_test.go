@@ -82,8 +82,9 @@ type running struct {
 }
 
 // start runs service.Run with the endpoints of NewMux (and a metric to
-// find in /metrics) on a loopback port until the test ends.
-func start(t *testing.T, webConfig string) *running {
+// find in /metrics), and the profiles when profiles is set, on a loopback
+// port until the test ends.
+func start(t *testing.T, webConfig string, profiles bool) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "bmcstream_test_requests_total", Help: "A metric to find."})
@@ -99,8 +100,12 @@ func start(t *testing.T, webConfig string) *running {
 		}
 		return nil
 	}
+	mux := service.NewMux(reg, func() bool { return true })
+	if profiles {
+		service.HandleProfiles(mux)
+	}
 	go func() {
-		r.errc <- service.Run(slog.New(slog.DiscardHandler), ln, webConfig, service.NewMux(reg, func() bool { return true }), work, func() error { return nil })
+		r.errc <- service.Run(slog.New(slog.DiscardHandler), ln, webConfig, mux, work, func() error { return nil })
 	}()
 	t.Cleanup(func() { r.shutdown(t) })
 	return r
@@ -160,7 +165,7 @@ http_server_config:
 	require.NoError(t, err)
 	require.Equal(t, service.WebConfig{File: webConfig, TLS: true, BasicAuthUsers: 1}, wc)
 
-	r := start(t, webConfig)
+	r := start(t, webConfig, true)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	defer tr.CloseIdleConnections()
@@ -227,7 +232,7 @@ func TestNoWebConfigServesPlainHTTP(t *testing.T) {
 	wc, err := service.CheckWebConfig("")
 	require.NoError(t, err)
 	require.Equal(t, service.WebConfig{}, wc)
-	r := start(t, "")
+	r := start(t, "", false)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -246,6 +251,57 @@ func TestNoWebConfigServesPlainHTTP(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "Ready.\n", body)
 	r.shutdown(t)
+}
+
+// TestProfilesOptIn checks that the profiles are served only when the
+// program asks for them (--web.enable-pprof), and then without the
+// command line, which NewMux's callers never need to show.
+func TestProfilesOptIn(t *testing.T) {
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	waitHealthy := func(r *running) {
+		require.Eventually(t, func() bool {
+			resp, err := client.Get("http://" + r.addr + "/-/healthy")
+			if err != nil {
+				return false
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, 5*time.Second, 10*time.Millisecond)
+	}
+	profilePaths := []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=2", "/debug/pprof/profile?seconds=1"}
+
+	t.Run("off by default", func(t *testing.T) {
+		r := start(t, "", false)
+		waitHealthy(r)
+		for _, path := range profilePaths {
+			code, body, _ := get(t, client, "http://"+r.addr+path, "", "")
+			require.Equal(t, http.StatusNotFound, code, path)
+			require.NotContains(t, body, "goroutine", path)
+		}
+		code, _, _ := get(t, client, "http://"+r.addr+"/metrics", "", "")
+		require.Equal(t, http.StatusOK, code, "the other endpoints are still served")
+		r.shutdown(t)
+	})
+	t.Run("served when enabled", func(t *testing.T) {
+		r := start(t, "", true)
+		waitHealthy(r)
+		code, body, _ := get(t, client, "http://"+r.addr+"/debug/pprof/", "", "")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "goroutine")
+		code, body, _ = get(t, client, "http://"+r.addr+"/debug/pprof/goroutine?debug=2", "", "")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "service_test.start", "a full goroutine dump")
+		code, body, h := get(t, client, "http://"+r.addr+"/debug/pprof/profile?seconds=1", "", "")
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "application/octet-stream", h.Get("Content-Type"))
+		require.NotEmpty(t, body, "a CPU profile")
+		code, body, _ = get(t, client, "http://"+r.addr+"/debug/pprof/cmdline", "", "")
+		require.Equal(t, http.StatusNotFound, code, "the command line is not served")
+		require.NotContains(t, body, os.Args[0])
+		r.shutdown(t)
+	})
 }
 
 func TestCheckWebConfig(t *testing.T) {

@@ -186,12 +186,13 @@ type subprocess struct {
 	stdout, stderr *testbed.SyncBuffer
 }
 
-// startBinary runs bin with args and --web.listen-address on a free
-// loopback port and waits until its /-/healthy answers.
+// startBinary runs bin with args, --web.listen-address on a free loopback
+// port and --web.enable-pprof (the profile index is one more page to
+// search), and waits until its /-/healthy answers.
 func startBinary(t *testing.T, name, bin string, args ...string) *subprocess {
 	t.Helper()
 	b := &subprocess{name: name, addr: fmt.Sprintf("127.0.0.1:%d", testbed.FreePort(t)), stdout: &testbed.SyncBuffer{}, stderr: &testbed.SyncBuffer{}}
-	b.cmd = exec.Command(bin, append(args, "--web.listen-address="+b.addr)...)
+	b.cmd = exec.Command(bin, append(args, "--web.listen-address="+b.addr, "--web.enable-pprof")...)
 	b.cmd.Stdout, b.cmd.Stderr = b.stdout, b.stderr
 	require.NoError(t, b.cmd.Start())
 	t.Cleanup(func() {
@@ -447,6 +448,9 @@ remote_write:
 			body, err := io.ReadAll(resp.Body)
 			require.NoError(t, err)
 			require.NoError(t, resp.Body.Close())
+			if path == "/debug/pprof/" {
+				require.Equal(t, http.StatusOK, resp.StatusCode, "%s serves its profiles", b.name)
+			}
 			scan.scan("http page", b.name+" "+path, body)
 		}
 	}

@@ -30,8 +30,12 @@
 // Errors are classified once, by the WriteClient: network errors, timeouts,
 // 5xx and (with retry_on_http_429, the default) 429 are retried forever with
 // capped, jittered exponential backoff, waiting at least any Retry-After;
-// every other answer drops the batch and counts its samples with the reason
-// http_<status>. Nothing is dropped for being retried too long: when the
+// 400 and 413 split the batch (see sendPart); every other answer drops the
+// batch and counts its samples with the reason http_<status>, except 409
+// Conflict, counted with the reason conflict: Thanos Receive answers 409
+// when some samples conflict with what it holds (out of order, out of
+// bounds, a duplicate timestamp with another value) after storing all the
+// others, so resending or splitting could only add conflicts. Nothing is dropped for being retried too long: when the
 // receiver stays down, the queue fills, Append blocks and the stream keeps
 // the data.
 //

@@ -32,6 +32,13 @@ const (
 const (
 	reasonEncode = "encode" // The batch could not be encoded.
 	reasonError  = "error"  // A permanent error without an HTTP status.
+	// reasonConflict: the receiver answered 409 Conflict. Thanos Receive
+	// does so when some samples of a request conflict with what it holds
+	// (out of order, out of bounds, or a duplicate timestamp with another
+	// value) and it has stored all the others, so the request's samples
+	// are counted here as an upper bound of what was lost, apart from the
+	// http_<status> reasons that mean nothing of the request was stored.
+	reasonConflict = "conflict"
 )
 
 // metrics are one queue's self-metrics. Every one carries the queue's
@@ -62,7 +69,7 @@ func newMetrics(name string, queued func() float64) *metrics {
 		samplesSent: prometheus.NewCounter(prometheus.CounterOpts(opts("samples_sent_total",
 			"Samples accepted by the receiver (2xx)."))),
 		samplesDropped: prometheus.NewCounterVec(prometheus.CounterOpts(opts("samples_dropped_total",
-			"Samples dropped for good, by reason (http_<status> for a permanent HTTP error).")), []string{"reason"}),
+			"Samples dropped for good, by reason: http_<status> for a permanent HTTP error, conflict for a 409 after which the receiver (Thanos Receive) stored the request's other samples, encode, error.")), []string{"reason"}),
 		samplesRetried: prometheus.NewCounter(prometheus.CounterOpts(opts("samples_retried_total",
 			"Samples sent again after a recoverable error, counted once per retry."))),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total",
@@ -163,6 +170,9 @@ func statusClass(code int) string {
 func dropReason(err error) string {
 	var serr *StatusError
 	if errors.As(err, &serr) {
+		if serr.StatusCode == http.StatusConflict {
+			return reasonConflict
+		}
 		if serr.StatusCode >= 100 && serr.StatusCode < 600 {
 			return "http_" + strconv.Itoa(serr.StatusCode)
 		}

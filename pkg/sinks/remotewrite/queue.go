@@ -149,12 +149,13 @@ func NewQueue(cfg Config, client WriteClient, reg prometheus.Registerer, logger 
 			id: i,
 			// Every chunk holds at least one sample and room bounds the
 			// samples in ch by the capacity, so sends on ch never block.
-			ch:       make(chan *chunk, qc.Capacity),
-			room:     room{free: qc.Capacity},
-			kick:     make(chan struct{}, 1),
-			batch:    make([]series.Sample, 0, min(qc.MaxSamplesPerSend, qc.Capacity)),
-			retryLog: logLimiter{every: logEvery},
-			dropLog:  logLimiter{every: logEvery},
+			ch:          make(chan *chunk, qc.Capacity),
+			room:        room{free: qc.Capacity},
+			kick:        make(chan struct{}, 1),
+			batch:       make([]series.Sample, 0, min(qc.MaxSamplesPerSend, qc.Capacity)),
+			retryLog:    logLimiter{every: logEvery},
+			dropLog:     logLimiter{every: logEvery},
+			conflictLog: logLimiter{every: logEvery},
 		}
 	}
 	q.sendCtx, q.cancelSend = context.WithCancel(context.Background())
@@ -533,12 +534,13 @@ type shard struct {
 	batch  []series.Sample
 	// trackers are those of the calls whose last sample in this shard is in
 	// batch, released when the batch is finished.
-	trackers []*tracker
-	timer    *time.Timer // the batch deadline, running while batch is not empty
-	deadline time.Duration
-	enc      encoder
-	retryLog logLimiter
-	dropLog  logLimiter
+	trackers    []*tracker
+	timer       *time.Timer // the batch deadline, running while batch is not empty
+	deadline    time.Duration
+	enc         encoder
+	retryLog    logLimiter
+	dropLog     logLimiter
+	conflictLog logLimiter
 	// noSplitUntil: a split found nothing the receiver accepts; refused
 	// batches are dropped whole until then.
 	noSplitUntil time.Time
@@ -729,8 +731,15 @@ func (s *shard) sendPart(part []series.Sample, depth int, split *bool) (int, boo
 // drop counts n samples as dropped for reason.
 func (s *shard) drop(n int, err error, reason string) {
 	s.q.metrics.samplesDropped.WithLabelValues(reason).Add(float64(n))
-	if ok, suppressed := s.dropLog.allow(time.Now()); ok {
-		s.q.logger.Error("remote write request rejected, samples dropped",
+	msg, level, limit := "remote write request rejected, samples dropped", slog.LevelError, &s.dropLog
+	if reason == reasonConflict {
+		// Not a lost request: the receiver kept the samples that did not
+		// conflict, and says which did in err. Limited apart, so that
+		// conflicts never hide a request lost whole.
+		msg, level, limit = "remote write request partly refused (409 conflict), the receiver stored its other samples", slog.LevelWarn, &s.conflictLog
+	}
+	if ok, suppressed := limit.allow(time.Now()); ok {
+		s.q.logger.Log(context.Background(), level, msg,
 			"shard", s.id, "samples", n, "reason", reason,
 			"suppressed", suppressed, "err", err)
 	}

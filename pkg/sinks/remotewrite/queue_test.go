@@ -46,6 +46,7 @@ func TestQueueRetryClassification(t *testing.T) {
 		{name: "404 dropped", status: 404, wantCode: code4xx, wantReason: "http_404"},
 		{name: "413 split", status: 413, wantCode: code4xx, wantSplit: true},
 		{name: "401 dropped", status: 401, wantCode: code4xx, wantReason: "http_401"},
+		{name: "409 counted as a conflict, neither retried nor split", status: 409, wantCode: code4xx, wantReason: "conflict"},
 		{name: "connection closed retried", hangup: true, wantCode: codeNetwork},
 	}
 	for _, tt := range tests {

@@ -118,6 +118,9 @@ func Main(args []string) int {
 	})
 
 	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID(), "web", web, "pprof", *enablePprof)
+	if *enablePprof && service.Exposed(ln.Addr(), web) {
+		logger.Warn("profiles served without authentication on a non-loopback address: anyone who reaches it can read stacks and heap and spend CPU on profiles", "listen", ln.Addr().String())
+	}
 	if web.BasicAuthUsers > 0 && !web.TLS {
 		logger.Warn("basic authentication without TLS: passwords cross the network in clear text", "web_config", web.File)
 	}

@@ -65,6 +65,19 @@ func (w WebConfig) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
+// Exposed reports whether endpoints served on addr with the web
+// configuration w are open to anyone who can reach the host: no basic
+// authentication and no verified client certificate, on an address other
+// than loopback (TLS alone encrypts but lets anyone in). The programs warn
+// when they serve profiles that way.
+func Exposed(addr net.Addr, w WebConfig) bool {
+	if w.BasicAuthUsers > 0 || (w.TLS && w.ClientAuth == "RequireAndVerifyClientCert") {
+		return false
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	return !ok || !tcp.IP.IsLoopback()
+}
+
 // serve serves srv on ln as the web configuration file says: plain HTTP
 // when webConfigFile is "", otherwise with its TLS, basic authentication
 // and response headers.

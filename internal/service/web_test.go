@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -362,5 +363,26 @@ func TestRunRefusesInvalidWebConfig(t *testing.T) {
 		require.False(t, strings.Contains(err.Error(), "not-a-hash"))
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run served with an invalid web configuration")
+	}
+}
+
+func TestExposed(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	for _, tc := range []struct {
+		addr net.Addr
+		web  service.WebConfig
+		want bool
+	}{
+		{tcp("0.0.0.0:9290"), service.WebConfig{}, true},
+		{tcp("[::]:9290"), service.WebConfig{}, true},
+		{tcp("10.1.2.3:9290"), service.WebConfig{}, true},
+		{tcp("127.0.0.1:9290"), service.WebConfig{}, false},
+		{tcp("[::1]:9290"), service.WebConfig{}, false},
+		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml", BasicAuthUsers: 1}, false},
+		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml", TLS: true, ClientAuth: "RequireAndVerifyClientCert"}, false},
+		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml", TLS: true}, true}, // encrypted, open to all
+		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml"}, true}, // headers only
+	} {
+		require.Equal(t, tc.want, service.Exposed(tc.addr, tc.web), "%s %+v", tc.addr, tc.web)
 	}
 }

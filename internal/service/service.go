@@ -1,7 +1,8 @@
 // Package service runs a long-lived program's parts together, the way the
 // poller and the gateway both need: the work itself, the HTTP endpoints
-// (/metrics, /-/healthy, /-/ready, and profiles when enabled), and signals (SIGHUP reloads,
-// SIGTERM and SIGINT stop). When any part ends, the others are stopped.
+// (/metrics, /-/healthy, /-/ready, and profiles when enabled), and signals
+// (SIGHUP reloads, SIGTERM and SIGINT stop). When any part ends, the others
+// are stopped.
 //
 // The endpoints can be served over TLS with basic authentication, as every
 // Prometheus exporter can: see CheckWebConfig.

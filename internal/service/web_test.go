@@ -381,7 +381,7 @@ func TestExposed(t *testing.T) {
 		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml", BasicAuthUsers: 1}, false},
 		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml", TLS: true, ClientAuth: "RequireAndVerifyClientCert"}, false},
 		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml", TLS: true}, true}, // encrypted, open to all
-		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml"}, true}, // headers only
+		{tcp("0.0.0.0:9290"), service.WebConfig{File: "web.yml"}, true},            // headers only
 	} {
 		require.Equal(t, tc.want, service.Exposed(tc.addr, tc.web), "%s %+v", tc.addr, tc.web)
 	}

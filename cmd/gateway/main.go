@@ -90,6 +90,10 @@ func Main(args []string, stdout, stderr *os.File) int {
 		return 1
 	}
 	if *configCheck {
+		if err := gateway.Check(*configFile, cfg); err != nil {
+			fmt.Fprintf(stderr, "gateway: %v\n", err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "config %s is valid: %d sink(s)\n", *configFile, len(cfg.RemoteWrite))
 		if web.File != "" {
 			fmt.Fprintf(stdout, "web config %s is valid\n", web.File)

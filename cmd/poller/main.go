@@ -85,6 +85,10 @@ func Main(args []string) int {
 		return 1
 	}
 	if *configCheck {
+		if err := poller.Check(cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+			return 1
+		}
 		fmt.Printf("config %s is valid\n", *configFile)
 		if web.File != "" {
 			fmt.Printf("web config %s is valid\n", web.File)
@@ -99,18 +103,7 @@ func Main(args []string) int {
 	}
 	mux := service.NewMux(reg, p.Ready)
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		st := struct {
-			Poller  string          `json:"poller"`
-			Members []string        `json:"members"`
-			BMCs    []poller.Status `json:"bmcs"`
-		}{p.ID(), p.Members(), p.Statuses()}
-		if r.URL.Query().Get("format") == "json" || r.Header.Get("Accept") == "application/json" {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(st)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = statusPage.Execute(w, st)
+		writeStatus(w, r, statusView{p.ID(), p.Members(), p.Statuses()})
 	})
 
 	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID(), "web", web)
@@ -124,13 +117,32 @@ func Main(args []string) int {
 	return 0
 }
 
+// statusView is what /status shows.
+type statusView struct {
+	Poller  string          `json:"poller"`
+	Members []string        `json:"members"`
+	BMCs    []poller.Status `json:"bmcs"`
+}
+
+// writeStatus renders /status: JSON when asked for, else an HTML page
+// whose every value is escaped (an error message quotes what a BMC sent).
+func writeStatus(w http.ResponseWriter, r *http.Request, st statusView) {
+	if r.URL.Query().Get("format") == "json" || r.Header.Get("Accept") == "application/json" {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = statusPage.Execute(w, st)
+}
+
 var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 <title>bmcstream poller {{.Poller}}</title>
 <style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}</style>
 <h1>Poller {{.Poller}}</h1>
 <p>Members: {{range .Members}}{{.}} {{end}}</p>
 <p>{{len .BMCs}} BMCs owned.</p>
-<table><tr><th>BMC</th><th>address</th><th>protocol</th><th>last poll</th><th>result</th><th>error class</th><th>failures</th><th>next poll</th></tr>
-{{range .BMCs}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Protocol}}</td><td>{{.LastPoll.Format "15:04:05"}}</td><td>{{.LastResult}}</td><td>{{.ErrorClass}}</td><td>{{.Failures}}</td><td>{{.NextPoll.Format "15:04:05"}}</td></tr>
+<table><tr><th>BMC</th><th>address</th><th>protocol</th><th>last poll</th><th>result</th><th>error class</th><th>error</th><th>failures</th><th>next poll</th></tr>
+{{range .BMCs}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Protocol}}</td><td>{{.LastPoll.Format "15:04:05"}}</td><td>{{.LastResult}}</td><td>{{.ErrorClass}}</td><td>{{.Error}}</td><td>{{.Failures}}</td><td>{{.NextPoll.Format "15:04:05"}}</td></tr>
 {{end}}</table>
 `))

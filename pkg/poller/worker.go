@@ -21,6 +21,9 @@ type worker struct {
 	sources []protoSource
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// unpollable: the BMC cannot be polled as configured; its sources are
+	// unpollableSources (unpollable.go).
+	unpollable bool
 
 	mu     sync.Mutex
 	status Status
@@ -47,9 +50,13 @@ type Status struct {
 	LastPoll   time.Time `json:"last_poll"`
 	LastResult string    `json:"last_result"` // ok, partial, error
 	ErrorClass string    `json:"error_class,omitempty"`
-	Failures   int       `json:"consecutive_failures"`
-	NextPoll   time.Time `json:"next_poll"`
-	Sequence   uint64    `json:"sequence"`
+	// Error is the last poll's error message (statusError: bounded, no
+	// credentials), beside its class: what a TLS failure says about the
+	// certificate, which credentials reference resolves to nothing.
+	Error    string    `json:"error,omitempty"`
+	Failures int       `json:"consecutive_failures"`
+	NextPoll time.Time `json:"next_poll"`
+	Sequence uint64    `json:"sequence"`
 }
 
 // offset spreads BMCs over the interval: a stable position per BMC id, so
@@ -218,6 +225,7 @@ func (w *worker) poll(ctx context.Context, ps *protoSource, seq uint64, interval
 	w.status.LastPoll = start
 	w.status.LastResult = result
 	w.status.ErrorClass = class
+	w.status.Error = statusError(snap.Error)
 	w.status.Sequence = seq
 	if result == "error" {
 		w.status.Failures++

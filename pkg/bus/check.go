@@ -91,5 +91,5 @@ func nkeyReason(err error) string {
 			return known.Error()
 		}
 	}
-	return "not a user seed"
+	return "not a valid user seed"
 }

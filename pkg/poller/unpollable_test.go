@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -156,4 +157,21 @@ bmcs:
 	js, err := json.Marshal(last)
 	require.NoError(t, err)
 	require.NotContains(t, string(js), "lab-pw")
+}
+
+// TestStatusErrorHidesURLCredentials: an error message quoting a URL or an
+// address with credentials in it loses them on /status, and a long
+// message is cut on a character boundary.
+func TestStatusErrorHidesURLCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		`Get "https://admin:s3cret@10.0.0.1/redfish/v1": EOF`: `Get "https://<redacted>@10.0.0.1/redfish/v1": EOF`,
+		`dial admin:s3cret@10.0.0.1:443: refused`:             `dial <redacted>@10.0.0.1:443: refused`,
+		`admin:s3cret@10.0.0.1`:                               `<redacted>@10.0.0.1`,
+		`x509: certificate signed by unknown authority`:       `x509: certificate signed by unknown authority`,
+	} {
+		require.Equal(t, want, statusError(in))
+	}
+	long := statusError(strings.Repeat("é", maxStatusError))
+	require.LessOrEqual(t, len(long), maxStatusError+len("…"))
+	require.True(t, utf8.ValidString(long))
 }

@@ -70,6 +70,8 @@ func TestConfigCheck(t *testing.T) {
 			want: []string{"line 6: remote_write[0]"}},
 		{name: "both addresses at once", inv: strings.Replace(strings.Replace(invOK, "10.0.0.1", "127.0.0.1:99999", 1), `"[2001:db8::2]:8443"`, "not an address!", 1),
 			want: []string{"line 3: bmcs[0].address: ", "line 5: bmcs[1].address: "}},
+		{name: "configuration and inventory problems at once", nats: "  creds_file: JUNK\n", inv: strings.Replace(invOK, "10.0.0.1", "not an address!", 1),
+			want: []string{"line 2: nats.creds_file: ", "line 3: bmcs[0].address: "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

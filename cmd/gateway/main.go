@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -72,6 +73,9 @@ func Main(args []string, stdout, stderr *os.File) int {
 			cfg.NATS.Embedded.StoreDir = "data/nats"
 		}
 		err = cfg.Validate()
+	} else if *configCheck {
+		// Report the inventory's problems with the configuration's.
+		err = errors.Join(err, gateway.CheckInventories(*configFile))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)

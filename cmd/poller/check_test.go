@@ -68,6 +68,8 @@ func TestConfigCheck(t *testing.T) {
 			want: []string{"line 3: bmcs[0].address: ", `"not an address!": ' ' is not allowed in a host name`}},
 		{name: "every problem at once", inv: strings.Replace(strings.Replace(invOK, "10.0.0.1", "127.0.0.1:99999", 1), "lab\n", "nope\n", 2),
 			want: []string{"line 3: bmcs[0].address: ", "line 4: bmcs[0].credentials: ", "line 7: bmcs[1].credentials: "}},
+		{name: "configuration and inventory problems at once", nats: "  creds_file: JUNK\n", inv: strings.Replace(strings.Replace(invOK, "10.0.0.1", "not an address!", 1), "lab\n", "nope\n", 1),
+			want: []string{"line 3: nats.creds_file: ", "line 3: bmcs[0].address: ", "line 4: bmcs[0].credentials: "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

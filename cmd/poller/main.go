@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net"
@@ -55,6 +56,10 @@ func Main(args []string) int {
 		err = cfg.Validate()
 	}
 	if err != nil {
+		if *configCheck {
+			// Report the inventory's problems with the configuration's.
+			err = errors.Join(err, poller.CheckInventories(*configFile))
+		}
 		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
 		return 1
 	}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
+	"github.com/bmcstream/bmcstream/internal/cfgfile"
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
@@ -34,6 +36,30 @@ func Check(path string, cfg *Config) error {
 			err = yamlx.LocateErrors(doc, err)
 		}
 		errs = append(errs, fmt.Errorf("config %s: %w", path, err))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckInventories checks the inventory files of a configuration file
+// that LoadConfig refused but that decodes, so that --config.check
+// reports their problems with the configuration's. Files that cannot be
+// read are left out: LoadConfig has reported them. It returns nil when
+// the configuration does not decode.
+func CheckInventories(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return nil
+	}
+	cfg.SetDirectory(filepath.Dir(path))
+	var errs []error
+	for _, f := range cfg.Inventory.Files {
+		if cfgfile.Readable("", f, false) == nil {
+			errs = append(errs, inventory.CheckFile(f, inventory.CheckOptions{}))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,10 @@ package poller
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
+	"github.com/bmcstream/bmcstream/internal/cfgfile"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
 
@@ -47,4 +50,36 @@ func Check(cfg *Config) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckInventories is Check for a configuration file that LoadConfig
+// refused (a malformed NATS seed, say) but that decodes: it checks the
+// inventory and credentials files it names, so that --config.check
+// reports their problems with the configuration's, all at once. Files
+// that cannot be read are left out: LoadConfig has reported them. It
+// returns nil when the configuration does not decode.
+func CheckInventories(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	readable := func(f string) bool { return f != "" && cfgfile.Readable("", f, false) == nil }
+	var files []string
+	for _, f := range cfg.Inventory.Files {
+		if f = cfgfile.Join(dir, f); readable(f) {
+			files = append(files, f)
+		}
+	}
+	cfg.Inventory.Files = files
+	cfg.Inventory.CredentialsFile = cfgfile.Join(dir, cfg.Inventory.CredentialsFile)
+	if cfg.Inventory.CredentialsFile != "" && !readable(cfg.Inventory.CredentialsFile) {
+		return nil // every reference would be reported as dangling
+	}
+	cfg.Redfish.CAFile = cfgfile.Join(dir, cfg.Redfish.CAFile)
+	return Check(cfg)
 }

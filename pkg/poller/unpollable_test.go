@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/sources"
 )
 
@@ -90,7 +91,24 @@ bmcs:
 		return n["dangling/PROTOCOL_REDFISH"] >= 2 && n["dangling/PROTOCOL_IPMI"] >= 2 &&
 			n["bad-port/PROTOCOL_REDFISH"] >= 2 && n["not-an-address/PROTOCOL_REDFISH"] >= 2 && n["userinfo/PROTOCOL_REDFISH"] >= 2
 	}, 20*time.Second, 50*time.Millisecond)
+	// What the gateway makes of them: bmc_up 0 for each protocol.
+	norm, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{})
+	require.NoError(t, err)
 	rec.mu.Lock()
+	ups := map[string]float64{}
+	for _, s := range rec.snaps {
+		for _, smp := range norm.Normalise(nil, s, nil, nil) {
+			lbl := map[string]string{}
+			for _, l := range smp.Labels {
+				lbl[l.Name] = l.Value
+			}
+			if lbl["__name__"] == "bmc_up" {
+				ups[s.BmcId+"/"+lbl["protocol"]] = smp.V
+			}
+		}
+	}
+	require.Equal(t, map[string]float64{"dangling/redfish": 0, "dangling/ipmi": 0, "bad-port/redfish": 0,
+		"not-an-address/redfish": 0, "userinfo/redfish": 0}, ups)
 	for _, s := range rec.snaps {
 		require.False(t, s.Up, s.BmcId)
 		require.Equal(t, string(sources.ClassConfig), s.ErrorClass, s.BmcId)

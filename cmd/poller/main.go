@@ -35,7 +35,7 @@ func Main(args []string) int {
 	app.Version(version.Version)
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Poller configuration file.").Default("poller.yml").String()
-	configCheck := app.Flag("config.check", "Validate the configuration, inventory and credentials, then exit.").Bool()
+	configCheck := app.Flag("config.check", "Load everything a run loads (configuration, NATS credential and TLS files, web configuration, inventory, credentials, every BMC's address and credentials reference), report every problem with its file and line, and exit: 0 when valid, 1 otherwise. Touches no network.").Bool()
 	listen := app.Flag("web.listen-address", "Address for /metrics, /status, /-/healthy and /-/ready.").Default(":9291").String()
 	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
 	shutdown := app.Flag("shutdown.timeout", "How long to flush buffered snapshots on shutdown.").Default("15s").Duration()

@@ -446,7 +446,7 @@ func (p *Poller) newWorker(b inventory.BMC) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{p: p, bmc: b, done: make(chan struct{}), status: Status{ID: b.ID, Address: redactUserinfo(b.Address), Protocol: string(b.Protocol)}}
+	w := &worker{p: p, bmc: b, done: make(chan struct{}), status: Status{ID: b.ID, Address: b.Address, Protocol: string(b.Protocol)}}
 	for _, proto := range protocolsOf(b) {
 		src, err := p.opts.NewSource(b, proto, user, pw)
 		if err != nil {

@@ -1,7 +1,9 @@
 package poller
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,8 +17,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
+	"github.com/bmcstream/bmcstream/pkg/secret"
 	"github.com/bmcstream/bmcstream/pkg/sources"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
 // unpollableConfig writes an inventory and a credentials file ("lab" only)
@@ -192,4 +197,23 @@ func TestStatusErrorHidesURLCredentials(t *testing.T) {
 	long := statusError(strings.Repeat("é", maxStatusError))
 	require.LessOrEqual(t, len(long), maxStatusError+len("…"))
 	require.True(t, utf8.ValidString(long))
+}
+
+// TestSourceThatCannotBeBuiltReportsConfig: a BMC whose source cannot be
+// opened is down with class config and the factory's reason, like a BMC
+// with a wrong address or credentials reference.
+func TestSourceThatCannotBeBuiltReportsConfig(t *testing.T) {
+	cfg, _, _ := unpollableConfig(t, "bmcs:\n  - id: no-source\n    address: 127.0.0.1\n    credentials: lab\n    interval: 1s\n")
+	p, err := New(cfg, Options{NewSource: func(inventory.BMC, v1.Protocol, string, secret.Secret) (sources.Source, error) {
+		return nil, errors.New("redfish: no such schema")
+	}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, time.Second) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	require.Eventually(t, func() bool {
+		st := p.Statuses()
+		return len(st) == 1 && st[0].ErrorClass == "config" && strings.Contains(st[0].Error, "open redfish source of no-source: redfish: no such schema")
+	}, 20*time.Second, 50*time.Millisecond)
 }

@@ -50,13 +50,14 @@ type Status struct {
 	LastPoll   time.Time `json:"last_poll"`
 	LastResult string    `json:"last_result"` // ok, partial, error
 	ErrorClass string    `json:"error_class,omitempty"`
+	Failures   int       `json:"consecutive_failures"`
+	NextPoll   time.Time `json:"next_poll"`
+	Sequence   uint64    `json:"sequence"`
+
 	// Error is the last poll's error message (statusError: bounded, no
-	// credentials), beside its class: what a TLS failure says about the
-	// certificate, which credentials reference resolves to nothing.
-	Error    string    `json:"error,omitempty"`
-	Failures int       `json:"consecutive_failures"`
-	NextPoll time.Time `json:"next_poll"`
-	Sequence uint64    `json:"sequence"`
+	// credentials), shown beside ErrorClass: what a TLS failure says about
+	// the certificate, which credentials reference resolves to nothing.
+	Error string `json:"error,omitempty"`
 }
 
 // offset spreads BMCs over the interval: a stable position per BMC id, so

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -28,7 +29,7 @@ func Main(args []string, stdout, stderr *os.File) int {
 	app.Version(version.Version)
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Gateway configuration file.").Default("gateway.yml").String()
-	configCheck := app.Flag("config.check", "Validate the configuration and inventory, then exit.").Bool()
+	configCheck := app.Flag("config.check", "Load everything a run loads (configuration, NATS credential and TLS files, web configuration, inventory and every BMC's address, mapping rules, remote-write clients), report every problem with its file and line, and exit: 0 when valid, 1 otherwise. Touches no network.").Bool()
 	listen := app.Flag("web.listen-address", "Address for /metrics, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).").Default(":9290").String()
 	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
 	enablePprof := app.Flag("web.enable-pprof", "Serve Go's runtime profiles under /debug/pprof/ on --web.listen-address (stacks, heap, CPU profiles): for debugging, behind --web.config.file or on a trusted address.").Bool()
@@ -73,6 +74,9 @@ func Main(args []string, stdout, stderr *os.File) int {
 			cfg.NATS.Embedded.StoreDir = "data/nats"
 		}
 		err = cfg.Validate()
+	} else if *configCheck {
+		// Report the inventory's problems with the configuration's.
+		err = errors.Join(err, gateway.CheckInventories(*configFile))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
@@ -91,6 +95,10 @@ func Main(args []string, stdout, stderr *os.File) int {
 		return 1
 	}
 	if *configCheck {
+		if err := gateway.Check(*configFile, cfg); err != nil {
+			fmt.Fprintf(stderr, "gateway: %v\n", err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "config %s is valid: %d sink(s)\n", *configFile, len(cfg.RemoteWrite))
 		if web.File != "" {
 			fmt.Fprintf(stdout, "web config %s is valid\n", web.File)

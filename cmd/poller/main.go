@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net"
@@ -34,7 +35,7 @@ func Main(args []string) int {
 	app.Version(version.Version)
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Poller configuration file.").Default("poller.yml").String()
-	configCheck := app.Flag("config.check", "Validate the configuration, inventory and credentials, then exit.").Bool()
+	configCheck := app.Flag("config.check", "Load everything a run loads (configuration, NATS credential and TLS files, web configuration, inventory, credentials, every BMC's address and credentials reference), report every problem with its file and line, and exit: 0 when valid, 1 otherwise. Touches no network.").Bool()
 	listen := app.Flag("web.listen-address", "Address for /metrics, /status, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).").Default(":9291").String()
 	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
 	enablePprof := app.Flag("web.enable-pprof", "Serve Go's runtime profiles under /debug/pprof/ on --web.listen-address (stacks, heap, CPU profiles): for debugging, behind --web.config.file or on a trusted address.").Bool()
@@ -56,6 +57,10 @@ func Main(args []string) int {
 		err = cfg.Validate()
 	}
 	if err != nil {
+		if *configCheck {
+			// Report the inventory's problems with the configuration's.
+			err = errors.Join(err, poller.CheckInventories(*configFile))
+		}
 		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
 		return 1
 	}
@@ -86,6 +91,10 @@ func Main(args []string) int {
 		return 1
 	}
 	if *configCheck {
+		if err := poller.Check(cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+			return 1
+		}
 		fmt.Printf("config %s is valid\n", *configFile)
 		if web.File != "" {
 			fmt.Printf("web config %s is valid\n", web.File)
@@ -103,18 +112,7 @@ func Main(args []string) int {
 		service.HandleProfiles(mux)
 	}
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		st := struct {
-			Poller  string          `json:"poller"`
-			Members []string        `json:"members"`
-			BMCs    []poller.Status `json:"bmcs"`
-		}{p.ID(), p.Members(), p.Statuses()}
-		if r.URL.Query().Get("format") == "json" || r.Header.Get("Accept") == "application/json" {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(st)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = statusPage.Execute(w, st)
+		writeStatus(w, r, statusView{p.ID(), p.Members(), p.Statuses()})
 	})
 
 	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID(), "web", web, "pprof", *enablePprof)
@@ -131,13 +129,32 @@ func Main(args []string) int {
 	return 0
 }
 
+// statusView is what /status shows.
+type statusView struct {
+	Poller  string          `json:"poller"`
+	Members []string        `json:"members"`
+	BMCs    []poller.Status `json:"bmcs"`
+}
+
+// writeStatus renders /status: JSON when asked for, else an HTML page
+// whose every value is escaped (an error message quotes what a BMC sent).
+func writeStatus(w http.ResponseWriter, r *http.Request, st statusView) {
+	if r.URL.Query().Get("format") == "json" || r.Header.Get("Accept") == "application/json" {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = statusPage.Execute(w, st)
+}
+
 var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 <title>bmcstream poller {{.Poller}}</title>
 <style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}</style>
 <h1>Poller {{.Poller}}</h1>
 <p>Members: {{range .Members}}{{.}} {{end}}</p>
 <p>{{len .BMCs}} BMCs owned.</p>
-<table><tr><th>BMC</th><th>address</th><th>protocol</th><th>last poll</th><th>result</th><th>error class</th><th>failures</th><th>next poll</th></tr>
-{{range .BMCs}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Protocol}}</td><td>{{.LastPoll.Format "15:04:05"}}</td><td>{{.LastResult}}</td><td>{{.ErrorClass}}</td><td>{{.Failures}}</td><td>{{.NextPoll.Format "15:04:05"}}</td></tr>
+<table><tr><th>BMC</th><th>address</th><th>protocol</th><th>last poll</th><th>result</th><th>error class</th><th>error</th><th>failures</th><th>next poll</th></tr>
+{{range .BMCs}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Protocol}}</td><td>{{.LastPoll.Format "15:04:05"}}</td><td>{{.LastResult}}</td><td>{{.ErrorClass}}</td><td>{{.Error}}</td><td>{{.Failures}}</td><td>{{.NextPoll.Format "15:04:05"}}</td></tr>
 {{end}}</table>
 `))

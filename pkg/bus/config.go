@@ -212,9 +212,11 @@ func (c *Config) SetDirectory(dir string) {
 }
 
 // CheckFiles reports, each under its key (nats.creds_file…), the
-// credential and TLS files that cannot be read.
+// credential and TLS files that cannot be read, then those that would fail
+// the connection once read (checkContent).
 func (c *Config) CheckFiles() error {
 	var errs []error
+	unreadable := map[string]bool{}
 	for _, f := range []struct{ key, path string }{
 		{"nats.password_file", c.PasswordFile},
 		{"nats.token_file", c.TokenFile},
@@ -225,9 +227,13 @@ func (c *Config) CheckFiles() error {
 		{"nats.tls.key_file", c.TLS.KeyFile},
 	} {
 		if f.path != "" {
-			errs = append(errs, cfgfile.Readable(f.key, f.path, false))
+			if err := cfgfile.Readable(f.key, f.path, false); err != nil {
+				errs = append(errs, err)
+				unreadable[f.path] = true
+			}
 		}
 	}
+	errs = append(errs, c.checkContent(unreadable))
 	return errors.Join(errs...)
 }
 

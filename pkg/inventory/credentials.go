@@ -137,3 +137,27 @@ func (c *Credentials) Lookup(name string) (string, secret.Secret, error) {
 	}
 	return cr.Username, cr.Password, nil
 }
+
+// Check reports why an entry's credentials reference cannot be used, as
+// Lookup would find it (environment first, then the file, a password_file
+// read), under the key "credentials". It names the reference, never a
+// secret.
+func (c *Credentials) Check(name string) error {
+	if name == "" {
+		return errors.New("credentials: not set (neither by the entry nor by its file's defaults)")
+	}
+	env := EnvName(name)
+	if c.getenv(env+"_USERNAME") != "" && c.getenv(env+"_PASSWORD") != "" {
+		return nil
+	}
+	cr, ok := c.byName[name]
+	if !ok {
+		return fmt.Errorf("credentials: %q names no entry of the credentials file, and %s_USERNAME and _PASSWORD are not both set", name, env)
+	}
+	if cr.PasswordFile != "" {
+		if _, err := secret.FromFile(cr.PasswordFile); err != nil {
+			return fmt.Errorf("credentials: %q: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -403,7 +403,7 @@ func (p *Poller) reconcile() {
 	var stopping []*worker
 	for id, w := range p.workers {
 		nb, keep := want[id]
-		if keep && sameTarget(w.bmc, nb) {
+		if keep && sameTarget(w.bmc, nb) && !w.unpollable {
 			continue
 		}
 		w.cancel()
@@ -421,7 +421,7 @@ func (p *Poller) reconcile() {
 		if err != nil {
 			p.metrics.sourceErrors.Inc()
 			p.logger.Error("cannot poll bmc", "bmc", id, "err", err)
-			continue
+			w = p.unpollableWorker(b, err)
 		}
 		p.workers[id] = w
 		wctx, cancel := context.WithCancel(p.runCtx)
@@ -439,6 +439,9 @@ func sameTarget(a, b inventory.BMC) bool {
 }
 
 func (p *Poller) newWorker(b inventory.BMC) (*worker, error) {
+	if err := inventory.CheckAddress(b.Address); err != nil {
+		return nil, err
+	}
 	user, pw, err := p.creds.Load().Lookup(b.Credentials)
 	if err != nil {
 		return nil, err

@@ -2,8 +2,11 @@ package poller
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
+	"github.com/bmcstream/bmcstream/pkg/bmcsim/redfish"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/secret"
@@ -177,15 +181,27 @@ func fleetWithTLS(t *testing.T, first string) *testbed.Sim {
 // are found beside the configuration file, not in the working directory.
 func TestNATSFilesRelativeToConfig(t *testing.T) {
 	dir := t.TempDir()
-	// LoadConfig also checks the files can be read: create them, and an
-	// absolute one elsewhere.
+	// LoadConfig also loads the files as the connection would: create
+	// them (a CA, a certificate and its key), and an absolute one
+	// elsewhere.
 	abs := filepath.Join(t.TempDir(), "cert.pem")
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "secrets"), 0o700))
-	for _, f := range []string{"inventory.yml", "credentials.yml", "secrets/nats-password", "nats-ca.pem", "key.pem", abs} {
+	ca, err := redfish.NewCA()
+	require.NoError(t, err)
+	leaf, err := ca.Leaf(net.ParseIP("127.0.0.1"), "")
+	require.NoError(t, err)
+	key, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	require.NoError(t, err)
+	for f, content := range map[string][]byte{
+		"inventory.yml": []byte("{}\n"), "credentials.yml": []byte("{}\n"), "secrets/nats-password": []byte("pw\n"),
+		"nats-ca.pem": ca.CertPEM(),
+		"key.pem":     pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}),
+		abs:           pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}),
+	} {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join(dir, f)
 		}
-		require.NoError(t, os.WriteFile(f, []byte("{}\n"), 0o600))
+		require.NoError(t, os.WriteFile(f, content, 0o600))
 	}
 	path := filepath.Join(dir, "poller.yml")
 	require.NoError(t, os.WriteFile(path, []byte(`nats:

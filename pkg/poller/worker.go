@@ -21,6 +21,9 @@ type worker struct {
 	sources []protoSource
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// unpollable: the BMC cannot be polled as configured; its sources are
+	// unpollableSources (unpollable.go).
+	unpollable bool
 
 	mu     sync.Mutex
 	status Status
@@ -50,6 +53,11 @@ type Status struct {
 	Failures   int       `json:"consecutive_failures"`
 	NextPoll   time.Time `json:"next_poll"`
 	Sequence   uint64    `json:"sequence"`
+
+	// Error is the last poll's error message (statusError: bounded, no
+	// credentials), shown beside ErrorClass: what a TLS failure says about
+	// the certificate, which credentials reference resolves to nothing.
+	Error string `json:"error,omitempty"`
 }
 
 // offset spreads BMCs over the interval: a stable position per BMC id, so
@@ -218,6 +226,7 @@ func (w *worker) poll(ctx context.Context, ps *protoSource, seq uint64, interval
 	w.status.LastPoll = start
 	w.status.LastResult = result
 	w.status.ErrorClass = class
+	w.status.Error = statusError(snap.Error)
 	w.status.Sequence = seq
 	if result == "error" {
 		w.status.Failures++

@@ -107,7 +107,7 @@ type Class string
 
 // The failure classes. The poller backs off dead BMCs (unreachable,
 // timeout) to a slow probe rate, and reports auth and session_limit
-// distinctly: an operator must act on those.
+// distinctly: an operator must act on those, as on config.
 const (
 	ClassUnreachable  Class = "unreachable"   // connection refused, no route, DNS
 	ClassTimeout      Class = "timeout"       // no answer in time
@@ -116,6 +116,10 @@ const (
 	ClassRateLimited  Class = "rate_limited"  // 503/429 with or without Retry-After
 	ClassProtocol     Class = "protocol"      // unexpected status or protocol error
 	ClassDecode       Class = "decode"        // answer could not be understood
+	// ClassConfig: the BMC cannot be polled as configured (credentials the
+	// store does not hold, an address that is no address): no request is
+	// sent, and only an edit of the inventory or credentials mends it.
+	ClassConfig Class = "config"
 )
 
 // Error is a classified poll failure.

@@ -429,7 +429,7 @@ type Snapshot struct {
 	// error describes why the poll failed or was partial.
 	Error string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
 	// error_class is a short machine-readable class: unreachable, auth,
-	// session_limit, timeout, protocol, decode.
+	// session_limit, timeout, rate_limited, protocol, decode, config.
 	ErrorClass string `protobuf:"bytes,11,opt,name=error_class,json=errorClass,proto3" json:"error_class,omitempty"`
 	// info holds slow-changing facts: vendor, model, serial, firmware,
 	// bios_version, power_state, health...

@@ -446,8 +446,8 @@ func FieldPaths(t reflect.Type) map[string]reflect.Type {
 		}
 		_, custom := reflect.New(t).Interface().(yaml.Unmarshaler)
 		isLeaf := depth > 8 || t.Kind() != reflect.Struct && t.Kind() != reflect.Slice && t.Kind() != reflect.Map
-		if t.Kind() == reflect.Struct && custom && len(fieldsOf(t).byName) == 0 {
-			isLeaf = true
+		if t.Kind() == reflect.Struct && custom && (len(fieldsOf(t).byName) == 0 || embedsValue(t)) {
+			isLeaf = true // a value decoded from a scalar: config.URL, a regexp
 		}
 		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
 			isLeaf = true
@@ -474,4 +474,15 @@ func FieldPaths(t reflect.Type) map[string]reflect.Type {
 	}
 	walk(t, "", 0)
 	return out
+}
+
+// embedsValue reports whether struct t embeds a type without inlining it,
+// as the wrappers of a scalar do (struct{ *url.URL }).
+func embedsValue(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if sf := t.Field(i); sf.Anonymous && !strings.Contains(sf.Tag.Get("yaml"), "inline") {
+			return true
+		}
+	}
+	return false
 }

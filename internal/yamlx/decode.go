@@ -55,18 +55,19 @@ func Decode(b []byte, v interface{}, opts ...Option) (Doc, error) {
 	if len(n.Content) == 0 {
 		return Doc{}, nil
 	}
-	d := doc{root: n.Content[0], lines: strings.Split(string(b), "\n")}
+	d := doc{root: n.Content[0]}
 	t := reflect.TypeOf(v)
 	if t == nil || t.Kind() != reflect.Pointer {
 		return Doc{d}, fmt.Errorf("yamlx: Decode needs a pointer, got %T", v)
 	}
 	// The keys are checked, and empty items filled, before decoding.
 	w := newWalker(opts, false)
-	w.check(d.root, t.Elem(), "", d.root.Line, 0)
+	w.check(d.root, t.Elem(), step{index: -1}, d.root.Line, 0)
 	err := d.root.Decode(v)
 	if err != nil {
 		w = newWalker(opts, true)
-		w.check(d.root, t.Elem(), "", d.root.Line, 0)
+		w.known = true
+		w.check(d.root, t.Elem(), step{index: -1}, d.root.Line, 0)
 	}
 	if err == nil && len(w.errs) == 0 {
 		return Doc{d}, nil
@@ -84,7 +85,8 @@ func placeDecode(d doc, t reflect.Type, err error, opts []Option) error {
 		return d.fallback(err)
 	}
 	w := newWalker(opts, true)
-	w.check(d.root, t.Elem(), "", d.root.Line, 0)
+	w.known = true
+	w.check(d.root, t.Elem(), step{index: -1}, d.root.Line, 0)
 	if len(w.errs) == 0 {
 		return d.fallback(err)
 	}
@@ -114,6 +116,7 @@ func (d doc) fallback(err error) error {
 type walker struct {
 	opts    options
 	decode  bool // decode nodes to find their problems (the document failed)
+	known   bool // the next node checked is known not to decode (the root)
 	errs    []error
 	more    int // problems past maxProblems
 	visits  int // nodes visited, bounded: aliases may repeat a subtree
@@ -158,7 +161,7 @@ func (w *walker) result() error {
 // is where a problem of n is reported (its key's line, or its own). With
 // w.decode, a node that does not decode alone is looked into: its
 // children's problems are reported, or its own when they have none.
-func (w *walker) check(n *yamlv3.Node, t reflect.Type, path string, line, depth int) {
+func (w *walker) check(n *yamlv3.Node, t reflect.Type, at0 step, line, depth int) {
 	w.visits++
 	if depth > maxFindDepth || w.visits > maxVisits {
 		return
@@ -181,29 +184,61 @@ func (w *walker) check(n *yamlv3.Node, t reflect.Type, path string, line, depth 
 		if w.decodes > maxDecodes {
 			return
 		}
-		err := decodeNode(n, t)
+		var err error
+		if w.known {
+			w.known = false
+			err = errKnown
+		} else {
+			err = decodeNode(n, t)
+		}
 		if err == nil {
 			// It decodes: only keys no field takes can be wrong below,
 			// which the non-strict decoding of a lone node lets pass.
 			w.decode = false
-			w.children(n, t, path, depth)
+			w.children(n, t, at0, depth)
 			w.decode = true
 			return
 		}
 		before := len(w.errs) + w.more
-		w.children(n, t, path, depth)
-		if len(w.errs)+w.more == before {
+		w.children(n, t, at0, depth)
+		if len(w.errs)+w.more == before && err != errKnown {
 			for _, msg := range messages(err) {
-				w.add(at, path, msg, err)
+				w.add(at, at0.String(), msg, err)
 			}
 		}
 		return
 	}
-	w.children(n, t, path, depth)
+	w.children(n, t, at0, depth)
+}
+
+// errKnown stands for the error of a node already known not to decode.
+var errKnown = errors.New("does not decode")
+
+// step is where a node is: its parent's path and its key or index. The
+// path is only written out when a problem is reported or the node has
+// children: most nodes are scalars without problems.
+type step struct {
+	parent string
+	key    string
+	index  int // -1 for a key (or the root)
+}
+
+func (s step) String() string {
+	if s.index >= 0 {
+		return s.parent + "[" + strconv.Itoa(s.index) + "]"
+	}
+	if s.key == "" && s.parent == "" {
+		return ""
+	}
+	return joinPath(s.parent, s.key)
 }
 
 // children visits the keys and items of n.
-func (w *walker) children(n *yamlv3.Node, t reflect.Type, path string, depth int) {
+func (w *walker) children(n *yamlv3.Node, t reflect.Type, at step, depth int) {
+	if n.Kind != yamlv3.MappingNode && n.Kind != yamlv3.SequenceNode {
+		return
+	}
+	path := at.String()
 	switch {
 	case n.Kind == yamlv3.MappingNode && (t.Kind() == reflect.Struct || t.Kind() == reflect.Map):
 		seen := make(map[string]int, len(n.Content)/2)
@@ -215,7 +250,7 @@ func (w *walker) children(n *yamlv3.Node, t reflect.Type, path string, depth int
 					n.Content[i], item = z, z
 				}
 			}
-			w.check(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", item.Line, depth+1)
+			w.check(item, t.Elem(), step{parent: path, index: i}, item.Line, depth+1)
 		}
 	}
 }
@@ -238,9 +273,9 @@ func (w *walker) mapping(n *yamlv3.Node, t reflect.Type, path string, depth int,
 		if k.Kind != yamlv3.ScalarNode {
 			continue // a complex key: left to the decoders
 		}
-		p := joinPath(path, k.Value)
+		p := step{parent: path, key: k.Value, index: -1}
 		if first, twice := seen[k.Value]; twice {
-			w.add(k.Line, p, fmt.Sprintf("key set twice (first at line %d)", first), nil)
+			w.add(k.Line, p.String(), fmt.Sprintf("key set twice (first at line %d)", first), nil)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -252,7 +287,7 @@ func (w *walker) mapping(n *yamlv3.Node, t reflect.Type, path string, depth int,
 		case fields.inlineMap != nil:
 			w.check(v, fields.inlineMap, p, k.Line, depth+1)
 		default:
-			w.add(k.Line, p, "unknown key", nil)
+			w.add(k.Line, p.String(), "unknown key", nil)
 		}
 	}
 	// Keys of a merged mapping come after the mapping's own, which win.
@@ -293,7 +328,7 @@ func (w *walker) mergedMapping(n *yamlv3.Node, t reflect.Type, path string, dept
 		if _, overridden := own[k.Value]; overridden {
 			continue
 		}
-		p := joinPath(path, k.Value)
+		p := step{parent: path, key: k.Value, index: -1}
 		switch {
 		case fields == nil:
 			w.check(v, t.Elem(), p, k.Line, depth+1)
@@ -302,7 +337,7 @@ func (w *walker) mergedMapping(n *yamlv3.Node, t reflect.Type, path string, dept
 		case fields.inlineMap != nil:
 			w.check(v, fields.inlineMap, p, k.Line, depth+1)
 		default:
-			w.add(k.Line, p, "unknown key", nil)
+			w.add(k.Line, p.String(), "unknown key", nil)
 		}
 	}
 }

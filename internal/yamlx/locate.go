@@ -155,8 +155,7 @@ func flatten(prefix string, err error) []leaf {
 // doc is a parsed YAML document; root is nil when it did not parse or is
 // empty.
 type doc struct {
-	root  *yamlv3.Node
-	lines []string // the source, for what the parsed nodes do not keep
+	root *yamlv3.Node
 }
 
 func parseDoc(b []byte) doc {
@@ -164,7 +163,7 @@ func parseDoc(b []byte) doc {
 	if err := yamlv3.Unmarshal(b, &n); err != nil || len(n.Content) == 0 {
 		return doc{}
 	}
-	return doc{root: n.Content[0], lines: strings.Split(string(b), "\n")}
+	return doc{root: n.Content[0]}
 }
 
 var (

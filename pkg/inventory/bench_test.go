@@ -34,3 +34,19 @@ func BenchmarkParseInventory20000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseInventory20000Invalid: the same inventory with a bad
+// port in its first entry and a bad interval in its last: the cost
+// of reporting problems (each placed at its node).
+func BenchmarkParseInventory20000Invalid(b *testing.B) {
+	doc := inventory20000()
+	doc = []byte(strings.Replace(string(doc), "    labels: {row: r0, rack: r0-0, position: \"0\"}\n", "    labels: {row: r0, rack: r0-0, position: \"0\"}\n    ipmi_port: p\n", 1))
+	doc = append(doc, "    interval: 1\n"...)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(doc); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}

@@ -121,6 +121,7 @@ type walker struct {
 	more    int // problems past maxProblems
 	visits  int // nodes visited, bounded: aliases may repeat a subtree
 	decodes int
+	aliases int
 }
 
 // maxVisits bounds the nodes one walk visits; maxDecodes the nodes it
@@ -128,6 +129,9 @@ type walker struct {
 const (
 	maxVisits  = 4 << 20
 	maxDecodes = 1 << 20
+	// maxAliasDecodes bounds the aliases decoded: each may stand for a
+	// large subtree.
+	maxAliasDecodes = 1000
 )
 
 func newWalker(opts []Option, decode bool) *walker {
@@ -170,14 +174,24 @@ func (w *walker) check(n *yamlv3.Node, t reflect.Type, at0 step, line, depth int
 	if at < line {
 		at = line
 	}
-	if n.Kind == yamlv3.AliasNode {
-		if n.Alias == nil {
-			return
-		}
-		n = n.Alias
-	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if n.Kind == yamlv3.AliasNode {
+		// Not followed: what the anchor holds is checked where it is
+		// written, and a document whose aliases repeat a subtree (or hold
+		// themselves) must not multiply the work. An alias that does not
+		// decode where it is used is reported there.
+		w.aliases++
+		if w.decode && !w.known && w.aliases <= maxAliasDecodes {
+			if err := decodeNode(n, t); err != nil {
+				for _, msg := range messages(err) {
+					w.add(line, at0.String(), msg, err)
+				}
+			}
+		}
+		w.known = false
+		return
 	}
 	if w.decode {
 		w.decodes++

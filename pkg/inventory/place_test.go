@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v2"
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/internal/yamlx/yamlxtest"
@@ -117,4 +118,33 @@ func TestCredentialsPlacement(t *testing.T) {
 		require.Contains(t, err.Error(), want)
 	}
 	require.NotContains(t, err.Error(), "hunter2")
+}
+
+// TestDecodeAgreesWithYAMLv2: the inventory is decoded from one yaml v3
+// parse; on every document that both accept it gives what yaml v2's
+// strict decoding gives (booleans as yes/no, numbers as strings, empty
+// entries kept), and it refuses what v2 refuses.
+func TestDecodeAgreesWithYAMLv2(t *testing.T) {
+	docs := []string{
+		"bmcs:\n  - id: a\n    address: x\n    insecure_skip_verify: yes\n    labels: {position: 12, u: 1.50, n: null, t: true}\n",
+		"bmcs:\n  -\n  - id: b\n    address: y\n    redfish_port: 0x1bb\n    interval: 1m30s\n",
+		"defaults: &d\n  protocol: ipmi\n  labels: {site: s}\nbmcs:\n  - id: a\n    address: x\n    labels: {rack: '07'}\n",
+		"bmcs:\n  - {id: a, address: x, insecure_skip_verify: on}\n  - {id: b, address: y, insecure_skip_verify: off}\n",
+		"bmcs:\n  - id: a\n    address: x\n    ipmi_port: 1e3\n",
+		"bmcs:\n  - id: a\n    address: x\n    ipmi_port: 1.5\n",
+		"bmcs: ~\n",
+		"",
+	}
+	if b, err := os.ReadFile("../../examples/inventory.yml"); err == nil {
+		docs = append(docs, string(b))
+	}
+	for _, doc := range docs {
+		var v2, v3 file
+		err2 := yaml.UnmarshalStrict([]byte(doc), &v2)
+		_, err3 := yamlx.Decode([]byte(doc), &v3)
+		require.Equal(t, err2 == nil, err3 == nil, "%q: v2 %v, v3 %v", doc, err2, err3)
+		if err2 == nil {
+			require.Equal(t, v2, v3, "%q", doc)
+		}
+	}
 }

@@ -50,7 +50,7 @@ func Decode(b []byte, v interface{}, opts ...Option) (Doc, error) {
 		if err2 := yaml.UnmarshalStrict(b, v); err2 != nil {
 			err = err2
 		}
-		return Doc{}, doc{}.fallback(err)
+		return Doc{}, doc{}.fallback(err, opts)
 	}
 	if len(n.Content) == 0 {
 		return Doc{}, nil
@@ -73,7 +73,7 @@ func Decode(b []byte, v interface{}, opts ...Option) (Doc, error) {
 		return Doc{d}, nil
 	}
 	if len(w.errs) == 0 {
-		return Doc{d}, d.fallback(err)
+		return Doc{d}, d.fallback(err, opts)
 	}
 	return Doc{d}, w.result()
 }
@@ -82,13 +82,13 @@ func Decode(b []byte, v interface{}, opts ...Option) (Doc, error) {
 // into t (a pointer type), each at its node.
 func placeDecode(d doc, t reflect.Type, err error, opts []Option) error {
 	if d.root == nil || t == nil || t.Kind() != reflect.Pointer {
-		return d.fallback(err)
+		return d.fallback(err, opts)
 	}
 	w := newWalker(opts, true)
 	w.known = true
 	w.check(d.root, t.Elem(), step{index: -1}, d.root.Line, 0)
 	if len(w.errs) == 0 {
-		return d.fallback(err)
+		return d.fallback(err, opts)
 	}
 	return w.result()
 }
@@ -96,18 +96,27 @@ func placeDecode(d doc, t reflect.Type, err error, opts []Option) error {
 // fallback places an error no node could be found for: by the line its
 // message names, else at the document's first line. It happens when the
 // decoders disagree (a value one of them takes, the other not).
-func (d doc) fallback(err error) error {
+func (d doc) fallback(err error, opts []Option) error {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	var out []error
 	for _, l := range flatten("", err) {
 		e := d.locate(l.msg, l.err)
-		if _, ok := e.(*LocatedError); !ok {
+		le, ok := e.(*LocatedError)
+		if !ok {
 			line := 1
 			if d.root != nil {
 				line = d.root.Line
 			}
-			e = &LocatedError{Line: line, Msg: redact(oneLine.Replace(l.msg)), Err: e}
+			le = &LocatedError{Line: line, Msg: redact(oneLine.Replace(l.msg)), Err: e}
 		}
-		out = append(out, e)
+		if o.hideValues {
+			le.Msg = hideValue(le.Msg)
+			le.Err = &redacted{msg: le.Msg, err: le.Err}
+		}
+		out = append(out, le)
 	}
 	return errors.Join(out...)
 }

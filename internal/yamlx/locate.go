@@ -57,7 +57,19 @@ func LocateErrors(doc []byte, err error) error {
 	if err == nil {
 		return nil
 	}
-	d := parseDoc(doc)
+	return parseDoc(doc).locateAll(err)
+}
+
+// Locate places the problems of err in the document, as LocateErrors
+// does, without parsing it again.
+func (d Doc) Locate(err error) error {
+	if err == nil {
+		return nil
+	}
+	return d.d.locateAll(err)
+}
+
+func (d doc) locateAll(err error) error {
 	leaves := flatten("", err)
 	var out []error
 	for i, l := range leaves {
@@ -101,6 +113,17 @@ type leaf struct {
 // every joined problem gets the prefix).
 func flatten(prefix string, err error) []leaf {
 	switch u := err.(type) {
+	case *yamlv3.TypeError:
+		out := make([]leaf, 0, len(u.Errors))
+		for _, e := range u.Errors {
+			out = append(out, leaf{prefix + e, err})
+		}
+		if len(out) > 0 {
+			return out
+		}
+	case *LocatedError:
+		// Already placed: its path is the whole path, whatever wraps it.
+		return []leaf{{u.Error(), u}}
 	case *yaml.TypeError:
 		out := make([]leaf, 0, len(u.Errors))
 		for _, e := range u.Errors {
@@ -132,8 +155,7 @@ func flatten(prefix string, err error) []leaf {
 // doc is a parsed YAML document; root is nil when it did not parse or is
 // empty.
 type doc struct {
-	root  *yamlv3.Node
-	lines []string // the source, for what the parsed nodes do not keep
+	root *yamlv3.Node
 }
 
 func parseDoc(b []byte) doc {
@@ -141,7 +163,7 @@ func parseDoc(b []byte) doc {
 	if err := yamlv3.Unmarshal(b, &n); err != nil || len(n.Content) == 0 {
 		return doc{}
 	}
-	return doc{root: n.Content[0], lines: strings.Split(string(b), "\n")}
+	return doc{root: n.Content[0]}
 }
 
 var (
@@ -150,7 +172,6 @@ var (
 	setTwiceRE  = regexp.MustCompile(`^field (\S+) already set in type \S+$`)
 	cannotRE    = regexp.MustCompile("^cannot unmarshal (\\S+)(?: `([^`]*)`)? into ")
 	alreadyRE   = regexp.MustCompile(`^key "(.*)" already set in map$`)
-	anchoredRE  = regexp.MustCompile(`^\^\(\?s:(.*)\)\$$`)
 	quotedRE    = regexp.MustCompile("\"((?:[^\"\\\\]|\\\\.)+)\"|`([^`]+)`|'([^']+)'")
 	pathRE      = regexp.MustCompile(`^[A-Za-z0-9_-]+(\[\d+\])*(\.[A-Za-z0-9_-]+(\[\d+\])*)*$`)
 	pathSegment = regexp.MustCompile(`[A-Za-z0-9_-]+|\[\d+\]`)
@@ -163,6 +184,9 @@ var userinfoRE = regexp.MustCompile(`(//[^/\s:@"'` + "`" + `]*):[^@\s/"'` + "`" 
 // locate places one problem. A URL password in it is redacted from what
 // is shown, after placing: the value it is placed by holds the password.
 func (d doc) locate(msg string, err error) error {
+	if le, ok := err.(*LocatedError); ok {
+		return le
+	}
 	r := userinfoRE.ReplaceAllString(msg, "$1:<secret>@")
 	if r == msg {
 		return d.place(msg, err)
@@ -219,67 +243,9 @@ func (d doc) place(msg string, err error) error {
 	if segs := leadingPath(msg); len(segs) > 0 {
 		return &LocatedError{Line: d.lineOf(segs), Path: strings.Join(segs, "."), Msg: stripPath(msg, len(segs)), Err: err}
 	}
-	// No key named: place it by a quoted value it mentions (the value
-	// itself, or one holding it: url.Parse quotes the URL without its
-	// fragment), else by the longest value of the document its text holds
-	// (a decoder quoting the value its own way: "error parsing regexp:
-	// ... `^(?s:(x)$`").
-	var quoted []string
-	for _, q := range quotedRE.FindAllStringSubmatch(msg, -1) {
-		quoted = append(quoted, q[1]+q[2]+q[3])
-		if u, err := strconv.Unquote(`"` + q[1] + `"`); q[1] != "" && err == nil && u != q[1] {
-			quoted = append(quoted, u) // Go's %q of a value with a quote or a line break
-		}
-		if a := anchoredRE.FindStringSubmatch(q[1] + q[2] + q[3]); a != nil {
-			quoted = append(quoted, a[1]) // a relabel regex as anchored for compiling
-		}
-	}
-	for _, whole := range []bool{true, false} {
-		for _, text := range quoted {
-			if !whole && text == "" {
-				continue
-			}
-			// Short texts only as a value's start: url.Parse quotes a
-			// URL without its fragment ("%#" is reported as "%").
-			if line, p, ok := d.find(func(_ *yamlv3.Node, v *yamlv3.Node) bool {
-				return v.Kind == yamlv3.ScalarNode && (v.Value == text ||
-					!whole && (len(text) >= 3 && strings.Contains(v.Value, text) || strings.HasPrefix(v.Value, text)))
-			}); ok {
-				return &LocatedError{Line: line, Path: p, Msg: msg, Err: err}
-			}
-		}
-	}
-	var best *yamlv3.Node
-	d.find(func(_, v *yamlv3.Node) bool {
-		if v.Kind == yamlv3.ScalarNode && len(v.Value) >= 2 && (best == nil || len(v.Value) > len(best.Value)) &&
-			(strings.Contains(msg, v.Value) || strings.Contains(msg, strings.Trim(strconv.Quote(v.Value), `"`))) {
-			best = v
-		}
-		return false
-	})
-	if best != nil {
-		line, p, _ := d.find(func(_, v *yamlv3.Node) bool { return v == best })
-		return &LocatedError{Line: line, Path: p, Msg: msg, Err: err}
-	}
-	// A decoder given an empty string says so without quoting anything
-	// ("empty duration string"): place it by the document's first empty
-	// value that is not a plain null (a bare tag, "!", decodes as an
-	// empty string too).
-	if line, p, ok := d.find(func(_, v *yamlv3.Node) bool {
-		return v.Kind == yamlv3.ScalarNode && v.Value == "" && (v.ShortTag() != "!!null" || d.bareTag(v))
-	}); ok {
-		return &LocatedError{Line: line, Path: p, Msg: msg, Err: err}
-	}
+	// Neither a line nor a key: the message is kept as it is. Values are
+	// not searched for in the text: the same text may be another key's.
 	return err
-}
-
-// bareTag reports whether v is written as a tag alone ("!"), which the
-// YAML library reads as null but a decoder receives as an empty string.
-func (d doc) bareTag(v *yamlv3.Node) bool {
-	if v.Line < 1 || v.Line > len(d.lines) || v.Column < 1 || v.Column > len(d.lines[v.Line-1]) {
-		return false
-	}
-	return d.lines[v.Line-1][v.Column-1] == '!'
 }
 
 // leadingPath returns the key path a message starts with: its leading
@@ -538,6 +504,30 @@ func Problems(err error) []string {
 	out := make([]string, len(ls))
 	for i, l := range ls {
 		out[i] = oneLine.Replace(l.msg)
+	}
+	return out
+}
+
+// ItemLines returns the line of each item of the sequence at the map keys
+// given from the root (ItemLines("bmcs")), nil when there is none.
+func (d Doc) ItemLines(keys ...string) []int {
+	n := d.d.root
+	if n == nil {
+		return nil
+	}
+	for _, k := range keys {
+		n, _ = child(deref(n), seg{key: k})
+		if n == nil {
+			return nil
+		}
+	}
+	n = deref(n)
+	if n.Kind != yamlv3.SequenceNode {
+		return nil
+	}
+	out := make([]int, len(n.Content))
+	for i, item := range n.Content {
+		out[i] = item.Line
 	}
 	return out
 }

@@ -4,11 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
-
-	"go.yaml.in/yaml/v2"
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 	"github.com/bmcstream/bmcstream/pkg/secret"
@@ -57,18 +54,12 @@ func LoadCredentials(path string) (*Credentials, error) {
 // problem names its line and entry, never a secret.
 func parseCredentials(b []byte) (*Credentials, error) {
 	c := &Credentials{byName: map[string]Credential{}, getenv: os.Getenv}
-	if err := yamlx.UnmarshalStrict(b, &c.byName); err != nil {
-		// A type error quotes the value it could not decode: in this file
-		// that may be a password ("lab: hunter2"), so it is left out.
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for i, e := range te.Errors {
-				te.Errors[i] = typeErrorValue.ReplaceAllString(e, "$1")
-			}
-		}
-		return nil, yamlx.LocateErrors(b, err)
+	// A decoding problem may quote the value it could not decode: in this
+	// file that may be a password ("lab: hunter2"), so values are left out.
+	d, err := yamlx.Decode(b, &c.byName, yamlx.HideValues())
+	if err != nil {
+		return nil, err
 	}
-	d := yamlx.ParseDoc(b)
 	var errs []error
 	for _, name := range c.Names() {
 		cr := c.byName[name]
@@ -89,9 +80,6 @@ func parseCredentials(b []byte) (*Credentials, error) {
 	}
 	return c, errors.Join(errs...)
 }
-
-// typeErrorValue is the quoted value of a yaml type error.
-var typeErrorValue = regexp.MustCompile("(cannot unmarshal \\S+) `[^`]*`")
 
 // Names returns the names the file defines, sorted.
 func (c *Credentials) Names() []string {

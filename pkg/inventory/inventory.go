@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
-	yamlv3 "go.yaml.in/yaml/v3"
 
 	"github.com/bmcstream/bmcstream/internal/yamlx"
 )
@@ -143,13 +142,16 @@ func Load(path string) (*Inventory, error) {
 // naming the line; every invalid entry is reported with its line.
 func Parse(b []byte) (*Inventory, error) {
 	var f file
-	if err := yamlx.UnmarshalStrict(b, &f); err != nil {
-		return nil, yamlx.LocateErrors(b, err)
+	// One parse gives the values and the lines of their nodes: entries'
+	// lines and every problem's come from it.
+	d, err := yamlx.Decode(b, &f)
+	if err != nil {
+		return nil, err
 	}
 	if err := f.Defaults.validate(); err != nil {
-		return nil, yamlx.LocateErrors(b, fmt.Errorf("defaults: %w", err))
+		return nil, d.Locate(fmt.Errorf("defaults: %w", err))
 	}
-	lines := entryLines(b)
+	lines := d.ItemLines("bmcs")
 	inv := &Inventory{bmcs: make([]BMC, 0, len(f.BMCs)), byID: make(map[string]int, len(f.BMCs))}
 	var errs []error
 	for i, e := range f.BMCs {
@@ -169,7 +171,7 @@ func Parse(b []byte) (*Inventory, error) {
 		inv.bmcs = append(inv.bmcs, e)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, yamlx.LocateErrors(b, err)
+		return nil, d.Locate(err)
 	}
 	return inv, nil
 }
@@ -274,38 +276,16 @@ func (e *BMC) Validate() error {
 	return errors.Join(errs...)
 }
 
-// entryLines returns the line of each bmcs[i] entry.
-func entryLines(b []byte) []int {
-	var root yamlv3.Node
-	if err := yamlv3.Unmarshal(b, &root); err != nil || len(root.Content) == 0 {
-		return nil
-	}
-	doc := root.Content[0]
-	if doc.Kind != yamlv3.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		if doc.Content[i].Value == "bmcs" && doc.Content[i+1].Kind == yamlv3.SequenceNode {
-			seq := doc.Content[i+1].Content
-			out := make([]int, len(seq))
-			for j, n := range seq {
-				out[j] = n.Line
-			}
-			return out
-		}
-	}
-	return nil
-}
-
 // ParseEntry decodes and validates one inventory entry (YAML), as stored
 // in the gateway's inventory KV bucket.
 func ParseEntry(b []byte) (BMC, error) {
 	var e BMC
-	if err := yamlx.UnmarshalStrict(b, &e); err != nil {
-		return e, yamlx.LocateErrors(b, err)
+	d, err := yamlx.Decode(b, &e)
+	if err != nil {
+		return e, err
 	}
 	applyDefaults(&e, Defaults{})
-	return e, yamlx.LocateErrors(b, e.Validate())
+	return e, d.Locate(e.Validate())
 }
 
 // Len is the number of BMCs.

@@ -158,6 +158,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("url: scheme %q is not http or https", u.Scheme))
 	case u.Host == "":
 		errs = append(errs, fmt.Errorf("url: %q has no host", c.URL.Redacted()))
+	case u.User != nil:
+		// The rule of nats.url too: a URL is printed in logs and errors,
+		// so it carries no credentials; the auth keys hold them.
+		errs = append(errs, fmt.Errorf("url: credentials in the URL of %s would be logged; use basic_auth (password_file) or authorization (credentials_file)", u.Host))
 	}
 	if c.RemoteTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("remote_timeout: must be positive, got %s", c.RemoteTimeout))

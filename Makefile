@@ -60,7 +60,8 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 # The fault suite's long form (1000 BMCs, 10-minute outages; about 70
-# minutes of scenarios). Rows of the results table go to RELIABILITY_REPORT; see
+# minutes of scenarios, and a 30-minute soak against each supported
+# nats-server). Rows of the results table go to RELIABILITY_REPORT; see
 # docs/reliability.md. RELIABILITY_BMCS, _INTERVAL, _RUN and _OUTAGE
 # override the form's figures.
 RELIABILITY_REPORT ?= reliability-results.md

@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -81,6 +82,13 @@ type bedOptions struct {
 	// StandaloneNATS runs the nats-server binary instead of a server
 	// embedded in the test process.
 	StandaloneNATS bool
+	// NATSServer runs this nats-server binary (standalone) instead.
+	NATSServer string
+	// Scale replaces the form's scale when set (the soak sets its own).
+	Scale *scale
+	// Protocols the fleet serves and is polled over ("redfish" when
+	// empty).
+	Protocols string
 }
 
 // bed is one scenario's running system.
@@ -146,15 +154,22 @@ func newBed(t *testing.T, o bedOptions) *bed {
 		o.Sinks = []string{"prom"}
 	}
 	b := &bed{t: t, sc: currentScale(), opts: o, dir: t.TempDir(), sinks: map[string]*testbed.Receiver{}, pollers: map[string]*testbed.Program{}}
+	if o.Scale != nil {
+		b.sc = *o.Scale
+	}
 	b.pollerBin, b.gatewayBin = binaries(t)
 
 	cfg := fleet.DefaultConfig
 	cfg.Count = b.sc.BMCs
-	cfg.Protocols = "redfish"
+	cfg.Protocols = cmp.Or(o.Protocols, "redfish")
 	cfg.FirstAddress = netip.MustParseAddr(fmt.Sprintf("127.%d.0.1", o.Block))
 	b.sim = testbed.StartSimFleet(t, cfg, b.sc.Interval)
 
-	b.nats = startNATS(t, o.StandaloneNATS)
+	if o.NATSServer != "" {
+		b.nats = startNATSBinary(t, o.NATSServer)
+	} else {
+		b.nats = startNATS(t, o.StandaloneNATS)
+	}
 	for _, name := range o.Sinks {
 		switch name {
 		case "prom":
@@ -383,6 +398,7 @@ type natsNode struct {
 	store      string
 	srv        *server.Server
 	cmd        *exec.Cmd
+	bin        string // the nats-server binary; found on the system when empty
 }
 
 func startNATS(t *testing.T, standalone bool) *natsNode {
@@ -403,7 +419,10 @@ func (n *natsNode) start() {
 		n.srv = srv
 		return
 	}
-	bin := testbed.RequireBinary(t, "nats-server")
+	bin := n.bin
+	if bin == "" {
+		bin = testbed.RequireBinary(t, "nats-server")
+	}
 	n.cmd = exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.store)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "nats-server.log"))
 	require.NoError(t, err)

@@ -112,6 +112,10 @@ type ConsumerConfig struct {
 	// DeliverNew makes a newly created consumer skip what the stream
 	// already holds. Off by default: nothing retained is ever skipped.
 	DeliverNew bool `yaml:"deliver_new"`
+	// WatchdogInterval is how often each consumer's figures are checked
+	// for a pull subscription that stopped receiving (see watchdog.go); 0
+	// turns the watchdog off.
+	WatchdogInterval model.Duration `yaml:"watchdog_interval"`
 }
 
 // DefaultConsumerConfig: 4096 snapshots in flight is about 12 s of a
@@ -123,6 +127,10 @@ var DefaultConsumerConfig = ConsumerConfig{
 	MaxAckPending: 4096,
 	AckWait:       model.Duration(30 * time.Second),
 	FetchBatch:    256,
+	// 10 s: a stalled consumer is reopened within two checks (20 s), less
+	// than one 30 s poll interval, for one ConsumerInfo request per
+	// consumer every 10 s.
+	WatchdogInterval: model.Duration(10 * time.Second),
 }
 
 // DefaultConfig is a gateway with no sinks on a local NATS.
@@ -179,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Consumer.AckWait < model.Duration(time.Second) {
 		errs = append(errs, fmt.Errorf("consumer.ack_wait: must be at least 1s, got %s", c.Consumer.AckWait))
+	}
+	if c.Consumer.WatchdogInterval != 0 && c.Consumer.WatchdogInterval < model.Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("consumer.watchdog_interval: must be 0 (off) or at least 1s, got %s", c.Consumer.WatchdogInterval))
 	}
 	if c.Consumer.FetchBatch < 1 {
 		errs = append(errs, fmt.Errorf("consumer.fetch_batch: must be at least 1, got %d", c.Consumer.FetchBatch))

@@ -31,6 +31,7 @@ type metrics struct {
 	replicas         prometheus.Gauge
 	partitionsHeld   prometheus.Gauge
 	leasesLost       prometheus.Counter
+	consumerRestarts *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -119,6 +120,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "bmcstream_gateway_partition_leases_lost_total",
 			Help: "Partition leases that expired before this replica renewed them (it could not reach NATS for replicas.ttl); their consumers were stopped.",
 		}),
+		consumerRestarts: newConsumerRestarts(),
+	}
+	if err := reg.Register(m.consumerRestarts); err != nil {
+		return nil, err
 	}
 	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.protoFailovers, m.passedOver, m.changeLogs, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads, m.replicas, m.partitionsHeld, m.leasesLost} {
 		if err := reg.Register(c); err != nil {

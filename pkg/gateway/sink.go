@@ -73,6 +73,7 @@ type sink struct {
 	drain chan struct{}
 
 	pending inFlight
+	watch   consumerWatch // see watchdog.go
 
 	// Per-BMC serialisation (JetStream sinks): at most one snapshot of a
 	// BMC is with the queue at a time; later ones wait here, in stream
@@ -100,6 +101,7 @@ func (s *sink) run(ctx context.Context) {
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	defer stopKeep()
 	go s.pending.keepAlive(keepCtx, time.Duration(s.g.cfg.Consumer.AckWait)/3)
+	go s.watchConsumer(keepCtx, time.Duration(s.g.cfg.Consumer.WatchdogInterval))
 
 	s.inflight = make(map[string][]jetstream.Msg)
 	s.releaseCh = make(chan struct{}, 1)
@@ -164,12 +166,15 @@ func (s *sink) run(ctx context.Context) {
 		if len(s.inflight) > 0 {
 			wait = 20 * time.Millisecond
 		}
+		s.restartIfStalled(it)
 		m, err := it.Next(jetstream.NextMaxWait(wait))
 		switch {
 		case err == nil:
+			s.watch.received.Add(1)
 			s.pending.add(m)
 			s.dispatch(ctx, m)
 		case errors.Is(err, nats.ErrTimeout):
+			s.watch.idle.Add(1)
 			if len(s.inflight) > 0 {
 				s.waitRelease(ctx)
 			}
@@ -178,7 +183,8 @@ func (s *sink) run(ctx context.Context) {
 				drained = true
 				continue
 			}
-			// The connection closed under it: pull anew.
+			// The connection closed under it, or the watchdog drained
+			// it: pull anew.
 			it.Stop()
 			it = nil
 			sleep(ctx, time.Second)

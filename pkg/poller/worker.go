@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bmcstream/bmcstream/pkg/inventory"
@@ -21,6 +22,13 @@ type worker struct {
 	sources []protoSource
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// from is when the worker may first poll: a leaving poller's handover
+	// time for a BMC taken over from it, else zero (the next slot).
+	from time.Time
+	// leave is closed by handOver; stopAt is then the handover time: the
+	// worker polls its slots before it and returns.
+	leave  chan struct{}
+	stopAt atomic.Int64
 
 	mu     sync.Mutex
 	status Status
@@ -74,7 +82,15 @@ func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 	defer w.closeSources()
 	interval := time.Duration(w.bmc.Interval)
-	next := firstSlot(w.p.now(), interval, offset(w.bmc.ID, interval))
+	// The BMC's regular slot: a BMC moved from another poller keeps the
+	// rhythm it had there (and, after a handover, starts at or after the
+	// handover time).
+	now := w.p.now()
+	if now.Before(w.from) {
+		now = w.from
+	}
+	next := firstSlot(now, interval, offset(w.bmc.ID, interval))
+	leave := w.leave
 	failures := 0
 	seq := w.p.sequence(w.bmc.ID)
 	timer := time.NewTimer(time.Until(next))
@@ -95,6 +111,12 @@ func (w *worker) run(ctx context.Context) {
 			return
 		case <-keepAlive:
 			w.keepAlive(ctx)
+			continue
+		case <-leave:
+			leave = nil
+			if w.handedOver(next) {
+				return
+			}
 			continue
 		case <-timer.C:
 		}
@@ -130,8 +152,24 @@ func (w *worker) run(ctx context.Context) {
 		if now := w.p.now(); !next.After(now) {
 			next = firstSlot(now, interval, offset(w.bmc.ID, interval))
 		}
+		if w.handedOver(next) {
+			return
+		}
 		timer.Reset(time.Until(next))
 	}
+}
+
+// handOver makes the worker poll its slots before at and return.
+func (w *worker) handOver(at time.Time) {
+	if w.stopAt.CompareAndSwap(0, at.UnixNano()) {
+		close(w.leave)
+	}
+}
+
+// handedOver reports whether a slot is past the handover time.
+func (w *worker) handedOver(slot time.Time) bool {
+	at := w.stopAt.Load()
+	return at != 0 && slot.UnixNano() >= at
 }
 
 // keepAliveEvery is how often idle sessions are touched: half of the

@@ -81,6 +81,9 @@ type bedOptions struct {
 	// StandaloneNATS runs the nats-server binary instead of a server
 	// embedded in the test process.
 	StandaloneNATS bool
+	// ReplicationFactor is the pollers' sharding.replication_factor (1
+	// when zero).
+	ReplicationFactor int
 }
 
 // bed is one scenario's running system.
@@ -179,9 +182,10 @@ func (b *bed) writeConfigs() {
 	if b.opts.PublishBuffer > 0 {
 		buffer = fmt.Sprintf("publish_buffer: %d\n", b.opts.PublishBuffer)
 	}
-	// Dynamic membership with a TTL well under the interval, so a killed
-	// poller's BMCs move within two intervals.
-	ttl := model.Duration(max(time.Second, b.sc.Interval/2))
+	// Dynamic membership with the shipped TTL scaled to the interval as
+	// the shipped TTL is to a 10 s interval (half of it), at least 1 s.
+	ttl := model.Duration(memberTTL(b.sc.Interval))
+	rf := max(b.opts.ReplicationFactor, 1)
 	b.pollerCfg = filepath.Join(b.dir, "poller.yml")
 	require.NoError(t, os.WriteFile(b.pollerCfg, []byte(fmt.Sprintf(`nats:
   url: %s
@@ -191,7 +195,8 @@ inventory:
 sharding:
   mode: dynamic
   ttl: %s
-%s`, b.nats.URL(), b.sim.InvFile, b.sim.CredFile, ttl, buffer)), 0o600))
+  replication_factor: %d
+%s`, b.nats.URL(), b.sim.InvFile, b.sim.CredFile, ttl, rf, buffer)), 0o600))
 
 	var sinks strings.Builder
 	for _, name := range b.opts.Sinks {

@@ -84,6 +84,9 @@ type bedOptions struct {
 	// ReplicationFactor is the pollers' sharding.replication_factor (1
 	// when zero).
 	ReplicationFactor int
+	// FailoverTimeout is the gateway's ha_tracker.failover_timeout (its
+	// default when zero).
+	FailoverTimeout time.Duration
 }
 
 // bed is one scenario's running system.
@@ -213,6 +216,10 @@ sharding:
       max_backoff: 1s
 `, name, url)
 	}
+	ha := ""
+	if b.opts.FailoverTimeout > 0 {
+		ha = fmt.Sprintf("ha_tracker:\n  failover_timeout: %s\n", model.Duration(b.opts.FailoverTimeout))
+	}
 	b.gatewayCfg = filepath.Join(b.dir, "gateway.yml")
 	require.NoError(t, os.WriteFile(b.gatewayCfg, []byte(fmt.Sprintf(`nats:
   url: %s
@@ -220,7 +227,7 @@ inventory:
   files: [%s]
 consumer:
   ack_wait: 5s
-remote_write:%s`, b.nats.URL(), b.sim.InvFile, sinks.String())), 0o600))
+%sremote_write:%s`, b.nats.URL(), b.sim.InvFile, ha, sinks.String())), 0o600))
 }
 
 // start runs the gateway and the pollers and marks the start of the

@@ -1,10 +1,12 @@
 package poller
 
 import (
-	"sort"
+	"context"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,9 +39,12 @@ func slotNumber(t time.Time, off, interval time.Duration) int64 {
 	return (t.UnixNano() - int64(off)) / int64(interval)
 }
 
-// TestCleanShutdownHandsOver stops one of two pollers cleanly: its BMCs
-// move to the survivor at the handover time, and every BMC is polled in
-// every slot exactly once across the handover, none missed, none twice.
+// TestCleanShutdownHandsOver stops one of two pollers cleanly: it puts a
+// leaving mark with the handover time T, polls each of its BMCs' slots
+// before T and stops; the survivor polls each from T on. Around T every
+// moved BMC's last slot before T is polled once, by the leaver, and its
+// first slot from T once, by the survivor; no slot of any BMC is polled
+// twice in the whole window.
 func TestCleanShutdownHandsOver(t *testing.T) {
 	const n, interval = 20, 2 * time.Second
 	tb := newTestbed(t, n, "redfish", interval)
@@ -49,6 +54,7 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	b, _, _ := runPoller(t, tb.config(t, "ho-b", extra))
 	require.Eventually(t, func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 },
 		10*time.Second, 20*time.Millisecond, "both pollers see each other")
+	marks := watchLeaving(t, tb.nats.ClientURL(), "ho-a")
 	// A full interval of stable ownership before the handover.
 	time.Sleep(interval + interval/2)
 	from := time.Now()
@@ -63,38 +69,68 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	stopA()
 	took := time.Since(stopped)
 	t.Logf("ho-a stopped in %s", took.Round(10*time.Millisecond))
-	require.Less(t, took, handoverDelay+interval, "a clean stop waits for the handover, not longer")
+	// The handover second, the last poll before it (at most the poll
+	// timeout, 80 % of the interval) and a loaded machine's slack.
+	require.Less(t, took, handoverDelay+2*interval, "a clean stop waits for the handover, not longer")
+	var at time.Time
+	select {
+	case at = <-marks:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ho-a put no leaving mark")
+	}
+	require.WithinDuration(t, stopped.Add(handoverDelay), at, time.Second, "handover time: a second after the stop began")
 	require.Eventually(t, func() bool { return len(b.Members()) == 1 }, 5*time.Second, 20*time.Millisecond)
 	require.Len(t, b.Statuses(), n, "ho-b owns every BMC")
 	time.Sleep(2*interval + interval/2)
 	to := time.Now()
+	time.Sleep(time.Second) // the polls started before to are published
 
 	slots := rec.slotsOf(from, to, interval)
 	require.Len(t, slots, n, "every BMC polled")
-	var handedOver int
 	for id, s := range slots {
-		nums := make([]int64, 0, len(s))
-		for k := range s {
-			nums = append(nums, k)
+		for k, ps := range s {
+			require.LessOrEqual(t, len(ps), 1, "bmc %s slot %d: polled by %v (moved: %v)", id, k, ps, moved[id])
 		}
-		sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
-		for k := nums[0]; k <= nums[len(nums)-1]; k++ {
-			require.Len(t, s[k], 1, "bmc %s slot %d: polled by %v (moved: %v)", id, k, s[k], moved[id])
+		if !moved[id] {
+			continue
 		}
-		// The window's first and last slots are there too (a poll is
-		// recorded well within 500 ms of its slot).
 		off := offset(id, interval)
-		first := firstSlot(from, interval, off)
-		last := firstSlot(to.Add(-500*time.Millisecond-interval), interval, off)
-		require.LessOrEqual(t, nums[0], slotNumber(first, off, interval), "bmc %s: first slot of the window", id)
-		require.GreaterOrEqual(t, nums[len(nums)-1], slotNumber(last, off, interval), "bmc %s: last slot of the window", id)
-		if moved[id] {
-			require.Equal(t, "ho-a", s[nums[0]][0], "bmc %s: first polled by ho-a", id)
-			require.Equal(t, "ho-b", s[nums[len(nums)-1]][0], "bmc %s: last polled by ho-b", id)
-			handedOver++
-		}
+		after := firstSlot(at, interval, off)
+		before := after.Add(-interval)
+		require.Equal(t, []string{"ho-a"}, s[slotNumber(before, off, interval)], "bmc %s: the slot before the handover", id)
+		require.Equal(t, []string{"ho-b"}, s[slotNumber(after, off, interval)], "bmc %s: the slot after the handover", id)
 	}
-	t.Logf("%d BMCs handed over with no slot missed or polled twice", handedOver)
+	t.Logf("%d BMCs handed over at %s with no slot missed or polled twice", len(moved), at.Sub(stopped).Round(time.Millisecond))
+}
+
+// watchLeaving reports the handover time of the first leaving mark put
+// under one poller's key.
+func watchLeaving(t *testing.T, url, id string) <-chan time.Time {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kv, err := js.KeyValue(ctx, DefaultShardingConfig.Bucket)
+	require.NoError(t, err)
+	w, err := kv.Watch(ctx, id, jetstream.UpdatesOnly())
+	require.NoError(t, err)
+	out := make(chan time.Time, 1)
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			if at, ok := leavingAt(e.Value()); ok {
+				out <- at
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // TestHandoverValues parses leaving marks and tells them from heartbeats.

@@ -83,13 +83,17 @@ func (w *worker) run(ctx context.Context) {
 	defer w.closeSources()
 	interval := time.Duration(w.bmc.Interval)
 	// The BMC's regular slot: a BMC moved from another poller keeps the
-	// rhythm it had there (and, after a handover, starts at or after the
-	// handover time).
+	// rhythm it had there. After a handover its first slot is the first at
+	// or after the handover time, the one the leaver did not poll: polled
+	// late rather than skipped when this worker starts after it (a loaded
+	// machine), if by less than an interval.
 	now := w.p.now()
-	if now.Before(w.from) {
-		now = w.from
-	}
 	next := firstSlot(now, interval, offset(w.bmc.ID, interval))
+	if !w.from.IsZero() {
+		if first := firstSlot(w.from, interval, offset(w.bmc.ID, interval)); now.Sub(first) < interval {
+			next = first
+		}
+	}
 	leave := w.leave
 	failures := 0
 	seq := w.p.sequence(w.bmc.ID)

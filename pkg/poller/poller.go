@@ -354,9 +354,6 @@ func (p *Poller) reconcile() {
 			continue
 		}
 		w, err := p.newWorker(b)
-		if err == nil {
-			w.from = p.takeOverAt(id, members, rf)
-		}
 		if err != nil {
 			p.metrics.sourceErrors.Inc()
 			p.logger.Error("cannot poll bmc", "bmc", id, "err", err)
@@ -365,6 +362,7 @@ func (p *Poller) reconcile() {
 		p.workers[id] = w
 		wctx, cancel := context.WithCancel(p.runCtx)
 		w.cancel = cancel
+		w.from, w.leave = p.takeOverAt(id, members, rf), make(chan struct{})
 		go w.run(wctx)
 	}
 }
@@ -382,7 +380,7 @@ func (p *Poller) newWorker(b inventory.BMC) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{p: p, bmc: b, done: make(chan struct{}), leave: make(chan struct{}), status: Status{ID: b.ID, Address: b.Address, Protocol: string(b.Protocol)}}
+	w := &worker{p: p, bmc: b, done: make(chan struct{}), status: Status{ID: b.ID, Address: b.Address, Protocol: string(b.Protocol)}}
 	for _, proto := range protocolsOf(b) {
 		src, err := p.opts.NewSource(b, proto, user, pw)
 		if err != nil {

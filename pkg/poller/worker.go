@@ -165,7 +165,7 @@ func (w *worker) run(ctx context.Context) {
 
 // handOver makes the worker poll its slots before at and return.
 func (w *worker) handOver(at time.Time) {
-	if w.stopAt.CompareAndSwap(0, at.UnixNano()) {
+	if w.stopAt.CompareAndSwap(0, at.UnixNano()) && w.leave != nil {
 		close(w.leave)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // poller's minimum).
 func memberTTL(interval time.Duration) time.Duration {
 	ttl := time.Duration(poller.DefaultShardingConfig.TTL)
-	return max(time.Second, time.Duration(int64(ttl)*int64(interval)/int64(10*time.Second)))
+	return max(time.Second, time.Duration(float64(ttl)*float64(interval)/float64(10*time.Second)).Round(time.Millisecond))
 }
 
 // crashMissBound is the most polls a BMC of a crashed poller misses, as

@@ -89,6 +89,12 @@ type bedOptions struct {
 	// Protocols the fleet serves and is polled over ("redfish" when
 	// empty).
 	Protocols string
+	// ReplicationFactor is the pollers' sharding.replication_factor (1
+	// when zero).
+	ReplicationFactor int
+	// FailoverTimeout is the gateway's ha_tracker.failover_timeout (its
+	// default when zero).
+	FailoverTimeout time.Duration
 }
 
 // bed is one scenario's running system.
@@ -194,9 +200,10 @@ func (b *bed) writeConfigs() {
 	if b.opts.PublishBuffer > 0 {
 		buffer = fmt.Sprintf("publish_buffer: %d\n", b.opts.PublishBuffer)
 	}
-	// Dynamic membership with a TTL well under the interval, so a killed
-	// poller's BMCs move within two intervals.
-	ttl := model.Duration(max(time.Second, b.sc.Interval/2))
+	// Dynamic membership with the shipped TTL scaled to the interval as
+	// the shipped TTL is to a 10 s interval (half of it), at least 1 s.
+	ttl := model.Duration(memberTTL(b.sc.Interval))
+	rf := max(b.opts.ReplicationFactor, 1)
 	b.pollerCfg = filepath.Join(b.dir, "poller.yml")
 	require.NoError(t, os.WriteFile(b.pollerCfg, []byte(fmt.Sprintf(`nats:
   url: %s
@@ -206,7 +213,8 @@ inventory:
 sharding:
   mode: dynamic
   ttl: %s
-%s`, b.nats.URL(), b.sim.InvFile, b.sim.CredFile, ttl, buffer)), 0o600))
+  replication_factor: %d
+%s`, b.nats.URL(), b.sim.InvFile, b.sim.CredFile, ttl, rf, buffer)), 0o600))
 
 	var sinks strings.Builder
 	for _, name := range b.opts.Sinks {
@@ -223,6 +231,10 @@ sharding:
       max_backoff: 1s
 `, name, url)
 	}
+	ha := ""
+	if b.opts.FailoverTimeout > 0 {
+		ha = fmt.Sprintf("ha_tracker:\n  failover_timeout: %s\n", model.Duration(b.opts.FailoverTimeout))
+	}
 	b.gatewayCfg = filepath.Join(b.dir, "gateway.yml")
 	require.NoError(t, os.WriteFile(b.gatewayCfg, []byte(fmt.Sprintf(`nats:
   url: %s
@@ -230,7 +242,7 @@ inventory:
   files: [%s]
 consumer:
   ack_wait: 5s
-remote_write:%s`, b.nats.URL(), b.sim.InvFile, sinks.String())), 0o600))
+%sremote_write:%s`, b.nats.URL(), b.sim.InvFile, ha, sinks.String())), 0o600))
 }
 
 // start runs the gateway and the pollers and marks the start of the

@@ -49,7 +49,10 @@ type ShardingConfig struct {
 	// ReplicationFactor is how many pollers own each BMC (2 for HA pairs).
 	ReplicationFactor int `yaml:"replication_factor"`
 	// Bucket and TTL of dynamic membership: a poller that misses
-	// heartbeats for TTL is gone, and its BMCs move.
+	// heartbeats for TTL is gone, and its BMCs move. A crashed poller's
+	// BMCs miss at most ⌈(TTL + poll duration)/interval⌉ polls each
+	// (docs/scaling.md): the 5 s default keeps that to one poll for
+	// intervals of 10 s and more.
 	Bucket string         `yaml:"bucket"`
 	TTL    model.Duration `yaml:"ttl"`
 }
@@ -105,7 +108,7 @@ var (
 		Shards:            1,
 		ReplicationFactor: 1,
 		Bucket:            "bmcstream_pollers",
-		TTL:               model.Duration(10 * time.Second),
+		TTL:               model.Duration(5 * time.Second),
 	}
 	DefaultConfig = Config{
 		NATS:          bus.DefaultConfig,

@@ -149,6 +149,31 @@ remote_write:
 	for id, ps := range rec.pollers(from, time.Now()) {
 		require.Equal(t, []string{"poller-b"}, sortedKeys(ps), "bmc %s", id)
 	}
+
+	// Each of poller-a's BMCs missed at most ⌈(ttl + poll)/interval⌉ = 1
+	// slot (docs/scaling.md), and none was polled twice.
+	slots := rec.slotsOf(killed.Add(-2*interval), time.Now(), interval)
+	missed := 0
+	for id, s := range slots {
+		nums := make([]int64, 0, len(s))
+		for k := range s {
+			nums = append(nums, k)
+		}
+		sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+		if s[nums[0]][0] != "poller-a" {
+			continue
+		}
+		gap := 0
+		for k := nums[0]; k <= nums[len(nums)-1]; k++ {
+			require.LessOrEqual(t, len(s[k]), 1, "bmc %s slot %d: polled by %v", id, k, s[k])
+			if len(s[k]) == 0 {
+				gap++
+			}
+		}
+		require.LessOrEqual(t, gap, 1, "bmc %s: slots missed after the kill", id)
+		missed += gap
+	}
+	t.Logf("polls never made after the kill: %d", missed)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

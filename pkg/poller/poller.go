@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -59,6 +58,13 @@ type Poller struct {
 	inv     atomic.Pointer[inventory.Inventory]
 	creds   atomic.Pointer[inventory.Credentials]
 	members atomic.Pointer[[]string]
+	// Dynamic membership (membership.go): the watch of the bucket, the
+	// other pollers as seen through it, and the leaving ones' handover
+	// times.
+	watcher jetstream.KeyWatcher
+	memMu   sync.Mutex
+	table   map[string]member
+	leavers atomic.Pointer[map[string]time.Time]
 
 	mu      sync.Mutex
 	workers map[string]*worker
@@ -221,6 +227,8 @@ func (p *Poller) Run(ctx context.Context, flushTimeout time.Duration) error {
 	p.mu.Unlock()
 
 	var wg sync.WaitGroup
+	memCtx, stopMembership := context.WithCancel(runCtx)
+	defer stopMembership()
 	if p.cfg.Sharding.Mode == "dynamic" {
 		if err := p.joinMembership(ctx); err != nil {
 			return err
@@ -228,7 +236,7 @@ func (p *Poller) Run(ctx context.Context, flushTimeout time.Duration) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.heartbeat(runCtx)
+			p.membership(memCtx)
 		}()
 	}
 	p.reconcile()
@@ -257,12 +265,9 @@ loop:
 	}
 	p.ready.Store(false)
 	p.logger.Info("poller shutting down")
-	// Leave the membership first so the others take over at once.
-	if p.kv != nil {
-		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = p.kv.Delete(dctx, p.id)
-		dcancel()
-	}
+	// Leave the membership first: the others take the BMCs over at a
+	// handover time, and this poller polls them until then.
+	p.leave(func() { stopMembership(); wg.Wait() })
 	cancel()
 	p.stopAll()
 	wg.Wait()
@@ -311,75 +316,6 @@ func (p *Poller) connect(ctx context.Context) error {
 	}
 }
 
-func (p *Poller) joinMembership(ctx context.Context) error {
-	kv, err := p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      p.cfg.Sharding.Bucket,
-		Description: "bmcstream poller membership",
-		TTL:         time.Duration(p.cfg.Sharding.TTL),
-		History:     1,
-	})
-	if err != nil {
-		return fmt.Errorf("membership bucket %s: %w", p.cfg.Sharding.Bucket, err)
-	}
-	p.kv = kv
-	if _, err := kv.Put(ctx, p.id, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-		return fmt.Errorf("join membership: %w", err)
-	}
-	return p.refreshMembers(ctx)
-}
-
-// heartbeat renews this poller's membership every TTL/3 and recomputes
-// ownership when the set of live pollers changes.
-func (p *Poller) heartbeat(ctx context.Context) {
-	t := time.NewTicker(time.Duration(p.cfg.Sharding.TTL) / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if _, err := p.kv.Put(hctx, p.id, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-			p.logger.Warn("membership heartbeat", "err", err)
-		}
-		if err := p.refreshMembers(hctx); err != nil {
-			p.logger.Warn("list members", "err", err)
-		}
-		cancel()
-	}
-}
-
-func (p *Poller) refreshMembers(ctx context.Context) error {
-	keys, err := p.kv.Keys(ctx)
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		return err
-	}
-	sort.Strings(keys)
-	if !contains(keys, p.id) {
-		keys = append(keys, p.id) // we are alive even if our key just expired
-		sort.Strings(keys)
-	}
-	old := p.members.Load()
-	if old != nil && reflect.DeepEqual(*old, keys) {
-		return nil
-	}
-	p.members.Store(&keys)
-	p.metrics.membershipChanges.Inc()
-	p.logger.Info("membership changed", "members", keys)
-	p.reconcile()
-	return nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // reconcile starts workers for BMCs this poller owns and stops the rest.
 func (p *Poller) reconcile() {
 	p.mu.Lock()
@@ -426,6 +362,7 @@ func (p *Poller) reconcile() {
 		p.workers[id] = w
 		wctx, cancel := context.WithCancel(p.runCtx)
 		w.cancel = cancel
+		w.from, w.leave = p.takeOverAt(id, members, rf), make(chan struct{})
 		go w.run(wctx)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bmcstream/bmcstream/pkg/inventory"
@@ -24,6 +25,13 @@ type worker struct {
 	// unpollable: the BMC cannot be polled as configured; its sources are
 	// unpollableSources (unpollable.go).
 	unpollable bool
+	// from is when the worker may first poll: a leaving poller's handover
+	// time for a BMC taken over from it, else zero (the next slot).
+	from time.Time
+	// leave is closed by handOver; stopAt is then the handover time: the
+	// worker polls its slots before it and returns.
+	leave  chan struct{}
+	stopAt atomic.Int64
 
 	mu     sync.Mutex
 	status Status
@@ -82,7 +90,19 @@ func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 	defer w.closeSources()
 	interval := time.Duration(w.bmc.Interval)
-	next := firstSlot(w.p.now(), interval, offset(w.bmc.ID, interval))
+	// The BMC's regular slot: a BMC moved from another poller keeps the
+	// rhythm it had there. After a handover its first slot is the first at
+	// or after the handover time, the one the leaver did not poll: polled
+	// late rather than skipped when this worker starts after it (a loaded
+	// machine), if by less than an interval.
+	now := w.p.now()
+	next := firstSlot(now, interval, offset(w.bmc.ID, interval))
+	if !w.from.IsZero() {
+		if first := firstSlot(w.from, interval, offset(w.bmc.ID, interval)); now.Sub(first) < interval {
+			next = first
+		}
+	}
+	leave := w.leave
 	failures := 0
 	seq := w.p.sequence(w.bmc.ID)
 	timer := time.NewTimer(time.Until(next))
@@ -103,6 +123,12 @@ func (w *worker) run(ctx context.Context) {
 			return
 		case <-keepAlive:
 			w.keepAlive(ctx)
+			continue
+		case <-leave:
+			leave = nil
+			if w.handedOver(next) {
+				return
+			}
 			continue
 		case <-timer.C:
 		}
@@ -138,8 +164,24 @@ func (w *worker) run(ctx context.Context) {
 		if now := w.p.now(); !next.After(now) {
 			next = firstSlot(now, interval, offset(w.bmc.ID, interval))
 		}
+		if w.handedOver(next) {
+			return
+		}
 		timer.Reset(time.Until(next))
 	}
+}
+
+// handOver makes the worker poll its slots before at and return.
+func (w *worker) handOver(at time.Time) {
+	if w.stopAt.CompareAndSwap(0, at.UnixNano()) && w.leave != nil {
+		close(w.leave)
+	}
+}
+
+// handedOver reports whether a slot is past the handover time.
+func (w *worker) handedOver(slot time.Time) bool {
+	at := w.stopAt.Load()
+	return at != 0 && slot.UnixNano() >= at
 }
 
 // keepAliveEvery is how often idle sessions are touched: half of the

@@ -1,0 +1,163 @@
+package poller
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+// slotsOf maps each BMC's polls that started in [from, to) to their slot
+// numbers (which multiple of the interval past the BMC's offset), counting
+// polls per slot, and notes which poller made each.
+func (r *recorder) slotsOf(from, to time.Time, interval time.Duration) map[string]map[int64][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[int64][]string{}
+	for _, s := range r.snaps {
+		start := time.UnixMilli(s.PollStartMs)
+		if start.Before(from) || !start.Before(to) {
+			continue
+		}
+		off := offset(s.BmcId, interval)
+		// A poll starts at its slot plus the scheduling lag, well under
+		// half an interval.
+		slot := slotNumber(start.Add(interval/2), off, interval)
+		if out[s.BmcId] == nil {
+			out[s.BmcId] = map[int64][]string{}
+		}
+		out[s.BmcId][slot] = append(out[s.BmcId][slot], s.PollerId)
+	}
+	return out
+}
+
+// slotNumber numbers the slot at or before t.
+func slotNumber(t time.Time, off, interval time.Duration) int64 {
+	return (t.UnixNano() - int64(off)) / int64(interval)
+}
+
+// TestCleanShutdownHandsOver stops one of two pollers cleanly: it puts a
+// leaving mark with the handover time T, polls each of its BMCs' slots
+// before T and stops; the survivor polls each from T on. Around T every
+// moved BMC's last slot before T is polled once, by the leaver, and its
+// first slot from T once, by the survivor; no slot of any BMC is polled
+// twice in the whole window.
+func TestCleanShutdownHandsOver(t *testing.T) {
+	const n, interval = 20, 2 * time.Second
+	tb := newTestbed(t, n, "redfish", interval)
+	rec := record(t, tb.nats.ClientURL())
+	extra := "sharding:\n  mode: dynamic\n  ttl: 2s\n"
+	a, _, stopA := runPoller(t, tb.config(t, "ho-a", extra))
+	b, _, _ := runPoller(t, tb.config(t, "ho-b", extra))
+	require.Eventually(t, func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 },
+		10*time.Second, 20*time.Millisecond, "both pollers see each other")
+	marks := watchLeaving(t, tb.nats.ClientURL(), "ho-a")
+	// A full interval of stable ownership before the handover.
+	time.Sleep(interval + interval/2)
+	from := time.Now()
+	time.Sleep(interval)
+	moved := map[string]bool{}
+	for _, st := range a.Statuses() {
+		moved[st.ID] = true
+	}
+	require.NotEmpty(t, moved, "ho-a owns some BMCs")
+	require.Less(t, len(moved), n, "ho-b owns some BMCs")
+	stopped := time.Now()
+	stopA()
+	took := time.Since(stopped)
+	t.Logf("ho-a stopped in %s", took.Round(10*time.Millisecond))
+	// The handover second, the last poll before it (at most the poll
+	// timeout, 80 % of the interval) and a loaded machine's slack.
+	require.Less(t, took, handoverDelay+2*interval, "a clean stop waits for the handover, not longer")
+	var at time.Time
+	select {
+	case at = <-marks:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ho-a put no leaving mark")
+	}
+	require.WithinDuration(t, stopped.Add(handoverDelay), at, time.Second, "handover time: a second after the stop began")
+	require.Eventually(t, func() bool { return len(b.Members()) == 1 }, 5*time.Second, 20*time.Millisecond)
+	require.Len(t, b.Statuses(), n, "ho-b owns every BMC")
+	time.Sleep(2*interval + interval/2)
+	to := time.Now()
+	time.Sleep(time.Second) // the polls started before to are published
+
+	slots := rec.slotsOf(from, to, interval)
+	require.Len(t, slots, n, "every BMC polled")
+	for id, s := range slots {
+		for k, ps := range s {
+			require.LessOrEqual(t, len(ps), 1, "bmc %s slot %d: polled by %v (moved: %v)", id, k, ps, moved[id])
+		}
+		if !moved[id] {
+			continue
+		}
+		off := offset(id, interval)
+		after := firstSlot(at, interval, off)
+		before := after.Add(-interval)
+		require.Equal(t, []string{"ho-a"}, s[slotNumber(before, off, interval)], "bmc %s: the slot before the handover", id)
+		require.Equal(t, []string{"ho-b"}, s[slotNumber(after, off, interval)], "bmc %s: the slot after the handover", id)
+	}
+	t.Logf("%d BMCs handed over at %s with no slot missed or polled twice", len(moved), at.Sub(stopped).Round(time.Millisecond))
+}
+
+// watchLeaving reports the handover time of the first leaving mark put
+// under one poller's key.
+func watchLeaving(t *testing.T, url, id string) <-chan time.Time {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kv, err := js.KeyValue(ctx, DefaultShardingConfig.Bucket)
+	require.NoError(t, err)
+	w, err := kv.Watch(ctx, id, jetstream.UpdatesOnly())
+	require.NoError(t, err)
+	out := make(chan time.Time, 1)
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			if at, ok := leavingAt(e.Value()); ok {
+				out <- at
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// TestHandoverValues parses leaving marks and tells them from heartbeats.
+func TestHandoverValues(t *testing.T) {
+	at, ok := leavingAt([]byte("leaving 1765000000123"))
+	require.True(t, ok)
+	require.Equal(t, time.UnixMilli(1765000000123), at)
+	for _, v := range []string{"2026-12-07T20:00:00Z", "leaving ", "leaving soon", ""} {
+		_, ok := leavingAt([]byte(v))
+		require.False(t, ok, "%q", v)
+	}
+}
+
+// TestWorkerStopsAtHandover checks the worker's rule: slots before the
+// handover time are polled, those at or after it are not.
+func TestWorkerStopsAtHandover(t *testing.T) {
+	w := &worker{leave: make(chan struct{})}
+	at := time.Unix(1000, 0)
+	require.False(t, w.handedOver(at.Add(time.Hour)), "no handover yet")
+	w.handOver(at)
+	w.handOver(at.Add(time.Minute)) // a second call changes nothing
+	select {
+	case <-w.leave:
+	default:
+		t.Fatal("handOver wakes the worker")
+	}
+	require.False(t, w.handedOver(at.Add(-time.Millisecond)))
+	require.True(t, w.handedOver(at))
+	require.True(t, w.handedOver(at.Add(time.Second)))
+}

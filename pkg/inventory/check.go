@@ -33,6 +33,12 @@ func CheckFile(path string, opts CheckOptions) error {
 	if err != nil {
 		return err
 	}
+	return CheckEntries(path, inv, opts)
+}
+
+// CheckEntries is CheckFile for an inventory already loaded from path, so
+// that a caller that needs the inventory too reads and parses it once.
+func CheckEntries(path string, inv *Inventory, opts CheckOptions) error {
 	csv := strings.HasSuffix(strings.ToLower(path), ".csv")
 	var errs []error
 	for i, b := range inv.All() {
@@ -64,7 +70,7 @@ func CheckFile(path string, opts CheckOptions) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	err = errors.Join(errs...)
+	err := errors.Join(errs...)
 	if !csv {
 		if doc, rerr := os.ReadFile(path); rerr == nil {
 			err = yamlx.LocateErrors(doc, err)

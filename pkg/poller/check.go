@@ -33,12 +33,12 @@ func Check(cfg *Config) error {
 	}
 	seen := map[string]place{}
 	for _, f := range cfg.Inventory.Files {
-		err := inventory.CheckFile(f, inventory.CheckOptions{Credentials: creds, CAFiles: true, DefaultCAFile: cfg.Redfish.CAFile})
-		errs = append(errs, err)
-		inv, lerr := inventory.Load(f)
-		if lerr != nil {
-			continue // CheckFile reported it
+		inv, err := inventory.Load(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		errs = append(errs, inventory.CheckEntries(f, inv, inventory.CheckOptions{Credentials: creds, CAFiles: true, DefaultCAFile: cfg.Redfish.CAFile}))
 		// Ids repeated across files, which no single file shows: a run
 		// refuses the merged inventory.
 		for _, b := range inv.All() {

@@ -206,3 +206,50 @@ func TestBMCBoundsConfig(t *testing.T) {
 		require.True(t, strings.Contains(err.Error(), want), "%s: %v", doc, err)
 	}
 }
+
+// TestHeldUpSinkForgetsNothing holds a sink up (Prometheus down) for well
+// over forget_after while its BMCs keep publishing: on the gateway's clock
+// every BMC looks quiet, but the consumer has their snapshots in hand, and
+// in the stream they never stopped. Nothing is forgotten, no staleness
+// marker is written, and every poll arrives once Prometheus is back.
+func TestHeldUpSinkForgetsNothing(t *testing.T) {
+	prom := testbed.StartPrometheus(t)
+	srv := natsServer(t)
+	pub, _ := publisher(t, srv.ClientURL())
+	fleet := synth.NewFleet(2)
+	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(),
+		"  forget_after: 2s\nautomation:\n  enabled: false\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	times := pollTimes(12, time.Second)
+	publish := func(k int) {
+		for i := range fleet.BMCs {
+			require.NoError(t, pub.Publish(ctx, fleet.Snapshot(i, times[k], "p", 1, uint64(k+1))))
+		}
+	}
+	publish(0)
+	prom.WaitFor(ctx, t, `count(bmc_up)`, func(s []testbed.Series) bool { return len(s) == 1 && s[0].Samples[0].V == 2 })
+	require.NoError(t, prom.Stop())
+	for k := 1; k < len(times); k++ {
+		publish(k)
+		time.Sleep(500 * time.Millisecond) // 5.5 s down in all, over twice forget_after
+	}
+	require.NoError(t, prom.Start(ctx))
+	// Checked as soon as the last snapshot is handled: once the stream is
+	// quiet for forget_after, the BMCs are rightly forgotten.
+	require.Eventually(t, func() bool {
+		return metricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", "prom") == float64(2*len(times))
+	}, time.Minute, 10*time.Millisecond)
+	require.Zero(t, metricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "inactive", "sink", "prom"))
+	require.Zero(t, metricValue(t, reg, "bmcstream_gateway_staleness_markers_total", "sink", "prom"))
+	require.Equal(t, 2.0, metricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "true", "sink", "prom"))
+	for i := range fleet.BMCs {
+		prom.WaitFor(ctx, t, fmt.Sprintf(`count_over_time(bmc_up{bmc=%q}[1m])`, fleet.BMCs[i].ID), func(s []testbed.Series) bool {
+			return len(s) == 1 && s[0].Samples[0].V == float64(len(times))
+		})
+	}
+	// Once the stream is quiet for forget_after, they are forgotten.
+	require.Eventually(t, func() bool {
+		return metricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "inactive", "sink", "prom") == 2
+	}, 30*time.Second, 50*time.Millisecond)
+}

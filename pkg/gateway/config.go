@@ -109,10 +109,11 @@ type InventoryConfig struct {
 	ForgetAfter model.Duration `yaml:"forget_after"`
 }
 
-// DefaultInventoryConfig: 1000 unknown BMCs is about 85 MiB of state per
-// consumer at the most, room for a rack or two polled before the
-// inventory lists them; 10 minutes is twenty 30 s polls, well past any
-// poller handover or HA failover, short enough that ids that stop are
+// DefaultInventoryConfig: 1000 unknown BMCs hold what 1000 listed ones do
+// (from about 85 KiB each for a few dozen sensors to 370 KB for a large
+// server, see docs/scaling.md), room for racks polled before the
+// inventory lists them; 10 minutes is twenty 30 s polls, well past a
+// poller handover or an HA failover, short enough that ids that stop are
 // released within minutes.
 var DefaultInventoryConfig = InventoryConfig{
 	MaxUnknownBMCs: 1000,

@@ -178,12 +178,16 @@ type bmcCounts struct {
 	unknownG       prometheus.Gauge
 }
 
+// add moves the counts and their gauges alike (Add, not Set: loops
+// updating at once never leave a stale figure behind).
 func (c *bmcCounts) add(known, unknown int64) {
 	if known != 0 {
-		c.knownG.Set(float64(c.known.Add(known)))
+		c.known.Add(known)
+		c.knownG.Add(float64(known))
 	}
 	if unknown != 0 {
-		c.unknownG.Set(float64(c.unknown.Add(unknown)))
+		c.unknown.Add(unknown)
+		c.unknownG.Add(float64(unknown))
 	}
 }
 

@@ -91,19 +91,21 @@ func TestScenarioUnknownBMCFlood(t *testing.T) {
 	var peaks, afters []float64
 	var forgetTook []time.Duration
 	for r := range fl.Rounds {
+		w := b.watchGateway(ctx)
+		t0 := time.Now()
 		publishFlood(t, ctx, js, template, fl, r)
+		t1 := time.Now()
 		b.waitConsumed(ctx, sinks)
-		body := gw()
-		// Every id is tracked by each consumer until forget_after.
-		require.Equal(t, float64(fl.IDs*len(sinks)), unknownTracked(body), "round %d: unknown BMCs tracked", r+1)
-		peak := b.heapNow(ctx, 5)
-		quiet := time.Now()
+		consumed := time.Now()
 		require.Eventually(t, func() bool { return unknownTracked(gw()) == 0 },
 			fl.ForgetAfter+time.Minute, 100*time.Millisecond, "round %d: the flood's BMCs were never forgotten", r+1)
-		forgetTook = append(forgetTook, time.Since(quiet))
+		forgetTook = append(forgetTook, time.Since(consumed))
+		tracked, peak := w.stop()
 		after := b.settledHeap(ctx, baseline+margin)
-		t.Logf("round %d: heap in use %.1f MiB with the flood's state, %.1f MiB once forgotten (after %s)",
-			r+1, peak/(1<<20), after/(1<<20), forgetTook[r].Round(100*time.Millisecond))
+		t.Logf("round %d: published in %s, consumed %s later; at most %.0f unknown BMCs tracked, heap in use up to %.1f MiB; %.1f MiB once forgotten (%s after consumed)",
+			r+1, t1.Sub(t0).Round(100*time.Millisecond), consumed.Sub(t1).Round(100*time.Millisecond), tracked, peak/(1<<20), after/(1<<20), forgetTook[r].Round(100*time.Millisecond))
+		// Every id was tracked by each consumer until forget_after.
+		require.Equal(t, float64(fl.IDs*len(sinks)), tracked, "round %d: unknown BMCs tracked at most", r+1)
 		require.Greater(t, peak-baseline, margin, "round %d: the flood's state is not measurable above the margin", r+1)
 		require.LessOrEqual(t, after, baseline+margin, "round %d: heap in use after the flood was forgotten", r+1)
 		peaks, afters = append(peaks, peak), append(afters, after)
@@ -127,31 +129,10 @@ func TestScenarioUnknownBMCFlood(t *testing.T) {
 	b.startGateway()
 	time.Sleep(2 * b.sc.Interval)
 	rejBase := b.settledHeap(ctx, 0)
-	var rejPeak, rejTracked float64
-	var peakMu sync.Mutex
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var watched sync.WaitGroup
-	watched.Add(1)
-	go func() {
-		defer watched.Done()
-		for watchCtx.Err() == nil {
-			body, err := scrapeErr(b.gateway.Addr)
-			if err == nil {
-				peakMu.Lock()
-				rejTracked = max(rejTracked, unknownTracked(body))
-				rejPeak = max(rejPeak, metricSum(body, "go_memstats_heap_inuse_bytes"))
-				peakMu.Unlock()
-			}
-			select {
-			case <-watchCtx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
+	w := b.watchGateway(ctx)
 	publishFlood(t, ctx, js, template, fl, fl.Rounds)
 	b.waitConsumed(ctx, sinks)
-	stopWatch()
-	watched.Wait()
+	rejTracked, rejPeak := w.stop()
 	require.Zero(t, rejTracked, "state kept for an unknown BMC during the refused flood")
 	body = gw()
 	for _, sink := range sinks {
@@ -317,4 +298,45 @@ func scrapeErr(addr string) (string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return string(body), err
+}
+
+// gatewayWatch scrapes the gateway every 200 ms and keeps the most unknown
+// BMCs tracked and the highest heap in use it saw.
+type gatewayWatch struct {
+	mu            sync.Mutex
+	tracked, heap float64
+	cancel        context.CancelFunc
+	done          chan struct{}
+}
+
+func (b *bed) watchGateway(ctx context.Context) *gatewayWatch {
+	w := &gatewayWatch{done: make(chan struct{})}
+	ctx, w.cancel = context.WithCancel(ctx)
+	addr := b.gateway.Addr
+	go func() {
+		defer close(w.done)
+		for ctx.Err() == nil {
+			if body, err := scrapeErr(addr); err == nil {
+				w.mu.Lock()
+				w.tracked = max(w.tracked, metricSum(body, "bmcstream_gateway_bmcs_tracked", `known="false"`))
+				w.heap = max(w.heap, metricSum(body, "go_memstats_heap_inuse_bytes"))
+				w.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and returns the most unknown BMCs tracked and the
+// highest heap in use seen.
+func (w *gatewayWatch) stop() (tracked, heap float64) {
+	w.cancel()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.tracked, w.heap
 }

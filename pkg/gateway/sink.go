@@ -411,6 +411,8 @@ func (s *sink) runCore(ctx context.Context) {
 		switch {
 		case err == nil:
 			s.handle(ctx, m.Subject, m.Data, nil)
+			// A handle held up by a full queue was busy, not quiet.
+			s.track.active = time.Now()
 		case errors.Is(err, nats.ErrTimeout):
 		case errors.Is(err, nats.ErrSlowConsumer):
 			// NATS dropped messages for this sink (counted by the

@@ -32,6 +32,8 @@ import (
 // stream went quiet). Both must agree: a consumer that was held up (its
 // sink down) and replays a backlog sees every BMC late on the gateway's
 // clock, but only the BMCs that really stopped are late in the stream.
+// A BMC with a snapshot still with the queue (or parked behind one) is
+// never forgotten.
 // See docs/security.md.
 
 // Reasons a BMC's state is released, for bmcstream_gateway_bmcs_forgotten_total.
@@ -51,6 +53,7 @@ type bmcTracker struct {
 }
 
 type trackedBMC struct {
+	key   string    // its per-BMC serialisation key (sink.inflight)
 	seen  time.Time // gateway clock at its last snapshot
 	poll  int64     // its newest poll time, Unix ms
 	known bool      // listed by the inventory when last seen or swept
@@ -59,7 +62,7 @@ type trackedBMC struct {
 // admit decides whether the loop may keep state for the BMC of a snapshot
 // polled at pollMs, and records that it was seen. It returns the result a
 // refused snapshot is counted under, with the error to log.
-func (s *sink) admit(id string, pollMs int64, now time.Time) (string, error) {
+func (s *sink) admit(id, key string, pollMs int64, now time.Time) (string, error) {
 	_, known := s.g.enrich.Load().Inventory().Get(id)
 	t := &s.track
 	b := t.bmcs[id]
@@ -77,7 +80,7 @@ func (s *sink) admit(id string, pollMs int64, now time.Time) (string, error) {
 	}
 	switch {
 	case b == nil:
-		b = &trackedBMC{known: known}
+		b = &trackedBMC{key: key, known: known}
 		t.bmcs[id] = b
 		s.metrics.tracked.add(countOf(known))
 	case b.known != known:
@@ -124,6 +127,11 @@ func (s *sink) sweepBMCs(ctx context.Context) {
 	inv := s.g.enrich.Load().Inventory()
 	t.ids = t.ids[:0]
 	for id, b := range t.bmcs {
+		if _, busy := s.inflight[b.key]; busy {
+			// A snapshot of it is with the queue, maybe more wait
+			// behind it: in hand, however long the sink takes.
+			continue
+		}
 		if now.Sub(b.seen) >= after && (quiet || t.newest-b.poll >= after.Milliseconds()) {
 			t.ids = append(t.ids, id)
 			continue

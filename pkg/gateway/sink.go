@@ -453,7 +453,7 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 		return false
 	}
 	// Before any state is kept for the BMC: bounded and reclaimed.
-	if reason, err := s.admit(s.snap.BmcId, s.snap.PollStartMs, now); err != nil {
+	if reason, err := s.admit(s.snap.BmcId, bmcKey(subject), s.snap.PollStartMs, now); err != nil {
 		s.reject(m, reason, err)
 		return false
 	}

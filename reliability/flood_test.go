@@ -40,11 +40,13 @@ func currentFlood(sc scale) flood {
 }
 
 // floodMargin is how far above its baseline the gateway's heap in use may
-// stay once a flood is forgotten: 16 MiB or a quarter of the baseline,
-// whichever is more (allocator spans and map buckets are not all handed
-// back, and the fleet's own state moves with its polls).
-func floodMargin(baseline float64) float64 {
-	return max(16<<20, baseline/4)
+// stay once a flood is forgotten: 16 MiB, a quarter of the baseline, or a
+// tenth of what the flood's state took (peak above baseline), whichever is
+// more. Allocator spans and map buckets are not all handed back, and the
+// fleet's own state moves with its polls; a flood kept, even in part,
+// would be far above it.
+func floodMargin(baseline, peak float64) float64 {
+	return max(16<<20, baseline/4, (peak-baseline)/10)
 }
 
 // TestScenarioUnknownBMCFlood floods the gateway binary with snapshots of
@@ -85,10 +87,9 @@ func TestScenarioUnknownBMCFlood(t *testing.T) {
 	}
 
 	baseline := b.settledHeap(ctx, 0)
-	margin := floodMargin(baseline)
-	t.Logf("flood of %d snapshots over %d unknown ids, %d rounds, forget_after %s; heap in use %.1f MiB before, margin %.1f MiB",
-		fl.Snapshots, fl.IDs, fl.Rounds, fl.ForgetAfter, baseline/(1<<20), margin/(1<<20))
-	var peaks, afters []float64
+	t.Logf("flood of %d snapshots over %d unknown ids, %d rounds, forget_after %s; heap in use %.1f MiB before",
+		fl.Snapshots, fl.IDs, fl.Rounds, fl.ForgetAfter, baseline/(1<<20))
+	var peaks, afters, margins []float64
 	var forgetTook []time.Duration
 	for r := range fl.Rounds {
 		w := b.watchGateway(ctx)
@@ -101,14 +102,15 @@ func TestScenarioUnknownBMCFlood(t *testing.T) {
 			fl.ForgetAfter+time.Minute, 100*time.Millisecond, "round %d: the flood's BMCs were never forgotten", r+1)
 		forgetTook = append(forgetTook, time.Since(consumed))
 		tracked, peak := w.stop()
+		margin := floodMargin(baseline, peak)
 		after := b.settledHeap(ctx, baseline+margin)
-		t.Logf("round %d: published in %s, consumed %s later; at most %.0f unknown BMCs tracked, heap in use up to %.1f MiB; %.1f MiB once forgotten (%s after consumed)",
-			r+1, t1.Sub(t0).Round(100*time.Millisecond), consumed.Sub(t1).Round(100*time.Millisecond), tracked, peak/(1<<20), after/(1<<20), forgetTook[r].Round(100*time.Millisecond))
+		t.Logf("round %d: published in %s, consumed %s later; at most %.0f unknown BMCs tracked, heap in use up to %.1f MiB; %.1f MiB once forgotten (%s after consumed), margin %.1f MiB",
+			r+1, t1.Sub(t0).Round(100*time.Millisecond), consumed.Sub(t1).Round(100*time.Millisecond), tracked, peak/(1<<20), after/(1<<20), forgetTook[r].Round(100*time.Millisecond), margin/(1<<20))
 		// Every id was tracked by each consumer until forget_after.
 		require.Equal(t, float64(fl.IDs*len(sinks)), tracked, "round %d: unknown BMCs tracked at most", r+1)
 		require.Greater(t, peak-baseline, margin, "round %d: the flood's state is not measurable above the margin", r+1)
 		require.LessOrEqual(t, after, baseline+margin, "round %d: heap in use after the flood was forgotten", r+1)
-		peaks, afters = append(peaks, peak), append(afters, after)
+		peaks, afters, margins = append(peaks, peak), append(afters, after), append(margins, margin)
 	}
 	body := gw()
 	for _, sink := range sinks {
@@ -141,7 +143,7 @@ func TestScenarioUnknownBMCFlood(t *testing.T) {
 		require.Zero(t, metricSum(body, "bmcstream_gateway_unknown_bmc_snapshots_total", m), sink)
 	}
 	require.Zero(t, unknownTracked(body))
-	rejMargin := floodMargin(rejBase)
+	rejMargin := floodMargin(rejBase, rejBase)
 	t.Logf("reject_unknown_bmcs: heap in use %.1f MiB before, peak %.1f MiB during the flood", rejBase/(1<<20), rejPeak/(1<<20))
 	// The peak includes the garbage of decoding the flood between
 	// collections; what is kept is nothing.
@@ -160,8 +162,8 @@ func TestScenarioUnknownBMCFlood(t *testing.T) {
 		Load:     loadOf(b, fmt.Sprintf("max_unknown_bmcs %d, forget_after %s", fl.IDs, fl.ForgetAfter)),
 		Result: fmt.Sprintf("per consumer: %d ids tracked per round, %d forgotten (inactive) in all; with reject_unknown_bmcs: %d snapshots refused, 0 tracked",
 			fl.IDs, fl.IDs*fl.Rounds, fl.Snapshots),
-		Notes: fmt.Sprintf("gateway heap in use %.0f MiB before; %s MiB holding each round's state; %s MiB once forgotten (margin %.0f MiB), forgotten %s after each round; reject_unknown_bmcs: %.0f MiB before, %.0f MiB peak while refusing",
-			baseline/(1<<20), fmtMiB(peaks), fmtMiB(afters), margin/(1<<20), durations(forgetTook), rejBase/(1<<20), rejPeak/(1<<20)),
+		Notes: fmt.Sprintf("gateway heap in use %.0f MiB before; %s MiB holding each round's state; %s MiB once forgotten (margins %s MiB), forgotten %s after each round; reject_unknown_bmcs: %.0f MiB before, %.0f MiB peak while refusing",
+			baseline/(1<<20), fmtMiB(peaks), fmtMiB(afters), fmtMiB(margins), durations(forgetTook), rejBase/(1<<20), rejPeak/(1<<20)),
 	})
 }
 

@@ -94,6 +94,30 @@ type InventoryConfig struct {
 	// BMC id escaped as a subject token; value: one entry in YAML) that
 	// override and extend the files, applied as they change.
 	KVBucket string `yaml:"kv_bucket,omitempty"`
+
+	// RejectUnknownBMCs refuses every snapshot of a BMC missing from the
+	// inventory: it is terminated, counted (result unknown_bmc) and never
+	// written, and no state is kept for it.
+	RejectUnknownBMCs bool `yaml:"reject_unknown_bmcs"`
+	// MaxUnknownBMCs bounds the BMCs missing from the inventory that each
+	// consumer keeps state for; a snapshot of one more is refused
+	// (unknown_bmc_limit) until others are forgotten. See docs/security.md.
+	MaxUnknownBMCs int `yaml:"max_unknown_bmcs"`
+	// ForgetAfter releases the state of a BMC, in the inventory or not,
+	// whose snapshots stopped for this long: its series end with
+	// staleness markers, as when it leaves the inventory.
+	ForgetAfter model.Duration `yaml:"forget_after"`
+}
+
+// DefaultInventoryConfig: 1000 unknown BMCs hold what 1000 listed ones do
+// (from about 85 KiB each for a few dozen sensors to 370 KB for a large
+// server, see docs/scaling.md), room for racks polled before the
+// inventory lists them; 10 minutes is twenty 30 s polls, well past a
+// poller handover or an HA failover, short enough that ids that stop are
+// released within minutes.
+var DefaultInventoryConfig = InventoryConfig{
+	MaxUnknownBMCs: 1000,
+	ForgetAfter:    model.Duration(10 * time.Minute),
 }
 
 // ConsumerConfig shapes the gateway's JetStream consumers: one durable pull
@@ -139,6 +163,7 @@ var DefaultConsumerConfig = ConsumerConfig{
 var DefaultConfig = Config{
 	NATS:       bus.DefaultConfig,
 	Consumer:   DefaultConsumerConfig,
+	Inventory:  DefaultInventoryConfig,
 	HATracker:  HATrackerConfig{FailoverTimeout: model.Duration(30 * time.Second)},
 	Automation: AutomationConfig{Enabled: true},
 	Rollup:     RollupConfig{Enabled: true},
@@ -156,6 +181,13 @@ func (c *Config) UnmarshalYAML(unmarshal func(interface{}) error) error {
 func (c *ConsumerConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
 	*c = DefaultConsumerConfig
 	type plain ConsumerConfig
+	return unmarshal((*plain)(c))
+}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *InventoryConfig) UnmarshalYAML(unmarshal func(interface{}) error) error {
+	*c = DefaultInventoryConfig
+	type plain InventoryConfig
 	return unmarshal((*plain)(c))
 }
 
@@ -201,6 +233,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Inventory.KVBucket != "" && (c.NATS.Mode != bus.ModeJetStream || !consumerName.MatchString(c.Inventory.KVBucket)) {
 		errs = append(errs, fmt.Errorf("inventory.kv_bucket: %q needs nats.mode jetstream and a name of letters, digits, '-' and '_'", c.Inventory.KVBucket))
+	}
+	if c.Inventory.MaxUnknownBMCs < 0 {
+		errs = append(errs, fmt.Errorf("inventory.max_unknown_bmcs: must not be negative, got %d", c.Inventory.MaxUnknownBMCs))
+	}
+	if c.Inventory.ForgetAfter < model.Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("inventory.forget_after: must be at least 1s, got %s", c.Inventory.ForgetAfter))
 	}
 	for i, f := range c.Normalise.RuleFiles {
 		if f == "" {

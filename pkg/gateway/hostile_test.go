@@ -274,7 +274,12 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 		}
 		require.Equal(t, 3.0, m.counter("bmcstream_gateway_readings_skipped_total", "sink", sink, "reason", "invalid"), "%s: NaN, +Inf and 1e306 kW", sink)
 		require.Equal(t, 1.0, m.counter("bmcstream_gateway_readings_skipped_total", "sink", sink, "reason", "bad_timestamp"), sink)
-		require.GreaterOrEqual(t, m.counter("bmcstream_gateway_unknown_bmc_snapshots_total", "sink", sink), float64(hostileFloodMessages*9/10))
+		// 4 500 BMCs missing from the inventory: state is kept for the
+		// first inventory.max_unknown_bmcs (1000), the rest are refused.
+		kept, refused := m.counter("bmcstream_gateway_unknown_bmc_snapshots_total", "sink", sink), m.counter("bmcstream_gateway_snapshots_total", "sink", sink, "result", "unknown_bmc_limit")
+		require.GreaterOrEqual(t, kept+refused, float64(hostileFloodMessages*9/10), sink)
+		require.GreaterOrEqual(t, refused, float64(3500*10), sink)
+		require.Equal(t, 1000.0, m.counter("bmcstream_gateway_bmcs_tracked", "sink", sink, "known", "false"), sink)
 	}
 	// The 1e306 kW reading overflows in watts: invalid, not +Inf.
 	inf, err := prom.Query(ctx, `bmc_psu_input_watts{bmc="values"}`, time.Now())

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,13 +34,18 @@ type metrics struct {
 	partitionsHeld   prometheus.Gauge
 	leasesLost       prometheus.Counter
 	consumerRestarts *prometheus.CounterVec
+	bmcsTracked      *prometheus.GaugeVec
+	bmcsForgotten    *prometheus.CounterVec
+
+	countsMu sync.Mutex
+	counts   map[string]*bmcCounts // by sink: its consumer loops share them
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_snapshots_total",
-			Help: "Snapshots consumed per sink, by result: ok, duplicate (HA deduplication), and the refused ones, terminated: malformed (bad bytes, no bmc_id or poll time), oversized (over a snapshot limit), bad_timestamp (poll time far from the gateway's clock), subject_mismatch (bmc_id not the subject's), unpublishable (automation only: cannot be encoded or is over max_payload).",
+			Help: "Snapshots consumed per sink, by result: ok, duplicate (HA deduplication), and the refused ones, terminated: malformed (bad bytes, no bmc_id or poll time), oversized (over a snapshot limit), bad_timestamp (poll time far from the gateway's clock), subject_mismatch (bmc_id not the subject's), unknown_bmc (not in the inventory, with inventory.reject_unknown_bmcs), unknown_bmc_limit (not in the inventory, and inventory.max_unknown_bmcs such BMCs have state already), unpublishable (automation only: cannot be encoded or is over max_payload).",
 		}, []string{"sink", "result"}),
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_samples_total",
@@ -121,11 +128,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Partition leases that expired before this replica renewed them (it could not reach NATS for replicas.ttl); their consumers were stopped.",
 		}),
 		consumerRestarts: newConsumerRestarts(),
+		bmcsTracked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bmcstream_gateway_bmcs_tracked",
+			Help: "BMCs whose state (deduplication, staleness, plans) a sink's consumer keeps, by whether the inventory lists them (known true or false); those missing from it are bounded by inventory.max_unknown_bmcs.",
+		}, []string{"sink", "known"}),
+		bmcsForgotten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_bmcs_forgotten_total",
+			Help: "BMCs whose state a sink's consumer released, by reason: inactive (no snapshot for inventory.forget_after) or removed (left the inventory). Their series end with staleness markers.",
+		}, []string{"sink", "reason"}),
+		counts: map[string]*bmcCounts{},
 	}
 	if err := reg.Register(m.consumerRestarts); err != nil {
 		return nil, err
 	}
-	for _, c := range []prometheus.Collector{m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.protoFailovers, m.passedOver, m.changeLogs, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads, m.replicas, m.partitionsHeld, m.leasesLost} {
+	for _, c := range []prometheus.Collector{m.bmcsTracked, m.bmcsForgotten, m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.protoFailovers, m.passedOver, m.changeLogs, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads, m.replicas, m.partitionsHeld, m.leasesLost} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -153,6 +169,31 @@ type sinkMetrics struct {
 
 	changeLog            *ratelog.Burst
 	changeLogsSuppressed prometheus.Counter
+
+	tracked   *bmcCounts                    // shared by the sink's consumer loops
+	forgotten map[string]prometheus.Counter // by reason
+}
+
+// bmcCounts counts the BMCs a sink keeps state for, over all its consumer
+// loops (one per partition held): a partitioned stream gives each BMC to
+// one loop, so the sum is the sink's.
+type bmcCounts struct {
+	known, unknown atomic.Int64
+	knownG         prometheus.Gauge
+	unknownG       prometheus.Gauge
+}
+
+// add moves the counts and their gauges alike (Add, not Set: loops
+// updating at once never leave a stale figure behind).
+func (c *bmcCounts) add(known, unknown int64) {
+	if known != 0 {
+		c.known.Add(known)
+		c.knownG.Add(float64(known))
+	}
+	if unknown != 0 {
+		c.unknown.Add(unknown)
+		c.unknownG.Add(float64(unknown))
+	}
 }
 
 func (m *metrics) forSink(name string) *sinkMetrics {
@@ -176,12 +217,25 @@ func (m *metrics) forSink(name string) *sinkMetrics {
 
 		changeLog:            m.changeLog,
 		changeLogsSuppressed: m.changeLogs.WithLabelValues(name),
+
+		forgotten: map[string]prometheus.Counter{},
 	}
+	for _, r := range []string{forgetInactive, forgetRemoved} {
+		sm.forgotten[r] = m.bmcsForgotten.WithLabelValues(name, r)
+	}
+	m.countsMu.Lock()
+	if m.counts[name] == nil {
+		m.counts[name] = &bmcCounts{knownG: m.bmcsTracked.WithLabelValues(name, "true"), unknownG: m.bmcsTracked.WithLabelValues(name, "false")}
+		m.counts[name].knownG.Set(0)
+		m.counts[name].unknownG.Set(0)
+	}
+	sm.tracked = m.counts[name]
+	m.countsMu.Unlock()
 	var st pipeline.Stats
 	st.Each(func(reason string, _ int) {
 		sm.skipped[reason] = m.readingsSkipped.WithLabelValues(name, reason)
 	})
-	for _, r := range []string{"ok", "duplicate", "malformed", "oversized", "bad_timestamp", "subject_mismatch", "unpublishable"} {
+	for _, r := range []string{"ok", "duplicate", "malformed", "oversized", "bad_timestamp", "subject_mismatch", "unknown_bmc", "unknown_bmc_limit", "unpublishable"} {
 		sm.snapshots.WithLabelValues(r)
 	}
 	return sm

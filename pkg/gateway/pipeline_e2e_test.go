@@ -108,7 +108,7 @@ func TestRemovedBMCGoesStale(t *testing.T) {
 	pub, _ := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(3)
 	invFile := writeInventory(t, fleet)
-	gw, _ := startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "")
+	gw, reg := startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	at := time.Now().Add(-2 * time.Second).Truncate(time.Second)
@@ -135,6 +135,13 @@ func TestRemovedBMCGoesStale(t *testing.T) {
 	got, err := prom.Query(ctx, `count(bmc_up)`, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, 2.0, got[0].Samples[0].V)
+	// Its state is released, on every consumer, and counted.
+	for _, sink := range []string{"prom", "automation"} {
+		require.Eventually(t, func() bool {
+			return metricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "removed", "sink", sink) == 1
+		}, 10*time.Second, 20*time.Millisecond, sink)
+		require.Equal(t, 2.0, metricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "true", "sink", sink), sink)
+	}
 }
 
 // TestInventoryFromKVBucket enriches from the NATS KV bucket: an entry put

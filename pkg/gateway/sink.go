@@ -61,6 +61,9 @@ type sink struct {
 	removedMu sync.Mutex
 	removed   []string // BMCs that left the inventory, for run to forget
 
+	// track bounds the BMCs this loop keeps state for (see bmcs.go).
+	track bmcTracker
+
 	// out, when set, makes this consumer the automation stream instead of
 	// a remote-write sink (queue is then nil).
 	out *automation
@@ -93,6 +96,7 @@ type sink struct {
 
 // run consumes until ctx is cancelled. It owns the decode buffers.
 func (s *sink) run(ctx context.Context) {
+	defer s.untrackAll()
 	s.limits = limitsFor(s.g.cfg)
 	if s.cons == nil {
 		s.runCore(ctx)
@@ -130,6 +134,7 @@ func (s *sink) run(ctx context.Context) {
 	lastRollup := time.Now()
 	for ctx.Err() == nil {
 		s.forgetRemoved(ctx)
+		s.sweepBMCs(ctx)
 		if time.Since(lastRollup) >= rollupEvery {
 			s.emitRollups(ctx)
 			lastRollup = time.Now()
@@ -404,6 +409,7 @@ func (s *sink) runCore(ctx context.Context) {
 	for ctx.Err() == nil {
 		if time.Since(last) >= time.Second {
 			s.forgetRemoved(ctx)
+			s.sweepBMCs(ctx)
 			s.emitRollups(ctx)
 			last = time.Now()
 		}
@@ -411,6 +417,8 @@ func (s *sink) runCore(ctx context.Context) {
 		switch {
 		case err == nil:
 			s.handle(ctx, m.Subject, m.Data, nil)
+			// A handle held up by a full queue was busy, not quiet.
+			s.track.active = time.Now()
 		case errors.Is(err, nats.ErrTimeout):
 		case errors.Is(err, nats.ErrSlowConsumer):
 			// NATS dropped messages for this sink (counted by the
@@ -444,9 +452,15 @@ func (s *sink) handle(ctx context.Context, subject string, data []byte, m jetstr
 	}
 	// Times from a wrong clock would stop the series (later samples look
 	// out of order) or make a receiver refuse whole requests.
-	removed, err := s.limits.CheckTimes(&s.snap, time.Now().UnixMilli())
+	now := time.Now()
+	removed, err := s.limits.CheckTimes(&s.snap, now.UnixMilli())
 	if err != nil {
 		s.reject(m, rejectReason(err), err)
+		return false
+	}
+	// Before any state is kept for the BMC: bounded and reclaimed.
+	if reason, err := s.admit(s.snap.BmcId, bmcKey(subject), s.snap.PollStartMs, now); err != nil {
+		s.reject(m, reason, err)
 		return false
 	}
 	s.metrics.badTime.Add(float64(removed))
@@ -699,29 +713,9 @@ func (s *sink) forgetRemoved(ctx context.Context) {
 	s.removed = nil
 	s.removedMu.Unlock()
 	for _, id := range ids {
-		last, ok := s.stale.LastSeen(id)
-		if !ok {
-			continue
-		}
-		markers := s.stale.Forget(nil, id, last+1)
-		s.dedup.Forget(id)
-		if s.sources != nil {
-			s.sources.Forget(id)
-		}
-		if s.rollup != nil {
-			s.rollup.Forget(id)
-		}
-		if s.out != nil {
-			s.out.events.Forget(id)
-			continue
-		}
-		if len(markers) == 0 {
-			continue
-		}
-		if err := s.queue.AppendKey(ctx, remotewrite.ShardKey(id), markers, func() {}); err != nil {
+		if !s.forgetBMC(ctx, id, forgetRemoved) {
 			return
 		}
-		s.metrics.staleMarkers.Add(float64(len(markers)))
 	}
 }
 

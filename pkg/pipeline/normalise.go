@@ -121,6 +121,9 @@ type Normaliser struct {
 	mu        sync.RWMutex
 	cur, prev map[planKey]*plan
 	cacheSize int
+	// oddProto is set once a plan is stored for a protocol outside the
+	// enum: Forget then scans the cache instead of deleting by key.
+	oddProto bool
 }
 
 type planKey struct {
@@ -187,6 +190,14 @@ func (n *Normaliser) Forget(bmcID string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, m := range []map[planKey]*plan{n.cur, n.prev} {
+		if !n.oddProto {
+			// A plan per protocol at most: a few deletes, not a scan of
+			// the cache (forgetting thousands of BMCs stays cheap).
+			for p := range v1.Protocol_name {
+				delete(m, planKey{bmc: bmcID, proto: v1.Protocol(p)})
+			}
+			continue
+		}
 		for k := range m {
 			if k.bmc == bmcID {
 				delete(m, k)
@@ -213,6 +224,9 @@ func (n *Normaliser) lookup(k planKey) *plan {
 func (n *Normaliser) store(k planKey, p *plan) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if _, ok := v1.Protocol_name[int32(k.proto)]; !ok {
+		n.oddProto = true
+	}
 	if _, ok := n.cur[k]; !ok && len(n.cur) >= n.cacheSize {
 		n.prev, n.cur = n.cur, make(map[planKey]*plan, len(n.cur))
 	}

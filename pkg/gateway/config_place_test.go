@@ -47,6 +47,8 @@ var gwPlaceBase = []yamlxtest.KV{
 // take a path that does not exist (loadOnly).
 var gwBad = map[string]string{
 	"consumer.ack_wait":                                  "1",
+	"consumer.watchdog_interval":                         "1",
+	"inventory.forget_after":                             "1",
 	"ha_tracker.failover_timeout":                        "1",
 	"nats.stream.duplicate_window":                       "1",
 	"nats.stream.max_age":                                "1",

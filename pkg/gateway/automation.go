@@ -26,6 +26,7 @@ type automation struct {
 	events *pipeline.Events
 	evBuf  []pipeline.Event
 	fed    map[string]bool // fedBy's set, reused
+	key    []byte          // fedBy's key buffer, reused
 }
 
 func (a *automation) publish(s *v1.Snapshot, samples []series.Sample) error {
@@ -95,14 +96,16 @@ func (a *automation) fedBy(samples []series.Sample) func(string, map[string]stri
 		}
 		a.fed[string(b)] = true
 	}
+	a.key = b
 	return func(metric string, labels map[string]string) bool {
-		b := append([]byte(nil), metric...)
+		k := append(a.key[:0], metric...)
 		for _, n := range ownLabels {
 			if v, ok := labels[n]; ok {
-				b = append(append(append(append(b, 0), n...), '='), v...)
+				k = append(append(append(append(k, 0), n...), '='), v...)
 			}
 		}
-		return a.fed[string(b)]
+		a.key = k
+		return a.fed[string(k)] // no allocation: a map index by a converted byte slice
 	}
 }
 

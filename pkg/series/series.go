@@ -1,5 +1,6 @@
 // Package series holds the sample type that flows from the gateway pipeline
-// to its sinks, and the label-set hash that shards sinks' queues.
+// to its sinks: a series (compact, pre-encoded labels and their hash) and a
+// time and value.
 package series
 
 import (
@@ -8,18 +9,40 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 )
 
+// Series is one series: its labels and their hash. A Series is immutable
+// once handed on and is shared by every stage and sink that handles its
+// samples: the normaliser's series table makes one per series when a plan
+// first meets it, and the same pointer comes back poll after poll, so the
+// stages keep per-series state by pointer or by Slot instead of by label
+// set, and encoders copy its pre-encoded labels.
+type Series struct {
+	// Labels are the series' labels; "__name__" holds the metric name.
+	Labels Labels
+	// Hash is Labels.Hash(), computed once.
+	Hash uint64
+	// Slot is the series' index in the table that made it (see
+	// pipeline's series table), or -1 for a series made alone (roll-ups,
+	// relabelled series, tests). Stages that keep per-series state in a
+	// slice index it by Slot and check the Series pointer.
+	Slot int32
+}
+
+// New returns a series made alone (Slot -1) of labels ls, which need not
+// be sorted.
+func New(ls []prompb.Label) *Series { return NewLabels(FromProm(ls)) }
+
+// NewLabels returns a series made alone (Slot -1) of a label set.
+func NewLabels(l Labels) *Series { return &Series{Labels: l, Hash: l.Hash(), Slot: -1} }
+
+// Of returns a series made alone of name/value pairs.
+func Of(nv ...string) *Series { return NewLabels(FromStrings(nv...)) }
+
 // Sample is one value of one series at one time.
 //
-// Ownership: Labels is immutable once a Sample is handed to a sink; sinks may
-// retain the slice (and its strings) until the sample is sent, and never
-// modify it. Producers build a new slice (or reuse an interned one) per series
-// instead of mutating one in place.
+// Ownership: Series is immutable; sinks may retain the pointer until the
+// sample is sent.
 type Sample struct {
-	// Labels are sorted by name; "__name__" holds the metric name.
-	Labels []prompb.Label
-	// Hash is Hash(Labels), computed once by the producer so every sink
-	// shards by it without rehashing.
-	Hash uint64
+	Series *Series
 	// T is the sample time in Unix milliseconds: when the BMC was read.
 	T int64
 	// V is the value; math.Float64frombits(value.StaleNaN) marks staleness.

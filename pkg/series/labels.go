@@ -180,15 +180,21 @@ func hasName(ls []prompb.Label, name string) bool {
 
 // appendLabel appends one label as a TimeSeries.labels field.
 func appendLabel(dst []byte, name, value string) []byte {
-	n := 1 + uvarintLen(uint64(len(name))) + len(name)
+	// Empty fields are left out, as gogo's marshaller leaves them out.
+	n := 0
+	if name != "" {
+		n += 1 + uvarintLen(uint64(len(name))) + len(name)
+	}
 	if value != "" {
 		n += 1 + uvarintLen(uint64(len(value))) + len(value)
 	}
 	dst = append(dst, tagLabels)
 	dst = binary.AppendUvarint(dst, uint64(n))
-	dst = append(dst, tagLabels)
-	dst = binary.AppendUvarint(dst, uint64(len(name)))
-	dst = append(dst, name...)
+	if name != "" {
+		dst = append(dst, tagLabels)
+		dst = binary.AppendUvarint(dst, uint64(len(name)))
+		dst = append(dst, name...)
+	}
 	if value != "" {
 		dst = append(dst, tagValue)
 		dst = binary.AppendUvarint(dst, uint64(len(value)))

@@ -74,15 +74,20 @@ func (st *Stats) add(r skipReason) {
 	}
 }
 
-// DefaultPlanCacheSize is how many (BMC, protocol) plans a Normaliser keeps
-// in each of its two cache generations by default. A plan holds the label
-// sets of one BMC's series: about 180 KB for a 60-sensor server with six
-// inventory labels (a prompb.Label is 64 bytes), the garbage one uncached
-// poll of it would make. 16384 plans cover a gateway of 16 000 BMCs polled
-// over one protocol (8 000 over both) in about 3 GB; a plan forgotten is
-// rebuilt in about 0.4 ms of CPU at the BMC's next poll, so a smaller cache
-// trades memory for CPU and garbage, never correctness.
-const DefaultPlanCacheSize = 1 << 14
+// DefaultPlanCacheSize is how many BMCs a Normaliser keeps plans and
+// series tables for in each of its two cache generations by default. A
+// BMC's state is its plans (one per protocol: which series each reading
+// feeds, a pointer per series) and its series table (each series once:
+// compact labels whose own part is interned across BMCs and whose
+// inventory part is shared by the BMC's series); about 20 KB for a
+// 90-sensor server. 65536 BMCs per generation cover the largest gateway
+// we run; a BMC forgotten is planned afresh in about 0.1 ms at its next
+// poll, and its series are made anew: the stages after the normaliser
+// then start its per-series state afresh (Dedup's ordering, Staleness'
+// markers), so keep the cache larger than the number of BMCs the gateway
+// polls. Decommissioned BMCs are dropped by Forget, or age out of the
+// cache.
+const DefaultPlanCacheSize = 1 << 16
 
 // NormaliserOptions configure a Normaliser. The zero value normalises with
 // the built-in rules and the default cache.
@@ -90,8 +95,8 @@ type NormaliserOptions struct {
 	// RuleFiles are the user's mapping files, read before the built-in
 	// ones so that what they define wins (see ReadRuleFiles).
 	RuleFiles []RuleFile
-	// PlanCacheSize bounds the plans kept per cache generation; zero means
-	// DefaultPlanCacheSize.
+	// PlanCacheSize bounds the BMCs whose plans and series are kept per
+	// cache generation; zero means DefaultPlanCacheSize.
 	PlanCacheSize int
 }
 
@@ -106,12 +111,14 @@ func (o NormaliserOptions) Validate() error {
 // A Normaliser turns snapshots into bmcstream's vendor-neutral metric
 // schema (docs/metrics.md), following mapping rules read from YAML files.
 //
-// It remembers, per BMC and protocol, the plan it made of the last
-// snapshot (see DefaultPlanCacheSize for what that costs): while a BMC's sensors, inventory labels and identity stay the
-// same, normalising only reads values and appends samples whose label
-// slices are shared with every earlier poll (they are immutable once
-// handed on, see series.Sample). Plans unused for two cache generations
-// are forgotten, so decommissioned BMCs do not pin memory.
+// It remembers, per BMC, a series table (see seriesTable: each series the
+// BMC's plans feed, made once and shared by both protocols) and, per
+// protocol, the plan it made of the last snapshot: while a BMC's sensors,
+// inventory labels and identity stay the same, normalising only reads
+// values and appends samples pointing at the table's series, the same
+// *series.Series poll after poll (they are immutable once handed on, see
+// series.Sample). BMCs unused for two cache generations are forgotten, so
+// decommissioned BMCs do not pin memory.
 //
 // A Normaliser is safe for concurrent use.
 type Normaliser struct {
@@ -119,16 +126,8 @@ type Normaliser struct {
 	seed  maphash.Seed
 
 	mu        sync.RWMutex
-	cur, prev map[planKey]*plan
+	cur, prev map[string]*bmcState
 	cacheSize int
-	// oddProto is set once a plan is stored for a protocol outside the
-	// enum: Forget then scans the cache instead of deleting by key.
-	oddProto bool
-}
-
-type planKey struct {
-	bmc   string
-	proto v1.Protocol
 }
 
 // NewNormaliser builds a Normaliser from the built-in mapping files and the
@@ -155,8 +154,8 @@ func NewNormaliser(opts NormaliserOptions) (*Normaliser, error) {
 	return &Normaliser{
 		rules:     rs,
 		seed:      maphash.MakeSeed(),
-		cur:       map[planKey]*plan{},
-		prev:      map[planKey]*plan{},
+		cur:       map[string]*bmcState{},
+		prev:      map[string]*bmcState{},
 		cacheSize: size,
 	}, nil
 }
@@ -167,71 +166,87 @@ func NewNormaliser(opts NormaliserOptions) (*Normaliser, error) {
 // Normaliser's label sets, never retained as given. st receives the counts
 // of readings that made no series.
 //
-// The returned samples' label slices are shared between polls and must
-// not be modified.
+// The returned samples' series are shared between polls and consumers and
+// must not be modified.
 func (n *Normaliser) Normalise(dst []series.Sample, s *v1.Snapshot, base []prompb.Label, st *Stats) []series.Sample {
-	key := planKey{bmc: s.BmcId, proto: s.Protocol}
 	shape := n.shape(s, base)
-	p := n.lookup(key)
+	bs := n.state(s.BmcId)
+	slot := protoSlot(s.Protocol)
+	p := bs.plans[slot].Load()
 	if p == nil || p.shape != shape {
-		vendor := s.Info["vendor"]
-		if vendor == "" && p != nil {
-			vendor = p.vendor
-		}
-		p = n.rules.buildPlan(s, base, vendor, shape)
-		n.store(key, p)
+		p = n.plan(bs, slot, s, base, shape)
+	}
+	if s.PollStartMs >= bs.sweepAt.Load() {
+		bs.mu.Lock()
+		bs.table.newest = max(bs.table.newest, s.PollStartMs)
+		bs.sweepAt.Store(bs.table.sweep(bs.table.newest))
+		bs.mu.Unlock()
 	}
 	return p.emit(dst, s, st)
 }
 
-// Forget drops what the Normaliser remembers of a BMC, over every
-// protocol; its next snapshot is planned afresh.
-func (n *Normaliser) Forget(bmcID string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, m := range []map[planKey]*plan{n.cur, n.prev} {
-		if !n.oddProto {
-			// A plan per protocol at most: a few deletes, not a scan of
-			// the cache (forgetting thousands of BMCs stays cheap).
-			for p := range v1.Protocol_name {
-				delete(m, planKey{bmc: bmcID, proto: v1.Protocol(p)})
-			}
-			continue
-		}
-		for k := range m {
-			if k.bmc == bmcID {
-				delete(m, k)
-			}
-		}
+// plan builds and stores the plan of s (protocol slot slot) in bs, unless
+// another caller just did.
+func (n *Normaliser) plan(bs *bmcState, slot int, s *v1.Snapshot, base []prompb.Label, shape uint64) *plan {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	old := bs.plans[slot].Load()
+	if old != nil && old.shape == shape {
+		return old
 	}
-}
-
-func (n *Normaliser) lookup(k planKey) *plan {
-	n.mu.RLock()
-	p, cur := n.cur[k]
-	if !cur {
-		p = n.prev[k]
+	vendor := s.Info["vendor"]
+	if vendor == "" && old != nil {
+		vendor = old.vendor
 	}
-	n.mu.RUnlock()
-	if p != nil && !cur {
-		n.store(k, p) // used again: promote it to the current generation
-	}
+	b := bs.table.begin(slot, base, s.PollStartMs)
+	p := n.rules.buildPlan(b, s, vendor, shape)
+	bs.sweepAt.Store(b.end())
+	bs.plans[slot].Store(p)
 	return p
 }
 
-// store keeps p in the current generation; a full generation becomes the
-// previous one, and the previous one is dropped.
-func (n *Normaliser) store(k planKey, p *plan) {
+// Forget drops what the Normaliser remembers of a BMC, over every
+// protocol: its plans and its series. Its next snapshot is planned afresh.
+func (n *Normaliser) Forget(bmcID string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, ok := v1.Protocol_name[int32(k.proto)]; !ok {
-		n.oddProto = true
+	delete(n.cur, bmcID)
+	delete(n.prev, bmcID)
+}
+
+// state returns the state of a BMC, made if new, promoted to the current
+// generation if found in the previous one.
+func (n *Normaliser) state(id string) *bmcState {
+	n.mu.RLock()
+	bs := n.cur[id]
+	n.mu.RUnlock()
+	if bs != nil {
+		return bs
 	}
-	if _, ok := n.cur[k]; !ok && len(n.cur) >= n.cacheSize {
-		n.prev, n.cur = n.cur, make(map[planKey]*plan, len(n.cur))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if bs = n.cur[id]; bs != nil {
+		return bs
 	}
-	n.cur[k] = p
-	delete(n.prev, k)
+	if bs = n.prev[id]; bs == nil {
+		bs = newBMCState()
+	}
+	if len(n.cur) >= n.cacheSize {
+		n.prev, n.cur = n.cur, make(map[string]*bmcState, len(n.cur))
+	}
+	n.cur[id] = bs
+	delete(n.prev, id)
+	return bs
+}
+
+// peek returns the state of a BMC without touching the cache, or nil.
+func (n *Normaliser) peek(id string) *bmcState {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if bs := n.cur[id]; bs != nil {
+		return bs
+	}
+	return n.prev[id]
 }
 
 // shape hashes everything of a snapshot a plan depends on, values aside:
@@ -300,7 +315,7 @@ func (p *plan) emit(dst []series.Sample, s *v1.Snapshot, st *Stats) []series.Sam
 	if s.PollEndMs >= s.PollStartMs {
 		dst = p.duration.append(dst, t, float64(s.PollEndMs-s.PollStartMs)/1000)
 	}
-	if p.info.labels != nil {
+	if p.info.ser != nil {
 		dst = p.info.append(dst, t, 1)
 	}
 	if v, ok := poweredOn(s.Info["power_state"]); ok {
@@ -345,19 +360,19 @@ func (p *plan) emitReading(dst []series.Sample, s *v1.Snapshot, i int, t int64, 
 	if rp.discrete {
 		return rp.emitDiscrete(dst, r, ts)
 	}
-	if rp.value.labels != nil {
+	if rp.value.ser != nil {
 		// A finite reading can still overflow in base units (1e308
 		// kW): both are invalid, never an infinite sample.
 		if v := rp.conv.apply(r.Value); finite(r.Value) && finite(v) {
 			dst = rp.value.append(dst, ts, v)
-			if rp.info.labels != nil {
+			if rp.info.ser != nil {
 				dst = rp.info.append(dst, ts, 1)
 			}
 		} else {
 			st.Invalid++
 		}
 	}
-	if h, ok := healthScore(r.Health); ok && rp.health.labels != nil {
+	if h, ok := healthScore(r.Health); ok && rp.health.ser != nil {
 		dst = rp.health.append(dst, ts, h)
 	}
 	for j := range r.Thresholds {
@@ -365,7 +380,7 @@ func (p *plan) emitReading(dst []series.Sample, s *v1.Snapshot, i int, t int64, 
 		if th.Kind <= 0 || int(th.Kind) >= numThresholdKinds || !finite(th.Value) {
 			continue
 		}
-		if o := &rp.thresholds[th.Kind]; o.labels != nil {
+		if o := &rp.thresholds[th.Kind]; o.ser != nil {
 			if v := rp.conv.apply(th.Value); finite(v) {
 				dst = o.append(dst, ts, v)
 			}
@@ -380,10 +395,10 @@ var psuFailStates = [...]string{"failure_detected", "input_lost", "input_lost_or
 // emitDiscrete appends a discrete reading's samples: health, a power
 // supply's presence and failure, a redundancy sensor's fault.
 func (rp *readingPlan) emitDiscrete(dst []series.Sample, r *v1.Reading, ts int64) []series.Sample {
-	if h, ok := healthScore(r.Health); ok && rp.health.labels != nil {
+	if h, ok := healthScore(r.Health); ok && rp.health.ser != nil {
 		dst = rp.health.append(dst, ts, h)
 	}
-	if rp.present.labels != nil {
+	if rp.present.ser != nil {
 		switch {
 		case hasState(r.State, "presence_detected"):
 			dst = rp.present.append(dst, ts, 1)
@@ -391,7 +406,7 @@ func (rp *readingPlan) emitDiscrete(dst []series.Sample, r *v1.Reading, ts int64
 			dst = rp.present.append(dst, ts, 0)
 		}
 	}
-	if rp.failed.labels != nil {
+	if rp.failed.ser != nil {
 		v := 0.0
 		for _, f := range psuFailStates {
 			if hasState(r.State, f) {
@@ -401,21 +416,21 @@ func (rp *readingPlan) emitDiscrete(dst []series.Sample, r *v1.Reading, ts int64
 		}
 		dst = rp.failed.append(dst, ts, v)
 	}
-	if rp.fault.labels != nil {
+	if rp.fault.ser != nil {
 		v := 0.0
 		if hasState(r.State, "redundancy_lost") || hasState(r.State, "non_redundant_insufficient") {
 			v = 1
 		}
 		dst = rp.fault.append(dst, ts, v)
 	}
-	if rp.info.labels != nil {
+	if rp.info.ser != nil {
 		dst = rp.info.append(dst, ts, 1)
 	}
 	return dst
 }
 
 func (o *outSeries) append(dst []series.Sample, t int64, v float64) []series.Sample {
-	return append(dst, series.Sample{Labels: o.labels, Hash: o.hash, T: t, V: v})
+	return append(dst, series.Sample{Series: o.ser, T: t, V: v})
 }
 
 // infoBool reads a boolean of the snapshot's info as 1 or 0. Unlike
@@ -495,5 +510,5 @@ func Normalise(dst []series.Sample, s *v1.Snapshot, base []prompb.Label, st *Sta
 func (n *Normaliser) String() string {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	return fmt.Sprintf("normaliser (%d rules, %d plans cached)", len(n.rules.rules), len(n.cur)+len(n.prev))
+	return fmt.Sprintf("normaliser (%d rules, %d BMCs cached)", len(n.rules.rules), len(n.cur)+len(n.prev))
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/prometheus/prometheus/prompb"
-
 	"github.com/bmcstream/bmcstream/pkg/series"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
@@ -18,8 +16,9 @@ import (
 // shape (the same sensors, units, contexts, inventory labels and identity):
 // which series each reading feeds, with their label sets built, sorted and
 // hashed once. Normalising a snapshot of a known shape only reads values.
-// A plan is immutable once built; its label slices are handed to sinks,
-// which never modify them (see series.Sample).
+// A plan is immutable once built; its series come from the BMC's series
+// table (see seriesTable) and are handed to sinks, which never modify them
+// (see series.Sample).
 type plan struct {
 	shape uint64
 	// vendor is the vendor the plan's rules matched, kept so a snapshot
@@ -32,10 +31,9 @@ type plan struct {
 	readings                        []readingPlan
 }
 
-// outSeries is one series' label set and its hash.
+// outSeries is one series the plan feeds; ser is nil when it feeds none.
 type outSeries struct {
-	labels []prompb.Label
-	hash   uint64
+	ser *series.Series
 }
 
 type faultSeries struct {
@@ -140,20 +138,17 @@ type classified struct {
 }
 
 // buildPlan classifies every reading of s and builds the plan's series.
-func (rs *ruleSet) buildPlan(s *v1.Snapshot, baseLabels []prompb.Label, vendor string, shape uint64) *plan {
-	p, _ := rs.buildPlanExplained(s, baseLabels, vendor, shape)
+func (rs *ruleSet) buildPlan(b *labelBuilder, s *v1.Snapshot, vendor string, shape uint64) *plan {
+	p, _ := rs.buildPlanExplained(b, s, vendor, shape)
 	return p
 }
 
 // buildPlanExplained is buildPlan, also returning each reading's
 // classification for Explain.
-func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label, vendor string, shape uint64) (*plan, []classified) {
+// b makes the plan's series in the BMC's series table (see labelBuilder).
+func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor string, shape uint64) (*plan, []classified) {
 	p := &plan{shape: shape, vendor: vendor, readings: make([]readingPlan, len(s.Readings))}
 	proto := protoName(s.Protocol)
-	// One slab sized for the usual plan: a value, a health, an info and a
-	// threshold or so per reading, each base labels plus four.
-	b := labelBuilder{base: baseLabels, buf: make([]prompb.Label, 0, (16+4*len(s.Readings))*(len(baseLabels)+4))}
-	defer b.finish()
 
 	b.series(&p.up, metricUp, "protocol", proto)
 	b.series(&p.duration, metricPollDuration, "protocol", proto)
@@ -164,7 +159,7 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 	b.series(&p.poweredOn, metricPoweredOn)
 	b.series(&p.chassisHealth, metricChassisHealth)
 	b.series(&p.chassisHealthBad, metricChassisFault, "kind", "health")
-	p.faults = make([]faultSeries, len(rs.faults)) // fixed: b holds pointers into it
+	p.faults = make([]faultSeries, len(rs.faults))
 	for i, f := range rs.faults {
 		p.faults[i].info = f.info
 		b.series(&p.faults[i].out, metricChassisFault, "kind", f.kind)
@@ -251,7 +246,7 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 	for _, pass := range [...]skipReason{emitted, skipDuplicate} {
 		for i := range s.Readings {
 			if cs[i].skip == pass {
-				rs.buildReading(&b, &p.readings[i], &s.Readings[i], &cs[i], proto, seen)
+				rs.buildReading(b, &p.readings[i], &s.Readings[i], &cs[i], proto, seen)
 			}
 		}
 	}
@@ -1074,88 +1069,6 @@ func (c *classified) metricKey() string {
 		return metricSensorHealth + "\xff" + c.discrete
 	}
 	return c.metric.value
-}
-
-// labelBuilder builds sorted, hashed label sets over a BMC's base labels
-// (sorted by name, as BaseLabels returns them). It builds them in a
-// scratch buffer; finish copies them into one slab of exactly the right
-// size, so a plan holds its labels in one allocation with no slack, each
-// set capacity-capped so none can grow into the next.
-type labelBuilder struct {
-	base []prompb.Label
-	buf  []prompb.Label
-	refs []labelRef
-}
-
-type labelRef struct {
-	out    *outSeries
-	off, n int
-}
-
-// series builds into out the label set of metric name with extra
-// name/value pairs. Extra labels win over base labels of the same name;
-// empty values are left out, as Prometheus does. out.labels is set by
-// finish.
-func (b *labelBuilder) series(out *outSeries, name string, extra ...string) {
-	var ex [8]prompb.Label
-	extras := ex[:0]
-	for i := 0; i+1 < len(extra); i += 2 {
-		v := extra[i+1]
-		if v == "" {
-			continue
-		}
-		if !utf8.ValidString(v) {
-			// A BMC's Latin-1 sensor name would make receivers reject
-			// the whole write request.
-			v = strings.ToValidUTF8(v, "\uFFFD")
-		}
-		extras = append(extras, prompb.Label{Name: extra[i], Value: v})
-	}
-	// A handful of extras: insertion sort.
-	for i := 1; i < len(extras); i++ {
-		for j := i; j > 0 && extras[j].Name < extras[j-1].Name; j-- {
-			extras[j], extras[j-1] = extras[j-1], extras[j]
-		}
-	}
-	start := len(b.buf)
-	b.buf = append(b.buf, prompb.Label{Name: "__name__", Value: name})
-	i := 0
-	for _, l := range b.base {
-		if l.Value == "" || overridden(extra, l.Name) {
-			continue
-		}
-		for i < len(extras) && extras[i].Name < l.Name {
-			b.buf = append(b.buf, extras[i])
-			i++
-		}
-		b.buf = append(b.buf, l)
-	}
-	b.buf = append(b.buf, extras[i:]...)
-	set := b.buf[start:]
-	if !slices.IsSortedFunc(set, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }) {
-		series.Sort(set) // base labels given unsorted
-	}
-	out.hash = series.Hash(set)
-	b.refs = append(b.refs, labelRef{out: out, off: start, n: len(set)})
-}
-
-// finish moves every label set built into one exact-size slab.
-func (b *labelBuilder) finish() {
-	slab := make([]prompb.Label, len(b.buf))
-	copy(slab, b.buf)
-	for _, r := range b.refs {
-		r.out.labels = slab[r.off : r.off+r.n : r.off+r.n]
-	}
-	b.buf, b.refs = nil, nil
-}
-
-func overridden(extra []string, name string) bool {
-	for i := 0; i < len(extra); i += 2 {
-		if extra[i] == name {
-			return true
-		}
-	}
-	return false
 }
 
 // protoName is the protocol label value.

@@ -1,0 +1,277 @@
+package pipeline
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/bmcstream/bmcstream/pkg/series"
+)
+
+// bmcState is what a Normaliser keeps of one BMC: its plans, one per
+// protocol, and its series table, which the plans of both protocols share.
+type bmcState struct {
+	// plans are the current plans by protoSlot. They are read without mu
+	// (a plan is immutable) and replaced under it.
+	plans [protoSlots]atomic.Pointer[plan]
+	// sweepAt is the BMC poll time at which an idle series of the table is
+	// due to be freed, math.MaxInt64 when none is idle. Read without mu.
+	sweepAt atomic.Int64
+
+	mu    sync.Mutex // guards table and the building of plans
+	table seriesTable
+}
+
+func newBMCState() *bmcState {
+	st := &bmcState{}
+	st.sweepAt.Store(math.MaxInt64)
+	return st
+}
+
+// seriesTable is one BMC's series: each series its plans feed, made once,
+// when a plan first meets it, and handed out as the same *series.Series
+// from then on, whichever protocol's plan feeds it. A series' Slot is its
+// index in entries, so the stages after the normaliser keep per-series
+// state in slices indexed by Slot rather than in sets keyed by labels.
+//
+// A series no current plan of the BMC references (its sensor was renamed,
+// an inventory label changed, a protocol's plan was rebuilt without it) is
+// idle; it is freed DedupHorizon after it became idle, in the BMC's own
+// poll time, and its slot may be reused by a later series. Until then a
+// plan meeting its labels again gets it back, so a sensor that flaps in
+// and out of the snapshots keeps its series. The table's memory is thus
+// bounded by the series the BMC has plus those it churned within the last
+// horizon.
+type seriesTable struct {
+	base    *series.Base // the BMC's base labels, shared by its series
+	entries []tableEntry // by Slot; ser nil when free
+	free    []int32      // free slots
+	newest  int64        // newest poll time a plan was built at
+}
+
+type tableEntry struct {
+	ser *series.Series
+	// plans has bit protoSlot(p) set while protocol p's current plan
+	// references the series.
+	plans uint8
+	// idle is the poll time the series became idle (plans 0).
+	idle int64
+}
+
+// live returns the number of series in the table.
+func (t *seriesTable) live() int { return len(t.entries) - len(t.free) }
+
+// sweep frees the series idle for DedupHorizon at poll time now and
+// returns when the next idle series will be due (math.MaxInt64: none).
+func (t *seriesTable) sweep(now int64) int64 {
+	horizon := DedupHorizon.Milliseconds()
+	next := int64(math.MaxInt64)
+	for i := range t.entries {
+		e := &t.entries[i]
+		if e.ser == nil || e.plans != 0 {
+			continue
+		}
+		if now-e.idle >= horizon {
+			*e = tableEntry{}
+			t.free = append(t.free, int32(i))
+			continue
+		}
+		next = min(next, e.idle+horizon)
+	}
+	// Free slots at the end shrink the table instead.
+	for n := len(t.entries); n > 0 && t.entries[n-1].ser == nil; n-- {
+		t.entries = t.entries[:n-1]
+		t.free = slices.DeleteFunc(t.free, func(s int32) bool { return int(s) == n-1 })
+	}
+	if len(t.entries) == 0 {
+		t.entries, t.free = nil, nil
+	}
+	return next
+}
+
+// planScratch is what building a plan needs and does not keep: a temporary
+// index of the table's series by hash, and label buffers. Normalisers pool
+// them; a plan never holds one.
+type planScratch struct {
+	index map[uint64]int32 // series hash → first slot with it
+	next  []int32          // by slot: the next slot with the same hash, or -1
+	prior []uint8          // by slot: plans bits before the build
+	base  []prompb.Label   // the base labels, sorted, empty values left out
+	own   []prompb.Label
+	all   []prompb.Label
+	seen  map[string]bool
+	key   []byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &planScratch{index: make(map[uint64]int32), seen: make(map[string]bool)}
+}}
+
+func (sc *planScratch) release() {
+	clear(sc.index)
+	clear(sc.seen)
+	sc.next, sc.prior = sc.next[:0], sc.prior[:0]
+	sc.base, sc.own, sc.all, sc.key = sc.base[:0], sc.own[:0], sc.all[:0], sc.key[:0]
+	scratchPool.Put(sc)
+}
+
+// labelBuilder makes the series of one plan in a series table: for each
+// label set it merges the series' own labels with the BMC's base labels
+// (both sorted, no sort of the whole), hashes the result, and looks it up
+// among the table's series; only a series the table lacks is made, with
+// series.Make, so its own labels are interned across BMCs and its base is
+// the table's.
+type labelBuilder struct {
+	t   *seriesTable
+	bit uint8 // the protocol's bit in tableEntry.plans
+	sc  *planScratch
+}
+
+// begin starts building a plan of protocol slot slot in t over base labels
+// base at poll time now.
+func (t *seriesTable) begin(slot int, base []prompb.Label, now int64) *labelBuilder {
+	sc := scratchPool.Get().(*planScratch)
+	b := &labelBuilder{t: t, bit: 1 << slot, sc: sc}
+	t.newest = max(t.newest, now)
+	// The base, as the merge reads it: sorted, no empty values.
+	for _, l := range base {
+		if l.Value != "" {
+			sc.base = append(sc.base, l)
+		}
+	}
+	if !slices.IsSortedFunc(sc.base, cmpLabel) {
+		slices.SortStableFunc(sc.base, cmpLabel)
+	}
+	sc.base = slices.CompactFunc(sc.base, func(a, b prompb.Label) bool { return a.Name == b.Name })
+	if t.base == nil || !t.base.Labels().EqualProm(sc.base) {
+		// New or changed inventory labels: the series of the old base
+		// no longer match any plan's labels and go idle.
+		t.base = series.NewBase(sc.base)
+	}
+	for i := range t.entries {
+		e := &t.entries[i]
+		sc.prior = append(sc.prior, e.plans)
+		sc.next = append(sc.next, -1)
+		e.plans &^= b.bit
+		if e.ser == nil {
+			continue
+		}
+		if head, ok := sc.index[e.ser.Hash]; ok {
+			sc.next[i] = head
+		}
+		sc.index[e.ser.Hash] = int32(i)
+	}
+	return b
+}
+
+// end finishes the plan: the series it does not reference and no other
+// plan does become idle now. It returns when the next idle series is due.
+func (b *labelBuilder) end() int64 {
+	t, sc := b.t, b.sc
+	for i := range t.entries {
+		e := &t.entries[i]
+		if e.ser != nil && e.plans == 0 && (i >= len(sc.prior) || sc.prior[i] != 0) {
+			e.idle = t.newest
+		}
+	}
+	b.sc = nil
+	sc.release()
+	return t.sweep(t.newest)
+}
+
+func cmpLabel(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }
+
+// series sets out to the series of metric name with extra name/value
+// pairs over the base labels. Extra labels win over base labels of the
+// same name (an extra with an empty value removes the base label); empty
+// values are left out, as Prometheus does.
+func (b *labelBuilder) series(out *outSeries, name string, extra ...string) {
+	sc := b.sc
+	own := append(sc.own[:0], prompb.Label{Name: "__name__", Value: name})
+	removes := false
+	for i := 0; i+1 < len(extra); i += 2 {
+		v := extra[i+1]
+		if v == "" {
+			if _, ok := slices.BinarySearchFunc(sc.base, extra[i], func(l prompb.Label, n string) int { return strings.Compare(l.Name, n) }); ok {
+				removes = true
+			}
+			continue
+		}
+		if !utf8.ValidString(v) {
+			// A BMC's Latin-1 sensor name would make receivers reject
+			// the whole write request.
+			v = strings.ToValidUTF8(v, "\uFFFD")
+		}
+		own = append(own, prompb.Label{Name: extra[i], Value: v})
+	}
+	// A handful of labels: insertion sort.
+	for i := 1; i < len(own); i++ {
+		for j := i; j > 0 && own[j].Name < own[j-1].Name; j-- {
+			own[j], own[j-1] = own[j-1], own[j]
+		}
+	}
+	// Merge with the base: the whole set, sorted, to hash and compare.
+	all := sc.all[:0]
+	i := 0
+	for _, l := range sc.base {
+		if overridden(extra, l.Name) {
+			continue
+		}
+		for i < len(own) && own[i].Name < l.Name {
+			all = append(all, own[i])
+			i++
+		}
+		all = append(all, l)
+	}
+	all = append(all, own[i:]...)
+	sc.own, sc.all = own, all
+	h := series.Hash(all)
+
+	t := b.t
+	if head, ok := sc.index[h]; ok {
+		for j := head; j >= 0; j = sc.next[j] {
+			if e := &t.entries[j]; e.ser != nil && e.ser.Labels.EqualProm(all) {
+				e.plans |= b.bit
+				out.ser = e.ser
+				return
+			}
+		}
+	}
+	var ls series.Labels
+	if removes {
+		ls = series.Make(all, nil) // a base label removed: stored whole
+	} else {
+		ls = series.Make(own, t.base)
+	}
+	var slot int32
+	if n := len(t.free); n > 0 {
+		slot = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		slot = int32(len(t.entries))
+		t.entries = append(t.entries, tableEntry{})
+		sc.next = append(sc.next, -1)
+	}
+	ser := &series.Series{Labels: ls, Hash: h, Slot: slot}
+	t.entries[slot] = tableEntry{ser: ser, plans: b.bit}
+	sc.next[slot] = -1
+	if head, ok := sc.index[h]; ok {
+		sc.next[slot] = head
+	}
+	sc.index[h] = slot
+	out.ser = ser
+}
+
+func overridden(extra []string, name string) bool {
+	for i := 0; i < len(extra); i += 2 {
+		if extra[i] == name {
+			return true
+		}
+	}
+	return false
+}

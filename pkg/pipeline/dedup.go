@@ -222,6 +222,9 @@ type seriesState[V any] struct {
 	other seriesSet[V]
 }
 
+// slotChunk is how many slots seriesState grows by.
+const slotChunk = 32
+
 type slotEntry[V any] struct {
 	ser *series.Series
 	val V
@@ -263,7 +266,16 @@ func (s *seriesState[V]) add(ser *series.Series, v V) *V {
 		return &s.other.entries[i].val
 	}
 	if sl >= len(s.slots) {
-		s.slots = slices.Grow(s.slots, sl+1-len(s.slots))[:sl+1]
+		if sl < cap(s.slots) {
+			s.slots = s.slots[:sl+1]
+		} else {
+			// Grown by a little at a time, not doubled: a BMC's
+			// table is made once and then stays, and slack would
+			// be kept for as long as the BMC is.
+			grown := make([]slotEntry[V], sl+1, sl+1+slotChunk)
+			copy(grown, s.slots)
+			s.slots = grown
+		}
 	}
 	e := &s.slots[sl]
 	if e.ser == nil {
@@ -294,9 +306,12 @@ func (s *seriesState[V]) each(f func(ser *series.Series, v *V) (remove bool)) {
 	for n > 0 && s.slots[n-1].ser == nil {
 		n--
 	}
-	if n == 0 {
+	switch {
+	case n == 0:
 		s.slots = nil
-	} else {
+	case cap(s.slots)-n > slotChunk:
+		s.slots = slices.Clone(s.slots[:n])
+	default:
 		s.slots = s.slots[:n]
 	}
 	for i := len(s.other.entries) - 1; i >= 0; i-- {

@@ -179,10 +179,8 @@ func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor st
 	for i := range s.Readings {
 		r := &s.Readings[i]
 		c := &cs[i]
-		c.canon = rs.canonicalName(r.Name)
-		c.words = words(c.canon)
-		c.slug = slug(c.canon)
-		c.full = slug(rs.stripPrefixes(strings.TrimSpace(r.Name)))
+		ni := rs.nameInfo(r.Name)
+		c.canon, c.words, c.slug, c.full = ni.canon, ni.words, ni.slug, ni.full
 		if c.slug == "" {
 			c.slug, c.full = slug(r.Id), slug(r.Id)
 		}
@@ -190,7 +188,7 @@ func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor st
 			c.slug, c.full = "sensor", "sensor"
 		}
 		rs.classify(r, s.Protocol, vendorOK, c, &decisions[i])
-		namePlaces[i] = rs.namePlace(c.words)
+		namePlaces[i] = ni.place
 		if c.skip == emitted && c.kind == v1.Kind_KIND_TEMPERATURE {
 			temps++
 			if ref := rs.physical[strings.ToLower(strings.TrimSpace(r.Context))]; ref.ok && ref.place == placeIntake {
@@ -242,7 +240,7 @@ func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor st
 	// feeding one health or info series wins; duplicates last, so their
 	// health and thresholds only fill what the winner lacks (DCMI has
 	// neither; the SDR's power sensor beside it has both).
-	seen := map[string]bool{}
+	seen := b.sc.seen
 	for _, pass := range [...]skipReason{emitted, skipDuplicate} {
 		for i := range s.Readings {
 			if cs[i].skip == pass {
@@ -437,10 +435,17 @@ func zeroFamilies(s *v1.Snapshot, cs []classified) map[string]bool {
 	return zero
 }
 
+// seenKey is a series a plan already has a feeder for: a kind of series
+// and up to three strings naming it.
+type seenKey struct {
+	k       byte
+	a, b, c string
+}
+
 // buildReading builds the series of one reading; seen holds the health,
 // info and threshold series already fed by an earlier reading. A duplicate
 // feeds only the health and thresholds its winner lacks.
-func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[string]bool) {
+func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[seenKey]bool) {
 	if c.discrete != "" {
 		rs.buildDiscrete(b, rp, r, c, proto, seen)
 		return
@@ -460,12 +465,12 @@ func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading,
 	}
 	if c.skip == emitted {
 		b.series(&rp.value, c.metric.value, extra...)
-		if key := "i\xff" + ci.name + "\xff" + sensor + "\xff" + r.Name; !seen[key] {
+		if key := (seenKey{'i', ci.name, sensor, r.Name}); !seen[key] {
 			seen[key] = true
 			b.series(&rp.info, metricSensorInfo, "kind", ci.name, "name", r.Name, "protocol", proto, "sensor", sensor)
 		}
 	}
-	if key := "h\xff" + ci.name + "\xff" + sensor; !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
+	if key := (seenKey{'h', ci.name, sensor, ""}); !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
 		seen[key] = true
 		b.series(&rp.health, metricSensorHealth, "kind", ci.name, "sensor", sensor)
 	}
@@ -482,7 +487,7 @@ func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading,
 			nk = flipped(k)
 		}
 		name := c.metric.thresholds[nk]
-		if key := "t\xff" + name + "\xff" + c.label; !seen[key] {
+		if key := (seenKey{'t', name, c.label, ""}); !seen[key] {
 			seen[key] = true
 			b.series(&rp.thresholds[k], name, extra...)
 		}
@@ -493,26 +498,26 @@ func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading,
 // IPMI source: State lists the asserted states by name): its health, a
 // power supply's presence and failure, a redundancy sensor's chassis
 // fault.
-func (rs *ruleSet) buildDiscrete(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[string]bool) {
+func (rs *ruleSet) buildDiscrete(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[seenKey]bool) {
 	rp.discrete = true
-	if key := "h\xff" + c.discrete + "\xff" + c.label; !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
+	if key := (seenKey{'h', c.discrete, c.label, ""}); !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
 		seen[key] = true
 		b.series(&rp.health, metricSensorHealth, "kind", c.discrete, "sensor", c.label)
 	}
 	if c.discrete == "psu" && c.fault == "" {
-		if key := "p\xff" + c.label; !seen[key] {
+		if key := (seenKey{'p', c.label, "", ""}); !seen[key] {
 			seen[key] = true
 			b.series(&rp.present, metricPSUPresent, "psu", c.label)
 			b.series(&rp.failed, metricPSUFailed, "psu", c.label)
 		}
 	}
 	if c.fault != "" {
-		if key := "f\xff" + c.fault; !seen[key] {
+		if key := (seenKey{'f', c.fault, "", ""}); !seen[key] {
 			seen[key] = true
 			b.series(&rp.fault, metricChassisFault, "kind", c.fault)
 		}
 	}
-	if key := "i\xff" + c.discrete + "\xff" + c.label + "\xff" + r.Name; !seen[key] {
+	if key := (seenKey{'i', c.discrete, c.label, r.Name}); !seen[key] {
 		seen[key] = true
 		b.series(&rp.info, metricSensorInfo, "kind", c.discrete, "name", r.Name, "protocol", proto, "sensor", c.label)
 	}

@@ -48,75 +48,85 @@ func newBMCState() *bmcState {
 // bounded by the series the BMC has plus those it churned within the last
 // horizon.
 type seriesTable struct {
-	base    *series.Base // the BMC's base labels, shared by its series
-	entries []tableEntry // by Slot; ser nil when free
-	free    []int32      // free slots
-	newest  int64        // newest poll time a plan was built at
-}
-
-type tableEntry struct {
-	ser *series.Series
-	// plans has bit protoSlot(p) set while protocol p's current plan
-	// references the series.
-	plans uint8
-	// idle is the poll time the series became idle (plans 0).
-	idle int64
+	base *series.Base     // the BMC's base labels, shared by its series
+	sers []*series.Series // by Slot; nil when free
+	// plans has, by slot, bit protoSlot(p) set while protocol p's current
+	// plan references the series.
+	plans []uint8
+	// idle holds the slots no plan references, with the poll time each
+	// became idle. It is empty unless labels churned.
+	idle   map[int32]int64
+	free   []int32 // free slots
+	newest int64   // newest poll time seen
 }
 
 // live returns the number of series in the table.
-func (t *seriesTable) live() int { return len(t.entries) - len(t.free) }
+func (t *seriesTable) live() int { return len(t.sers) - len(t.free) }
 
 // sweep frees the series idle for DedupHorizon at poll time now and
 // returns when the next idle series will be due (math.MaxInt64: none).
 func (t *seriesTable) sweep(now int64) int64 {
 	horizon := DedupHorizon.Milliseconds()
 	next := int64(math.MaxInt64)
-	for i := range t.entries {
-		e := &t.entries[i]
-		if e.ser == nil || e.plans != 0 {
+	for slot, since := range t.idle {
+		if now-since >= horizon {
+			t.sers[slot] = nil
+			t.free = append(t.free, slot)
+			delete(t.idle, slot)
 			continue
 		}
-		if now-e.idle >= horizon {
-			*e = tableEntry{}
-			t.free = append(t.free, int32(i))
-			continue
-		}
-		next = min(next, e.idle+horizon)
+		next = min(next, since+horizon)
 	}
 	// Free slots at the end shrink the table instead.
-	for n := len(t.entries); n > 0 && t.entries[n-1].ser == nil; n-- {
-		t.entries = t.entries[:n-1]
-		t.free = slices.DeleteFunc(t.free, func(s int32) bool { return int(s) == n-1 })
+	n := len(t.sers)
+	for n > 0 && t.sers[n-1] == nil {
+		n--
 	}
-	if len(t.entries) == 0 {
-		t.entries, t.free = nil, nil
+	if n < len(t.sers) {
+		t.sers, t.plans = t.sers[:n], t.plans[:n]
+		t.free = slices.DeleteFunc(t.free, func(s int32) bool { return int(s) >= n })
+	}
+	if len(t.idle) == 0 {
+		t.idle = nil
 	}
 	return next
 }
 
 // planScratch is what building a plan needs and does not keep: a temporary
-// index of the table's series by hash, and label buffers. Normalisers pool
-// them; a plan never holds one.
+// index of the table's series by hash, the series made, and label buffers.
+// Normalisers pool them; a plan never holds one.
 type planScratch struct {
 	index map[uint64]int32 // series hash → first slot with it
 	next  []int32          // by slot: the next slot with the same hash, or -1
 	prior []uint8          // by slot: plans bits before the build
+	pend  []int32          // by slot: index in made of a series made by this build, or -1
+	made  []series.Series  // the series this build made, moved to one slab by end
+	fix   []fixup          // the outputs of made series
 	base  []prompb.Label   // the base labels, sorted, empty values left out
 	own   []prompb.Label
 	all   []prompb.Label
-	seen  map[string]bool
-	key   []byte
+	seen  map[seenKey]bool
+}
+
+type fixup struct {
+	out  *outSeries
+	made int32
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &planScratch{index: make(map[uint64]int32), seen: make(map[string]bool)}
+	return &planScratch{index: make(map[uint64]int32), seen: make(map[seenKey]bool)}
 }}
 
 func (sc *planScratch) release() {
 	clear(sc.index)
 	clear(sc.seen)
-	sc.next, sc.prior = sc.next[:0], sc.prior[:0]
-	sc.base, sc.own, sc.all, sc.key = sc.base[:0], sc.own[:0], sc.all[:0], sc.key[:0]
+	clear(sc.made)
+	clear(sc.fix)
+	sc.next, sc.prior, sc.pend, sc.made, sc.fix = sc.next[:0], sc.prior[:0], sc.pend[:0], sc.made[:0], sc.fix[:0]
+	clear(sc.base[:cap(sc.base)])
+	clear(sc.own[:cap(sc.own)])
+	clear(sc.all[:cap(sc.all)])
+	sc.base, sc.own, sc.all = sc.base[:0], sc.own[:0], sc.all[:0]
 	scratchPool.Put(sc)
 }
 
@@ -124,11 +134,12 @@ func (sc *planScratch) release() {
 // label set it merges the series' own labels with the BMC's base labels
 // (both sorted, no sort of the whole), hashes the result, and looks it up
 // among the table's series; only a series the table lacks is made, with
-// series.Make, so its own labels are interned across BMCs and its base is
-// the table's.
+// series.MakeSorted, so its own labels are interned across BMCs and its
+// base is the table's. The series a build makes are moved into one slab
+// when it ends.
 type labelBuilder struct {
 	t   *seriesTable
-	bit uint8 // the protocol's bit in tableEntry.plans
+	bit uint8 // the protocol's bit in plans
 	sc  *planScratch
 }
 
@@ -153,31 +164,52 @@ func (t *seriesTable) begin(slot int, base []prompb.Label, now int64) *labelBuil
 		// no longer match any plan's labels and go idle.
 		t.base = series.NewBase(sc.base)
 	}
-	for i := range t.entries {
-		e := &t.entries[i]
-		sc.prior = append(sc.prior, e.plans)
+	for i, ser := range t.sers {
+		sc.prior = append(sc.prior, t.plans[i])
 		sc.next = append(sc.next, -1)
-		e.plans &^= b.bit
-		if e.ser == nil {
+		sc.pend = append(sc.pend, -1)
+		t.plans[i] &^= b.bit
+		if ser == nil {
 			continue
 		}
-		if head, ok := sc.index[e.ser.Hash]; ok {
+		if head, ok := sc.index[ser.Hash]; ok {
 			sc.next[i] = head
 		}
-		sc.index[e.ser.Hash] = int32(i)
+		sc.index[ser.Hash] = int32(i)
 	}
 	return b
 }
 
-// end finishes the plan: the series it does not reference and no other
-// plan does become idle now. It returns when the next idle series is due.
+// end finishes the plan: the series it made move to one slab, and the
+// series no plan references any more become idle now. It returns when the
+// next idle series is due.
 func (b *labelBuilder) end() int64 {
 	t, sc := b.t, b.sc
-	for i := range t.entries {
-		e := &t.entries[i]
-		if e.ser != nil && e.plans == 0 && (i >= len(sc.prior) || sc.prior[i] != 0) {
-			e.idle = t.newest
+	if len(sc.made) > 0 {
+		slab := slices.Clone(sc.made)
+		for k := range slab {
+			t.sers[slab[k].Slot] = &slab[k]
 		}
+		for _, f := range sc.fix {
+			f.out.ser = &slab[f.made]
+		}
+	}
+	for i, ser := range t.sers {
+		if ser == nil {
+			continue
+		}
+		if t.plans[i] != 0 {
+			delete(t.idle, int32(i))
+		} else if i >= len(sc.prior) || sc.prior[i] != 0 {
+			if t.idle == nil {
+				t.idle = make(map[int32]int64)
+			}
+			t.idle[int32(i)] = t.newest
+		}
+	}
+	if cap(t.sers) > len(t.sers)+len(t.sers)/8 {
+		// The table is made in one go and then stays: no slack.
+		t.sers, t.plans = slices.Clip(slices.Clone(t.sers)), slices.Clip(slices.Clone(t.plans))
 	}
 	b.sc = nil
 	sc.release()
@@ -235,36 +267,44 @@ func (b *labelBuilder) series(out *outSeries, name string, extra ...string) {
 	t := b.t
 	if head, ok := sc.index[h]; ok {
 		for j := head; j >= 0; j = sc.next[j] {
-			if e := &t.entries[j]; e.ser != nil && e.ser.Labels.EqualProm(all) {
-				e.plans |= b.bit
-				out.ser = e.ser
+			if ser := t.sers[j]; ser != nil && ser.Labels.EqualProm(all) {
+				t.plans[j] |= b.bit
+				out.ser = ser
+				return
+			}
+			if k := sc.pend[j]; k >= 0 && sc.made[k].Labels.EqualProm(all) {
+				sc.fix = append(sc.fix, fixup{out: out, made: k})
 				return
 			}
 		}
 	}
 	var ls series.Labels
 	if removes {
-		ls = series.Make(all, nil) // a base label removed: stored whole
+		ls = series.MakeSorted(all, nil) // a base label removed: stored whole
 	} else {
-		ls = series.Make(own, t.base)
+		ls = series.MakeSorted(own, t.base)
 	}
 	var slot int32
 	if n := len(t.free); n > 0 {
 		slot = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
-		slot = int32(len(t.entries))
-		t.entries = append(t.entries, tableEntry{})
+		slot = int32(len(t.sers))
+		t.sers = append(t.sers, nil)
+		t.plans = append(t.plans, 0)
 		sc.next = append(sc.next, -1)
+		sc.pend = append(sc.pend, -1)
 	}
-	ser := &series.Series{Labels: ls, Hash: h, Slot: slot}
-	t.entries[slot] = tableEntry{ser: ser, plans: b.bit}
+	t.plans[slot] = b.bit
+	k := int32(len(sc.made))
+	sc.made = append(sc.made, series.Series{Labels: ls, Hash: h, Slot: slot})
+	sc.fix = append(sc.fix, fixup{out: out, made: k})
+	sc.pend[slot] = k
 	sc.next[slot] = -1
 	if head, ok := sc.index[h]; ok {
 		sc.next[slot] = head
 	}
 	sc.index[h] = slot
-	out.ser = ser
 }
 
 func overridden(extra []string, name string) bool {
@@ -274,4 +314,42 @@ func overridden(extra []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// nameInfo is what a plan derives from a sensor name alone: its canonical
+// name, words, slugs and the place its words name. Fleets repeat names
+// (every BMC of a model has the same sensors), so a ruleSet remembers them
+// instead of running the name patterns again for each BMC.
+type nameInfo struct {
+	canon, words, slug, full string
+	place                    placeRef
+}
+
+// nameMemo is a ruleSet's memory of nameInfo by name, bounded: it starts
+// afresh once it holds maxNameMemo names, so names that churn do not pin
+// memory.
+type nameMemo struct {
+	mu sync.RWMutex
+	m  map[string]*nameInfo
+}
+
+const maxNameMemo = 1 << 15
+
+func (rs *ruleSet) nameInfo(name string) *nameInfo {
+	rs.memo.mu.RLock()
+	ni := rs.memo.m[name]
+	rs.memo.mu.RUnlock()
+	if ni != nil {
+		return ni
+	}
+	canon := rs.canonicalName(name)
+	ni = &nameInfo{canon: canon, words: words(canon), slug: slug(canon), full: slug(rs.stripPrefixes(strings.TrimSpace(name)))}
+	ni.place = rs.namePlace(ni.words)
+	rs.memo.mu.Lock()
+	if rs.memo.m == nil || len(rs.memo.m) >= maxNameMemo {
+		rs.memo.m = make(map[string]*nameInfo)
+	}
+	rs.memo.m[strings.Clone(name)] = ni
+	rs.memo.mu.Unlock()
+	return ni
 }

@@ -141,3 +141,31 @@ func FuzzLabels(f *testing.F) {
 		checkSet(t, Make(o, NewBase(b)), want)
 	})
 }
+
+// TestMakeSorted: for sorted own labels, MakeSorted returns exactly what
+// Make returns (the same handle, base and mask), and looking up a set
+// interned before allocates nothing.
+func TestMakeSorted(t *testing.T) {
+	base := NewBase(pl("bmc", "b1", "rack", "r1", "site", "s1"))
+	for _, own := range [][]prompb.Label{
+		nil,
+		pl("__name__", "up"),
+		pl("__name__", "bmc_temperature_celsius", "context", "cpu", "sensor", "cpu1"),
+		pl("__name__", "m", "rack", "mine"), // overlaps the base: stored whole
+		pl("__name__", "m", "zone", "z"),
+	} {
+		for _, b := range []*Base{nil, base} {
+			want := Make(own, b)
+			got := MakeSorted(own, b)
+			if got != want {
+				t.Fatalf("MakeSorted(%v, %v) = %v, want %v", own, b.Labels(), got, want)
+			}
+			checkSet(t, got, append(slices.Clone(own), b.Labels().Prom()...))
+		}
+	}
+	own := pl("__name__", "bmc_fan_speed_rpm", "fan", "fan1")
+	MakeSorted(own, base)
+	if n := testing.AllocsPerRun(100, func() { MakeSorted(own, base) }); n != 0 {
+		t.Fatalf("MakeSorted of an interned set: %v allocations, want 0", n)
+	}
+}

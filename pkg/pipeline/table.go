@@ -89,6 +89,8 @@ func (t *seriesTable) sweep(now int64) int64 {
 	if len(t.idle) == 0 {
 		t.idle = nil
 	}
+	// Lowest slot reused first, whatever order the idle map gave.
+	slices.SortFunc(t.free, func(a, b int32) int { return int(b) - int(a) })
 	return next
 }
 

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"math"
+	"math/bits"
 	"strings"
 	"sync"
 
@@ -128,6 +130,9 @@ type Normaliser struct {
 	mu        sync.RWMutex
 	cur, prev map[string]*bmcState
 	cacheSize int
+
+	tmu       sync.RWMutex
+	templates map[uint64]*plan // by model shape and vendor (see plan)
 }
 
 // NewNormaliser builds a Normaliser from the built-in mapping files and the
@@ -169,12 +174,12 @@ func NewNormaliser(opts NormaliserOptions) (*Normaliser, error) {
 // The returned samples' series are shared between polls and consumers and
 // must not be modified.
 func (n *Normaliser) Normalise(dst []series.Sample, s *v1.Snapshot, base []prompb.Label, st *Stats) []series.Sample {
-	shape := n.shape(s, base)
+	shape, model := n.shape(s, base)
 	bs := n.state(s.BmcId)
 	slot := protoSlot(s.Protocol)
 	p := bs.plans[slot].Load()
 	if p == nil || p.shape != shape {
-		p = n.plan(bs, slot, s, base, shape)
+		p = n.plan(bs, slot, s, base, shape, model)
 	}
 	if s.PollStartMs >= bs.sweepAt.Load() {
 		bs.mu.Lock()
@@ -187,7 +192,13 @@ func (n *Normaliser) Normalise(dst []series.Sample, s *v1.Snapshot, base []promp
 
 // plan builds and stores the plan of s (protocol slot slot) in bs, unless
 // another caller just did.
-func (n *Normaliser) plan(bs *bmcState, slot int, s *v1.Snapshot, base []prompb.Label, shape uint64) *plan {
+//
+// A BMC of a model the Normaliser has planned before (the same sensors,
+// identity and inventory label names, another BMC's values) is planned
+// from that BMC's plan, its template: the same decisions, each series'
+// interned own labels rebased onto this BMC's inventory labels, without
+// classifying a reading again.
+func (n *Normaliser) plan(bs *bmcState, slot int, s *v1.Snapshot, base []prompb.Label, shape, model uint64) *plan {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	old := bs.plans[slot].Load()
@@ -198,11 +209,70 @@ func (n *Normaliser) plan(bs *bmcState, slot int, s *v1.Snapshot, base []prompb.
 	if vendor == "" && old != nil {
 		vendor = old.vendor
 	}
+	key := n.templateKey(s, model, vendor)
 	b := bs.table.begin(slot, base, s.PollStartMs)
-	p := n.rules.buildPlan(b, s, vendor, shape)
+	var p *plan
+	if tp := n.template(key); tp != nil && tp.vendor == vendor && tp.valuesAlike(s) {
+		p = b.instantiate(tp, shape, s)
+	}
+	if p == nil {
+		p = n.rules.buildPlan(b, s, vendor, shape)
+		p.base = b.t.base
+	}
 	bs.sweepAt.Store(b.end())
+	if p.base == b.t.base && p.rebaseable() {
+		n.storeTemplate(key, p)
+	}
 	bs.plans[slot].Store(p)
 	return p
+}
+
+// templateKey is what a plan made for one BMC must share with another's
+// snapshot to serve as its template: the model shape (see shape), the
+// vendor the rules match, and what of the readings the shape leaves out
+// but the decisions read: ids (the order of candidates for intake and
+// exhaust) and threshold values (room-air limits). Where a decision read
+// a reading's value (its sign), the template serves only snapshots whose
+// values have the same sign (plan.valuesAlike).
+func (n *Normaliser) templateKey(s *v1.Snapshot, model uint64, vendor string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(n.seed)
+	var buf [8]byte
+	binary.LittleEndian.PutUint64(buf[:], model)
+	_, _ = h.Write(buf[:])
+	_, _ = h.WriteString(vendor)
+	for i := range s.Readings {
+		r := &s.Readings[i]
+		_ = h.WriteByte(0xff)
+		_, _ = h.WriteString(r.Id)
+		for _, th := range r.Thresholds {
+			binary.LittleEndian.PutUint64(buf[:], math.Float64bits(th.Value))
+			_, _ = h.Write(buf[:])
+		}
+	}
+	return h.Sum64()
+}
+
+// maxTemplates bounds the plans kept as templates; the store starts afresh
+// when full.
+const maxTemplates = 4096
+
+func (n *Normaliser) template(key uint64) *plan {
+	n.tmu.RLock()
+	defer n.tmu.RUnlock()
+	return n.templates[key]
+}
+
+func (n *Normaliser) storeTemplate(key uint64, p *plan) {
+	n.tmu.Lock()
+	defer n.tmu.Unlock()
+	if _, ok := n.templates[key]; ok {
+		return
+	}
+	if n.templates == nil || len(n.templates) >= maxTemplates {
+		n.templates = make(map[uint64]*plan)
+	}
+	n.templates[key] = p
 }
 
 // Forget drops what the Normaliser remembers of a BMC, over every
@@ -253,9 +323,14 @@ func (n *Normaliser) peek(id string) *bmcState {
 // protocol, base labels, identity, and each reading's name, kind, unit,
 // context, type, entity, parent, state, threshold kinds and whether it
 // has a health. It never allocates.
-func (n *Normaliser) shape(s *v1.Snapshot, base []prompb.Label) uint64 {
-	var h maphash.Hash
+//
+// It also returns the shape without the base labels' values: what a plan
+// depends on besides the BMC's inventory labels, under which a plan made
+// for one BMC serves as the template of another's (see template).
+func (n *Normaliser) shape(s *v1.Snapshot, base []prompb.Label) (shape, model uint64) {
+	var h, hv maphash.Hash
 	h.SetSeed(n.seed)
+	hv.SetSeed(n.seed)
 	var buf [8]byte
 	num := func(v uint64) {
 		binary.LittleEndian.PutUint64(buf[:], v)
@@ -269,11 +344,16 @@ func (n *Normaliser) shape(s *v1.Snapshot, base []prompb.Label) uint64 {
 	num(uint64(len(base)))
 	for i := range base {
 		str(base[i].Name)
-		str(base[i].Value)
+		_, _ = hv.WriteString(base[i].Value)
+		_ = hv.WriteByte(0xff)
 	}
 	if len(s.Info) > 0 {
-		for _, k := range [...]string{"vendor", "model", "serial", "firmware"} {
-			str(s.Info[k])
+		str(s.Info["vendor"])
+		// Model, serial and firmware only label bmc_info: values of
+		// the BMC, like its inventory labels.
+		for _, k := range [...]string{"model", "serial", "firmware"} {
+			_, _ = hv.WriteString(s.Info[k])
+			_ = hv.WriteByte(0xff)
 		}
 	} else {
 		_ = h.WriteByte(0xfe)
@@ -301,7 +381,8 @@ func (n *Normaliser) shape(s *v1.Snapshot, base []prompb.Label) uint64 {
 		}
 		num(uint64(r.Kind) | uint64(r.EntityId)<<8 | uint64(r.EntityInstance)<<16 | ths<<32)
 	}
-	return h.Sum64()
+	model = h.Sum64()
+	return model ^ bits.RotateLeft64(hv.Sum64(), 29), model
 }
 
 // emit appends the samples of s under plan p.

@@ -29,6 +29,43 @@ type plan struct {
 	chassisHealth, chassisHealthBad outSeries
 	faults                          []faultSeries
 	readings                        []readingPlan
+
+	// base is the base its series were made over, nil for a plan made
+	// alone (Explain).
+	base *series.Base
+	// byValue are the readings whose value took part in a decision.
+	byValue []valueDep
+}
+
+// eachOut calls f with every series slot of the plan, fed or not.
+func (p *plan) eachOut(f func(o *outSeries)) {
+	for _, o := range [...]*outSeries{&p.up, &p.duration, &p.info, &p.poweredOn, &p.chassisHealth, &p.chassisHealthBad} {
+		f(o)
+	}
+	for i := range p.faults {
+		f(&p.faults[i].out)
+	}
+	for i := range p.readings {
+		rp := &p.readings[i]
+		for _, o := range [...]*outSeries{&rp.value, &rp.health, &rp.info, &rp.present, &rp.failed, &rp.fault} {
+			f(o)
+		}
+		for k := range rp.thresholds {
+			f(&rp.thresholds[k])
+		}
+	}
+}
+
+// rebaseable reports whether every series of the plan is its own labels
+// over the plan's base, so the plan can serve as another BMC's template.
+func (p *plan) rebaseable() bool {
+	ok := true
+	p.eachOut(func(o *outSeries) {
+		if o.ser != nil && ok {
+			_, ok = o.ser.Labels.Rebase(p.base)
+		}
+	})
+	return ok
 }
 
 // outSeries is one series the plan feeds; ser is nil when it feeds none.
@@ -135,6 +172,29 @@ type classified struct {
 	// boardInlet: a board zone's inlet ("System Board Inlet Temp"), the
 	// chassis' intake only when the BMC has no room-air reading.
 	boardInlet bool
+	// byValue: the reading's value took part in a decision: whether it
+	// is below zero in the unit's base (valueConv). A plan serves as
+	// another BMC's template only where that holds alike (see valueDep).
+	byValue   bool
+	valueConv conversion
+}
+
+// valueDep is a reading whose value took part in a plan's decisions: only
+// whether it is below zero in its unit's base.
+type valueDep struct {
+	reading int
+	conv    conversion
+	neg     bool
+}
+
+// valuesAlike reports whether s's readings decide as the plan's did.
+func (p *plan) valuesAlike(s *v1.Snapshot) bool {
+	for _, d := range p.byValue {
+		if d.reading >= len(s.Readings) || (d.conv.apply(s.Readings[d.reading].Value) < 0) != d.neg {
+			return false
+		}
+	}
+	return true
 }
 
 // buildPlan classifies every reading of s and builds the plan's series.
@@ -152,10 +212,7 @@ func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor st
 
 	b.series(&p.up, metricUp, "protocol", proto)
 	b.series(&p.duration, metricPollDuration, "protocol", proto)
-	if len(s.Info) > 0 {
-		b.series(&p.info, metricInfo, "firmware", s.Info["firmware"], "model", s.Info["model"],
-			"protocol", proto, "serial", s.Info["serial"], "vendor", s.Info["vendor"])
-	}
+	b.infoSeries(p, s)
 	b.series(&p.poweredOn, metricPoweredOn)
 	b.series(&p.chassisHealth, metricChassisHealth)
 	b.series(&p.chassisHealthBad, metricChassisFault, "kind", "health")
@@ -197,6 +254,11 @@ func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor st
 					intakeContradicted = true
 				}
 			}
+		}
+	}
+	for i := range cs {
+		if c := &cs[i]; c.byValue {
+			p.byValue = append(p.byValue, valueDep{reading: i, conv: c.valueConv, neg: c.valueConv.apply(s.Readings[i].Value) < 0})
 		}
 	}
 	// A BMC's PhysicalContext Intake is believed for a temperature whose
@@ -252,6 +314,15 @@ func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor st
 		p.readings[i].skip = cs[i].skip
 	}
 	return p, cs
+}
+
+// infoSeries builds the plan's bmc_info series from the snapshot's
+// identity, if it has one.
+func (b *labelBuilder) infoSeries(p *plan, s *v1.Snapshot) {
+	if len(s.Info) > 0 {
+		b.series(&p.info, metricInfo, "firmware", s.Info["firmware"], "model", s.Info["model"],
+			"protocol", protoName(s.Protocol), "serial", s.Info["serial"], "vendor", s.Info["vendor"])
+	}
 }
 
 // chooseSpots decides which reading is the canonical sensor="intake" and
@@ -579,12 +650,14 @@ func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c
 	if cl == classNone {
 		cl = defaultClass(kind)
 	}
-	if cl == classTemperature && d.class == classNone && unit != nil && thermWord.MatchString(c.words) &&
-		(r.Value+unit.offset)*unit.mul/unit.div < 0 {
-		// "P1 DIMM Thrm 1" at -58: a name saying thermal (not temp)
-		// with a reading below zero is a margin below a throttle
-		// point; no server part runs below 0 °C.
-		cl = classTemperatureMargin
+	if cl == classTemperature && d.class == classNone && unit != nil && thermWord.MatchString(c.words) {
+		c.byValue, c.valueConv = true, conversion{off: unit.offset, mul: unit.mul, div: unit.div}
+		if (r.Value+unit.offset)*unit.mul/unit.div < 0 {
+			// "P1 DIMM Thrm 1" at -58: a name saying thermal (not
+			// temp) with a reading below zero is a margin below a
+			// throttle point; no server part runs below 0 °C.
+			cl = classTemperatureMargin
+		}
 	}
 	if cl == classNone || unit == nil || !cl.accepts(unit.base) {
 		c.skip, c.why = skipUnmapped, "no series for kind "+strconv.Quote(kindName(kind))+" in unit "+strconv.Quote(r.Unit)
@@ -594,12 +667,16 @@ func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c
 	c.conv = conversion{off: unit.offset, mul: unit.mul, div: unit.div}
 	if d.multiplySet {
 		c.conv.mul *= d.multiply
-	} else if cl == classTemperatureMargin && c.conv.apply(r.Value) < 0 {
-		// Headroom is positive when safe: a BMC reporting the margin as
-		// a negative temperature (-61 for 61 below the throttle point)
-		// is negated. Decided when the plan is made, so a margin keeps
-		// its sign convention from poll to poll.
-		c.conv.mul = -c.conv.mul
+	} else if cl == classTemperatureMargin {
+		c.byValue, c.valueConv = true, c.conv
+		if c.conv.apply(r.Value) < 0 {
+			// Headroom is positive when safe: a BMC reporting the
+			// margin as a negative temperature (-61 for 61 below the
+			// throttle point) is negated. Decided when the plan is
+			// made, so a margin keeps its sign convention from poll
+			// to poll.
+			c.conv.mul = -c.conv.mul
+		}
 	}
 	c.priority = d.priority
 	c.metric = rs.names[cl][unit.base]

@@ -180,36 +180,55 @@ func BenchmarkBMCStateMemory(b *testing.B) {
 // BenchmarkFirstPoll measures a BMC's first poll on gwfleet-shaped
 // snapshots: the plan built (classification, labels, the series table),
 // then the samples emitted. Each iteration is another BMC of the fleet,
-// forgotten first so its poll is a first one; other BMCs of the same
-// model have interned the own labels already, as in a gateway.
+// forgotten first so its poll is a first one. "seen-model": other BMCs of
+// the same model were planned before (most BMCs of a fleet: their plans
+// are templates, and the own labels are interned); "new-model": no
+// template, every reading classified (the first BMC of each model).
 func BenchmarkFirstPoll(b *testing.B) {
 	const bmcs = 200
 	f := newBenchFleet(b, bmcs)
-	n, err := NewNormaliser(NormaliserOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	snaps := make([]*v1.Snapshot, bmcs)
 	for i := range snaps {
 		snaps[i] = f.snapshot(i, 0)
 	}
-	var st Stats
-	var buf []series.Sample
-	samples := 0
-	b.ReportAllocs()
-	i := 0
-	cpu0 := processCPU()
-	for b.Loop() {
-		j := i % bmcs
-		n.Forget(f.bmcs[j])
-		buf = n.Normalise(buf[:0], snaps[j], f.bases[j], &st)
-		samples += len(buf)
-		i++
+	for _, newModel := range []bool{false, true} {
+		name := "seen-model"
+		if newModel {
+			name = "new-model"
+		}
+		b.Run(name, func(b *testing.B) {
+			n, err := NewNormaliser(NormaliserOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var st Stats
+			var buf []series.Sample
+			for i := range snaps { // warm: templates, interned labels
+				buf = n.Normalise(buf[:0], snaps[i], f.bases[i], &st)
+			}
+			samples := 0
+			b.ReportAllocs()
+			i := 0
+			cpu0 := processCPU()
+			for b.Loop() {
+				j := i % bmcs
+				n.Forget(f.bmcs[j])
+				if newModel {
+					n.tmu.Lock()
+					n.templates = nil
+					n.tmu.Unlock()
+				}
+				buf = n.Normalise(buf[:0], snaps[j], f.bases[j], &st)
+				samples += len(buf)
+				i++
+			}
+			// CPU time, not wall time: the figure the target is about,
+			// and the one that holds on a shared machine. It includes
+			// the collector's.
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(i), "cpu-ns/op")
+			b.ReportMetric(float64(samples)/float64(i), "samples/op")
+		})
 	}
-	// CPU time, not wall time: the figure the target is about, and the
-	// one that holds on a shared machine. It includes the collector's.
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(i), "cpu-ns/op")
-	b.ReportMetric(float64(samples)/float64(i), "samples/op")
 }
 
 // processCPU is the CPU time the process has used, user and system.

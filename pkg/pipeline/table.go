@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/bmcstream/bmcstream/pkg/series"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
 // bmcState is what a Normaliser keeps of one BMC: its plans, one per
@@ -286,6 +287,58 @@ func (b *labelBuilder) series(out *outSeries, name string, extra ...string) {
 	} else {
 		ls = series.MakeSorted(own, t.base)
 	}
+	b.make(out, ls, h)
+}
+
+// instantiate makes a plan of shape shape from template tp, a plan of
+// another BMC of the same model: the same decisions, each series the
+// template's own labels over this table's base. It returns nil when the
+// template's base has other label names.
+//
+// bmc_info, whose labels are the snapshot's identity (model, serial,
+// firmware), is made from s.
+func (b *labelBuilder) instantiate(tp *plan, shape uint64, s *v1.Snapshot) *plan {
+	if _, ok := tp.base.Labels().Rebase(b.t.base); !ok {
+		return nil
+	}
+	p := *tp
+	p.shape, p.base = shape, b.t.base
+	p.readings = slices.Clone(tp.readings)
+	p.faults = slices.Clone(tp.faults)
+	p.info = outSeries{}
+	p.eachOut(func(o *outSeries) {
+		if o.ser != nil {
+			ls, _ := o.ser.Labels.Rebase(b.t.base) // rebaseable: checked when stored
+			b.adopt(o, ls)
+		}
+	})
+	b.infoSeries(&p, s)
+	return &p
+}
+
+// adopt sets out to the table's series of labels ls, made if new.
+func (b *labelBuilder) adopt(out *outSeries, ls series.Labels) {
+	sc, t := b.sc, b.t
+	h := ls.Hash()
+	if head, ok := sc.index[h]; ok {
+		for j := head; j >= 0; j = sc.next[j] {
+			if ser := t.sers[j]; ser != nil && ser.Labels.Equal(ls) {
+				t.plans[j] |= b.bit
+				out.ser = ser
+				return
+			}
+			if k := sc.pend[j]; k >= 0 && sc.made[k].Labels.Equal(ls) {
+				sc.fix = append(sc.fix, fixup{out: out, made: k})
+				return
+			}
+		}
+	}
+	b.make(out, ls, h)
+}
+
+// make adds a series of labels ls and hash h to the table, for out.
+func (b *labelBuilder) make(out *outSeries, ls series.Labels, h uint64) {
+	sc, t := b.sc, b.t
 	var slot int32
 	if n := len(t.free); n > 0 {
 		slot = t.free[n-1]

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -242,4 +243,45 @@ func TestSeriesStateRebuiltTable(t *testing.T) {
 	require.Len(t, d.Filter(nil, "a", []series.Sample{{Series: other, T: 5}}), 1, "another series on the slot starts afresh")
 	_, ns := d.Len()
 	require.Equal(t, 1, ns)
+}
+
+// TestPlanTemplate: a BMC planned from another BMC's plan of the same model
+// (a template) gets exactly the samples a Normaliser that never saw the
+// other BMC makes: the same series, its own inventory labels and identity.
+func TestPlanTemplate(t *testing.T) {
+	f := newBenchFleet(t, 60)
+	shared, err := NewNormaliser(NormaliserOptions{})
+	require.NoError(t, err)
+	fresh, err := NewNormaliser(NormaliserOptions{})
+	require.NoError(t, err)
+	var st Stats
+	seen := map[int]*plan{}
+	templated := 0
+	for i := range f.bmcs {
+		// Models repeat every 2×personalities BMCs.
+		m := i % (2 * len(f.templates))
+		s := f.snapshot(m, 0)
+		s.BmcId = f.bmcs[i]
+		s.Info = maps.Clone(s.Info)
+		s.Info["serial"] = fmt.Sprintf("SN%04d", i) // identity differs per BMC
+		if first := seen[m]; first != nil && first.valuesAlike(s) {
+			// A plan whose decisions read a value (a thermal margin's
+			// sign) is a template where the values' signs are alike.
+			_, model := shared.shape(s, f.bases[i])
+			require.NotNil(t, shared.template(shared.templateKey(s, model, s.Info["vendor"])), "BMC %d is planned from a template", i)
+			templated++
+		}
+		got := shared.Normalise(nil, s, f.bases[i], &st)
+		if seen[m] == nil {
+			seen[m] = shared.peek(s.BmcId).plans[protoSlot(s.Protocol)].Load()
+		}
+		fresh.tmu.Lock()
+		fresh.templates = nil // planned as if no other BMC had been
+		fresh.tmu.Unlock()
+		want := fresh.Normalise(nil, s, f.bases[i], &st)
+		require.Equal(t, expoLines(t, want), expoLines(t, got), "BMC %d", i)
+		require.Equal(t, shared.Explain(s, f.bases[i]), fresh.Explain(s, f.bases[i]))
+	}
+	t.Logf("%d of %d BMCs planned from a template", templated, len(f.bmcs))
+	require.NotZero(t, templated)
 }

@@ -477,3 +477,20 @@ func internSorted(ls []prompb.Label) unique.Handle[string] {
 	encPool.Put(bp)
 	return h
 }
+
+// Rebase returns the set with its base part replaced by b, which must
+// have the same label names as the set's base: the same own labels
+// (the same interned handle) over another BMC's inventory labels. ok is
+// false when it cannot be done (other names, or a set stored whole).
+func (l Labels) Rebase(b *Base) (_ Labels, ok bool) {
+	if l.base == nil {
+		if b.Len() == 0 {
+			return l, true
+		}
+		return Labels{}, false
+	}
+	if l.base != b && !slices.Equal(l.base.names, b.names) {
+		return Labels{}, false
+	}
+	return Labels{own: l.own, base: b, mask: l.mask}, true
+}

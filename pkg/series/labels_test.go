@@ -169,3 +169,25 @@ func TestMakeSorted(t *testing.T) {
 		t.Fatalf("MakeSorted of an interned set: %v allocations, want 0", n)
 	}
 }
+
+// TestRebase: a set rebased onto a base of the same names is the set Make
+// makes of its own labels and that base; other names, or a set stored
+// whole, cannot be rebased.
+func TestRebase(t *testing.T) {
+	b1 := NewBase(pl("bmc", "b1", "rack", "r1"))
+	b2 := NewBase(pl("bmc", "b2", "rack", "r2"))
+	own := pl("__name__", "m", "sensor", "s")
+	got, ok := Make(own, b1).Rebase(b2)
+	if !ok || got != Make(own, b2) {
+		t.Fatalf("Rebase: %v %v, want %v", got, ok, Make(own, b2))
+	}
+	if _, ok := Make(own, b1).Rebase(NewBase(pl("bmc", "b2"))); ok {
+		t.Fatal("Rebase onto other names succeeded")
+	}
+	if _, ok := Make(pl("__name__", "m", "rack", "mine"), b1).Rebase(b2); ok {
+		t.Fatal("Rebase of a set stored whole succeeded")
+	}
+	if got, ok := Make(own, nil).Rebase(NewBase(nil)); !ok || got != Make(own, nil) {
+		t.Fatal("Rebase of a set without base onto an empty base")
+	}
+}

@@ -220,6 +220,7 @@ func (n *Normaliser) plan(bs *bmcState, slot int, s *v1.Snapshot, base []prompb.
 		p.base = b.t.base
 	}
 	bs.sweepAt.Store(b.end())
+	p.compact()
 	if p.base == b.t.base && p.rebaseable() {
 		n.storeTemplate(key, p)
 	}
@@ -439,31 +440,33 @@ func (p *plan) emitReading(dst []series.Sample, s *v1.Snapshot, i int, t int64, 
 		ts = r.TimestampMs
 	}
 	if rp.discrete {
-		return rp.emitDiscrete(dst, r, ts)
+		return p.emitDiscrete(dst, rp, r, ts)
 	}
-	if rp.value.ser != nil {
+	if o := p.out(rp, outValue); o != nil {
 		// A finite reading can still overflow in base units (1e308
 		// kW): both are invalid, never an infinite sample.
 		if v := rp.conv.apply(r.Value); finite(r.Value) && finite(v) {
-			dst = rp.value.append(dst, ts, v)
-			if rp.info.ser != nil {
-				dst = rp.info.append(dst, ts, 1)
+			dst = add(dst, o, ts, v)
+			if o := p.out(rp, outInfo); o != nil {
+				dst = add(dst, o, ts, 1)
 			}
 		} else {
 			st.Invalid++
 		}
 	}
-	if h, ok := healthScore(r.Health); ok && rp.health.ser != nil {
-		dst = rp.health.append(dst, ts, h)
+	if h, ok := healthScore(r.Health); ok {
+		if o := p.out(rp, outHealth); o != nil {
+			dst = add(dst, o, ts, h)
+		}
 	}
 	for j := range r.Thresholds {
 		th := &r.Thresholds[j]
 		if th.Kind <= 0 || int(th.Kind) >= numThresholdKinds || !finite(th.Value) {
 			continue
 		}
-		if o := &rp.thresholds[th.Kind]; o.ser != nil {
+		if o := p.out(rp, outThreshold+int(th.Kind)); o != nil {
 			if v := rp.conv.apply(th.Value); finite(v) {
-				dst = o.append(dst, ts, v)
+				dst = add(dst, o, ts, v)
 			}
 		}
 	}
@@ -475,19 +478,21 @@ var psuFailStates = [...]string{"failure_detected", "input_lost", "input_lost_or
 
 // emitDiscrete appends a discrete reading's samples: health, a power
 // supply's presence and failure, a redundancy sensor's fault.
-func (rp *readingPlan) emitDiscrete(dst []series.Sample, r *v1.Reading, ts int64) []series.Sample {
-	if h, ok := healthScore(r.Health); ok && rp.health.ser != nil {
-		dst = rp.health.append(dst, ts, h)
-	}
-	if rp.present.ser != nil {
-		switch {
-		case hasState(r.State, "presence_detected"):
-			dst = rp.present.append(dst, ts, 1)
-		case hasState(r.State, "absent"):
-			dst = rp.present.append(dst, ts, 0)
+func (p *plan) emitDiscrete(dst []series.Sample, rp *readingPlan, r *v1.Reading, ts int64) []series.Sample {
+	if h, ok := healthScore(r.Health); ok {
+		if o := p.out(rp, outHealth); o != nil {
+			dst = add(dst, o, ts, h)
 		}
 	}
-	if rp.failed.ser != nil {
+	if o := p.out(rp, outPresent); o != nil {
+		switch {
+		case hasState(r.State, "presence_detected"):
+			dst = add(dst, o, ts, 1)
+		case hasState(r.State, "absent"):
+			dst = add(dst, o, ts, 0)
+		}
+	}
+	if o := p.out(rp, outFailed); o != nil {
 		v := 0.0
 		for _, f := range psuFailStates {
 			if hasState(r.State, f) {
@@ -495,19 +500,23 @@ func (rp *readingPlan) emitDiscrete(dst []series.Sample, r *v1.Reading, ts int64
 				break
 			}
 		}
-		dst = rp.failed.append(dst, ts, v)
+		dst = add(dst, o, ts, v)
 	}
-	if rp.fault.ser != nil {
+	if o := p.out(rp, outFault); o != nil {
 		v := 0.0
 		if hasState(r.State, "redundancy_lost") || hasState(r.State, "non_redundant_insufficient") {
 			v = 1
 		}
-		dst = rp.fault.append(dst, ts, v)
+		dst = add(dst, o, ts, v)
 	}
-	if rp.info.ser != nil {
-		dst = rp.info.append(dst, ts, 1)
+	if o := p.out(rp, outInfo); o != nil {
+		dst = add(dst, o, ts, 1)
 	}
 	return dst
+}
+
+func add(dst []series.Sample, s *series.Series, t int64, v float64) []series.Sample {
+	return append(dst, series.Sample{Series: s, T: t, V: v})
 }
 
 func (o *outSeries) append(dst []series.Sample, t int64, v float64) []series.Sample {

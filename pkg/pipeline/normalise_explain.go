@@ -104,6 +104,7 @@ func (rs *ruleSet) planAlone(s *v1.Snapshot, base []prompb.Label, vendor string)
 	b := t.begin(protoSlot(s.Protocol), base, s.PollStartMs)
 	p, cs := rs.buildPlanExplained(b, s, vendor, 0)
 	b.end()
+	p.compact()
 	return p, cs
 }
 
@@ -122,11 +123,12 @@ func (n *Normaliser) readingSeries(s *v1.Snapshot) []readingSeries {
 	out := make([]readingSeries, len(s.Readings))
 	for i := range p.readings {
 		rp := &p.readings[i]
-		if rp.value.ser == nil || cs[i].skip != emitted {
+		val := p.out(rp, outValue)
+		if val == nil || cs[i].skip != emitted {
 			continue
 		}
 		u := ReadingUnit{Unit: baseNames[cs[i].base], Labels: map[string]string{}}
-		rp.value.ser.Labels.Range(func(name, value string) {
+		val.Labels.Range(func(name, value string) {
 			if name == "__name__" {
 				u.Metric = value
 			} else {

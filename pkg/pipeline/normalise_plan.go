@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strconv"
@@ -29,6 +30,8 @@ type plan struct {
 	chassisHealth, chassisHealthBad outSeries
 	faults                          []faultSeries
 	readings                        []readingPlan
+	outs                            []outSeries    // the readings' series
+	wide                            []readingBuild // while built
 
 	// base is the base its series were made over, nil for a plan made
 	// alone (Explain).
@@ -45,14 +48,8 @@ func (p *plan) eachOut(f func(o *outSeries)) {
 	for i := range p.faults {
 		f(&p.faults[i].out)
 	}
-	for i := range p.readings {
-		rp := &p.readings[i]
-		for _, o := range [...]*outSeries{&rp.value, &rp.health, &rp.info, &rp.present, &rp.failed, &rp.fault} {
-			f(o)
-		}
-		for k := range rp.thresholds {
-			f(&rp.thresholds[k])
-		}
+	for i := range p.outs {
+		f(&p.outs[i])
 	}
 }
 
@@ -103,8 +100,67 @@ var skipNames = [numSkipReasons]string{
 	skipDuplicate:    "duplicate",
 }
 
-// readingPlan is what one reading of the snapshot becomes.
+// readingPlan is what one reading of the snapshot becomes, compactly: its
+// series are plan.outs[first:], one for each bit of mask (see out).
 type readingPlan struct {
+	conv     conversion
+	first    int32
+	mask     uint16
+	skip     skipReason
+	discrete bool
+}
+
+// A reading's series, by their bit in readingPlan.mask.
+const (
+	outValue = iota
+	outHealth
+	outInfo
+	outPresent
+	outFailed
+	outFault
+	outThreshold // + the threshold kind
+)
+
+// out returns series k of reading rp, or nil.
+func (p *plan) out(rp *readingPlan, k int) *series.Series {
+	if rp.mask&(1<<k) == 0 {
+		return nil
+	}
+	return p.outs[int(rp.first)+bits.OnesCount16(rp.mask&(1<<k-1))].ser
+}
+
+// compact moves the series of the readings as built into outs. Call it
+// once the builder has ended (every series made).
+func (p *plan) compact() {
+	if p.wide == nil {
+		return
+	}
+	n := 0
+	for i := range p.wide {
+		for _, o := range p.wide[i].outs() {
+			if o.ser != nil {
+				n++
+			}
+		}
+	}
+	p.outs = make([]outSeries, 0, n)
+	p.readings = make([]readingPlan, len(p.wide))
+	for i := range p.wide {
+		w := &p.wide[i]
+		rp := &p.readings[i]
+		rp.conv, rp.skip, rp.discrete, rp.first = w.conv, w.skip, w.discrete, int32(len(p.outs))
+		for k, o := range w.outs() {
+			if o.ser != nil {
+				rp.mask |= 1 << k
+				p.outs = append(p.outs, *o)
+			}
+		}
+	}
+	p.wide = nil
+}
+
+// readingBuild is a reading's plan while it is built.
+type readingBuild struct {
 	skip       skipReason
 	conv       conversion
 	value      outSeries
@@ -115,6 +171,17 @@ type readingPlan struct {
 	// bmc_chassis_fault{kind=fan_redundancy|power_redundancy}.
 	discrete               bool
 	present, failed, fault outSeries
+}
+
+// outs lists the series of the reading in readingPlan.mask order.
+func (w *readingBuild) outs() [outThreshold + numThresholdKinds]*outSeries {
+	var o [outThreshold + numThresholdKinds]*outSeries
+	o[outValue], o[outHealth], o[outInfo] = &w.value, &w.health, &w.info
+	o[outPresent], o[outFailed], o[outFault] = &w.present, &w.failed, &w.fault
+	for k := range w.thresholds {
+		o[outThreshold+k] = &w.thresholds[k]
+	}
+	return o
 }
 
 // conversion turns a raw value into the base unit: (v + off) × mul ÷ div.
@@ -207,7 +274,7 @@ func (rs *ruleSet) buildPlan(b *labelBuilder, s *v1.Snapshot, vendor string, sha
 // classification for Explain.
 // b makes the plan's series in the BMC's series table (see labelBuilder).
 func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor string, shape uint64) (*plan, []classified) {
-	p := &plan{shape: shape, vendor: vendor, readings: make([]readingPlan, len(s.Readings))}
+	p := &plan{shape: shape, vendor: vendor, wide: make([]readingBuild, len(s.Readings))}
 	proto := protoName(s.Protocol)
 
 	b.series(&p.up, metricUp, "protocol", proto)
@@ -306,12 +373,12 @@ func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor st
 	for _, pass := range [...]skipReason{emitted, skipDuplicate} {
 		for i := range s.Readings {
 			if cs[i].skip == pass {
-				rs.buildReading(b, &p.readings[i], &s.Readings[i], &cs[i], proto, seen)
+				rs.buildReading(b, &p.wide[i], &s.Readings[i], &cs[i], proto, seen)
 			}
 		}
 	}
 	for i := range cs {
-		p.readings[i].skip = cs[i].skip
+		p.wide[i].skip = cs[i].skip
 	}
 	return p, cs
 }
@@ -516,7 +583,7 @@ type seenKey struct {
 // buildReading builds the series of one reading; seen holds the health,
 // info and threshold series already fed by an earlier reading. A duplicate
 // feeds only the health and thresholds its winner lacks.
-func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[seenKey]bool) {
+func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingBuild, r *v1.Reading, c *classified, proto string, seen map[seenKey]bool) {
 	if c.discrete != "" {
 		rs.buildDiscrete(b, rp, r, c, proto, seen)
 		return
@@ -569,7 +636,7 @@ func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading,
 // IPMI source: State lists the asserted states by name): its health, a
 // power supply's presence and failure, a redundancy sensor's chassis
 // fault.
-func (rs *ruleSet) buildDiscrete(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[seenKey]bool) {
+func (rs *ruleSet) buildDiscrete(b *labelBuilder, rp *readingBuild, r *v1.Reading, c *classified, proto string, seen map[seenKey]bool) {
 	rp.discrete = true
 	if key := (seenKey{'h', c.discrete, c.label, ""}); !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
 		seen[key] = true

@@ -303,7 +303,7 @@ func (b *labelBuilder) instantiate(tp *plan, shape uint64, s *v1.Snapshot) *plan
 	}
 	p := *tp
 	p.shape, p.base = shape, b.t.base
-	p.readings = slices.Clone(tp.readings)
+	p.outs = slices.Clone(tp.outs)
 	p.faults = slices.Clone(tp.faults)
 	p.info = outSeries{}
 	p.eachOut(func(o *outSeries) {

@@ -83,12 +83,13 @@ func (st *Stats) add(r skipReason) {
 // compact labels whose own part is interned across BMCs and whose
 // inventory part is shared by the BMC's series); about 20 KB for a
 // 90-sensor server. 65536 BMCs per generation cover the largest gateway
-// we run; a BMC forgotten is planned afresh in about 0.1 ms at its next
-// poll, and its series are made anew: the stages after the normaliser
-// then start its per-series state afresh (Dedup's ordering, Staleness'
-// markers), so keep the cache larger than the number of BMCs the gateway
-// polls. Decommissioned BMCs are dropped by Forget, or age out of the
-// cache.
+// we run. A BMC forgotten is planned afresh at its next poll (0.1-0.5 ms)
+// and its series are made anew, possibly in other slots: the stages after
+// the normaliser keep the state of a series that lands in its old slot
+// and start the others afresh, so Dedup's ordering and Staleness' markers
+// for that BMC are only as good as after a gateway restart. Keep the
+// cache larger than the number of BMCs the gateway polls. Decommissioned
+// BMCs are dropped by Forget, or age out of the cache.
 const DefaultPlanCacheSize = 1 << 16
 
 // NormaliserOptions configure a Normaliser. The zero value normalises with

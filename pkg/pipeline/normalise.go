@@ -86,10 +86,11 @@ func (st *Stats) add(r skipReason) {
 // we run. A BMC forgotten is planned afresh at its next poll (0.1-0.5 ms)
 // and its series are made anew, possibly in other slots: the stages after
 // the normaliser keep the state of a series that lands in its old slot
-// and start the others afresh, so Dedup's ordering and Staleness' markers
-// for that BMC are only as good as after a gateway restart. Keep the
-// cache larger than the number of BMCs the gateway polls. Decommissioned
-// BMCs are dropped by Forget, or age out of the cache.
+// and start the others afresh, and still hold the old series in their old
+// slots: Staleness may then end such a series with a marker at the poll
+// that feeds it under its new slot. Keep the cache larger than the number
+// of BMCs the gateway polls. Decommissioned BMCs are dropped by Forget,
+// or age out of the cache.
 const DefaultPlanCacheSize = 1 << 16
 
 // NormaliserOptions configure a Normaliser. The zero value normalises with

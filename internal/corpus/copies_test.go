@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
-	"github.com/bmcstream/bmcstream/pkg/series"
 	"github.com/bmcstream/bmcstream/pkg/sources"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
@@ -214,7 +213,7 @@ func TestEnergykWhNormalised(t *testing.T) {
 	var st pipeline.Stats
 	var got []float64
 	for _, s := range norm.Normalise(nil, snap, baseLabels("b"), &st) {
-		if series.Get(s.Labels, "__name__") == "bmc_energy_joules_total" {
+		if s.Series.Labels.Get("__name__") == "bmc_energy_joules_total" {
 			got = append(got, s.V)
 		}
 	}

@@ -24,10 +24,10 @@ var escaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 // without a timestamp.
 func expoLine(s series.Sample) string {
 	var b strings.Builder
-	b.WriteString(series.Get(s.Labels, "__name__"))
+	b.WriteString(s.Series.Labels.Get("__name__"))
 	b.WriteByte('{')
 	first := true
-	for _, l := range s.Labels {
+	for _, l := range s.Series.Labels.Prom() {
 		if l.Name == "__name__" {
 			continue
 		}
@@ -83,7 +83,7 @@ func promtoolCheck(t *testing.T, ss []series.Sample) {
 	}
 	byFamily := map[string][]string{}
 	for _, s := range ss {
-		name := series.Get(s.Labels, "__name__")
+		name := s.Series.Labels.Get("__name__")
 		byFamily[name] = append(byFamily[name], expoLine(s))
 	}
 	var b bytes.Buffer

@@ -22,7 +22,7 @@ func sample(v float64, name string, kv ...string) series.Sample {
 		ls = append(ls, prompb.Label{Name: kv[i], Value: kv[i+1]})
 	}
 	slices.SortFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
-	return series.Sample{Labels: ls, Hash: series.Hash(ls), V: v}
+	return series.Sample{Series: series.New(ls), V: v}
 }
 
 func temp(v float64, sensor, context, name string) []series.Sample {

@@ -34,7 +34,7 @@ const (
 func intakeAtMostOne(ss []series.Sample) []string {
 	var found []string
 	for _, s := range ss {
-		if series.Get(s.Labels, "__name__") == metricTemperature && series.Get(s.Labels, "sensor") == "intake" {
+		if s.Series.Labels.Get("__name__") == metricTemperature && s.Series.Labels.Get("sensor") == "intake" {
 			found = append(found, expoLine(s))
 		}
 	}
@@ -48,11 +48,11 @@ func intakeAtMostOne(ss []series.Sample) []string {
 func names(ss []series.Sample) map[[2]string][]string {
 	out := map[[2]string][]string{}
 	for _, s := range ss {
-		if series.Get(s.Labels, "__name__") != metricSensorInfo {
+		if s.Series.Labels.Get("__name__") != metricSensorInfo {
 			continue
 		}
-		k := [2]string{series.Get(s.Labels, "kind"), series.Get(s.Labels, "sensor")}
-		out[k] = append(out[k], series.Get(s.Labels, "name"))
+		k := [2]string{s.Series.Labels.Get("kind"), s.Series.Labels.Get("sensor")}
+		out[k] = append(out[k], s.Series.Labels.Get("name"))
 	}
 	return out
 }
@@ -94,10 +94,10 @@ func intakeIsRoomAir(ss []series.Sample) []string {
 	ns := names(ss)
 	var out []string
 	for _, s := range ss {
-		if series.Get(s.Labels, "__name__") != metricTemperature || series.Get(s.Labels, "context") != "intake" {
+		if s.Series.Labels.Get("__name__") != metricTemperature || s.Series.Labels.Get("context") != "intake" {
 			continue
 		}
-		sensor := series.Get(s.Labels, "sensor")
+		sensor := s.Series.Labels.Get("sensor")
 		for _, n := range ns[[2]string{"temperature", sensor}] {
 			if componentInlet(n) {
 				out = append(out, fmt.Sprintf("%s is context=\"intake\" but its vendor name %q says a component's inlet", expoLine(s), n))
@@ -111,7 +111,7 @@ func intakeIsRoomAir(ss []series.Sample) []string {
 func temperatureRange(ss []series.Sample) []string {
 	var out []string
 	for _, s := range ss {
-		if series.Get(s.Labels, "__name__") == metricTemperature && (s.V < -40 || s.V > 150) {
+		if s.Series.Labels.Get("__name__") == metricTemperature && (s.V < -40 || s.V > 150) {
 			out = append(out, expoLine(s)+" is outside -40..150 °C")
 		}
 	}
@@ -126,10 +126,10 @@ var marginWords = map[string]bool{"dts": true, "margin": true, "mgn": true, "hea
 func marginsNotTemperatures(ss []series.Sample) []string {
 	var out []string
 	for _, s := range ss {
-		if series.Get(s.Labels, "__name__") != metricSensorInfo || series.Get(s.Labels, "kind") != "temperature" {
+		if s.Series.Labels.Get("__name__") != metricSensorInfo || s.Series.Labels.Get("kind") != "temperature" {
 			continue
 		}
-		for _, w := range tokens(series.Get(s.Labels, "name")) {
+		for _, w := range tokens(s.Series.Labels.Get("name")) {
 			if marginWords[w] {
 				out = append(out, expoLine(s)+": a margin as a temperature")
 				break
@@ -143,14 +143,14 @@ func marginsNotTemperatures(ss []series.Sample) []string {
 func oneProtocolPerSensor(ss []series.Sample) []string {
 	protos := map[[2]string]map[string]bool{}
 	for _, s := range ss {
-		if series.Get(s.Labels, "__name__") != metricSensorInfo {
+		if s.Series.Labels.Get("__name__") != metricSensorInfo {
 			continue
 		}
-		k := [2]string{series.Get(s.Labels, "kind"), series.Get(s.Labels, "sensor")}
+		k := [2]string{s.Series.Labels.Get("kind"), s.Series.Labels.Get("sensor")}
 		if protos[k] == nil {
 			protos[k] = map[string]bool{}
 		}
-		protos[k][series.Get(s.Labels, "protocol")] = true
+		protos[k][s.Series.Labels.Get("protocol")] = true
 	}
 	var out []string
 	for k, ps := range protos {

@@ -1,9 +1,8 @@
 package pipeline
 
 import (
+	"slices"
 	"time"
-
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/bmcstream/bmcstream/pkg/series"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -84,9 +83,9 @@ type dedupBMC struct {
 	// which may start in the same millisecond.
 	last [protoSlots]int64
 
-	series seriesSet[int64] // series → time of its last accepted sample
-	newest int64            // newest sample time accepted for the BMC
-	swept  int64            // newest when the set was last swept
+	series seriesState[int64] // series → time of its last accepted sample
+	newest int64              // newest sample time accepted for the BMC
+	swept  int64              // newest when the set was last swept
 }
 
 // NewDedup returns a Dedup that fails over from a BMC's leader to another
@@ -118,7 +117,6 @@ func (d *Dedup) Accept(s *v1.Snapshot) bool {
 	b := d.bmcs[s.BmcId]
 	if b == nil {
 		b = &dedupBMC{}
-		b.series.init()
 		d.bmcs[s.BmcId] = b
 	}
 	if b.leaderLast == 0 {
@@ -165,28 +163,24 @@ func (d *Dedup) Leader(bmcID string) (pollerID string, ok bool) {
 // markers are samples like the others. dst may be samples[:0]: Filter then
 // works in place.
 //
-// Filter keeps a reference to each series' label slice, which series.Sample
-// allows: labels are immutable once handed on. It keeps the newest slice, so
-// it shares it with Staleness and earlier snapshots' labels can be freed.
+// Filter keeps a reference to each series (immutable once handed on, see
+// series.Sample), in a slice indexed by the series' Slot for the series of
+// the normaliser's table: in the steady state it does not allocate.
 func (d *Dedup) Filter(dst []series.Sample, bmcID string, samples []series.Sample) []series.Sample {
 	b := d.bmcs[bmcID]
 	if b == nil {
 		b = &dedupBMC{}
-		b.series.init()
 		d.bmcs[bmcID] = b
 	}
 	for _, smp := range samples {
-		i := b.series.find(smp.Hash, smp.Labels)
-		if i < 0 {
-			b.series.add(smp.Hash, smp.Labels, smp.T)
+		if last := b.series.find(smp.Series); last == nil {
+			b.series.add(smp.Series, smp.T)
 		} else {
-			e := &b.series.entries[i]
-			if smp.T <= e.val {
+			if smp.T <= *last {
 				d.Stats.DroppedSamples++
 				continue
 			}
-			e.val = smp.T
-			e.labels = smp.Labels
+			*last = smp.T
 		}
 		b.newest = max(b.newest, smp.T)
 		dst = append(dst, smp)
@@ -194,11 +188,7 @@ func (d *Dedup) Filter(dst []series.Sample, bmcID string, samples []series.Sampl
 	if horizon := DedupHorizon.Milliseconds(); b.newest-b.swept >= horizon {
 		if b.swept != 0 {
 			cut := b.newest - horizon
-			for i := len(b.series.entries) - 1; i >= 0; i-- {
-				if b.series.entries[i].val < cut {
-					b.series.remove(i)
-				}
-			}
+			b.series.each(func(_ *series.Series, last *int64) bool { return *last < cut })
 		}
 		b.swept = b.newest
 	}
@@ -214,23 +204,135 @@ func (d *Dedup) Forget(bmcID string) {
 // Len returns the number of BMCs and series Dedup holds state for.
 func (d *Dedup) Len() (bmcs, seriesCount int) {
 	for _, b := range d.bmcs {
-		seriesCount += len(b.series.entries)
+		seriesCount += b.series.len()
 	}
 	return len(d.bmcs), seriesCount
 }
 
-// seriesSet maps series (by hash, collision-safe on labels) to a value. It
-// is the per-BMC state of Dedup and Staleness. The map holds no pointers, so
-// the garbage collector does not scan it; entries are a dense slice, reused
-// across polls, with removal by swapping in the last entry.
+// seriesState maps series to a value: the per-BMC state of Dedup,
+// Staleness and Sources. A series made by the normaliser's series table
+// (Slot >= 0) has its state in a slice indexed by Slot, checked by pointer:
+// a slot holding another series (its slot was reused after the first was
+// freed) is that series' state no longer, and is started afresh. A series
+// made alone (Slot < 0: roll-ups, relabelled series, tests) falls back to a
+// set keyed by hash and compared by labels.
+type seriesState[V any] struct {
+	slots []slotEntry[V] // by Series.Slot; ser nil when empty
+	n     int            // entries of slots in use
+	other seriesSet[V]
+}
+
+// slotChunk is how many slots seriesState grows by.
+const slotChunk = 32
+
+type slotEntry[V any] struct {
+	ser *series.Series
+	val V
+}
+
+// find returns the value of a series, or nil. The state keeps ser, the
+// newest pointer of the series, from then on.
+func (s *seriesState[V]) find(ser *series.Series) *V {
+	if sl := int(ser.Slot); sl >= 0 {
+		if sl >= len(s.slots) {
+			return nil
+		}
+		e := &s.slots[sl]
+		if e.ser == ser {
+			return &e.val
+		}
+		if e.ser != nil && e.ser.Hash == ser.Hash && e.ser.Labels.Equal(ser.Labels) {
+			// The same series made again (its table was rebuilt).
+			e.ser = ser
+			return &e.val
+		}
+		return nil
+	}
+	i := s.other.find(ser)
+	if i < 0 {
+		return nil
+	}
+	e := &s.other.entries[i]
+	e.ser = ser
+	return &e.val
+}
+
+// add sets the value of a series find did not find, replacing whatever
+// state its slot held, and returns it.
+func (s *seriesState[V]) add(ser *series.Series, v V) *V {
+	sl := int(ser.Slot)
+	if sl < 0 {
+		i := s.other.add(ser, v)
+		return &s.other.entries[i].val
+	}
+	if sl >= len(s.slots) {
+		if sl < cap(s.slots) {
+			s.slots = s.slots[:sl+1]
+		} else {
+			// Grown by a little at a time, not doubled: a BMC's
+			// table is made once and then stays, and slack would
+			// be kept for as long as the BMC is.
+			grown := make([]slotEntry[V], sl+1, sl+1+slotChunk)
+			copy(grown, s.slots)
+			s.slots = grown
+		}
+	}
+	e := &s.slots[sl]
+	if e.ser == nil {
+		s.n++
+	}
+	*e = slotEntry[V]{ser: ser, val: v}
+	return &e.val
+}
+
+// len returns the number of series.
+func (s *seriesState[V]) len() int { return s.n + len(s.other.entries) }
+
+// each calls f with every series and its value, slots first, and removes
+// those for which f returns true.
+func (s *seriesState[V]) each(f func(ser *series.Series, v *V) (remove bool)) {
+	for i := range s.slots {
+		e := &s.slots[i]
+		if e.ser == nil {
+			continue
+		}
+		if f(e.ser, &e.val) {
+			*e = slotEntry[V]{}
+			s.n--
+		}
+	}
+	// Trailing empty slots are given back, so the slice follows the table.
+	n := len(s.slots)
+	for n > 0 && s.slots[n-1].ser == nil {
+		n--
+	}
+	switch {
+	case n == 0:
+		s.slots = nil
+	case cap(s.slots)-n > slotChunk:
+		s.slots = slices.Clone(s.slots[:n])
+	default:
+		s.slots = s.slots[:n]
+	}
+	for i := len(s.other.entries) - 1; i >= 0; i-- {
+		e := &s.other.entries[i]
+		if f(e.ser, &e.val) {
+			s.other.remove(i)
+		}
+	}
+}
+
+// seriesSet maps series (by hash, collision-safe on labels) to a value: the
+// fallback of seriesState for series made alone. The map holds no pointers,
+// so the garbage collector does not scan it; entries are a dense slice,
+// reused across polls, with removal by swapping in the last entry.
 type seriesSet[V any] struct {
-	index   map[uint64]int32 // hash → first entry with that hash
+	index   map[uint64]int32 // hash → first entry with that hash; nil until used
 	entries []seriesEntry[V]
 }
 
 type seriesEntry[V any] struct {
-	labels []prompb.Label
-	hash   uint64
+	ser *series.Series
 	// next is the next entry with the same hash, or -1. Two label sets with
 	// one 64-bit hash are rare enough that a chain through the slice costs
 	// nothing in the common case.
@@ -238,16 +340,14 @@ type seriesEntry[V any] struct {
 	val  V
 }
 
-func (s *seriesSet[V]) init() { s.index = make(map[uint64]int32) }
-
 // find returns the index of the entry for a series, or -1.
-func (s *seriesSet[V]) find(hash uint64, ls []prompb.Label) int {
-	i, ok := s.index[hash]
+func (s *seriesSet[V]) find(ser *series.Series) int {
+	i, ok := s.index[ser.Hash]
 	if !ok {
 		return -1
 	}
 	for i >= 0 {
-		if labelsEqual(s.entries[i].labels, ls) {
+		if e := s.entries[i].ser; e == ser || e.Labels.Equal(ser.Labels) {
 			return int(i)
 		}
 		i = s.entries[i].next
@@ -256,14 +356,17 @@ func (s *seriesSet[V]) find(hash uint64, ls []prompb.Label) int {
 }
 
 // add adds a series that find did not find and returns its index.
-func (s *seriesSet[V]) add(hash uint64, ls []prompb.Label, v V) int {
+func (s *seriesSet[V]) add(ser *series.Series, v V) int {
+	if s.index == nil {
+		s.index = make(map[uint64]int32)
+	}
 	next := int32(-1)
-	if head, ok := s.index[hash]; ok {
+	if head, ok := s.index[ser.Hash]; ok {
 		next = head
 	}
 	i := int32(len(s.entries))
-	s.entries = append(s.entries, seriesEntry[V]{labels: ls, hash: hash, next: next, val: v})
-	s.index[hash] = i
+	s.entries = append(s.entries, seriesEntry[V]{ser: ser, next: next, val: v})
+	s.index[ser.Hash] = i
 	return int(i)
 }
 
@@ -275,8 +378,8 @@ func (s *seriesSet[V]) remove(i int) {
 	if i != last {
 		// Point whatever referred to last at i.
 		m := &s.entries[last]
-		if head := s.index[m.hash]; int(head) == last {
-			s.index[m.hash] = int32(i)
+		if head := s.index[m.ser.Hash]; int(head) == last {
+			s.index[m.ser.Hash] = int32(i)
 		} else {
 			j := head
 			for int(s.entries[j].next) != last {
@@ -286,19 +389,20 @@ func (s *seriesSet[V]) remove(i int) {
 		}
 		s.entries[i] = *m
 	}
-	s.entries[last] = seriesEntry[V]{} // drop the label reference
+	s.entries[last] = seriesEntry[V]{} // drop the series reference
 	s.entries = s.entries[:last]
 }
 
 // unlink takes entry i out of its hash chain.
 func (s *seriesSet[V]) unlink(i int) {
 	e := &s.entries[i]
-	head := s.index[e.hash]
+	h := e.ser.Hash
+	head := s.index[h]
 	if int(head) == i {
 		if e.next < 0 {
-			delete(s.index, e.hash)
+			delete(s.index, h)
 		} else {
-			s.index[e.hash] = e.next
+			s.index[h] = e.next
 		}
 		return
 	}
@@ -307,20 +411,4 @@ func (s *seriesSet[V]) unlink(i int) {
 		j = s.entries[j].next
 	}
 	s.entries[j].next = e.next
-}
-
-// labelsEqual compares two label sets; the same slice is equal at once.
-func labelsEqual(a, b []prompb.Label) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	if len(a) == 0 || &a[0] == &b[0] {
-		return true
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || a[i].Value != b[i].Value {
-			return false
-		}
-	}
-	return true
 }

@@ -121,7 +121,7 @@ func seriesSample(bmc, name string, t int64, v float64, extra ...string) series.
 		ls = append(ls, prompb.Label{Name: extra[i], Value: extra[i+1]})
 	}
 	series.Sort(ls)
-	return series.Sample{Labels: ls, Hash: series.Hash(ls), T: t, V: v}
+	return series.Sample{Series: series.New(ls), T: t, V: v}
 }
 
 func staleMarker() float64 { return math.Float64frombits(value.StaleNaN) }
@@ -132,7 +132,7 @@ func TestDedupFilter(t *testing.T) {
 	// c collides with a: same hash, other labels.
 	c := func(ts int64, v float64) series.Sample {
 		s := seriesSample("srv-1", "c", ts, v)
-		s.Hash = a(0, 0).Hash
+		s.Series = &series.Series{Labels: s.Series.Labels, Hash: a(0, 0).Series.Hash, Slot: -1}
 		return s
 	}
 	for _, tc := range []struct {
@@ -193,12 +193,12 @@ func renderOrdered(ss []series.Sample) []string {
 			v = "stale"
 		}
 		var lbl []string
-		for _, l := range s.Labels {
+		for _, l := range s.Series.Labels.Prom() {
 			if l.Name != "__name__" {
 				lbl = append(lbl, fmt.Sprintf("%s=%q", l.Name, l.Value))
 			}
 		}
-		out = append(out, fmt.Sprintf("%s{%s} %s @%d", series.Get(s.Labels, "__name__"), joinComma(lbl), v, s.T))
+		out = append(out, fmt.Sprintf("%s{%s} %s @%d", s.Series.Labels.Get("__name__"), joinComma(lbl), v, s.T))
 	}
 	return out
 }
@@ -260,26 +260,28 @@ func TestDedupForgetsQuietSeries(t *testing.T) {
 func TestSeriesSetRemove(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var s seriesSet[int]
-	s.init()
 	want := map[string]int{}
-	lbl := func(i int) []prompb.Label { return []prompb.Label{{Name: "i", Value: fmt.Sprint(i)}} }
+	// Three hashes for 200 series: long collision chains.
+	lbl := func(i int) *series.Series {
+		return &series.Series{Labels: series.FromStrings("i", fmt.Sprint(i)), Hash: uint64(i % 3), Slot: -1}
+	}
 	for i := range 200 {
 		// Three hashes for 200 series: long collision chains.
-		s.add(uint64(i%3), lbl(i), i)
+		s.add(lbl(i), i)
 		want[fmt.Sprint(i)] = i
 	}
 	for round := range 150 {
 		j := rng.IntN(len(s.entries))
-		delete(want, s.entries[j].labels[0].Value)
+		delete(want, s.entries[j].ser.Labels.Get("i"))
 		s.remove(j)
 		if round%10 == 0 {
 			k := 1000 + round
-			s.add(uint64(k%3), lbl(k), k)
+			s.add(lbl(k), k)
 			want[fmt.Sprint(k)] = k
 		}
 		require.Len(t, s.entries, len(want))
 		for i := range 1200 {
-			idx := s.find(uint64(i%3), lbl(i))
+			idx := s.find(lbl(i))
 			v, ok := want[fmt.Sprint(i)]
 			if !ok {
 				require.Equal(t, -1, idx, "series %d was removed", i)
@@ -351,9 +353,9 @@ func TestDedupInterleavedHA(t *testing.T) {
 		out = st.Observe(out, m.snap, out)
 		out = d.Filter(out[:0], m.snap.BmcId, out)
 		for _, s := range out {
-			key := fmt.Sprint(s.Labels)
+			key := s.Series.Labels.String()
 			prev, ok := last[key]
-			require.True(t, !ok || s.T > prev, "%v: %d after %d", s.Labels, s.T, prev)
+			require.True(t, !ok || s.T > prev, "%v: %d after %d", s.Series.Labels, s.T, prev)
 			last[key] = s.T
 		}
 	}

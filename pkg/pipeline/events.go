@@ -642,19 +642,19 @@ func NewNormMessage(bmcID string, labels map[string]string, t int64, samples []s
 		if smp.T != t {
 			ns.TimeMs = smp.T
 		}
-		for _, l := range smp.Labels {
-			if l.Name == "__name__" {
-				ns.Name = l.Value
-				continue
+		smp.Series.Labels.Range(func(name, value string) {
+			if name == "__name__" {
+				ns.Name = value
+				return
 			}
-			if v, ok := labels[l.Name]; l.Name == "bmc" || ok && v == l.Value {
-				continue
+			if v, ok := labels[name]; name == "bmc" || ok && v == value {
+				return
 			}
 			if ns.Labels == nil {
-				ns.Labels = make(map[string]string, len(smp.Labels))
+				ns.Labels = make(map[string]string, 4)
 			}
-			ns.Labels[l.Name] = l.Value
-		}
+			ns.Labels[name] = value
+		})
 		m.Samples = append(m.Samples, ns)
 	}
 	return m

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"math"
+	"math/bits"
 	"strings"
 	"sync"
 
@@ -74,15 +76,22 @@ func (st *Stats) add(r skipReason) {
 	}
 }
 
-// DefaultPlanCacheSize is how many (BMC, protocol) plans a Normaliser keeps
-// in each of its two cache generations by default. A plan holds the label
-// sets of one BMC's series: about 180 KB for a 60-sensor server with six
-// inventory labels (a prompb.Label is 64 bytes), the garbage one uncached
-// poll of it would make. 16384 plans cover a gateway of 16 000 BMCs polled
-// over one protocol (8 000 over both) in about 3 GB; a plan forgotten is
-// rebuilt in about 0.4 ms of CPU at the BMC's next poll, so a smaller cache
-// trades memory for CPU and garbage, never correctness.
-const DefaultPlanCacheSize = 1 << 14
+// DefaultPlanCacheSize is how many BMCs a Normaliser keeps plans and
+// series tables for in each of its two cache generations by default. A
+// BMC's state is its plans (one per protocol: which series each reading
+// feeds, a pointer per series) and its series table (each series once:
+// compact labels whose own part is interned across BMCs and whose
+// inventory part is shared by the BMC's series); about 20 KB for a
+// 90-sensor server. 65536 BMCs per generation cover the largest gateway
+// we run. A BMC forgotten is planned afresh at its next poll (0.1-0.5 ms)
+// and its series are made anew, possibly in other slots: the stages after
+// the normaliser keep the state of a series that lands in its old slot
+// and start the others afresh, and still hold the old series in their old
+// slots: Staleness may then end such a series with a marker at the poll
+// that feeds it under its new slot. Keep the cache larger than the number
+// of BMCs the gateway polls. Decommissioned BMCs are dropped by Forget,
+// or age out of the cache.
+const DefaultPlanCacheSize = 1 << 16
 
 // NormaliserOptions configure a Normaliser. The zero value normalises with
 // the built-in rules and the default cache.
@@ -90,8 +99,8 @@ type NormaliserOptions struct {
 	// RuleFiles are the user's mapping files, read before the built-in
 	// ones so that what they define wins (see ReadRuleFiles).
 	RuleFiles []RuleFile
-	// PlanCacheSize bounds the plans kept per cache generation; zero means
-	// DefaultPlanCacheSize.
+	// PlanCacheSize bounds the BMCs whose plans and series are kept per
+	// cache generation; zero means DefaultPlanCacheSize.
 	PlanCacheSize int
 }
 
@@ -106,12 +115,14 @@ func (o NormaliserOptions) Validate() error {
 // A Normaliser turns snapshots into bmcstream's vendor-neutral metric
 // schema (docs/metrics.md), following mapping rules read from YAML files.
 //
-// It remembers, per BMC and protocol, the plan it made of the last
-// snapshot (see DefaultPlanCacheSize for what that costs): while a BMC's sensors, inventory labels and identity stay the
-// same, normalising only reads values and appends samples whose label
-// slices are shared with every earlier poll (they are immutable once
-// handed on, see series.Sample). Plans unused for two cache generations
-// are forgotten, so decommissioned BMCs do not pin memory.
+// It remembers, per BMC, a series table (see seriesTable: each series the
+// BMC's plans feed, made once and shared by both protocols) and, per
+// protocol, the plan it made of the last snapshot: while a BMC's sensors,
+// inventory labels and identity stay the same, normalising only reads
+// values and appends samples pointing at the table's series, the same
+// *series.Series poll after poll (they are immutable once handed on, see
+// series.Sample). BMCs unused for two cache generations are forgotten, so
+// decommissioned BMCs do not pin memory.
 //
 // A Normaliser is safe for concurrent use.
 type Normaliser struct {
@@ -119,16 +130,11 @@ type Normaliser struct {
 	seed  maphash.Seed
 
 	mu        sync.RWMutex
-	cur, prev map[planKey]*plan
+	cur, prev map[string]*bmcState
 	cacheSize int
-	// oddProto is set once a plan is stored for a protocol outside the
-	// enum: Forget then scans the cache instead of deleting by key.
-	oddProto bool
-}
 
-type planKey struct {
-	bmc   string
-	proto v1.Protocol
+	tmu       sync.RWMutex
+	templates map[uint64]*plan // by model shape and vendor (see plan)
 }
 
 // NewNormaliser builds a Normaliser from the built-in mapping files and the
@@ -155,8 +161,8 @@ func NewNormaliser(opts NormaliserOptions) (*Normaliser, error) {
 	return &Normaliser{
 		rules:     rs,
 		seed:      maphash.MakeSeed(),
-		cur:       map[planKey]*plan{},
-		prev:      map[planKey]*plan{},
+		cur:       map[string]*bmcState{},
+		prev:      map[string]*bmcState{},
 		cacheSize: size,
 	}, nil
 }
@@ -167,80 +173,167 @@ func NewNormaliser(opts NormaliserOptions) (*Normaliser, error) {
 // Normaliser's label sets, never retained as given. st receives the counts
 // of readings that made no series.
 //
-// The returned samples' label slices are shared between polls and must
-// not be modified.
+// The returned samples' series are shared between polls and consumers and
+// must not be modified.
 func (n *Normaliser) Normalise(dst []series.Sample, s *v1.Snapshot, base []prompb.Label, st *Stats) []series.Sample {
-	key := planKey{bmc: s.BmcId, proto: s.Protocol}
-	shape := n.shape(s, base)
-	p := n.lookup(key)
+	shape, model := n.shape(s, base)
+	bs := n.state(s.BmcId)
+	slot := protoSlot(s.Protocol)
+	p := bs.plans[slot].Load()
 	if p == nil || p.shape != shape {
-		vendor := s.Info["vendor"]
-		if vendor == "" && p != nil {
-			vendor = p.vendor
-		}
-		p = n.rules.buildPlan(s, base, vendor, shape)
-		n.store(key, p)
+		p = n.plan(bs, slot, s, base, shape, model)
+	}
+	if s.PollStartMs >= bs.sweepAt.Load() {
+		bs.mu.Lock()
+		bs.table.newest = max(bs.table.newest, s.PollStartMs)
+		bs.sweepAt.Store(bs.table.sweep(bs.table.newest))
+		bs.mu.Unlock()
 	}
 	return p.emit(dst, s, st)
 }
 
-// Forget drops what the Normaliser remembers of a BMC, over every
-// protocol; its next snapshot is planned afresh.
-func (n *Normaliser) Forget(bmcID string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, m := range []map[planKey]*plan{n.cur, n.prev} {
-		if !n.oddProto {
-			// A plan per protocol at most: a few deletes, not a scan of
-			// the cache (forgetting thousands of BMCs stays cheap).
-			for p := range v1.Protocol_name {
-				delete(m, planKey{bmc: bmcID, proto: v1.Protocol(p)})
-			}
-			continue
-		}
-		for k := range m {
-			if k.bmc == bmcID {
-				delete(m, k)
-			}
-		}
+// plan builds and stores the plan of s (protocol slot slot) in bs, unless
+// another caller just did.
+//
+// A BMC of a model the Normaliser has planned before (the same sensors,
+// identity and inventory label names, another BMC's values) is planned
+// from that BMC's plan, its template: the same decisions, each series'
+// interned own labels rebased onto this BMC's inventory labels, without
+// classifying a reading again.
+func (n *Normaliser) plan(bs *bmcState, slot int, s *v1.Snapshot, base []prompb.Label, shape, model uint64) *plan {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	old := bs.plans[slot].Load()
+	if old != nil && old.shape == shape {
+		return old
 	}
-}
-
-func (n *Normaliser) lookup(k planKey) *plan {
-	n.mu.RLock()
-	p, cur := n.cur[k]
-	if !cur {
-		p = n.prev[k]
+	vendor := s.Info["vendor"]
+	if vendor == "" && old != nil {
+		vendor = old.vendor
 	}
-	n.mu.RUnlock()
-	if p != nil && !cur {
-		n.store(k, p) // used again: promote it to the current generation
+	key := n.templateKey(s, model, vendor)
+	b := bs.table.begin(slot, base, s.PollStartMs)
+	var p *plan
+	if tp := n.template(key); tp != nil && tp.vendor == vendor && tp.valuesAlike(s) {
+		p = b.instantiate(tp, shape, s)
 	}
+	if p == nil {
+		p = n.rules.buildPlan(b, s, vendor, shape)
+		p.base = b.t.base
+	}
+	bs.sweepAt.Store(b.end())
+	p.compact()
+	if p.base == b.t.base && p.rebaseable() {
+		n.storeTemplate(key, p)
+	}
+	bs.plans[slot].Store(p)
 	return p
 }
 
-// store keeps p in the current generation; a full generation becomes the
-// previous one, and the previous one is dropped.
-func (n *Normaliser) store(k planKey, p *plan) {
+// templateKey is what a plan made for one BMC must share with another's
+// snapshot to serve as its template: the model shape (see shape), the
+// vendor the rules match, and what of the readings the shape leaves out
+// but the decisions read: ids (the order of candidates for intake and
+// exhaust) and threshold values (room-air limits). Where a decision read
+// a reading's value (its sign), the template serves only snapshots whose
+// values have the same sign (plan.valuesAlike).
+func (n *Normaliser) templateKey(s *v1.Snapshot, model uint64, vendor string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(n.seed)
+	var buf [8]byte
+	binary.LittleEndian.PutUint64(buf[:], model)
+	_, _ = h.Write(buf[:])
+	_, _ = h.WriteString(vendor)
+	for i := range s.Readings {
+		r := &s.Readings[i]
+		_ = h.WriteByte(0xff)
+		_, _ = h.WriteString(r.Id)
+		for _, th := range r.Thresholds {
+			binary.LittleEndian.PutUint64(buf[:], math.Float64bits(th.Value))
+			_, _ = h.Write(buf[:])
+		}
+	}
+	return h.Sum64()
+}
+
+// maxTemplates bounds the plans kept as templates; the store starts afresh
+// when full.
+const maxTemplates = 4096
+
+func (n *Normaliser) template(key uint64) *plan {
+	n.tmu.RLock()
+	defer n.tmu.RUnlock()
+	return n.templates[key]
+}
+
+func (n *Normaliser) storeTemplate(key uint64, p *plan) {
+	n.tmu.Lock()
+	defer n.tmu.Unlock()
+	if _, ok := n.templates[key]; ok {
+		return
+	}
+	if n.templates == nil || len(n.templates) >= maxTemplates {
+		n.templates = make(map[uint64]*plan)
+	}
+	n.templates[key] = p
+}
+
+// Forget drops what the Normaliser remembers of a BMC, over every
+// protocol: its plans and its series. Its next snapshot is planned afresh.
+func (n *Normaliser) Forget(bmcID string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if _, ok := v1.Protocol_name[int32(k.proto)]; !ok {
-		n.oddProto = true
+	delete(n.cur, bmcID)
+	delete(n.prev, bmcID)
+}
+
+// state returns the state of a BMC, made if new, promoted to the current
+// generation if found in the previous one.
+func (n *Normaliser) state(id string) *bmcState {
+	n.mu.RLock()
+	bs := n.cur[id]
+	n.mu.RUnlock()
+	if bs != nil {
+		return bs
 	}
-	if _, ok := n.cur[k]; !ok && len(n.cur) >= n.cacheSize {
-		n.prev, n.cur = n.cur, make(map[planKey]*plan, len(n.cur))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if bs = n.cur[id]; bs != nil {
+		return bs
 	}
-	n.cur[k] = p
-	delete(n.prev, k)
+	if bs = n.prev[id]; bs == nil {
+		bs = newBMCState()
+	}
+	if len(n.cur) >= n.cacheSize {
+		n.prev, n.cur = n.cur, make(map[string]*bmcState, len(n.cur))
+	}
+	n.cur[id] = bs
+	delete(n.prev, id)
+	return bs
+}
+
+// peek returns the state of a BMC without touching the cache, or nil.
+func (n *Normaliser) peek(id string) *bmcState {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if bs := n.cur[id]; bs != nil {
+		return bs
+	}
+	return n.prev[id]
 }
 
 // shape hashes everything of a snapshot a plan depends on, values aside:
 // protocol, base labels, identity, and each reading's name, kind, unit,
 // context, type, entity, parent, state, threshold kinds and whether it
 // has a health. It never allocates.
-func (n *Normaliser) shape(s *v1.Snapshot, base []prompb.Label) uint64 {
-	var h maphash.Hash
+//
+// It also returns the shape without the base labels' values: what a plan
+// depends on besides the BMC's inventory labels, under which a plan made
+// for one BMC serves as the template of another's (see template).
+func (n *Normaliser) shape(s *v1.Snapshot, base []prompb.Label) (shape, model uint64) {
+	var h, hv maphash.Hash
 	h.SetSeed(n.seed)
+	hv.SetSeed(n.seed)
 	var buf [8]byte
 	num := func(v uint64) {
 		binary.LittleEndian.PutUint64(buf[:], v)
@@ -254,11 +347,16 @@ func (n *Normaliser) shape(s *v1.Snapshot, base []prompb.Label) uint64 {
 	num(uint64(len(base)))
 	for i := range base {
 		str(base[i].Name)
-		str(base[i].Value)
+		_, _ = hv.WriteString(base[i].Value)
+		_ = hv.WriteByte(0xff)
 	}
 	if len(s.Info) > 0 {
-		for _, k := range [...]string{"vendor", "model", "serial", "firmware"} {
-			str(s.Info[k])
+		str(s.Info["vendor"])
+		// Model, serial and firmware only label bmc_info: values of
+		// the BMC, like its inventory labels.
+		for _, k := range [...]string{"model", "serial", "firmware"} {
+			_, _ = hv.WriteString(s.Info[k])
+			_ = hv.WriteByte(0xff)
 		}
 	} else {
 		_ = h.WriteByte(0xfe)
@@ -286,7 +384,8 @@ func (n *Normaliser) shape(s *v1.Snapshot, base []prompb.Label) uint64 {
 		}
 		num(uint64(r.Kind) | uint64(r.EntityId)<<8 | uint64(r.EntityInstance)<<16 | ths<<32)
 	}
-	return h.Sum64()
+	model = h.Sum64()
+	return model ^ bits.RotateLeft64(hv.Sum64(), 29), model
 }
 
 // emit appends the samples of s under plan p.
@@ -300,7 +399,7 @@ func (p *plan) emit(dst []series.Sample, s *v1.Snapshot, st *Stats) []series.Sam
 	if s.PollEndMs >= s.PollStartMs {
 		dst = p.duration.append(dst, t, float64(s.PollEndMs-s.PollStartMs)/1000)
 	}
-	if p.info.labels != nil {
+	if p.info.ser != nil {
 		dst = p.info.append(dst, t, 1)
 	}
 	if v, ok := poweredOn(s.Info["power_state"]); ok {
@@ -343,31 +442,33 @@ func (p *plan) emitReading(dst []series.Sample, s *v1.Snapshot, i int, t int64, 
 		ts = r.TimestampMs
 	}
 	if rp.discrete {
-		return rp.emitDiscrete(dst, r, ts)
+		return p.emitDiscrete(dst, rp, r, ts)
 	}
-	if rp.value.labels != nil {
+	if o := p.out(rp, outValue); o != nil {
 		// A finite reading can still overflow in base units (1e308
 		// kW): both are invalid, never an infinite sample.
 		if v := rp.conv.apply(r.Value); finite(r.Value) && finite(v) {
-			dst = rp.value.append(dst, ts, v)
-			if rp.info.labels != nil {
-				dst = rp.info.append(dst, ts, 1)
+			dst = add(dst, o, ts, v)
+			if o := p.out(rp, outInfo); o != nil {
+				dst = add(dst, o, ts, 1)
 			}
 		} else {
 			st.Invalid++
 		}
 	}
-	if h, ok := healthScore(r.Health); ok && rp.health.labels != nil {
-		dst = rp.health.append(dst, ts, h)
+	if h, ok := healthScore(r.Health); ok {
+		if o := p.out(rp, outHealth); o != nil {
+			dst = add(dst, o, ts, h)
+		}
 	}
 	for j := range r.Thresholds {
 		th := &r.Thresholds[j]
 		if th.Kind <= 0 || int(th.Kind) >= numThresholdKinds || !finite(th.Value) {
 			continue
 		}
-		if o := &rp.thresholds[th.Kind]; o.labels != nil {
+		if o := p.out(rp, outThreshold+int(th.Kind)); o != nil {
 			if v := rp.conv.apply(th.Value); finite(v) {
-				dst = o.append(dst, ts, v)
+				dst = add(dst, o, ts, v)
 			}
 		}
 	}
@@ -379,19 +480,21 @@ var psuFailStates = [...]string{"failure_detected", "input_lost", "input_lost_or
 
 // emitDiscrete appends a discrete reading's samples: health, a power
 // supply's presence and failure, a redundancy sensor's fault.
-func (rp *readingPlan) emitDiscrete(dst []series.Sample, r *v1.Reading, ts int64) []series.Sample {
-	if h, ok := healthScore(r.Health); ok && rp.health.labels != nil {
-		dst = rp.health.append(dst, ts, h)
-	}
-	if rp.present.labels != nil {
-		switch {
-		case hasState(r.State, "presence_detected"):
-			dst = rp.present.append(dst, ts, 1)
-		case hasState(r.State, "absent"):
-			dst = rp.present.append(dst, ts, 0)
+func (p *plan) emitDiscrete(dst []series.Sample, rp *readingPlan, r *v1.Reading, ts int64) []series.Sample {
+	if h, ok := healthScore(r.Health); ok {
+		if o := p.out(rp, outHealth); o != nil {
+			dst = add(dst, o, ts, h)
 		}
 	}
-	if rp.failed.labels != nil {
+	if o := p.out(rp, outPresent); o != nil {
+		switch {
+		case hasState(r.State, "presence_detected"):
+			dst = add(dst, o, ts, 1)
+		case hasState(r.State, "absent"):
+			dst = add(dst, o, ts, 0)
+		}
+	}
+	if o := p.out(rp, outFailed); o != nil {
 		v := 0.0
 		for _, f := range psuFailStates {
 			if hasState(r.State, f) {
@@ -399,23 +502,27 @@ func (rp *readingPlan) emitDiscrete(dst []series.Sample, r *v1.Reading, ts int64
 				break
 			}
 		}
-		dst = rp.failed.append(dst, ts, v)
+		dst = add(dst, o, ts, v)
 	}
-	if rp.fault.labels != nil {
+	if o := p.out(rp, outFault); o != nil {
 		v := 0.0
 		if hasState(r.State, "redundancy_lost") || hasState(r.State, "non_redundant_insufficient") {
 			v = 1
 		}
-		dst = rp.fault.append(dst, ts, v)
+		dst = add(dst, o, ts, v)
 	}
-	if rp.info.labels != nil {
-		dst = rp.info.append(dst, ts, 1)
+	if o := p.out(rp, outInfo); o != nil {
+		dst = add(dst, o, ts, 1)
 	}
 	return dst
 }
 
+func add(dst []series.Sample, s *series.Series, t int64, v float64) []series.Sample {
+	return append(dst, series.Sample{Series: s, T: t, V: v})
+}
+
 func (o *outSeries) append(dst []series.Sample, t int64, v float64) []series.Sample {
-	return append(dst, series.Sample{Labels: o.labels, Hash: o.hash, T: t, V: v})
+	return append(dst, series.Sample{Series: o.ser, T: t, V: v})
 }
 
 // infoBool reads a boolean of the snapshot's info as 1 or 0. Unlike
@@ -495,5 +602,5 @@ func Normalise(dst []series.Sample, s *v1.Snapshot, base []prompb.Label, st *Sta
 func (n *Normaliser) String() string {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	return fmt.Sprintf("normaliser (%d rules, %d plans cached)", len(n.rules.rules), len(n.cur)+len(n.prev))
+	return fmt.Sprintf("normaliser (%d rules, %d BMCs cached)", len(n.rules.rules), len(n.cur)+len(n.prev))
 }

@@ -20,7 +20,7 @@ func physicalSeries(t *testing.T, ss []series.Sample) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
 	for _, s := range ss {
-		name := series.Get(s.Labels, "__name__")
+		name := s.Series.Labels.Get("__name__")
 		if !isPhysical(name) {
 			continue
 		}
@@ -28,7 +28,7 @@ func physicalSeries(t *testing.T, ss []series.Sample) map[string]float64 {
 		b.WriteString(name)
 		b.WriteByte('{')
 		first := true
-		for _, l := range s.Labels {
+		for _, l := range s.Series.Labels.Prom() {
 			switch l.Name {
 			case "__name__", "bmc", "rack", "site":
 				continue

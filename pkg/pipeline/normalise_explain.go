@@ -34,7 +34,7 @@ type ReadingFate struct {
 // and records nothing: no Stats, no plan cached, nothing promoted.
 func (n *Normaliser) Explain(s *v1.Snapshot, base []prompb.Label) []ReadingFate {
 	vendor := n.vendorOf(s)
-	p, cs := n.rules.buildPlanExplained(s, base, vendor, 0)
+	p, cs := n.rules.planAlone(s, base, vendor)
 	out := make([]ReadingFate, len(s.Readings))
 	var smp []series.Sample
 	for i := range s.Readings {
@@ -42,7 +42,7 @@ func (n *Normaliser) Explain(s *v1.Snapshot, base []prompb.Label) []ReadingFate 
 		smp = p.emitReading(smp[:0], s, i, s.PollStartMs, &st)
 		f := ReadingFate{Reading: i}
 		for _, x := range smp {
-			f.Series = append(f.Series, seriesString(x.Labels))
+			f.Series = append(f.Series, seriesString(x.Series.Labels))
 		}
 		c := &cs[i]
 		switch {
@@ -75,32 +75,37 @@ func (n *Normaliser) Explain(s *v1.Snapshot, base []prompb.Label) []ReadingFate 
 
 // seriesString writes a label set as the text exposition format does:
 // name{a="x",b="y"}, values escaped.
-func seriesString(ls []prompb.Label) string {
+func seriesString(ls series.Labels) string {
 	var b strings.Builder
-	var name string
-	for _, l := range ls {
-		if l.Name == "__name__" {
-			name = l.Value
-		}
-	}
-	b.WriteString(name)
+	b.WriteString(ls.Name())
 	b.WriteByte('{')
 	first := true
-	for _, l := range ls {
-		if l.Name == "__name__" {
-			continue
+	ls.Range(func(name, value string) {
+		if name == "__name__" {
+			return
 		}
 		if !first {
 			b.WriteByte(',')
 		}
 		first = false
-		b.WriteString(l.Name)
+		b.WriteString(name)
 		b.WriteString(`="`)
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(l.Value))
+		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(value))
 		b.WriteByte('"')
-	}
+	})
 	b.WriteByte('}')
 	return b.String()
+}
+
+// planAlone plans s in a series table of its own, for Explain and events:
+// nothing is cached or shared.
+func (rs *ruleSet) planAlone(s *v1.Snapshot, base []prompb.Label, vendor string) (*plan, []classified) {
+	var t seriesTable
+	b := t.begin(protoSlot(s.Protocol), base, s.PollStartMs)
+	p, cs := rs.buildPlanExplained(b, s, vendor, 0)
+	b.end()
+	p.compact()
+	return p, cs
 }
 
 // readingSeries is what events need of one reading's value series.
@@ -114,21 +119,22 @@ type readingSeries struct {
 // events describe a reading exactly as its samples. It plans s afresh
 // (events are rare; a plan is about 0.4 ms) and caches nothing.
 func (n *Normaliser) readingSeries(s *v1.Snapshot) []readingSeries {
-	p, cs := n.rules.buildPlanExplained(s, nil, n.vendorOf(s), 0)
+	p, cs := n.rules.planAlone(s, nil, n.vendorOf(s))
 	out := make([]readingSeries, len(s.Readings))
 	for i := range p.readings {
 		rp := &p.readings[i]
-		if rp.value.labels == nil || cs[i].skip != emitted {
+		val := p.out(rp, outValue)
+		if val == nil || cs[i].skip != emitted {
 			continue
 		}
 		u := ReadingUnit{Unit: baseNames[cs[i].base], Labels: map[string]string{}}
-		for _, l := range rp.value.labels {
-			if l.Name == "__name__" {
-				u.Metric = l.Value
+		val.Labels.Range(func(name, value string) {
+			if name == "__name__" {
+				u.Metric = value
 			} else {
-				u.Labels[l.Name] = l.Value
+				u.Labels[name] = value
 			}
-		}
+		})
 		conv := rp.conv
 		u.Convert = conv.apply
 		// A margin negated to headroom turns the BMC's upper threshold
@@ -144,15 +150,10 @@ func (n *Normaliser) vendorOf(s *v1.Snapshot) string {
 	if v := s.Info["vendor"]; v != "" {
 		return v
 	}
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	k := planKey{bmc: s.BmcId, proto: s.Protocol}
-	p := n.cur[k]
-	if p == nil {
-		p = n.prev[k]
-	}
-	if p != nil {
-		return p.vendor
+	if bs := n.peek(s.BmcId); bs != nil {
+		if p := bs.plans[protoSlot(s.Protocol)].Load(); p != nil {
+			return p.vendor
+		}
 	}
 	return ""
 }

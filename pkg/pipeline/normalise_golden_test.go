@@ -27,8 +27,8 @@ func expoLines(t testing.TB, ss []series.Sample) []string {
 	t.Helper()
 	out := make([]string, 0, len(ss))
 	for _, s := range ss {
-		require.True(t, slices.IsSortedFunc(s.Labels, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }), "labels sorted: %v", s.Labels)
-		require.Equal(t, series.Hash(s.Labels), s.Hash, "hash of %v", s.Labels)
+		require.True(t, slices.IsSortedFunc(s.Series.Labels.Prom(), func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }), "labels sorted: %v", s.Series.Labels)
+		require.Equal(t, series.Hash(s.Series.Labels.Prom()), s.Series.Hash, "hash of %v", s.Series.Labels)
 		out = append(out, expoLine(t, s))
 	}
 	slices.Sort(out)
@@ -38,12 +38,12 @@ func expoLines(t testing.TB, ss []series.Sample) []string {
 func expoLine(t testing.TB, s series.Sample) string {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString(series.Get(s.Labels, "__name__"))
+	b.WriteString(s.Series.Labels.Get("__name__"))
 	b.WriteByte('{')
 	first := true
-	for _, l := range s.Labels {
-		require.NotEmpty(t, l.Value, "label %s of %v", l.Name, s.Labels)
-		require.True(t, utf8.ValidString(l.Value), "label %s of %v is valid UTF-8", l.Name, s.Labels)
+	for _, l := range s.Series.Labels.Prom() {
+		require.NotEmpty(t, l.Value, "label %s of %v", l.Name, s.Series.Labels)
+		require.True(t, utf8.ValidString(l.Value), "label %s of %v is valid UTF-8", l.Name, s.Series.Labels)
 		if l.Name == "__name__" {
 			continue
 		}

@@ -2,13 +2,12 @@ package pipeline
 
 import (
 	"fmt"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/bmcstream/bmcstream/pkg/series"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -18,8 +17,9 @@ import (
 // shape (the same sensors, units, contexts, inventory labels and identity):
 // which series each reading feeds, with their label sets built, sorted and
 // hashed once. Normalising a snapshot of a known shape only reads values.
-// A plan is immutable once built; its label slices are handed to sinks,
-// which never modify them (see series.Sample).
+// A plan is immutable once built; its series come from the BMC's series
+// table (see seriesTable) and are handed to sinks, which never modify them
+// (see series.Sample).
 type plan struct {
 	shape uint64
 	// vendor is the vendor the plan's rules matched, kept so a snapshot
@@ -30,12 +30,44 @@ type plan struct {
 	chassisHealth, chassisHealthBad outSeries
 	faults                          []faultSeries
 	readings                        []readingPlan
+	outs                            []outSeries    // the readings' series
+	wide                            []readingBuild // while built
+
+	// base is the base its series were made over, nil for a plan made
+	// alone (Explain).
+	base *series.Base
+	// byValue are the readings whose value took part in a decision.
+	byValue []valueDep
 }
 
-// outSeries is one series' label set and its hash.
+// eachOut calls f with every series slot of the plan, fed or not.
+func (p *plan) eachOut(f func(o *outSeries)) {
+	for _, o := range [...]*outSeries{&p.up, &p.duration, &p.info, &p.poweredOn, &p.chassisHealth, &p.chassisHealthBad} {
+		f(o)
+	}
+	for i := range p.faults {
+		f(&p.faults[i].out)
+	}
+	for i := range p.outs {
+		f(&p.outs[i])
+	}
+}
+
+// rebaseable reports whether every series of the plan is its own labels
+// over the plan's base, so the plan can serve as another BMC's template.
+func (p *plan) rebaseable() bool {
+	ok := true
+	p.eachOut(func(o *outSeries) {
+		if o.ser != nil && ok {
+			_, ok = o.ser.Labels.Rebase(p.base)
+		}
+	})
+	return ok
+}
+
+// outSeries is one series the plan feeds; ser is nil when it feeds none.
 type outSeries struct {
-	labels []prompb.Label
-	hash   uint64
+	ser *series.Series
 }
 
 type faultSeries struct {
@@ -68,8 +100,67 @@ var skipNames = [numSkipReasons]string{
 	skipDuplicate:    "duplicate",
 }
 
-// readingPlan is what one reading of the snapshot becomes.
+// readingPlan is what one reading of the snapshot becomes, compactly: its
+// series are plan.outs[first:], one for each bit of mask (see out).
 type readingPlan struct {
+	conv     conversion
+	first    int32
+	mask     uint16
+	skip     skipReason
+	discrete bool
+}
+
+// A reading's series, by their bit in readingPlan.mask.
+const (
+	outValue = iota
+	outHealth
+	outInfo
+	outPresent
+	outFailed
+	outFault
+	outThreshold // + the threshold kind
+)
+
+// out returns series k of reading rp, or nil.
+func (p *plan) out(rp *readingPlan, k int) *series.Series {
+	if rp.mask&(1<<k) == 0 {
+		return nil
+	}
+	return p.outs[int(rp.first)+bits.OnesCount16(rp.mask&(1<<k-1))].ser
+}
+
+// compact moves the series of the readings as built into outs. Call it
+// once the builder has ended (every series made).
+func (p *plan) compact() {
+	if p.wide == nil {
+		return
+	}
+	n := 0
+	for i := range p.wide {
+		for _, o := range p.wide[i].outs() {
+			if o.ser != nil {
+				n++
+			}
+		}
+	}
+	p.outs = make([]outSeries, 0, n)
+	p.readings = make([]readingPlan, len(p.wide))
+	for i := range p.wide {
+		w := &p.wide[i]
+		rp := &p.readings[i]
+		rp.conv, rp.skip, rp.discrete, rp.first = w.conv, w.skip, w.discrete, int32(len(p.outs))
+		for k, o := range w.outs() {
+			if o.ser != nil {
+				rp.mask |= 1 << k
+				p.outs = append(p.outs, *o)
+			}
+		}
+	}
+	p.wide = nil
+}
+
+// readingBuild is a reading's plan while it is built.
+type readingBuild struct {
 	skip       skipReason
 	conv       conversion
 	value      outSeries
@@ -80,6 +171,17 @@ type readingPlan struct {
 	// bmc_chassis_fault{kind=fan_redundancy|power_redundancy}.
 	discrete               bool
 	present, failed, fault outSeries
+}
+
+// outs lists the series of the reading in readingPlan.mask order.
+func (w *readingBuild) outs() [outThreshold + numThresholdKinds]*outSeries {
+	var o [outThreshold + numThresholdKinds]*outSeries
+	o[outValue], o[outHealth], o[outInfo] = &w.value, &w.health, &w.info
+	o[outPresent], o[outFailed], o[outFault] = &w.present, &w.failed, &w.fault
+	for k := range w.thresholds {
+		o[outThreshold+k] = &w.thresholds[k]
+	}
+	return o
 }
 
 // conversion turns a raw value into the base unit: (v + off) × mul ÷ div.
@@ -137,34 +239,51 @@ type classified struct {
 	// boardInlet: a board zone's inlet ("System Board Inlet Temp"), the
 	// chassis' intake only when the BMC has no room-air reading.
 	boardInlet bool
+	// byValue: the reading's value took part in a decision: whether it
+	// is below zero in the unit's base (valueConv). A plan serves as
+	// another BMC's template only where that holds alike (see valueDep).
+	byValue   bool
+	valueConv conversion
+}
+
+// valueDep is a reading whose value took part in a plan's decisions: only
+// whether it is below zero in its unit's base.
+type valueDep struct {
+	reading int
+	conv    conversion
+	neg     bool
+}
+
+// valuesAlike reports whether s's readings decide as the plan's did.
+func (p *plan) valuesAlike(s *v1.Snapshot) bool {
+	for _, d := range p.byValue {
+		if d.reading >= len(s.Readings) || (d.conv.apply(s.Readings[d.reading].Value) < 0) != d.neg {
+			return false
+		}
+	}
+	return true
 }
 
 // buildPlan classifies every reading of s and builds the plan's series.
-func (rs *ruleSet) buildPlan(s *v1.Snapshot, baseLabels []prompb.Label, vendor string, shape uint64) *plan {
-	p, _ := rs.buildPlanExplained(s, baseLabels, vendor, shape)
+func (rs *ruleSet) buildPlan(b *labelBuilder, s *v1.Snapshot, vendor string, shape uint64) *plan {
+	p, _ := rs.buildPlanExplained(b, s, vendor, shape)
 	return p
 }
 
 // buildPlanExplained is buildPlan, also returning each reading's
 // classification for Explain.
-func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label, vendor string, shape uint64) (*plan, []classified) {
-	p := &plan{shape: shape, vendor: vendor, readings: make([]readingPlan, len(s.Readings))}
+// b makes the plan's series in the BMC's series table (see labelBuilder).
+func (rs *ruleSet) buildPlanExplained(b *labelBuilder, s *v1.Snapshot, vendor string, shape uint64) (*plan, []classified) {
+	p := &plan{shape: shape, vendor: vendor, wide: make([]readingBuild, len(s.Readings))}
 	proto := protoName(s.Protocol)
-	// One slab sized for the usual plan: a value, a health, an info and a
-	// threshold or so per reading, each base labels plus four.
-	b := labelBuilder{base: baseLabels, buf: make([]prompb.Label, 0, (16+4*len(s.Readings))*(len(baseLabels)+4))}
-	defer b.finish()
 
 	b.series(&p.up, metricUp, "protocol", proto)
 	b.series(&p.duration, metricPollDuration, "protocol", proto)
-	if len(s.Info) > 0 {
-		b.series(&p.info, metricInfo, "firmware", s.Info["firmware"], "model", s.Info["model"],
-			"protocol", proto, "serial", s.Info["serial"], "vendor", s.Info["vendor"])
-	}
+	b.infoSeries(p, s)
 	b.series(&p.poweredOn, metricPoweredOn)
 	b.series(&p.chassisHealth, metricChassisHealth)
 	b.series(&p.chassisHealthBad, metricChassisFault, "kind", "health")
-	p.faults = make([]faultSeries, len(rs.faults)) // fixed: b holds pointers into it
+	p.faults = make([]faultSeries, len(rs.faults))
 	for i, f := range rs.faults {
 		p.faults[i].info = f.info
 		b.series(&p.faults[i].out, metricChassisFault, "kind", f.kind)
@@ -184,10 +303,8 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 	for i := range s.Readings {
 		r := &s.Readings[i]
 		c := &cs[i]
-		c.canon = rs.canonicalName(r.Name)
-		c.words = words(c.canon)
-		c.slug = slug(c.canon)
-		c.full = slug(rs.stripPrefixes(strings.TrimSpace(r.Name)))
+		ni := rs.nameInfo(r.Name)
+		c.canon, c.words, c.slug, c.full = ni.canon, ni.words, ni.slug, ni.full
 		if c.slug == "" {
 			c.slug, c.full = slug(r.Id), slug(r.Id)
 		}
@@ -195,7 +312,7 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 			c.slug, c.full = "sensor", "sensor"
 		}
 		rs.classify(r, s.Protocol, vendorOK, c, &decisions[i])
-		namePlaces[i] = rs.namePlace(c.words)
+		namePlaces[i] = ni.place
 		if c.skip == emitted && c.kind == v1.Kind_KIND_TEMPERATURE {
 			temps++
 			if ref := rs.physical[strings.ToLower(strings.TrimSpace(r.Context))]; ref.ok && ref.place == placeIntake {
@@ -204,6 +321,11 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 					intakeContradicted = true
 				}
 			}
+		}
+	}
+	for i := range cs {
+		if c := &cs[i]; c.byValue {
+			p.byValue = append(p.byValue, valueDep{reading: i, conv: c.valueConv, neg: c.valueConv.apply(s.Readings[i].Value) < 0})
 		}
 	}
 	// A BMC's PhysicalContext Intake is believed for a temperature whose
@@ -247,18 +369,27 @@ func (rs *ruleSet) buildPlanExplained(s *v1.Snapshot, baseLabels []prompb.Label,
 	// feeding one health or info series wins; duplicates last, so their
 	// health and thresholds only fill what the winner lacks (DCMI has
 	// neither; the SDR's power sensor beside it has both).
-	seen := map[string]bool{}
+	seen := b.sc.seen
 	for _, pass := range [...]skipReason{emitted, skipDuplicate} {
 		for i := range s.Readings {
 			if cs[i].skip == pass {
-				rs.buildReading(&b, &p.readings[i], &s.Readings[i], &cs[i], proto, seen)
+				rs.buildReading(b, &p.wide[i], &s.Readings[i], &cs[i], proto, seen)
 			}
 		}
 	}
 	for i := range cs {
-		p.readings[i].skip = cs[i].skip
+		p.wide[i].skip = cs[i].skip
 	}
 	return p, cs
+}
+
+// infoSeries builds the plan's bmc_info series from the snapshot's
+// identity, if it has one.
+func (b *labelBuilder) infoSeries(p *plan, s *v1.Snapshot) {
+	if len(s.Info) > 0 {
+		b.series(&p.info, metricInfo, "firmware", s.Info["firmware"], "model", s.Info["model"],
+			"protocol", protoName(s.Protocol), "serial", s.Info["serial"], "vendor", s.Info["vendor"])
+	}
 }
 
 // chooseSpots decides which reading is the canonical sensor="intake" and
@@ -442,10 +573,17 @@ func zeroFamilies(s *v1.Snapshot, cs []classified) map[string]bool {
 	return zero
 }
 
+// seenKey is a series a plan already has a feeder for: a kind of series
+// and up to three strings naming it.
+type seenKey struct {
+	k       byte
+	a, b, c string
+}
+
 // buildReading builds the series of one reading; seen holds the health,
 // info and threshold series already fed by an earlier reading. A duplicate
 // feeds only the health and thresholds its winner lacks.
-func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[string]bool) {
+func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingBuild, r *v1.Reading, c *classified, proto string, seen map[seenKey]bool) {
 	if c.discrete != "" {
 		rs.buildDiscrete(b, rp, r, c, proto, seen)
 		return
@@ -465,12 +603,12 @@ func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading,
 	}
 	if c.skip == emitted {
 		b.series(&rp.value, c.metric.value, extra...)
-		if key := "i\xff" + ci.name + "\xff" + sensor + "\xff" + r.Name; !seen[key] {
+		if key := (seenKey{'i', ci.name, sensor, r.Name}); !seen[key] {
 			seen[key] = true
 			b.series(&rp.info, metricSensorInfo, "kind", ci.name, "name", r.Name, "protocol", proto, "sensor", sensor)
 		}
 	}
-	if key := "h\xff" + ci.name + "\xff" + sensor; !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
+	if key := (seenKey{'h', ci.name, sensor, ""}); !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
 		seen[key] = true
 		b.series(&rp.health, metricSensorHealth, "kind", ci.name, "sensor", sensor)
 	}
@@ -487,7 +625,7 @@ func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading,
 			nk = flipped(k)
 		}
 		name := c.metric.thresholds[nk]
-		if key := "t\xff" + name + "\xff" + c.label; !seen[key] {
+		if key := (seenKey{'t', name, c.label, ""}); !seen[key] {
 			seen[key] = true
 			b.series(&rp.thresholds[k], name, extra...)
 		}
@@ -498,26 +636,26 @@ func (rs *ruleSet) buildReading(b *labelBuilder, rp *readingPlan, r *v1.Reading,
 // IPMI source: State lists the asserted states by name): its health, a
 // power supply's presence and failure, a redundancy sensor's chassis
 // fault.
-func (rs *ruleSet) buildDiscrete(b *labelBuilder, rp *readingPlan, r *v1.Reading, c *classified, proto string, seen map[string]bool) {
+func (rs *ruleSet) buildDiscrete(b *labelBuilder, rp *readingBuild, r *v1.Reading, c *classified, proto string, seen map[seenKey]bool) {
 	rp.discrete = true
-	if key := "h\xff" + c.discrete + "\xff" + c.label; !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
+	if key := (seenKey{'h', c.discrete, c.label, ""}); !seen[key] && r.Health != v1.Health_HEALTH_UNSPECIFIED {
 		seen[key] = true
 		b.series(&rp.health, metricSensorHealth, "kind", c.discrete, "sensor", c.label)
 	}
 	if c.discrete == "psu" && c.fault == "" {
-		if key := "p\xff" + c.label; !seen[key] {
+		if key := (seenKey{'p', c.label, "", ""}); !seen[key] {
 			seen[key] = true
 			b.series(&rp.present, metricPSUPresent, "psu", c.label)
 			b.series(&rp.failed, metricPSUFailed, "psu", c.label)
 		}
 	}
 	if c.fault != "" {
-		if key := "f\xff" + c.fault; !seen[key] {
+		if key := (seenKey{'f', c.fault, "", ""}); !seen[key] {
 			seen[key] = true
 			b.series(&rp.fault, metricChassisFault, "kind", c.fault)
 		}
 	}
-	if key := "i\xff" + c.discrete + "\xff" + c.label + "\xff" + r.Name; !seen[key] {
+	if key := (seenKey{'i', c.discrete, c.label, r.Name}); !seen[key] {
 		seen[key] = true
 		b.series(&rp.info, metricSensorInfo, "kind", c.discrete, "name", r.Name, "protocol", proto, "sensor", c.label)
 	}
@@ -579,12 +717,14 @@ func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c
 	if cl == classNone {
 		cl = defaultClass(kind)
 	}
-	if cl == classTemperature && d.class == classNone && unit != nil && thermWord.MatchString(c.words) &&
-		(r.Value+unit.offset)*unit.mul/unit.div < 0 {
-		// "P1 DIMM Thrm 1" at -58: a name saying thermal (not temp)
-		// with a reading below zero is a margin below a throttle
-		// point; no server part runs below 0 °C.
-		cl = classTemperatureMargin
+	if cl == classTemperature && d.class == classNone && unit != nil && thermWord.MatchString(c.words) {
+		c.byValue, c.valueConv = true, conversion{off: unit.offset, mul: unit.mul, div: unit.div}
+		if (r.Value+unit.offset)*unit.mul/unit.div < 0 {
+			// "P1 DIMM Thrm 1" at -58: a name saying thermal (not
+			// temp) with a reading below zero is a margin below a
+			// throttle point; no server part runs below 0 °C.
+			cl = classTemperatureMargin
+		}
 	}
 	if cl == classNone || unit == nil || !cl.accepts(unit.base) {
 		c.skip, c.why = skipUnmapped, "no series for kind "+strconv.Quote(kindName(kind))+" in unit "+strconv.Quote(r.Unit)
@@ -594,12 +734,16 @@ func (rs *ruleSet) classify(r *v1.Reading, proto v1.Protocol, vendorOK []bool, c
 	c.conv = conversion{off: unit.offset, mul: unit.mul, div: unit.div}
 	if d.multiplySet {
 		c.conv.mul *= d.multiply
-	} else if cl == classTemperatureMargin && c.conv.apply(r.Value) < 0 {
-		// Headroom is positive when safe: a BMC reporting the margin as
-		// a negative temperature (-61 for 61 below the throttle point)
-		// is negated. Decided when the plan is made, so a margin keeps
-		// its sign convention from poll to poll.
-		c.conv.mul = -c.conv.mul
+	} else if cl == classTemperatureMargin {
+		c.byValue, c.valueConv = true, c.conv
+		if c.conv.apply(r.Value) < 0 {
+			// Headroom is positive when safe: a BMC reporting the
+			// margin as a negative temperature (-61 for 61 below the
+			// throttle point) is negated. Decided when the plan is
+			// made, so a margin keeps its sign convention from poll
+			// to poll.
+			c.conv.mul = -c.conv.mul
+		}
 	}
 	c.priority = d.priority
 	c.metric = rs.names[cl][unit.base]
@@ -1074,88 +1218,6 @@ func (c *classified) metricKey() string {
 		return metricSensorHealth + "\xff" + c.discrete
 	}
 	return c.metric.value
-}
-
-// labelBuilder builds sorted, hashed label sets over a BMC's base labels
-// (sorted by name, as BaseLabels returns them). It builds them in a
-// scratch buffer; finish copies them into one slab of exactly the right
-// size, so a plan holds its labels in one allocation with no slack, each
-// set capacity-capped so none can grow into the next.
-type labelBuilder struct {
-	base []prompb.Label
-	buf  []prompb.Label
-	refs []labelRef
-}
-
-type labelRef struct {
-	out    *outSeries
-	off, n int
-}
-
-// series builds into out the label set of metric name with extra
-// name/value pairs. Extra labels win over base labels of the same name;
-// empty values are left out, as Prometheus does. out.labels is set by
-// finish.
-func (b *labelBuilder) series(out *outSeries, name string, extra ...string) {
-	var ex [8]prompb.Label
-	extras := ex[:0]
-	for i := 0; i+1 < len(extra); i += 2 {
-		v := extra[i+1]
-		if v == "" {
-			continue
-		}
-		if !utf8.ValidString(v) {
-			// A BMC's Latin-1 sensor name would make receivers reject
-			// the whole write request.
-			v = strings.ToValidUTF8(v, "\uFFFD")
-		}
-		extras = append(extras, prompb.Label{Name: extra[i], Value: v})
-	}
-	// A handful of extras: insertion sort.
-	for i := 1; i < len(extras); i++ {
-		for j := i; j > 0 && extras[j].Name < extras[j-1].Name; j-- {
-			extras[j], extras[j-1] = extras[j-1], extras[j]
-		}
-	}
-	start := len(b.buf)
-	b.buf = append(b.buf, prompb.Label{Name: "__name__", Value: name})
-	i := 0
-	for _, l := range b.base {
-		if l.Value == "" || overridden(extra, l.Name) {
-			continue
-		}
-		for i < len(extras) && extras[i].Name < l.Name {
-			b.buf = append(b.buf, extras[i])
-			i++
-		}
-		b.buf = append(b.buf, l)
-	}
-	b.buf = append(b.buf, extras[i:]...)
-	set := b.buf[start:]
-	if !slices.IsSortedFunc(set, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) }) {
-		series.Sort(set) // base labels given unsorted
-	}
-	out.hash = series.Hash(set)
-	b.refs = append(b.refs, labelRef{out: out, off: start, n: len(set)})
-}
-
-// finish moves every label set built into one exact-size slab.
-func (b *labelBuilder) finish() {
-	slab := make([]prompb.Label, len(b.buf))
-	copy(slab, b.buf)
-	for _, r := range b.refs {
-		r.out.labels = slab[r.off : r.off+r.n : r.off+r.n]
-	}
-	b.buf, b.refs = nil, nil
-}
-
-func overridden(extra []string, name string) bool {
-	for i := 0; i < len(extra); i += 2 {
-		if extra[i] == name {
-			return true
-		}
-	}
-	return false
 }
 
 // protoName is the protocol label value.

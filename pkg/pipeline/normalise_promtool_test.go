@@ -25,7 +25,7 @@ func exposition(t *testing.T, ss []series.Sample) []byte {
 	}
 	byFamily := map[string][]string{}
 	for _, s := range ss {
-		name := series.Get(s.Labels, "__name__")
+		name := s.Series.Labels.Get("__name__")
 		_, ok := fams[name]
 		require.True(t, ok, "family %s is in the schema's list", name)
 		byFamily[name] = append(byFamily[name], expoLine(t, s))

@@ -250,6 +250,9 @@ type ruleSet struct {
 	// names interns metric names: one string per (class, base) and per
 	// threshold, shared by every plan.
 	names [numClasses][numBases]*seriesNames
+
+	// memo remembers what the rules make of a sensor name (see nameInfo).
+	memo nameMemo
 }
 
 // seriesNames are the metric names of one class in one base unit.

@@ -375,11 +375,11 @@ func TestNormaliseTimestamps(t *testing.T) {
 	var st Stats
 	for _, smp := range n.Normalise(nil, s, []prompb.Label{{Name: "bmc", Value: "b"}}, &st) {
 		want := int64(1000)
-		if series.Get(smp.Labels, "sensor") == "intake" {
+		if smp.Series.Labels.Get("sensor") == "intake" {
 			want = 900 // the reading's own time, for all its series
 		}
-		require.Equal(t, want, smp.T, "%v", smp.Labels)
-		if series.Get(smp.Labels, "__name__") == metricSensorHealth {
+		require.Equal(t, want, smp.T, "%v", smp.Series.Labels)
+		if smp.Series.Labels.Get("__name__") == metricSensorHealth {
 			require.Equal(t, 2.0, smp.V)
 		}
 	}
@@ -509,7 +509,7 @@ func TestNormaliserPlanCache(t *testing.T) {
 	again := n.Normalise(nil, amiSnap(true, "Fan_SYS0"), base, &st)
 	require.Equal(t, len(first), len(again))
 	for i := range first {
-		require.Same(t, &first[i].Labels[0], &again[i].Labels[0], "interned label set %v", first[i].Labels)
+		require.Same(t, first[i].Series, again[i].Series, "interned label set %v", first[i].Series.Labels)
 	}
 	// Identity missing: AMI's rules (counting from 0) still apply.
 	got, _ := readingLines(t, n, amiSnap(false, "Fan_SYS0", "Fan_SYS1"))
@@ -517,10 +517,10 @@ func TestNormaliserPlanCache(t *testing.T) {
 
 	// New base labels (an inventory reload) replan.
 	moved := n.Normalise(nil, amiSnap(true, "Fan_SYS0"), []prompb.Label{{Name: "bmc", Value: "b"}, {Name: "rack", Value: "r2"}}, &st)
-	require.Equal(t, "r2", series.Get(moved[0].Labels, "rack"))
+	require.Equal(t, "r2", moved[0].Series.Labels.Get("rack"))
 
 	n.Forget("b")
-	require.Contains(t, n.String(), "0 plans cached")
+	require.Contains(t, n.String(), "0 BMCs cached")
 }
 
 func TestNormaliserCacheGenerations(t *testing.T) {
@@ -539,10 +539,10 @@ func TestNormaliserCacheGenerations(t *testing.T) {
 	require.Len(t, n.cur, 1)
 	require.Len(t, n.prev, 2)
 	a2 := norm("a") // found in the previous generation, promoted
-	require.Same(t, &a[0].Labels[0], &a2[0].Labels[0])
+	require.Same(t, a[0].Series, a2[0].Series)
 	norm("d") // current is full (c, a): b is forgotten
-	require.NotContains(t, n.cur, planKey{"b", pRedfish})
-	require.NotContains(t, n.prev, planKey{"b", pRedfish})
+	require.NotContains(t, n.cur, "b")
+	require.NotContains(t, n.prev, "b")
 	require.LessOrEqual(t, len(n.cur)+len(n.prev), 2*n.cacheSize)
 }
 

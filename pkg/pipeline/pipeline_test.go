@@ -18,10 +18,10 @@ func render(ss []series.Sample) []string {
 	out := make([]string, 0, len(ss))
 	for _, s := range ss {
 		var b strings.Builder
-		b.WriteString(series.Get(s.Labels, "__name__"))
+		b.WriteString(s.Series.Labels.Get("__name__"))
 		b.WriteString("{")
 		first := true
-		for _, l := range s.Labels {
+		for _, l := range s.Series.Labels.Prom() {
 			if l.Name == "__name__" {
 				continue
 			}
@@ -33,10 +33,10 @@ func render(ss []series.Sample) []string {
 		}
 		fmt.Fprintf(&b, "} %g @%d", s.V, s.T)
 		out = append(out, b.String())
-		if s.Hash != series.Hash(s.Labels) {
+		if s.Series.Hash != series.Hash(s.Series.Labels.Prom()) {
 			panic("hash mismatch")
 		}
-		if !sort.SliceIsSorted(s.Labels, func(i, j int) bool { return s.Labels[i].Name < s.Labels[j].Name }) {
+		if ls := s.Series.Labels.Prom(); !sort.SliceIsSorted(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name }) {
 			panic("labels not sorted")
 		}
 	}
@@ -136,7 +136,7 @@ func FuzzDecodeNormalise(f *testing.F) {
 		var st Stats
 		base := []prompb.Label{{Name: "bmc", Value: s.BmcId}}
 		for _, smp := range Normalise(nil, &s, base, &st) {
-			if series.Get(smp.Labels, "__name__") == "" || smp.T <= 0 {
+			if smp.Series.Labels.Get("__name__") == "" || smp.T <= 0 {
 				t.Fatalf("bad sample %+v", smp)
 			}
 		}

@@ -14,13 +14,13 @@ import (
 )
 
 // DefaultRelabelCacheSize is how many series a Relabeler remembers in each
-// of its two cache generations. An entry costs about 80 bytes of map; a
-// series relabelling changed also holds its output labels (a prompb.Label
-// is 64 bytes, plus the strings relabelling made), while an unchanged one
-// shares its input's slice, which the Normaliser's plans keep anyway.
+// of its two cache generations. An entry costs about 40 bytes of map; a
+// series relabelling changed also holds its output series (made once,
+// compact labels), while an unchanged one is its input series, which the
+// Normaliser's series table keeps anyway.
 // 1<<20 series per generation cover what the Normaliser's default plan
-// cache covers (16 000 BMCs of about 60 series) for about 85 MB of map per
-// generation, plus some 700 bytes per changed 10-label series. A series
+// cache covered (16 000 BMCs of about 60 series) for about 45 MB of map per
+// generation, plus some 200 bytes per changed 10-label series. A series
 // forgotten costs one relabel run (about 2 µs and 7 allocations) at its
 // next sample, never a wrong result.
 const DefaultRelabelCacheSize = 1 << 20
@@ -36,9 +36,9 @@ const RelabelNameValidation = model.UTF8Validation
 // gateway's optional relabel stage.
 //
 // Relabelling depends only on a series' labels, so a Relabeler remembers the
-// outcome per input series, keyed by its Hash and checked for label
-// equality: a series seen before costs a map lookup and a label comparison,
-// and its output label slice is the same slice every time. The cache has two
+// outcome per input series, keyed by its Hash and checked by pointer (then
+// label equality): a series seen before costs a map lookup, and its output
+// *series.Series is the same every time. The cache has two
 // generations of at most DefaultRelabelCacheSize series each; a series not
 // seen for two generations is forgotten, so label churn does not pin memory.
 //
@@ -60,9 +60,8 @@ type Relabeler struct {
 
 // relabelEntry is the remembered outcome of relabelling one series.
 type relabelEntry struct {
-	in   []prompb.Label // the input, to tell hash collisions apart
-	out  []prompb.Label // nil when the series is dropped
-	hash uint64         // series.Hash(out)
+	in  *series.Series // the input, to tell hash collisions apart
+	out *series.Series // nil when the series is dropped
 }
 
 // NewRelabeler validates cfgs and returns a Relabeler that applies them in
@@ -130,44 +129,51 @@ func ParseRelabelYAML(b []byte) ([]*relabel.Config, error) {
 }
 
 // Apply appends to dst the samples that survive relabelling, with their
-// relabelled labels and Hash, and returns dst. Dropped samples are omitted,
-// as are samples whose labels relabelling left without a metric name (no
-// receiver would take them). dst may be samples[:0] to relabel in place.
+// relabelled series, and returns dst. Dropped samples are omitted, as are
+// samples whose labels relabelling left without a metric name (no receiver
+// would take them). dst may be samples[:0] to relabel in place.
 //
-// Output label slices are sorted, built anew when relabelling changed the
-// labels and otherwise the input's own slice; either way they are shared
-// with later calls for the same series and must not be modified. Input
-// label slices are kept (they are immutable once handed on, see
-// series.Sample). A sample's Hash is only a cache key here: a wrong one
-// costs a relabel run, never a wrong result.
+// Output series are made anew (Slot -1) when relabelling changed the labels
+// and are otherwise the input series; either way they are shared with later
+// calls for the same series and must not be modified. Input series are kept
+// (they are immutable once handed on, see series.Sample). A series' Hash is
+// only a cache key here: a wrong one costs a relabel run, never a wrong
+// result.
 func (r *Relabeler) Apply(dst, samples []series.Sample) []series.Sample {
 	if len(r.cfgs) == 0 {
 		return append(dst, samples...)
 	}
 	for i := range samples {
 		s := samples[i]
-		e, ok := r.lookup(s.Hash, s.Labels)
+		e, ok := r.lookup(s.Series)
 		if !ok {
-			e = r.relabel(s.Labels)
-			r.store(s.Hash, e)
+			e = r.relabel(s.Series)
+			r.store(s.Series.Hash, e)
 		}
 		if e.out == nil {
 			continue
 		}
-		dst = append(dst, series.Sample{Labels: e.out, Hash: e.hash, T: s.T, V: s.V})
+		dst = append(dst, series.Sample{Series: e.out, T: s.T, V: s.V})
 	}
 	return dst
 }
 
-func (r *Relabeler) lookup(h uint64, ls []prompb.Label) (relabelEntry, bool) {
-	if e, ok := r.cur[h]; ok && labelsEqual(e.in, ls) {
+func (r *Relabeler) lookup(in *series.Series) (relabelEntry, bool) {
+	h := in.Hash
+	if e, ok := r.cur[h]; ok && sameSeries(e.in, in) {
 		return e, true
 	}
-	if e, ok := r.prev[h]; ok && labelsEqual(e.in, ls) {
+	if e, ok := r.prev[h]; ok && sameSeries(e.in, in) {
 		r.store(h, e) // used again: promote it to the current generation
 		return e, true
 	}
 	return relabelEntry{}, false
+}
+
+// sameSeries reports whether two series are one: the same pointer, or the
+// same labels.
+func sameSeries(a, b *series.Series) bool {
+	return a == b || a.Hash == b.Hash && a.Labels.Equal(b.Labels)
 }
 
 // store keeps e in the current generation; a full generation becomes the
@@ -180,12 +186,10 @@ func (r *Relabeler) store(h uint64, e relabelEntry) {
 	delete(r.prev, h)
 }
 
-// relabel runs the configs over one label set.
-func (r *Relabeler) relabel(in []prompb.Label) relabelEntry {
+// relabel runs the configs over one series' labels.
+func (r *Relabeler) relabel(in *series.Series) relabelEntry {
 	r.sb.Reset()
-	for i := range in {
-		r.sb.Add(in[i].Name, in[i].Value)
-	}
+	in.Labels.Range(func(name, value string) { r.sb.Add(name, value) })
 	r.sb.Sort()
 	r.lb.Reset(r.sb.Labels())
 	if !relabel.ProcessBuilder(r.lb, r.cfgs...) {
@@ -195,25 +199,12 @@ func (r *Relabeler) relabel(in []prompb.Label) relabelEntry {
 	if out.Get(model.MetricNameLabel) == "" {
 		return relabelEntry{in: in}
 	}
-	if sameLabels(out, in) {
-		return relabelEntry{in: in, out: in, hash: series.Hash(in)}
-	}
 	ls := make([]prompb.Label, 0, out.Len())
 	out.Range(func(l labels.Label) {
 		ls = append(ls, prompb.Label{Name: l.Name, Value: l.Value})
 	})
-	return relabelEntry{in: in, out: ls, hash: series.Hash(ls)}
-}
-
-// sameLabels reports whether a labels.Labels holds the same labels, in the
-// same order, as a prompb label slice.
-func sameLabels(ls labels.Labels, pl []prompb.Label) bool {
-	i, same := 0, true
-	ls.Range(func(l labels.Label) {
-		if !same || i >= len(pl) || l.Name != pl[i].Name || l.Value != pl[i].Value {
-			same = false
-		}
-		i++
-	})
-	return same && i == len(pl)
+	if in.Labels.EqualProm(ls) {
+		return relabelEntry{in: in, out: in}
+	}
+	return relabelEntry{in: in, out: series.New(ls)}
 }

@@ -22,7 +22,7 @@ func rlSample(name string, t int64, v float64, kv ...string) series.Sample {
 		ls = append(ls, prompb.Label{Name: kv[i], Value: kv[i+1]})
 	}
 	series.Sort(ls)
-	return series.Sample{Labels: ls, Hash: series.Hash(ls), T: t, V: v}
+	return series.Sample{Series: series.New(ls), T: t, V: v}
 }
 
 // rlString renders a label set as {a="b",...} for comparisons.
@@ -165,8 +165,8 @@ func TestRelabelApply(t *testing.T) {
 				got := r.Apply(nil, in)
 				gotLS := make([]string, len(got))
 				for i, s := range got {
-					gotLS[i] = rlString(s.Labels)
-					require.Equal(t, series.Hash(s.Labels), s.Hash, "pass %d: hash of %s", pass, gotLS[i])
+					gotLS[i] = rlString(s.Series.Labels.Prom())
+					require.Equal(t, series.Hash(s.Series.Labels.Prom()), s.Series.Hash, "pass %d: hash of %s", pass, gotLS[i])
 					require.Equal(t, in[0].T, s.T)
 				}
 				require.Equal(t, tt.want, gotLS, "pass %d", pass)
@@ -202,7 +202,7 @@ func TestRelabelMatchesPrometheus(t *testing.T) {
 		got := r.Apply(nil, []series.Sample{s})
 
 		lb := labels.NewBuilder(labels.EmptyLabels())
-		for _, l := range s.Labels {
+		for _, l := range s.Series.Labels.Prom() {
 			lb.Set(l.Name, l.Value)
 		}
 		keep := relabel.ProcessBuilder(lb, cfgs...)
@@ -212,7 +212,7 @@ func TestRelabelMatchesPrometheus(t *testing.T) {
 		}
 		require.Len(t, got, 1, "bmc %d", i)
 		want := lb.Labels()
-		require.Equal(t, want.String(), labelsFromProm(got[0].Labels).String())
+		require.Equal(t, want.String(), labelsFromProm(got[0].Series.Labels.Prom()).String())
 	}
 }
 
@@ -244,8 +244,8 @@ func TestRelabelCache(t *testing.T) {
 		second := r.Apply(nil, rlBase())
 		require.Len(t, second, 2)
 		for i := range first {
-			require.Same(t, &first[i].Labels[0], &second[i].Labels[0])
-			require.Equal(t, first[i].Hash, second[i].Hash)
+			require.Same(t, first[i].Series, second[i].Series)
+			require.Equal(t, first[i].Series.Hash, second[i].Series.Hash)
 		}
 	})
 
@@ -259,19 +259,19 @@ func TestRelabelCache(t *testing.T) {
 		in := rlBase()
 		got := r0.Apply(nil, in)
 		require.Len(t, got, 2)
-		require.Same(t, &in[0].Labels[0], &got[0].Labels[0])
-		require.Equal(t, in[0].Hash, got[0].Hash)
+		require.Same(t, in[0].Series, got[0].Series)
+		require.Equal(t, in[0].Series.Hash, got[0].Series.Hash)
 	})
 
 	t.Run("hash collision is told apart", func(t *testing.T) {
 		a := rlSample("bmc_up", 1, 1, "bmc", "a", "rack", "ra")
 		b := rlSample("bmc_up", 1, 1, "bmc", "b", "rack", "rb")
-		b.Hash = a.Hash
+		b.Series = &series.Series{Labels: b.Series.Labels, Hash: a.Series.Hash, Slot: -1}
 		got := r.Apply(nil, []series.Sample{a, b, a, b})
 		require.Len(t, got, 4)
 		for i, want := range []string{"ra", "rb", "ra", "rb"} {
-			require.Equal(t, want, series.Get(got[i].Labels, "rack_name"))
-			require.Equal(t, series.Hash(got[i].Labels), got[i].Hash)
+			require.Equal(t, want, got[i].Series.Labels.Get("rack_name"))
+			require.Equal(t, series.Hash(got[i].Series.Labels.Prom()), got[i].Series.Hash)
 		}
 	})
 
@@ -279,8 +279,8 @@ func TestRelabelCache(t *testing.T) {
 		in := rlBase()
 		got := r.Apply(in[:0], in)
 		require.Len(t, got, 2)
-		require.Equal(t, "r1", series.Get(got[0].Labels, "rack_name"))
-		require.Equal(t, "bmc_temperature_celsius", series.Get(got[1].Labels, "__name__"))
+		require.Equal(t, "r1", got[0].Series.Labels.Get("rack_name"))
+		require.Equal(t, "bmc_temperature_celsius", got[1].Series.Labels.Get("__name__"))
 	})
 
 	t.Run("bounded", func(t *testing.T) {
@@ -293,7 +293,7 @@ func TestRelabelCache(t *testing.T) {
 			require.LessOrEqual(t, len(rb.prev), 8)
 		}
 		got := rb.Apply(nil, []series.Sample{rlSample("bmc_up", 1, 1, "bmc", "0", "rack", "x")})
-		require.Equal(t, "x", series.Get(got[0].Labels, "rack_name"))
+		require.Equal(t, "x", got[0].Series.Labels.Get("rack_name"))
 	})
 }
 
@@ -388,7 +388,7 @@ func BenchmarkRelabelApply(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			for i := range in {
-				r.relabel(in[i].Labels)
+				r.relabel(in[i].Series)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/sample")

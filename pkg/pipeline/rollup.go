@@ -139,10 +139,9 @@ type rollupBMC struct {
 // rollupReading is the latest value of one intake sensor series, NaN after
 // a staleness marker.
 type rollupReading struct {
-	hash   uint64
-	labels []prompb.Label
-	v      float64
-	t      int64
+	ser *series.Series
+	v   float64
+	t   int64
 }
 
 // rollupGroup is one group and its three output series.
@@ -155,9 +154,8 @@ type rollupGroup struct {
 }
 
 type rollupSeries struct {
-	labels  []prompb.Label
-	hash    uint64
-	emitted bool // the last Emit wrote a value, not a marker
+	ser     *series.Series // made once, with the group
+	emitted bool           // the last Emit wrote a value, not a marker
 }
 
 const (
@@ -199,24 +197,25 @@ func NewRollup(opts RollupOptions) *Rollup {
 // Observe records the samples that feed the roll-ups: bmc_power_watts and
 // bmc_temperature_celsius{context="intake"} of any BMC, by their `bmc`
 // label; others are ignored. A value older than the one recorded for its
-// series is ignored too. Observe keeps the label slices of intake series
-// (immutable once handed on, see series.Sample) and, in the steady state,
-// does not allocate.
+// series is ignored too. Observe keeps the intake series (immutable once
+// handed on, see series.Sample) and, in the steady state, does not
+// allocate.
 func (r *Rollup) Observe(samples []series.Sample) {
 	for i := range samples {
 		s := &samples[i]
 		var power bool
-		switch series.Get(s.Labels, model.MetricNameLabel) {
+		ls := s.Series.Labels
+		switch ls.Name() {
 		case rollupPowerMetric:
 			power = true
 		case rollupTempMetric:
-			if series.Get(s.Labels, "context") != rollupIntakeContext {
+			if ls.Get("context") != rollupIntakeContext {
 				continue
 			}
 		default:
 			continue
 		}
-		id := series.Get(s.Labels, "bmc")
+		id := ls.Get("bmc")
 		if id == "" {
 			continue
 		}
@@ -225,7 +224,7 @@ func (r *Rollup) Observe(samples []series.Sample) {
 			b = &rollupBMC{power: math.NaN()}
 			r.bmcs[id] = b
 		}
-		r.place(b, s.Labels)
+		r.place(b, ls)
 		if power {
 			if s.T >= b.powerT {
 				b.power, b.powerT = s.V, s.T
@@ -239,24 +238,24 @@ func (r *Rollup) Observe(samples []series.Sample) {
 func (r *Rollup) observeIntake(b *rollupBMC, s *series.Sample) {
 	for j := range b.intake {
 		in := &b.intake[j]
-		if in.hash != s.Hash || !labelsEqual(in.labels, s.Labels) {
+		if !sameSeries(in.ser, s.Series) {
 			continue
 		}
 		if s.T >= in.t {
-			in.labels, in.v, in.t = s.Labels, s.V, s.T
+			in.ser, in.v, in.t = s.Series, s.V, s.T
 		}
 		return
 	}
 	if !math.IsNaN(s.V) {
-		b.intake = append(b.intake, rollupReading{hash: s.Hash, labels: s.Labels, v: s.V, t: s.T})
+		b.intake = append(b.intake, rollupReading{ser: s.Series, v: s.V, t: s.T})
 	}
 }
 
 // place puts b in the group its labels ls name, moving it if they changed.
-func (r *Rollup) place(b *rollupBMC, ls []prompb.Label) {
+func (r *Rollup) place(b *rollupBMC, ls series.Labels) {
 	grouped := false
 	for i, n := range r.groupBy {
-		r.vals[i] = series.Get(ls, n)
+		r.vals[i] = ls.Get(n)
 		grouped = grouped || r.vals[i] != ""
 	}
 	if b.group != nil && slices.Equal(b.group.values, r.vals) {
@@ -297,8 +296,7 @@ func (r *Rollup) newGroup(key string) *rollupGroup {
 			}
 		}
 		ls = append(ls, r.extra...)
-		series.Sort(ls)
-		g.series[k] = rollupSeries{labels: ls, hash: series.Hash(ls)}
+		g.series[k] = rollupSeries{ser: series.New(ls)}
 	}
 	r.groups[key] = g
 	r.order = append(r.order, g)
@@ -324,8 +322,7 @@ func (r *Rollup) Forget(bmcID string) {
 // least one BMC has a current value, and the reporting count while the
 // group has BMCs; a staleness marker for a series that was written last
 // time and has no value now. Intake readings gone stale are forgotten.
-// The samples' label slices are shared between calls and must not be
-// modified. Groups come in the order they were first seen.
+// The samples' series are shared between calls and must not be modified. Groups come in the order they were first seen.
 func (r *Rollup) Emit(dst []series.Sample, t int64) []series.Sample {
 	marker := staleNaN()
 	kept := r.order[:0]
@@ -384,7 +381,7 @@ func (r *Rollup) Emit(dst []series.Sample, t int64) []series.Sample {
 
 func (s *rollupSeries) write(dst []series.Sample, t int64, v float64) []series.Sample {
 	s.emitted = true
-	return append(dst, series.Sample{Labels: s.labels, Hash: s.hash, T: t, V: v})
+	return append(dst, series.Sample{Series: s.ser, T: t, V: v})
 }
 
 // end writes a staleness marker if the series was written last time.
@@ -393,5 +390,5 @@ func (s *rollupSeries) end(dst []series.Sample, t int64, marker float64) []serie
 		return dst
 	}
 	s.emitted = false
-	return append(dst, series.Sample{Labels: s.labels, Hash: s.hash, T: t, V: marker})
+	return append(dst, series.Sample{Series: s.ser, T: t, V: marker})
 }

@@ -29,11 +29,11 @@ func ruEmit(t *testing.T, r *Rollup, at int64) map[string]any {
 	t.Helper()
 	got := map[string]any{}
 	for _, s := range r.Emit(nil, at) {
-		require.Equal(t, series.Hash(s.Labels), s.Hash)
+		require.Equal(t, series.Hash(s.Series.Labels.Prom()), s.Series.Hash)
 		require.Equal(t, at, s.T)
-		require.NotEqual(t, "", series.Get(s.Labels, "__name__"))
-		require.Equal(t, "", series.Get(s.Labels, "bmc"))
-		k := rlString(s.Labels)
+		require.NotEqual(t, "", s.Series.Labels.Get("__name__"))
+		require.Equal(t, "", s.Series.Labels.Get("bmc"))
+		k := rlString(s.Series.Labels.Prom())
 		require.NotContains(t, got, k, "series written twice")
 		if value.IsStaleNaN(s.V) {
 			got[k] = "stale"
@@ -274,7 +274,7 @@ func TestRollupEmitShares(t *testing.T) {
 	second := r.Emit(nil, 2000)
 	require.Len(t, second, len(first))
 	for i := range first {
-		require.Same(t, &first[i].Labels[0], &second[i].Labels[0])
+		require.Same(t, first[i].Series, second[i].Series)
 	}
 	dst := make([]series.Sample, 0, 8)
 	require.Zero(t, testing.AllocsPerRun(10, func() { dst = r.Emit(dst[:0], 3000) }))

@@ -109,7 +109,7 @@ type sourceBMC struct {
 	otherSeen bool
 	// series the preferred protocol produces → the generation of the last
 	// of its snapshots that had the series.
-	series seriesSet[uint32]
+	series seriesState[uint32]
 	gen    uint32
 }
 
@@ -130,9 +130,11 @@ func NewSources() *Sources {
 // Sources knew of the BMC is dropped. A change of prefer (an inventory
 // reload) starts the BMC afresh.
 //
-// Split keeps a reference to the label slices of the preferred protocol's
-// series (immutable once handed on) and reuses its per-BMC state from poll
-// to poll: in the steady state it does not allocate.
+// Split keeps a reference to the preferred protocol's series (immutable
+// once handed on), in a slice indexed by Slot for the series of the
+// normaliser's table (which both protocols' samples share), and reuses its
+// per-BMC state from poll to poll: in the steady state it does not
+// allocate.
 func (ss *Sources) Split(s *v1.Snapshot, prefer v1.Protocol, samples []series.Sample) (n int, change SourceChange) {
 	if prefer == v1.Protocol_PROTOCOL_UNSPECIFIED {
 		delete(ss.bmcs, s.BmcId)
@@ -141,7 +143,6 @@ func (ss *Sources) Split(s *v1.Snapshot, prefer v1.Protocol, samples []series.Sa
 	b := ss.bmcs[s.BmcId]
 	if b == nil || b.prefer != prefer {
 		b = &sourceBMC{prefer: prefer}
-		b.series.init()
 		ss.bmcs[s.BmcId] = b
 	}
 	if s.Protocol == prefer {
@@ -153,7 +154,7 @@ func (ss *Sources) Split(s *v1.Snapshot, prefer v1.Protocol, samples []series.Sa
 	}
 	for i := range samples {
 		smp := &samples[i]
-		if !value.IsStaleNaN(smp.V) && b.series.find(smp.Hash, smp.Labels) >= 0 {
+		if !value.IsStaleNaN(smp.V) && b.series.find(smp.Series) != nil {
 			continue // the preferred protocol feeds it
 		}
 		if i != n {
@@ -198,21 +199,16 @@ func (b *sourceBMC) observePreferred(ss *Sources, s *v1.Snapshot, samples []seri
 		if value.IsStaleNaN(smp.V) {
 			continue
 		}
-		j := b.series.find(smp.Hash, smp.Labels)
-		if j < 0 {
-			b.series.add(smp.Hash, smp.Labels, b.gen)
-			continue
+		if g := b.series.find(smp.Series); g != nil {
+			*g = b.gen
+		} else {
+			b.series.add(smp.Series, b.gen)
 		}
-		e := &b.series.entries[j]
-		e.labels = smp.Labels
-		e.val = b.gen
 	}
 	if !s.Partial {
-		for i := len(b.series.entries) - 1; i >= 0; i-- {
-			if b.series.entries[i].val != b.gen {
-				b.series.remove(i) // the preferred protocol no longer has it
-			}
-		}
+		// What the preferred protocol no longer has goes.
+		gen := b.gen
+		b.series.each(func(_ *series.Series, g *uint32) bool { return *g != gen })
 	}
 	return change
 }
@@ -226,7 +222,7 @@ func (ss *Sources) Forget(bmcID string) {
 // Len returns the number of BMCs and series Sources holds state for.
 func (ss *Sources) Len() (bmcs, seriesCount int) {
 	for _, b := range ss.bmcs {
-		seriesCount += len(b.series.entries)
+		seriesCount += b.series.len()
 	}
 	return len(ss.bmcs), seriesCount
 }

@@ -43,7 +43,7 @@ func sampleNames(ss []series.Sample) []string {
 	var out []string
 	for _, s := range ss {
 		name := ""
-		for _, l := range s.Labels {
+		for _, l := range s.Series.Labels.Prom() {
 			if l.Name == "__name__" {
 				name = l.Value
 			}
@@ -272,7 +272,7 @@ func TestSourcesWithStalenessAndDedup(t *testing.T) {
 			buf = append(buf[:n], buf[all:]...)
 			buf = dd.Filter(buf[:0], "srv-1", buf)
 			for _, s := range buf {
-				key := fmt.Sprint(s.Labels)
+				key := s.Series.Labels.String()
 				got[key] = append(got[key], written{s.T, p.proto, value.IsStaleNaN(s.V)})
 			}
 		}
@@ -288,7 +288,7 @@ func TestSourcesWithStalenessAndDedup(t *testing.T) {
 			}
 		}
 	}
-	temp := got[fmt.Sprint(sourceSample("srv-1", "temp", protoRedfish, 0, 0).Labels)]
+	temp := got[sourceSample("srv-1", "temp", protoRedfish, 0, 0).Series.Labels.String()]
 	require.Len(t, temp, 12, "one sample per poll")
 	for i, w := range temp {
 		want := protoRedfish

@@ -39,7 +39,7 @@ type Staleness struct {
 type staleBMC struct {
 	// series → which protocols' latest complete snapshot had it, and the
 	// observation that last saw it.
-	series seriesSet[staleState]
+	series seriesState[staleState]
 	gen    uint32
 	last   int64 // poll time of the last Observe
 }
@@ -65,14 +65,13 @@ func NewStaleness() *Staleness {
 // has. dst may be samples: the markers are appended after them. Staleness
 // markers among samples are ignored.
 //
-// Observe keeps each series' newest label slice (immutable once handed on)
-// and reuses its per-BMC state from poll to poll: in the steady state it
-// does not allocate.
+// Observe keeps each series (immutable once handed on), in a slice indexed
+// by Slot for the series of the normaliser's table, and reuses its per-BMC
+// state from poll to poll: in the steady state it does not allocate.
 func (st *Staleness) Observe(dst []series.Sample, s *v1.Snapshot, samples []series.Sample) []series.Sample {
 	b := st.bmcs[s.BmcId]
 	if b == nil {
 		b = &staleBMC{}
-		b.series.init()
 		st.bmcs[s.BmcId] = b
 	}
 	b.gen++
@@ -82,31 +81,29 @@ func (st *Staleness) Observe(dst []series.Sample, s *v1.Snapshot, samples []seri
 		if value.IsStaleNaN(smp.V) {
 			continue
 		}
-		i := b.series.find(smp.Hash, smp.Labels)
-		if i < 0 {
-			b.series.add(smp.Hash, smp.Labels, staleState{sources: bit, gen: b.gen})
+		v := b.series.find(smp.Series)
+		if v == nil {
+			b.series.add(smp.Series, staleState{sources: bit, gen: b.gen})
 			continue
 		}
-		e := &b.series.entries[i]
-		e.labels = smp.Labels
-		e.val.sources |= bit
-		e.val.gen = b.gen
+		v.sources |= bit
+		v.gen = b.gen
 	}
 	if s.Up && s.Partial {
 		return dst
 	}
-	for i := len(b.series.entries) - 1; i >= 0; i-- {
-		e := &b.series.entries[i]
-		if e.val.sources&bit == 0 || e.val.gen == b.gen {
-			continue
+	t, gen := s.PollStartMs, b.gen
+	b.series.each(func(ser *series.Series, v *staleState) bool {
+		if v.sources&bit == 0 || v.gen == gen {
+			return false
 		}
-		e.val.sources &^= bit
-		if e.val.sources != 0 {
-			continue
+		v.sources &^= bit
+		if v.sources != 0 {
+			return false
 		}
-		dst = append(dst, series.Sample{Labels: e.labels, Hash: e.hash, T: s.PollStartMs, V: staleNaN()})
-		b.series.remove(i)
-	}
+		dst = append(dst, series.Sample{Series: ser, T: t, V: staleNaN()})
+		return true
+	})
 	return dst
 }
 
@@ -120,10 +117,10 @@ func (st *Staleness) Forget(dst []series.Sample, bmcID string, t int64) []series
 	if b == nil {
 		return dst
 	}
-	for i := range b.series.entries {
-		e := &b.series.entries[i]
-		dst = append(dst, series.Sample{Labels: e.labels, Hash: e.hash, T: t, V: staleNaN()})
-	}
+	b.series.each(func(ser *series.Series, _ *staleState) bool {
+		dst = append(dst, series.Sample{Series: ser, T: t, V: staleNaN()})
+		return false
+	})
 	delete(st.bmcs, bmcID)
 	return dst
 }

@@ -113,7 +113,7 @@ func TestStalenessHashCollision(t *testing.T) {
 	st := NewStaleness()
 	a := seriesSample("srv-1", "a", 1, 1)
 	b := seriesSample("srv-1", "b", 1, 1)
-	b.Hash = a.Hash
+	b.Series = &series.Series{Labels: b.Series.Labels, Hash: a.Series.Hash, Slot: -1}
 	snap := func(t int64) *v1.Snapshot { return &v1.Snapshot{BmcId: "srv-1", Up: true, PollStartMs: t} }
 	require.Empty(t, st.Observe(nil, snap(1), []series.Sample{a, b}))
 	require.Empty(t, st.Observe(nil, snap(2), []series.Sample{b, a}))
@@ -129,8 +129,8 @@ func promView(samples []series.Sample, at int64) []string {
 	newest := map[uint64]series.Sample{}
 	for _, s := range samples {
 		if s.T <= at && s.T > at-lookback {
-			if cur, ok := newest[s.Hash]; !ok || s.T > cur.T {
-				newest[s.Hash] = s
+			if cur, ok := newest[s.Series.Hash]; !ok || s.T > cur.T {
+				newest[s.Series.Hash] = s
 			}
 		}
 	}
@@ -139,7 +139,7 @@ func promView(samples []series.Sample, at int64) []string {
 		if value.IsStaleNaN(s.V) {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s{sensor=%q} %g", series.Get(s.Labels, "__name__"), series.Get(s.Labels, "sensor"), s.V))
+		out = append(out, fmt.Sprintf("%s{sensor=%q} %g", s.Series.Labels.Get("__name__"), s.Series.Labels.Get("sensor"), s.V))
 	}
 	slices.Sort(out)
 	return out

@@ -5,7 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unique"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -428,4 +430,73 @@ func (l Labels) String() string {
 	})
 	sb.WriteByte('}')
 	return sb.String()
+}
+
+// MakeSorted is Make for own labels already sorted by name, with distinct
+// names and no empty value (as a builder that merges sorted labels has
+// them): it returns what Make returns without copying or sorting own, and
+// allocates only when the own part is new to the process (interning it).
+// own is not modified or retained.
+func MakeSorted(own []prompb.Label, base *Base) Labels {
+	nb := base.Len()
+	if nb == 0 {
+		return Labels{own: internSorted(own)}
+	}
+	if len(own)+nb > maxMerged || overlaps(own, base.names) {
+		return Make(own, base)
+	}
+	var mask uint64
+	i, j := 0, 0
+	for k := 0; i < len(own) || j < nb; k++ {
+		if j < nb && (i == len(own) || base.names[j] < own[i].Name) {
+			mask |= 1 << uint(k)
+			j++
+		} else {
+			i++
+		}
+	}
+	l := Labels{base: base, mask: mask}
+	if len(own) > 0 {
+		l.own = internSorted(own)
+	}
+	return l
+}
+
+var encPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// internSorted interns the encoding of sorted labels, encoded in a pooled
+// buffer: unique.Make copies a string it stores, so looking up one that is
+// there already costs no allocation.
+func internSorted(ls []prompb.Label) unique.Handle[string] {
+	bp := encPool.Get().(*[]byte)
+	enc := (*bp)[:0]
+	for _, l := range ls {
+		enc = appendLabel(enc, l.Name, l.Value)
+	}
+	var h unique.Handle[string]
+	if len(enc) == 0 {
+		h = unique.Make("")
+	} else {
+		h = unique.Make(unsafe.String(&enc[0], len(enc)))
+	}
+	*bp = enc
+	encPool.Put(bp)
+	return h
+}
+
+// Rebase returns the set with its base part replaced by b, which must
+// have the same label names as the set's base: the same own labels
+// (the same interned handle) over another BMC's inventory labels. ok is
+// false when it cannot be done (other names, or a set stored whole).
+func (l Labels) Rebase(b *Base) (_ Labels, ok bool) {
+	if l.base == nil {
+		if b.Len() == 0 {
+			return l, true
+		}
+		return Labels{}, false
+	}
+	if l.base != b && !slices.Equal(l.base.names, b.names) {
+		return Labels{}, false
+	}
+	return Labels{own: l.own, base: b, mask: l.mask}, true
 }

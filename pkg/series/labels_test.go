@@ -136,3 +136,53 @@ func FuzzLabels(f *testing.F) {
 		checkSet(t, Make(o, NewBase(b)), want)
 	})
 }
+
+// TestMakeSorted: for sorted own labels, MakeSorted returns exactly what
+// Make returns (the same handle, base and mask), and looking up a set
+// interned before allocates nothing.
+func TestMakeSorted(t *testing.T) {
+	base := NewBase(pl("bmc", "b1", "rack", "r1", "site", "s1"))
+	for _, own := range [][]prompb.Label{
+		nil,
+		pl("__name__", "up"),
+		pl("__name__", "bmc_temperature_celsius", "context", "cpu", "sensor", "cpu1"),
+		pl("__name__", "m", "rack", "mine"), // overlaps the base: stored whole
+		pl("__name__", "m", "zone", "z"),
+	} {
+		for _, b := range []*Base{nil, base} {
+			want := Make(own, b)
+			got := MakeSorted(own, b)
+			if got != want {
+				t.Fatalf("MakeSorted(%v, %v) = %v, want %v", own, b.Labels(), got, want)
+			}
+			checkSet(t, got, append(slices.Clone(own), b.Labels().Prom()...))
+		}
+	}
+	own := pl("__name__", "bmc_fan_speed_rpm", "fan", "fan1")
+	MakeSorted(own, base)
+	if n := testing.AllocsPerRun(100, func() { MakeSorted(own, base) }); n != 0 {
+		t.Fatalf("MakeSorted of an interned set: %v allocations, want 0", n)
+	}
+}
+
+// TestRebase: a set rebased onto a base of the same names is the set Make
+// makes of its own labels and that base; other names, or a set stored
+// whole, cannot be rebased.
+func TestRebase(t *testing.T) {
+	b1 := NewBase(pl("bmc", "b1", "rack", "r1"))
+	b2 := NewBase(pl("bmc", "b2", "rack", "r2"))
+	own := pl("__name__", "m", "sensor", "s")
+	got, ok := Make(own, b1).Rebase(b2)
+	if !ok || got != Make(own, b2) {
+		t.Fatalf("Rebase: %v %v, want %v", got, ok, Make(own, b2))
+	}
+	if _, ok := Make(own, b1).Rebase(NewBase(pl("bmc", "b2"))); ok {
+		t.Fatal("Rebase onto other names succeeded")
+	}
+	if _, ok := Make(pl("__name__", "m", "rack", "mine"), b1).Rebase(b2); ok {
+		t.Fatal("Rebase of a set stored whole succeeded")
+	}
+	if got, ok := Make(own, nil).Rebase(NewBase(nil)); !ok || got != Make(own, nil) {
+		t.Fatal("Rebase of a set without base onto an empty base")
+	}
+}

@@ -22,7 +22,7 @@ func TestFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := s.Marshal()
-		t.Logf("template %d: %d readings, %d bytes, %d samples, a series: %v", i, len(s.Readings), len(b), len(out), out[len(out)-1].Labels)
+		t.Logf("template %d: %d readings, %d bytes, %d samples, a series: %v", i, len(s.Readings), len(b), len(out), out[len(out)-1].Series.Labels)
 		if n := len(s.Readings); n < 40 || n > 120 {
 			t.Errorf("template %d: %d readings, want 40-120", i, n)
 		}

@@ -199,8 +199,8 @@ func (q *Queue) Start() {
 // Samples of one series must be appended in time order, by one caller at a
 // time, and always through Append or always through AppendKey with the same
 // key; the queue keeps that order up to the receiver. Append copies the
-// samples, so the caller may reuse the slice once it returns; the Labels of
-// each sample are retained, unmodified, until the sample is sent.
+// samples, so the caller may reuse the slice once it returns; the Series of
+// each sample is retained, unmodified, until the sample is sent.
 func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()) error {
 	if len(q.shards) == 1 {
 		return q.AppendKey(ctx, 0, samples, done)
@@ -234,13 +234,13 @@ func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()
 		last[i] = -1
 	}
 	for i := range samples {
-		last[samples[i].Hash%n] = i
+		last[samples[i].Series.Hash%n] = i
 	}
 
 	t := &tracker{done: done}
 	t.refs.Store(1) // Append's own reference, released once all are queued.
 	for i := range samples {
-		idx := samples[i].Hash % n
+		idx := samples[i].Series.Hash % n
 		c := open[idx]
 		if c == nil {
 			c = q.getChunk()
@@ -756,7 +756,6 @@ func (s *shard) finish() {
 	s.trackers = s.trackers[:0]
 	clear(s.batch) // Drop label references.
 	s.batch = s.batch[:0]
-	s.enc.reset()
 }
 
 // abandon gives up on the batch, on the held samples left of a chunk being
@@ -775,7 +774,6 @@ func (s *shard) abandon(held int) {
 	s.trackers = s.trackers[:0]
 	clear(s.batch)
 	s.batch = s.batch[:0]
-	s.enc.reset()
 	if n > 0 {
 		s.q.logger.Warn("remote write queue stopped before flushing, samples abandoned",
 			"shard", s.id, "samples", n)

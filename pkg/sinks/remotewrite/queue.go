@@ -274,8 +274,8 @@ func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()
 // sample. Batches then hold whole calls: a producer that appends the series
 // of one source per call with that source's key (the gateway: one snapshot
 // of one BMC, keyed by the BMC) gets requests whose series share most
-// labels and sit together in memory, which encode faster and compress
-// better than series spread over every shard.
+// labels, which compress a little better than series spread over every
+// shard, for one channel send per call.
 //
 // Everything else is as for Append, which documents done, blocking, errors
 // and ordering: every sample of a series must be appended with the same key.

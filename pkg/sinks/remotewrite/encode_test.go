@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -49,6 +50,22 @@ func TestEncodeRoundTrip(t *testing.T) {
 				require.Equal(t, batch[i].V, ts.Samples[0].Value)
 			}
 		})
+	}
+}
+
+// TestEncoderHoldsNoSeries checks that a shard's encoder keeps nothing of
+// the batches it encoded but bytes and sizes: between batches it must not
+// keep series (and their label sets) alive, as the former encoder's reset
+// ensured by clearing its TimeSeries.
+func TestEncoderHoldsNoSeries(t *testing.T) {
+	typ := reflect.TypeFor[encoder]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		switch f.Type {
+		case reflect.TypeFor[[]byte](), reflect.TypeFor[[]int]():
+		default:
+			t.Errorf("encoder field %s is a %v: it may keep a batch's series alive", f.Name, f.Type)
+		}
 	}
 }
 

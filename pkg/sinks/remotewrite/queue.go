@@ -337,7 +337,7 @@ func (q *Queue) getChunk() *chunk {
 
 // recycle returns c to the pool once its samples are in a batch or given up.
 func (q *Queue) recycle(c *chunk) {
-	clear(c.s) // A pooled chunk must not keep label sets alive.
+	clear(c.s) // A pooled chunk must not keep series alive.
 	c.s = c.s[:0]
 	c.t = nil
 	q.chunks.Put(c)
@@ -754,7 +754,7 @@ func (s *shard) finish() {
 	}
 	clear(s.trackers)
 	s.trackers = s.trackers[:0]
-	clear(s.batch) // Drop label references.
+	clear(s.batch) // Drop series references.
 	s.batch = s.batch[:0]
 }
 

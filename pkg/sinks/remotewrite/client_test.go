@@ -111,19 +111,23 @@ func TestEndToEndEncodingAndHeaders(t *testing.T) {
 			}
 
 			// Same samples, compared per series (shards may interleave).
+			for _, r := range reqs {
+				for _, ts := range r.req.Timeseries {
+					require.True(t, isSorted(ts.Labels), "labels sorted: %v", ts.Labels)
+				}
+			}
 			got := rcv.samples()
 			require.Len(t, got, len(in))
 			bySeries := map[uint64]series.Sample{}
 			for _, s := range got {
-				require.True(t, isSorted(s.Labels), "labels sorted: %v", s.Labels)
-				bySeries[s.Hash] = s
+				bySeries[s.Series.Hash] = s
 			}
 			for _, want := range in {
-				g, ok := bySeries[want.Hash]
-				require.True(t, ok, "series %v missing", want.Labels)
-				require.Equal(t, want.Labels, g.Labels)
+				g, ok := bySeries[want.Series.Hash]
+				require.True(t, ok, "series %v missing", want.Series.Labels)
+				require.Equal(t, want.Series.Labels.Prom(), g.Series.Labels.Prom())
 				require.Equal(t, want.T, g.T)
-				require.Equal(t, math.Float64bits(want.V), math.Float64bits(g.V), "value bits of %v", want.Labels)
+				require.Equal(t, math.Float64bits(want.V), math.Float64bits(g.V), "value bits of %v", want.Series.Labels)
 			}
 		})
 	}

@@ -47,7 +47,7 @@ func ExampleQueue() {
 
 	ls := []prompb.Label{{Name: "__name__", Value: "bmc_up"}, {Name: "bmc", Value: "10.0.0.5"}}
 	acked := make(chan struct{})
-	samples := []series.Sample{{Labels: ls, Hash: series.Hash(ls), T: 1_700_000_000_000, V: 1}}
+	samples := []series.Sample{{Series: series.New(ls), T: 1_700_000_000_000, V: 1}}
 	if err := q.Append(context.Background(), samples, func() { close(acked) }); err != nil {
 		fmt.Println(err) // Not acknowledged: the source redelivers.
 		return

@@ -115,9 +115,27 @@ func (r *receiver) samples() []series.Sample {
 	for _, rq := range r.requests() {
 		for _, ts := range rq.req.Timeseries {
 			for _, s := range ts.Samples {
-				out = append(out, series.Sample{Labels: ts.Labels, Hash: series.Hash(ts.Labels), T: s.Timestamp, V: s.Value})
+				out = append(out, series.Sample{Series: series.New(ts.Labels), T: s.Timestamp, V: s.Value})
 			}
 		}
+	}
+	return out
+}
+
+// plainSample is a sample with its labels as a []prompb.Label, so samples
+// made with a shared base and samples decoded from a request compare equal
+// when they hold the same labels, time and value.
+type plainSample struct {
+	Labels []prompb.Label
+	Hash   uint64
+	T      int64
+	V      float64
+}
+
+func plain(ss []series.Sample) []plainSample {
+	out := make([]plainSample, len(ss))
+	for i, s := range ss {
+		out[i] = plainSample{Labels: s.Series.Labels.Prom(), Hash: s.Series.Hash, T: s.T, V: s.V}
 	}
 	return out
 }
@@ -177,11 +195,29 @@ func testLabels(i int) []prompb.Label {
 }
 
 // makeSamples returns n samples of series first..first+n-1 at time ts.
+// Their label sets are made as the gateway makes them: a BMC's labels (bmc,
+// rack, site) are one base shared by its series, merged with each series'
+// own labels, so the encoder copies both parts.
 func makeSamples(first, n int, ts int64) []series.Sample {
 	out := make([]series.Sample, n)
+	bases := map[string]*series.Base{}
 	for i := range out {
-		ls := testLabels(first + i)
-		out[i] = series.Sample{Labels: ls, Hash: series.Hash(ls), T: ts, V: float64(first+i) + 0.5}
+		var own, shared []prompb.Label
+		for _, l := range testLabels(first + i) {
+			switch l.Name {
+			case "bmc", "rack", "site":
+				shared = append(shared, l)
+			default:
+				own = append(own, l)
+			}
+		}
+		key := fmt.Sprint(shared)
+		base, ok := bases[key]
+		if !ok {
+			base = series.NewBase(shared)
+			bases[key] = base
+		}
+		out[i] = series.Sample{Series: series.NewLabels(series.Make(own, base)), T: ts, V: float64(first+i) + 0.5}
 	}
 	return out
 }

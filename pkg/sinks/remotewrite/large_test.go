@@ -64,7 +64,7 @@ func TestQueueCallLargerThanCapacity(t *testing.T) {
 	got := rcv.samples()
 	require.Len(t, got, n, "every sample, once")
 	for i := range in {
-		if in[i].Hash != got[i].Hash || in[i].T != got[i].T || in[i].V != got[i].V {
+		if in[i].Series.Hash != got[i].Series.Hash || in[i].T != got[i].T || in[i].V != got[i].V {
 			t.Fatalf("sample %d: got %v, want %v", i, got[i], in[i])
 		}
 	}

@@ -199,8 +199,8 @@ func (q *Queue) Start() {
 // Samples of one series must be appended in time order, by one caller at a
 // time, and always through Append or always through AppendKey with the same
 // key; the queue keeps that order up to the receiver. Append copies the
-// samples, so the caller may reuse the slice once it returns; the Labels of
-// each sample are retained, unmodified, until the sample is sent.
+// samples, so the caller may reuse the slice once it returns; the Series of
+// each sample is retained, unmodified, until the sample is sent.
 func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()) error {
 	if len(q.shards) == 1 {
 		return q.AppendKey(ctx, 0, samples, done)
@@ -234,13 +234,13 @@ func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()
 		last[i] = -1
 	}
 	for i := range samples {
-		last[samples[i].Hash%n] = i
+		last[samples[i].Series.Hash%n] = i
 	}
 
 	t := &tracker{done: done}
 	t.refs.Store(1) // Append's own reference, released once all are queued.
 	for i := range samples {
-		idx := samples[i].Hash % n
+		idx := samples[i].Series.Hash % n
 		c := open[idx]
 		if c == nil {
 			c = q.getChunk()
@@ -274,8 +274,8 @@ func (q *Queue) Append(ctx context.Context, samples []series.Sample, done func()
 // sample. Batches then hold whole calls: a producer that appends the series
 // of one source per call with that source's key (the gateway: one snapshot
 // of one BMC, keyed by the BMC) gets requests whose series share most
-// labels and sit together in memory, which encode faster and compress
-// better than series spread over every shard.
+// labels, which compress a little better than series spread over every
+// shard, for one channel send per call.
 //
 // Everything else is as for Append, which documents done, blocking, errors
 // and ordering: every sample of a series must be appended with the same key.
@@ -337,7 +337,7 @@ func (q *Queue) getChunk() *chunk {
 
 // recycle returns c to the pool once its samples are in a batch or given up.
 func (q *Queue) recycle(c *chunk) {
-	clear(c.s) // A pooled chunk must not keep label sets alive.
+	clear(c.s) // A pooled chunk must not keep series alive.
 	c.s = c.s[:0]
 	c.t = nil
 	q.chunks.Put(c)
@@ -754,9 +754,8 @@ func (s *shard) finish() {
 	}
 	clear(s.trackers)
 	s.trackers = s.trackers[:0]
-	clear(s.batch) // Drop label references.
+	clear(s.batch) // Drop series references.
 	s.batch = s.batch[:0]
-	s.enc.reset()
 }
 
 // abandon gives up on the batch, on the held samples left of a chunk being
@@ -775,7 +774,6 @@ func (s *shard) abandon(held int) {
 	s.trackers = s.trackers[:0]
 	clear(s.batch)
 	s.batch = s.batch[:0]
-	s.enc.reset()
 	if n > 0 {
 		s.q.logger.Warn("remote write queue stopped before flushing, samples abandoned",
 			"shard", s.id, "samples", n)

@@ -98,7 +98,7 @@ func TestQueueRetryClassification(t *testing.T) {
 				require.Equal(t, float64(n), testutil.ToFloat64(m.samplesSent))
 				require.Zero(t, testutil.ToFloat64(m.samplesRetried))
 				require.Zero(t, testutil.CollectAndCount(m.samplesDropped))
-				require.Equal(t, makeSamples(0, n, 1000), rcv.samples(), "every sample, in order")
+				require.Equal(t, plain(makeSamples(0, n, 1000)), plain(rcv.samples()), "every sample, in order")
 				require.Len(t, rcv.arrivals(), 3)
 				return
 			}
@@ -470,7 +470,7 @@ func (f *fakeClient) Store(_ context.Context, req []byte, attempt int) error {
 	call := fakeCall{at: time.Now(), attempt: attempt}
 	for _, ts := range wr.Timeseries {
 		for _, s := range ts.Samples {
-			call.samples = append(call.samples, series.Sample{Labels: ts.Labels, T: s.Timestamp, V: s.Value})
+			call.samples = append(call.samples, series.Sample{Series: series.New(ts.Labels), T: s.Timestamp, V: s.Value})
 		}
 	}
 	f.mu.Lock()
@@ -753,12 +753,12 @@ func TestQueueAppendKeyShards(t *testing.T) {
 		require.Len(t, calls, 2, "one request per shard that got samples")
 		for _, c := range calls {
 			shard := 1
-			if series.Get(c.samples[0].Labels, "bmc") == series.Get(want[3][0].Labels, "bmc") {
+			if c.samples[0].Series.Labels.Get("bmc") == want[3][0].Series.Labels.Get("bmc") {
 				shard = 3
 			}
 			require.Len(t, c.samples, len(want[shard]))
 			for i, s := range c.samples {
-				require.Equal(t, want[shard][i].Labels, s.Labels, "sample %d of shard %d", i, shard)
+				require.Equal(t, want[shard][i].Series.Labels.Prom(), s.Series.Labels.Prom(), "sample %d of shard %d", i, shard)
 				require.Equal(t, want[shard][i].V, s.V)
 			}
 		}
@@ -811,7 +811,7 @@ func TestQueueAppendKeySplits(t *testing.T) {
 			got = append(got, c.samples...)
 		}
 		for i, s := range append(first, in...) {
-			require.Equal(t, s.Labels, got[i].Labels, "sample %d", i)
+			require.Equal(t, s.Series.Labels.Prom(), got[i].Series.Labels.Prom(), "sample %d", i)
 			require.Equal(t, s.V, got[i].V, "sample %d", i)
 		}
 		require.Equal(t, 35.0, testutil.ToFloat64(q.metrics.samplesSent))
@@ -845,7 +845,7 @@ func TestQueueAppendKeyCopies(t *testing.T) {
 		require.Len(t, calls, 1)
 		require.Len(t, calls[0].samples, len(want))
 		for i, s := range calls[0].samples {
-			require.Equal(t, want[i].Labels, s.Labels, "sample %d", i)
+			require.Equal(t, want[i].Series.Labels.Prom(), s.Series.Labels.Prom(), "sample %d", i)
 			require.Equal(t, want[i].T, s.T, "sample %d", i)
 		}
 		require.NoError(t, q.Stop(t.Context()))

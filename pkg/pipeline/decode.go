@@ -106,6 +106,12 @@ func Decode(data []byte, s *v1.Snapshot) error {
 // Decode unmarshals a snapshot into s, reusing the capacity of s.Readings,
 // and checks the fields every later stage relies on and the limits.
 // Fields it does not know (a newer schema's) are skipped.
+//
+// The string fields of s.Readings alias data (v1.Snapshot.UnmarshalShared):
+// decoding a snapshot allocates nothing per reading. data must stay
+// unmodified while s is in use, and every stage that keeps a reading's
+// string beyond the call that got it (plans, memos, event state) keeps a
+// copy; TestDecodedStringsNotRetained holds them to it.
 func (l Limits) Decode(data []byte, s *v1.Snapshot) error {
 	l = l.withDefaults()
 	readings := s.Readings[:0]
@@ -119,7 +125,9 @@ func (l Limits) Decode(data []byte, s *v1.Snapshot) error {
 	if err := l.scan(data); err != nil {
 		return err
 	}
-	if err := s.Unmarshal(data); err != nil {
+	// Readings' strings alias data (no allocation per field): stages that
+	// keep one beyond the snapshot copy it (see Decode's doc).
+	if err := s.UnmarshalShared(data); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if s.BmcId == "" {

@@ -177,6 +177,20 @@ type ReadingUnit struct {
 	Labels map[string]string
 }
 
+// clone returns u with its strings copied: a unit made from a decoded
+// snapshot may share the message's bytes (Decode).
+func (u ReadingUnit) clone() ReadingUnit {
+	c := u
+	c.Metric, c.Unit = strings.Clone(u.Metric), strings.Clone(u.Unit)
+	if u.Labels != nil {
+		c.Labels = make(map[string]string, len(u.Labels))
+		for k, v := range u.Labels {
+			c.Labels[strings.Clone(k)] = strings.Clone(v)
+		}
+	}
+	return c
+}
+
 type eventBMC struct {
 	up      [protoSlots]int8 // stateUnknown, stateUp, stateDown
 	power   int8             // stateUnknown, powerOn, powerOff
@@ -288,6 +302,7 @@ func (ev *Events) ObserveFed(dst []Event, s *v1.Snapshot, labels map[string]stri
 		st := b.sensors[key]
 		if st == nil {
 			st = &sensorState{health: -1}
+			key.id = strings.Clone(key.id) // r's strings alias the message (Decode)
 			b.sensors[key] = st
 		}
 		if fed != nil && ev.Normaliser != nil {
@@ -478,20 +493,23 @@ func (u *eventUnit) levelName(side int, level int8) string {
 func (st *sensorState) unitFor(e *eventBase, i int, units func(*v1.Reading) (ReadingUnit, bool)) *eventUnit {
 	r := &e.s.Readings[i]
 	if !st.unitSet || st.kind != r.Kind || st.rawUnit != r.Unit || st.sensorType != r.SensorType || st.name != r.Name {
-		st.unitSet, st.kind, st.rawUnit, st.sensorType, st.name = true, r.Kind, r.Unit, r.SensorType, r.Name
-		st.unit = eventUnit{ReadingUnit: ReadingUnit{Unit: r.Unit}, temperature: r.Kind == v1.Kind_KIND_TEMPERATURE}
+		// Kept across snapshots: copies, as r's strings alias the message
+		// they were decoded from (Decode).
+		st.unitSet, st.kind = true, r.Kind
+		st.rawUnit, st.sensorType, st.name = strings.Clone(r.Unit), strings.Clone(r.SensorType), strings.Clone(r.Name)
+		st.unit = eventUnit{ReadingUnit: ReadingUnit{Unit: st.rawUnit}, temperature: r.Kind == v1.Kind_KIND_TEMPERATURE}
 		if e.norm != nil {
 			if e.units == nil {
 				e.units = e.norm.readingSeries(e.s)
 			}
 			if u := e.units[i]; u.ok {
-				st.unit.ReadingUnit = u.ReadingUnit
+				st.unit.ReadingUnit = u.ReadingUnit.clone()
 				st.unit.temperature = u.Unit == "celsius"
 				st.unit.decreasing = u.Convert(1) < u.Convert(0)
 			}
 		} else if units != nil {
 			if u, ok := units(r); ok {
-				st.unit.ReadingUnit = u
+				st.unit.ReadingUnit = u.clone()
 			}
 		}
 	}

@@ -397,6 +397,9 @@ func (rs *ruleSet) nameInfo(name string) *nameInfo {
 	if ni != nil {
 		return ni
 	}
+	// Everything derived may share name's bytes, and name may alias a
+	// message (Decode): derive from a copy, which the memo keeps.
+	name = strings.Clone(name)
 	canon := rs.canonicalName(name)
 	ni = &nameInfo{canon: canon, words: words(canon), slug: slug(canon), full: slug(rs.stripPrefixes(strings.TrimSpace(name)))}
 	ni.place = rs.namePlace(ni.words)
@@ -404,7 +407,7 @@ func (rs *ruleSet) nameInfo(name string) *nameInfo {
 	if rs.memo.m == nil || len(rs.memo.m) >= maxNameMemo {
 		rs.memo.m = make(map[string]*nameInfo)
 	}
-	rs.memo.m[strings.Clone(name)] = ni
+	rs.memo.m[name] = ni
 	rs.memo.mu.Unlock()
 	return ni
 }

@@ -115,4 +115,5 @@ func TestDecodedStringsNotRetained(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	require.EqualValues(t, made, collected.Load(), "decoded messages still referenced by a stage's state")
+	runtime.KeepAlive(aliased) // its state is what must not hold them
 }

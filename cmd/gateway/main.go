@@ -6,12 +6,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"os"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bmcstream/bmcstream/internal/logging"
 	"github.com/bmcstream/bmcstream/internal/service"
@@ -24,7 +22,10 @@ func main() {
 }
 
 // Main is the whole program, returning the exit code; main only exits.
-func Main(args []string, stdout, stderr *os.File) int {
+// It is wiring only: flags and configuration in, gateway.New, then
+// service.Program serves the endpoints and runs the gateway until a
+// signal.
+func Main(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("gateway", "Consumes BMC snapshots from NATS and remote-writes normalised metrics.")
 	app.Version(version.Version)
 	app.HelpFlag.Short('h')
@@ -87,8 +88,7 @@ func Main(args []string, stdout, stderr *os.File) int {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 1
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.NewRegistry()
 	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: version.Version, ShutdownTimeout: *shutdown})
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
@@ -106,26 +106,17 @@ func Main(args []string, stdout, stderr *os.File) int {
 		return 0
 	}
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "gateway: listen %s: %v\n", *listen, err)
-		return 1
-	}
-	mux := service.NewMux(reg, gw.Ready)
-	if *enablePprof {
-		service.HandleProfiles(mux)
-	}
-
-	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "config", *configFile, "web", web, "pprof", *enablePprof)
-	if *enablePprof && service.Exposed(ln.Addr(), web) {
-		logger.Warn("profiles served without authentication on a non-loopback address: anyone who reaches it can read stacks and heap and spend CPU on profiles", "listen", ln.Addr().String())
-	}
-	if web.BasicAuthUsers > 0 && !web.TLS {
-		logger.Warn("basic authentication without TLS: passwords cross the network in clear text", "web_config", web.File)
-	}
-	if err := service.Run(logger, ln, web.File, mux, gw.Run, gw.ReloadInventory); err != nil {
-		logger.Error("gateway stopped", "err", err)
-		return 1
-	}
-	return 0
+	return service.Program{
+		Name:        "gateway",
+		Version:     version.Version,
+		Logger:      logger,
+		Registry:    reg,
+		Listen:      *listen,
+		Web:         web,
+		EnablePprof: *enablePprof,
+		Ready:       gw.Ready,
+		StartAttrs:  []any{"config", *configFile},
+		Run:         gw.Run,
+		Reload:      gw.ReloadInventory,
+	}.Serve(stderr)
 }

@@ -6,8 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/bmcstream/bmcstream/pkg/series"
-	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
+	"github.com/bmcstream/bmcstream/pkg/sinks"
 )
 
 // What a consumer keeps per BMC (the deduplication leader and series, the
@@ -53,7 +52,7 @@ type bmcTracker struct {
 }
 
 type trackedBMC struct {
-	key   string    // its per-BMC serialisation key (sink.inflight)
+	key   string    // its per-BMC serialisation key (consumer.inflight)
 	seen  time.Time // gateway clock at its last snapshot
 	poll  int64     // its newest poll time, Unix ms
 	known bool      // listed by the inventory when last seen or swept
@@ -62,16 +61,16 @@ type trackedBMC struct {
 // admit decides whether the loop may keep state for the BMC of a snapshot
 // polled at pollMs, and records that it was seen. It returns the result a
 // refused snapshot is counted under, with the error to log.
-func (s *sink) admit(id, key string, pollMs int64, now time.Time) (string, error) {
-	_, known := s.g.enrich.Load().Inventory().Get(id)
-	t := &s.track
+func (c *consumer) admit(id, key string, pollMs int64, now time.Time) (string, error) {
+	_, known := c.enrich().Inventory().Get(id)
+	t := &c.track
 	b := t.bmcs[id]
 	if !known {
-		inv := &s.g.cfg.Inventory
+		inv := &c.inventory
 		if inv.RejectUnknownBMCs {
 			return "unknown_bmc", fmt.Errorf("BMC %q is not in the inventory (inventory.reject_unknown_bmcs)", id)
 		}
-		if b == nil && s.metrics.tracked.unknown.Load() >= int64(inv.MaxUnknownBMCs) {
+		if b == nil && c.metrics.tracked.unknown.Load() >= int64(inv.MaxUnknownBMCs) {
 			return "unknown_bmc_limit", fmt.Errorf("BMC %q is not in the inventory, and state is kept for inventory.max_unknown_bmcs (%d) such BMCs already", id, inv.MaxUnknownBMCs)
 		}
 	}
@@ -82,10 +81,10 @@ func (s *sink) admit(id, key string, pollMs int64, now time.Time) (string, error
 	case b == nil:
 		b = &trackedBMC{key: key, known: known}
 		t.bmcs[id] = b
-		s.metrics.tracked.add(countOf(known))
+		c.metrics.tracked.add(countOf(known))
 	case b.known != known:
-		s.metrics.tracked.add(countOf(known))
-		s.metrics.tracked.add(negate(countOf(b.known)))
+		c.metrics.tracked.add(countOf(known))
+		c.metrics.tracked.add(negate(countOf(b.known)))
 		b.known = known
 	}
 	b.seen = now
@@ -107,27 +106,27 @@ func negate(a, b int64) (int64, int64) { return -a, -b }
 
 // sweepEvery is how often a loop looks for BMCs to forget: a quarter of
 // forget_after, at most every 10 s.
-func (s *sink) sweepEvery() time.Duration {
-	return min(time.Duration(s.g.cfg.Inventory.ForgetAfter)/4, 10*time.Second)
+func (c *consumer) sweepEvery() time.Duration {
+	return min(time.Duration(c.inventory.ForgetAfter)/4, 10*time.Second)
 }
 
 // sweepBMCs forgets the BMCs that stopped (see above) and brings the
 // known/unknown split up to date with the inventory in force.
-func (s *sink) sweepBMCs(ctx context.Context) {
+func (c *consumer) sweepBMCs(ctx context.Context) {
 	now := time.Now()
-	t := &s.track
-	if now.Sub(t.swept) < s.sweepEvery() {
+	t := &c.track
+	if now.Sub(t.swept) < c.sweepEvery() {
 		return
 	}
 	t.swept = now
-	after := time.Duration(s.g.cfg.Inventory.ForgetAfter)
+	after := time.Duration(c.inventory.ForgetAfter)
 	// Snapshots parked behind ones still with the queue are work in hand:
 	// the loop is not idle, however long the sink takes.
-	quiet := now.Sub(t.active) >= after && len(s.inflight) == 0
-	inv := s.g.enrich.Load().Inventory()
+	quiet := now.Sub(t.active) >= after && len(c.inflight) == 0
+	inv := c.enrich().Inventory()
 	t.ids = t.ids[:0]
 	for id, b := range t.bmcs {
-		if _, busy := s.inflight[b.key]; busy {
+		if _, busy := c.inflight[b.key]; busy {
 			// A snapshot of it is with the queue, maybe more wait
 			// behind it: in hand, however long the sink takes.
 			continue
@@ -137,61 +136,50 @@ func (s *sink) sweepBMCs(ctx context.Context) {
 			continue
 		}
 		if _, known := inv.Get(id); known != b.known {
-			s.metrics.tracked.add(countOf(known))
-			s.metrics.tracked.add(negate(countOf(b.known)))
+			c.metrics.tracked.add(countOf(known))
+			c.metrics.tracked.add(negate(countOf(b.known)))
 			b.known = known
 		}
 	}
 	slices.Sort(t.ids) // markers in a stable order
 	for _, id := range t.ids {
-		if !s.forgetBMC(ctx, id, forgetInactive) {
+		if !c.forgetBMC(ctx, id, forgetInactive) {
 			return
 		}
 	}
 }
 
 // forgetBMC writes staleness markers for every series of a BMC, just after
-// its last poll (never at the gateway's clock: a sink replaying a backlog
-// writes the same markers as a live one), and drops all the loop's state
-// of it, and the normaliser's plans. It reports false when shutdown
-// interrupted it.
-func (s *sink) forgetBMC(ctx context.Context, id, reason string) bool {
-	var markers []series.Sample
-	if last, ok := s.stale.LastSeen(id); ok {
-		markers = s.stale.Forget(nil, id, last+1)
+// its last poll (never at the gateway's clock: a consumer replaying a
+// backlog writes the same markers as a live one), and drops all the
+// loop's state of it: the processor's, the normaliser's plans and the
+// sink's (sinks.Forgetter). It reports false when shutdown interrupted it.
+func (c *consumer) forgetBMC(ctx context.Context, id, reason string) bool {
+	markers := c.proc.Forget(c.markers[:0], id)
+	c.markers = markers[:0]
+	if f, ok := c.sink.(sinks.Forgetter); ok {
+		f.Forget(id)
 	}
-	s.dedup.Forget(id)
-	if s.sources != nil {
-		s.sources.Forget(id)
+	if b, ok := c.track.bmcs[id]; ok {
+		delete(c.track.bmcs, id)
+		c.metrics.tracked.add(negate(countOf(b.known)))
+		c.metrics.forgotten[reason].Inc()
 	}
-	if s.rollup != nil {
-		s.rollup.Forget(id)
-	}
-	if s.out != nil {
-		s.out.events.Forget(id)
-	}
-	// Shared by every loop: one that still has the BMC plans it afresh.
-	s.g.norm.Forget(id)
-	if b, ok := s.track.bmcs[id]; ok {
-		delete(s.track.bmcs, id)
-		s.metrics.tracked.add(negate(countOf(b.known)))
-		s.metrics.forgotten[reason].Inc()
-	}
-	if s.out != nil || len(markers) == 0 {
+	if c.snapshotsOnly || len(markers) == 0 {
 		return true
 	}
-	if err := s.queue.AppendKey(ctx, remotewrite.ShardKey(id), markers, func() {}); err != nil {
+	if err := c.sink.Append(ctx, sinks.Batch{Source: id, Samples: markers}, func() {}); err != nil {
 		return false
 	}
-	s.metrics.staleMarkers.Add(float64(len(markers)))
+	c.metrics.staleMarkers.Add(float64(len(markers)))
 	return true
 }
 
 // untrackAll takes a stopping loop's BMCs out of the sink's counts: its
 // state goes with it (a partition handed over, or shutdown).
-func (s *sink) untrackAll() {
-	for _, b := range s.track.bmcs {
-		s.metrics.tracked.add(negate(countOf(b.known)))
+func (c *consumer) untrackAll() {
+	for _, b := range c.track.bmcs {
+		c.metrics.tracked.add(negate(countOf(b.known)))
 	}
-	s.track.bmcs = nil
+	c.track.bmcs = nil
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
+	"github.com/bmcstream/bmcstream/pkg/sinks"
+	"github.com/bmcstream/bmcstream/pkg/sinks/automation"
 	"github.com/bmcstream/bmcstream/pkg/sinks/remotewrite"
 )
 
@@ -53,8 +55,8 @@ type Gateway struct {
 	embedded *server.Server
 	nc       *nats.Conn
 	queues   []*remotewrite.Queue // one per remote_write sink, in order
-	sinksMu  sync.Mutex           // guards sinks
-	sinks    []*sink              // the consumer loops running
+	loopsMu  sync.Mutex           // guards loops
+	loops    []*consumer          // the consumer loops running
 	replicas *replicas            // nil unless the stream is partitioned
 	ready    atomic.Bool
 }
@@ -154,11 +156,11 @@ func (g *Gateway) setInventory(inv *inventory.Inventory) {
 		}
 	}
 	if len(removed) > 0 {
-		g.sinksMu.Lock()
-		for _, s := range g.sinks {
-			s.forgetBMCs(removed)
+		g.loopsMu.Lock()
+		for _, c := range g.loops {
+			c.forgetBMCs(removed)
 		}
-		g.sinksMu.Unlock()
+		g.loopsMu.Unlock()
 	}
 }
 
@@ -288,14 +290,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, s := range loops {
-			if s.cons != nil {
-				s.drain = make(chan struct{})
+		for _, c := range loops {
+			if c.cons != nil {
+				c.drain = make(chan struct{})
 			}
 		}
-		g.sinksMu.Lock()
-		g.sinks = loops
-		g.sinksMu.Unlock()
+		g.loopsMu.Lock()
+		g.loops = loops
+		g.loopsMu.Unlock()
 	}
 	fetchCtx, stopFetching := context.WithCancel(context.Background())
 	defer stopFetching()
@@ -328,17 +330,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 			g.replicas.run(ctx, fetchCtx)
 		}()
 	} else {
-		for _, s := range g.sinks {
+		for _, c := range g.loops {
 			wg.Add(1)
-			if s.drain != nil {
+			if c.drain != nil {
 				drainable.Add(1)
 			}
 			go func() {
 				defer wg.Done()
-				if s.drain != nil {
+				if c.drain != nil {
 					defer drainable.Done()
 				}
-				s.run(fetchCtx)
+				c.run(fetchCtx)
 			}()
 		}
 	}
@@ -368,21 +370,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 // newLoops makes the consumer loops of one partition (-1: the whole
 // stream): one per remote-write sink, sharing the sink's queue, and the
 // automation stream's when enabled.
-func (g *Gateway) newLoops(ctx context.Context, part int) ([]*sink, error) {
-	var loops []*sink
+func (g *Gateway) newLoops(ctx context.Context, part int) ([]*consumer, error) {
+	var loops []*consumer
 	for i := range g.cfg.RemoteWrite {
-		s, err := g.newSink(ctx, g.cfg.RemoteWrite[i], g.queues[i], part)
+		c, err := g.newRemoteWriteLoop(ctx, g.cfg.RemoteWrite[i], g.queues[i], part)
 		if err != nil {
 			return nil, err
 		}
-		loops = append(loops, s)
+		loops = append(loops, c)
 	}
 	if g.cfg.Automation.Enabled {
-		s, err := g.newAutomation(ctx, part)
+		c, err := g.newAutomationLoop(ctx, part)
 		if err != nil {
 			return nil, err
 		}
-		loops = append(loops, s)
+		loops = append(loops, c)
 	}
 	return loops, nil
 }
@@ -399,9 +401,9 @@ const partitionLabel = "partition"
 // then wait the consumer's ack wait for their redelivery before writing
 // anything newer.
 func (g *Gateway) drainSinks(loops *sync.WaitGroup) {
-	for _, s := range g.sinks {
-		if s.drain != nil {
-			close(s.drain)
+	for _, c := range g.loops {
+		if c.drain != nil {
+			close(c.drain)
 		}
 	}
 	done := make(chan struct{})
@@ -500,45 +502,66 @@ func (g *Gateway) closeNATS() {
 	}
 }
 
-// newEvents is the automation stream's events stage. It describes readings
-// with the normaliser the sinks use, so a threshold event names the series
-// (metric and labels) and unit its samples have in Prometheus.
-func (g *Gateway) newEvents() *pipeline.Events {
-	ev := pipeline.NewEvents()
-	ev.Normaliser = g.norm
-	return ev
-}
-
 // automationName names the automation stream's consumer (and its metrics).
 const automationName = "automation"
 
-func (g *Gateway) newAutomation(ctx context.Context, part int) (*sink, error) {
-	s := &sink{
-		name:    automationName,
-		g:       g,
-		part:    part,
-		dedup:   pipeline.NewDedup(time.Duration(g.cfg.HATracker.FailoverTimeout)),
-		stale:   pipeline.NewStaleness(),
-		logger:  g.logger.With("component", "automation"),
-		metrics: g.metrics.forSink(automationName),
-		out:     &automation{g: g, nc: g.nc, events: g.newEvents()},
-	}
-	s.norm = g.norm
+// loopOptions are the options every consumer loop of a sink shares.
+func (g *Gateway) loopOptions(name string, part int, logger *slog.Logger) consumerOptions {
+	cc := g.cfg.Consumer
 	if part >= 0 {
-		s.logger = s.logger.With("partition", part)
+		logger = logger.With("partition", part)
 	}
-	if err := g.attach(ctx, s); err != nil {
+	return consumerOptions{
+		name:             name,
+		part:             part,
+		enrich:           g.enrich.Load,
+		limits:           limitsFor(g.cfg),
+		inventory:        g.cfg.Inventory,
+		ackWait:          time.Duration(cc.AckWait),
+		fetchBatch:       cc.FetchBatch,
+		maxAckPending:    cc.MaxAckPending,
+		watchdogInterval: time.Duration(cc.WatchdogInterval),
+		logger:           logger,
+		metrics:          g.metrics.forSink(name),
+		restarts:         g.metrics.consumerRestarts,
+	}
+}
+
+// newAutomationLoop makes the automation stream's consumer loop for one
+// partition (-1: the whole stream): no relabelling, no roll-ups, and it
+// starts at the stream's end.
+func (g *Gateway) newAutomationLoop(ctx context.Context, part int) (*consumer, error) {
+	o := g.loopOptions(automationName, part, g.logger.With("component", "automation"))
+	o.proc = pipeline.NewProcessor(pipeline.ProcessorOptions{
+		Normaliser:      g.norm,
+		FailoverTimeout: time.Duration(g.cfg.HATracker.FailoverTimeout),
+	})
+	o.sink = automation.New(automation.Options{
+		Conn:       g.nc,
+		Normaliser: g.norm,
+		Enricher:   g.enrich.Load,
+		Events:     g.metrics.events,
+		Logger:     o.logger,
+		LogLimiter: o.metrics.logLimiter,
+	})
+	o.snapshotsOnly = true
+	// The automation stream is about now: a new deployment does not
+	// replay a day of history into alerts.
+	if err := g.attach(ctx, &o, true); err != nil {
 		return nil, err
 	}
-	return s, nil
+	return newConsumer(o), nil
 }
 
 // attach gives a consumer loop its input: a durable JetStream consumer
 // named <prefix>-<name> (<prefix>-<name>-p<partition> for a partition), or
 // a core-NATS queue subscription.
-func (g *Gateway) attach(ctx context.Context, s *sink) error {
+func (g *Gateway) attach(ctx context.Context, o *consumerOptions, deliverNew bool) error {
+	cc := g.cfg.Consumer
 	if g.cfg.NATS.Mode == bus.ModeCore {
-		return s.subscribeCore()
+		sub, err := subscribeCore(g.nc, cc.NamePrefix+"-"+o.name)
+		o.coreSub = sub
+		return err
 	}
 	js, err := jetstream.New(g.nc)
 	if err != nil {
@@ -548,20 +571,17 @@ func (g *Gateway) attach(ctx context.Context, s *sink) error {
 	if err != nil {
 		return fmt.Errorf("open stream %s: %w", g.cfg.NATS.Stream.Name, err)
 	}
-	cc := g.cfg.Consumer
-	durable, filter := cc.NamePrefix+"-"+s.name, ""
-	if s.part >= 0 {
-		durable += "-p" + strconv.Itoa(s.part)
-		filter = bus.PartitionFilter(s.part)
+	durable, filter := cc.NamePrefix+"-"+o.name, ""
+	if o.part >= 0 {
+		durable += "-p" + strconv.Itoa(o.part)
+		filter = bus.PartitionFilter(o.part)
 	}
-	s.cons, err = bus.EnsureConsumer(ctx, stream, bus.ConsumerConfig{
+	o.cons, err = bus.EnsureConsumer(ctx, stream, bus.ConsumerConfig{
 		Durable:       durable,
 		AckWait:       time.Duration(cc.AckWait),
 		MaxAckPending: cc.MaxAckPending,
-		// The automation stream is about now: a new deployment does not
-		// replay a day of history into alerts.
-		DeliverNew: cc.DeliverNew || s.out != nil,
-		Filter:     filter,
+		DeliverNew:    cc.DeliverNew || deliverNew,
+		Filter:        filter,
 	})
 	return err
 }
@@ -583,38 +603,39 @@ func (g *Gateway) newQueue(rc remotewrite.Config) (*remotewrite.Queue, error) {
 	return q, nil
 }
 
-// newSink makes the consumer loop of a remote-write sink for one
-// partition (-1: the whole stream).
-func (g *Gateway) newSink(ctx context.Context, rc remotewrite.Config, q *remotewrite.Queue, part int) (*sink, error) {
-	s := &sink{
-		name:    rc.Name,
-		g:       g,
-		part:    part,
-		dedup:   pipeline.NewDedup(time.Duration(g.cfg.HATracker.FailoverTimeout)),
-		stale:   pipeline.NewStaleness(),
-		queue:   q,
-		logger:  g.logger.With("component", "consumer", "sink", rc.Name),
-		metrics: g.metrics.forSink(rc.Name),
+// newRemoteWriteLoop makes the consumer loop of a remote-write sink for
+// one partition (-1: the whole stream).
+func (g *Gateway) newRemoteWriteLoop(ctx context.Context, rc remotewrite.Config, q *remotewrite.Queue, part int) (*consumer, error) {
+	o := g.loopOptions(rc.Name, part, g.logger.With("component", "consumer", "sink", rc.Name))
+	po := pipeline.ProcessorOptions{
+		Normaliser:      g.norm,
+		FailoverTimeout: time.Duration(g.cfg.HATracker.FailoverTimeout),
 	}
-	s.norm = g.norm
 	var err error
 	if len(rc.WriteRelabelConfigs) > 0 {
-		if s.relabel, err = pipeline.NewRelabeler(rc.WriteRelabelConfigs); err != nil {
+		if po.Relabel, err = pipeline.NewRelabeler(rc.WriteRelabelConfigs); err != nil {
 			return nil, fmt.Errorf("remote_write %s: write_relabel_configs: %w", rc.Name, err)
 		}
 	}
 	if g.cfg.Rollup.Enabled {
 		opts := pipeline.RollupOptions{GroupBy: g.cfg.Rollup.GroupBy}
 		if part >= 0 {
-			opts.Extra = []prompb.Label{{Name: partitionLabel, Value: strconv.Itoa(part)}}
+			opts.Extra = partitionLabels(part)
 		}
-		s.rollup = pipeline.NewRollup(opts)
+		po.Rollup = pipeline.NewRollup(opts)
 	}
-	if part >= 0 {
-		s.logger = s.logger.With("partition", part)
-	}
-	if err := g.attach(ctx, s); err != nil {
+	o.proc = pipeline.NewProcessor(po)
+	o.sink = sinks.RemoteWrite{Queue: q}
+	o.awaitPredecessor = true
+	o.logSources = rc.Name == g.cfg.RemoteWrite[0].Name
+	if err := g.attach(ctx, &o, false); err != nil {
 		return nil, err
 	}
-	return s, nil
+	return newConsumer(o), nil
+}
+
+// partitionLabels label the roll-ups of a partition's loop: each sees only
+// the BMCs of its partition.
+func partitionLabels(part int) []prompb.Label {
+	return []prompb.Label{{Name: partitionLabel, Value: strconv.Itoa(part)}}
 }

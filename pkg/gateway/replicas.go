@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bmcstream/bmcstream/pkg/rendezvous"
 )
@@ -34,24 +36,44 @@ import (
 // snapshot it took be written and acked), then deletes the lease; the new
 // owner creates it at its next step and starts at once, since nothing is
 // left unacked. After a crash the new owner waits out the lease's TTL and
-// then the consumer's ack wait (sink.awaitRedeliveries), so the dead
+// then the consumer's ack wait (consumer.awaitRedeliveries), so the dead
 // replica's unacked snapshots come back before newer ones.
 type replicas struct {
-	g   *Gateway
+	replicaDeps
 	kv  jetstream.KeyValue
 	id  string
 	n   int
 	ttl time.Duration
 
 	// Owned by run, then by leave.
-	held    map[int]*holding
-	members []string
+	held map[int]*holding
+	live []string // the members, as last listed
+}
+
+// replicaDeps are what replicas need of the gateway: its logger and
+// metrics, how to make, announce and retire a partition's consumer loops,
+// and how to flush acks.
+type replicaDeps struct {
+	logger *slog.Logger
+	// handover bounds the partitions' handover at shutdown.
+	handover       time.Duration
+	members        prometheus.Gauge // bmcstream_gateway_replicas
+	partitionsHeld prometheus.Gauge
+	leasesLost     prometheus.Counter
+	// newLoops makes the consumer loops of a partition; started and
+	// stopped tell the gateway which loops run (inventory removals go to
+	// them).
+	newLoops func(ctx context.Context, part int) ([]*consumer, error)
+	started  func([]*consumer)
+	stopped  func([]*consumer)
+	// flush sends the acks written so far to the server.
+	flush func(ctx context.Context) error
 }
 
 // holding is a partition whose lease this replica holds, and its loops.
 type holding struct {
 	rev      uint64
-	loops    []*sink
+	loops    []*consumer
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when every loop has returned
 	draining bool
@@ -116,7 +138,17 @@ func (g *Gateway) joinReplicas(ctx context.Context) (*replicas, error) {
 		return nil, fmt.Errorf("replicas bucket %s: %w", rc.Bucket, err)
 	}
 	r := &replicas{
-		g:    g,
+		replicaDeps: replicaDeps{
+			logger:         g.logger,
+			handover:       g.opts.ShutdownTimeout / 2,
+			members:        g.metrics.replicas,
+			partitionsHeld: g.metrics.partitionsHeld,
+			leasesLost:     g.metrics.leasesLost,
+			newLoops:       g.newLoops,
+			started:        g.addLoops,
+			stopped:        g.removeLoops,
+			flush:          g.nc.FlushWithContext,
+		},
 		kv:   kv,
 		id:   replicaID(rc.ID),
 		n:    g.cfg.NATS.Stream.Partitions,
@@ -146,7 +178,7 @@ func (r *replicas) run(ctx, loopCtx context.Context) {
 			r.step(loopCtx)
 		}
 	}
-	deadline := time.Now().Add(r.g.opts.ShutdownTimeout / 2)
+	deadline := time.Now().Add(r.handover)
 	short := time.NewTicker(100 * time.Millisecond)
 	defer short.Stop()
 	for len(r.held) > 0 && time.Now().Before(deadline) && loopCtx.Err() == nil {
@@ -184,17 +216,17 @@ func (r *replicas) step(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, r.ttl/3)
 	defer cancel()
 	if _, err := r.kv.Put(sctx, memberPrefix+r.id, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-		r.g.logger.Warn("replica heartbeat", "err", err)
+		r.logger.Warn("replica heartbeat", "err", err)
 	}
 	if members, err := r.listMembers(sctx); err != nil {
-		r.g.logger.Warn("list gateway replicas", "err", err)
-	} else if !slices.Equal(members, r.members) {
-		r.members = members
-		r.g.logger.Info("gateway replicas changed", "replicas", members)
-		r.g.metrics.replicas.Set(float64(len(members)))
+		r.logger.Warn("list gateway replicas", "err", err)
+	} else if !slices.Equal(members, r.live) {
+		r.live = members
+		r.logger.Info("gateway replicas changed", "replicas", members)
+		r.members.Set(float64(len(members)))
 	}
 	for p := range r.n {
-		want := rendezvous.Owns(r.id, partitionKey(p), r.members, 1)
+		want := rendezvous.Owns(r.id, partitionKey(p), r.live, 1)
 		h := r.held[p]
 		switch {
 		case h != nil && h.finished():
@@ -206,14 +238,14 @@ func (r *replicas) step(ctx context.Context) {
 				continue
 			}
 			if !want {
-				r.g.logger.Info("partition moves to another replica; handing it over", "partition", p)
+				r.logger.Info("partition moves to another replica; handing it over", "partition", p)
 				h.startDrain()
 			}
 		case want:
 			r.acquire(sctx, ctx, p)
 		}
 	}
-	r.g.metrics.partitionsHeld.Set(float64(len(r.held)))
+	r.partitionsHeld.Set(float64(len(r.held)))
 }
 
 func partitionKey(p int) string { return "partition-" + strconv.Itoa(p) }
@@ -251,14 +283,14 @@ func (r *replicas) acquire(ctx, loopCtx context.Context, p int) {
 		rev, err = r.kv.Update(ctx, key, []byte(r.id), e.Revision())
 	}
 	if err != nil {
-		r.g.logger.Warn("take partition lease", "partition", p, "err", err)
+		r.logger.Warn("take partition lease", "partition", p, "err", err)
 		return
 	}
 	lctx, cancel := context.WithCancel(loopCtx)
-	loops, err := r.g.newLoops(lctx, p)
+	loops, err := r.newLoops(lctx, p)
 	if err != nil {
 		cancel()
-		r.g.logger.Warn("set up partition consumers", "partition", p, "err", err)
+		r.logger.Warn("set up partition consumers", "partition", p, "err", err)
 		_ = r.kv.Delete(ctx, key, jetstream.LastRevision(rev))
 		return
 	}
@@ -277,8 +309,8 @@ func (r *replicas) acquire(ctx, loopCtx context.Context, p int) {
 		close(h.done)
 	}()
 	r.held[p] = h
-	r.g.addLoops(loops)
-	r.g.logger.Info("partition taken", "partition", p)
+	r.started(loops)
+	r.logger.Info("partition taken", "partition", p)
 }
 
 // renew extends the lease; on a revision mismatch the lease expired and
@@ -290,15 +322,15 @@ func (r *replicas) renew(ctx context.Context, p int, h *holding) bool {
 		h.rev = rev
 		return true
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyNotFound):
-		r.g.logger.Warn("partition lease lost (not renewed within replicas.ttl); stopping its consumers", "partition", p, "err", err)
+		r.logger.Warn("partition lease lost (not renewed within replicas.ttl); stopping its consumers", "partition", p, "err", err)
 		h.cancel()
 		<-h.done
-		r.g.removeLoops(h.loops)
+		r.stopped(h.loops)
 		delete(r.held, p)
-		r.g.metrics.leasesLost.Inc()
+		r.leasesLost.Inc()
 		return false
 	default:
-		r.g.logger.Warn("renew partition lease", "partition", p, "err", err)
+		r.logger.Warn("renew partition lease", "partition", p, "err", err)
 		return true
 	}
 }
@@ -308,16 +340,16 @@ func (r *replicas) renew(ctx context.Context, p int, h *holding) bool {
 func (r *replicas) release(ctx context.Context, p int, h *holding) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second) // a flush needs a deadline
 	defer cancel()
-	if err := r.g.nc.FlushWithContext(ctx); err != nil {
-		r.g.logger.Warn("flush acks before handing a partition over", "partition", p, "err", err)
+	if err := r.flush(ctx); err != nil {
+		r.logger.Warn("flush acks before handing a partition over", "partition", p, "err", err)
 	}
 	if err := r.kv.Delete(ctx, leasePrefix+strconv.Itoa(p), jetstream.LastRevision(h.rev)); err != nil {
-		r.g.logger.Warn("release partition lease", "partition", p, "err", err)
+		r.logger.Warn("release partition lease", "partition", p, "err", err)
 	}
 	h.cancel()
-	r.g.removeLoops(h.loops)
+	r.stopped(h.loops)
 	delete(r.held, p)
-	r.g.logger.Info("partition handed over", "partition", p)
+	r.logger.Info("partition handed over", "partition", p)
 }
 
 // leave, after the sinks were flushed at shutdown, releases what is still
@@ -330,20 +362,20 @@ func (r *replicas) leave() {
 		r.release(ctx, p, h)
 	}
 	if err := r.kv.Delete(ctx, memberPrefix+r.id); err != nil {
-		r.g.logger.Warn("leave gateway replicas", "err", err)
+		r.logger.Warn("leave gateway replicas", "err", err)
 	}
 }
 
-// addLoops and removeLoops keep g.sinks, the loops told about inventory
+// addLoops and removeLoops keep g.loops, the loops told about inventory
 // removals, current.
-func (g *Gateway) addLoops(loops []*sink) {
-	g.sinksMu.Lock()
-	g.sinks = append(g.sinks, loops...)
-	g.sinksMu.Unlock()
+func (g *Gateway) addLoops(loops []*consumer) {
+	g.loopsMu.Lock()
+	g.loops = append(g.loops, loops...)
+	g.loopsMu.Unlock()
 }
 
-func (g *Gateway) removeLoops(loops []*sink) {
-	g.sinksMu.Lock()
-	g.sinks = slices.DeleteFunc(g.sinks, func(s *sink) bool { return slices.Contains(loops, s) })
-	g.sinksMu.Unlock()
+func (g *Gateway) removeLoops(loops []*consumer) {
+	g.loopsMu.Lock()
+	g.loops = slices.DeleteFunc(g.loops, func(c *consumer) bool { return slices.Contains(loops, c) })
+	g.loopsMu.Unlock()
 }

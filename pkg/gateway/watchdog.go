@@ -67,12 +67,12 @@ func newConsumerRestarts() *prometheus.CounterVec {
 }
 
 // watchConsumer checks the loop's consumer every interval until ctx ends.
-func (s *sink) watchConsumer(ctx context.Context, every time.Duration) {
-	if every <= 0 || s.cons == nil {
+func (c *consumer) watchConsumer(ctx context.Context, every time.Duration) {
+	if every <= 0 || c.cons == nil {
 		return
 	}
-	name := s.cons.CachedInfo().Name
-	restarts := s.g.metrics.consumerRestarts.WithLabelValues(name)
+	name := c.cons.CachedInfo().Name
+	restarts := c.restarts.WithLabelValues(name)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var last watchCheck
@@ -83,11 +83,11 @@ func (s *sink) watchConsumer(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		if s.draining() {
+		if c.draining() {
 			return
 		}
 		ictx, cancel := context.WithTimeout(ctx, every)
-		info, err := s.cons.Info(ictx)
+		info, err := c.cons.Info(ictx)
 		cancel()
 		if err != nil {
 			// The connection is down or the server busy: the client's own
@@ -96,17 +96,17 @@ func (s *sink) watchConsumer(ctx context.Context, every time.Duration) {
 			continue
 		}
 		now := watchCheck{
-			received:  s.watch.received.Load(),
-			idle:      s.watch.idle.Load(),
+			received:  c.watch.received.Load(),
+			idle:      c.watch.idle.Load(),
 			delivered: info.Delivered.Consumer,
 			pending:   info.NumPending,
 		}
-		if have && stalled(last, now, info.NumAckPending, s.g.cfg.Consumer.MaxAckPending) {
-			s.logger.Warn("consumer stopped receiving while the stream holds snapshots for it; opening a new pull subscription",
+		if have && stalled(last, now, info.NumAckPending, c.maxAckPending) {
+			c.logger.Warn("consumer stopped receiving while the stream holds snapshots for it; opening a new pull subscription",
 				"consumer", name, "pending", info.NumPending, "ack_pending", info.NumAckPending,
 				"waiting", info.NumWaiting, "delivered_seq", info.Delivered.Consumer, "stalled_for", every)
 			restarts.Inc()
-			s.watch.restart.Store(true)
+			c.watch.restart.Store(true)
 			have = false // a fresh baseline after the restart
 			continue
 		}
@@ -127,14 +127,14 @@ func stalled(last, now watchCheck, ackPending, maxAckPending int) bool {
 // watcher declared the consumer stalled, it drains it (Next then reports
 // the iterator closed, and the loop opens a new one); a drain that has not
 // finished by the next declaration is cut short.
-func (s *sink) restartIfStalled(it jetstream.MessagesContext) {
-	if !s.watch.restart.Swap(false) {
+func (c *consumer) restartIfStalled(it jetstream.MessagesContext) {
+	if !c.watch.restart.Swap(false) {
 		return
 	}
-	if s.watch.draining == it {
+	if c.watch.draining == it {
 		it.Stop()
 		return
 	}
-	s.watch.draining = it
+	c.watch.draining = it
 	it.Drain()
 }

@@ -63,13 +63,13 @@ func procSnap(bmc string, proto v1.Protocol, tMs int64, temps ...any) *v1.Snapsh
 func procLine(s series.Sample) string {
 	var name string
 	var ls []string
-	for _, l := range s.Labels {
-		if l.Name == "__name__" {
-			name = l.Value
-			continue
+	s.Series.Labels.Range(func(n, v string) {
+		if n == "__name__" {
+			name = v
+			return
 		}
-		ls = append(ls, l.Name+"="+l.Value)
-	}
+		ls = append(ls, n+"="+v)
+	})
 	sort.Strings(ls)
 	v := strconv.FormatFloat(s.V, 'g', -1, 64)
 	if math.Float64bits(s.V) == value.StaleNaN {

@@ -194,17 +194,11 @@ func (p *Publisher) fedBy(samples []series.Sample) func(string, map[string]strin
 // name, then each of its own labels as \x00name=value. The one place this
 // package reads a sample's labels.
 func appendSeriesKey(b []byte, s *series.Sample) []byte {
-	for _, l := range s.Labels {
-		if l.Name == "__name__" {
-			b = append(b, l.Value...)
-			break
-		}
-	}
+	ls := s.Series.Labels
+	b = append(b, ls.Name()...)
 	for _, n := range ownLabels {
-		for _, l := range s.Labels {
-			if l.Name == n {
-				b = append(append(append(append(b, 0), n...), '='), l.Value...)
-			}
+		if v := ls.Get(n); v != "" {
+			b = append(append(append(append(b, 0), n...), '='), v...)
 		}
 	}
 	return b

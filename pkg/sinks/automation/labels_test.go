@@ -15,5 +15,5 @@ type (
 
 func sampleOf(name, label, value string, t int64, v float64) series.Sample {
 	ls := []prompb.Label{{Name: "__name__", Value: name}, {Name: "bmc", Value: "b1"}, {Name: label, Value: value}}
-	return series.Sample{Labels: ls, Hash: series.Hash(ls), T: t, V: v}
+	return series.Sample{Series: series.New(ls), T: t, V: v}
 }

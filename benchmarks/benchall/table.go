@@ -161,10 +161,10 @@ func table(runs []*results, wall time.Duration) string {
 			continue
 		}
 		f := func(f func(*figures.Poller) float64) stat { return pl(which, f) }
-		fmt.Fprintf(&b, "| **poller** CPU and RSS per BMC | %s | **%s cores, %s KB RSS per BMC**; %s polls/s, %s %% ok; schedule lag p50 ≤ %gs, p99 ≤ %gs | |\n",
+		fmt.Fprintf(&b, "| **poller** CPU and RSS per BMC | %s | **%s cores, %s KB RSS per BMC**; %s polls/s, %s %% ok; schedule lag p50 ≤ %s s, p99 ≤ %s s | |\n",
 			pollerLoad(p), f(func(p *figures.Poller) float64 { return p.Cores }).fmt(f2), f(func(p *figures.Poller) float64 { return p.RSSPerBMCKB }).fmt(f1),
 			f(func(p *figures.Poller) float64 { return p.PollsPerSec }).fmt(f0), f(func(p *figures.Poller) float64 { return p.OKPercent }).fmt(f1),
-			f(func(p *figures.Poller) float64 { return p.LagP50 }).med, f(func(p *figures.Poller) float64 { return p.LagP99 }).med)
+			f(func(p *figures.Poller) float64 { return p.LagP50 }).fmt(g3), f(func(p *figures.Poller) float64 { return p.LagP99 }).fmt(g3))
 	}
 	if l := first.Latency; l != nil {
 		lat := func(f func(*figures.Latency) float64) stat {
@@ -313,6 +313,7 @@ func f0(x float64) string { return fmt.Sprintf("%.0f", x) }
 func f1(x float64) string { return fmt.Sprintf("%.1f", x) }
 func f2(x float64) string { return fmt.Sprintf("%.2f", x) }
 func f3(x float64) string { return fmt.Sprintf("%.3f", x) }
+func g3(x float64) string { return fmt.Sprintf("%.3g", x) }
 
 // si writes n with a k or M suffix and three significant digits.
 func si(n float64) string {

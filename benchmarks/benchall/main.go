@@ -19,6 +19,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -88,6 +89,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchall:", err)
 		os.Exit(1)
 	}
+	failed := slices.ContainsFunc(figs, func(r *results) bool { return len(r.Failed) > 0 })
 	var cmd strings.Builder
 	cmd.WriteString("go run ./benchmarks/benchall")
 	if *runs > 1 {
@@ -117,6 +119,36 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "benchall: appended to %s\n", *record)
 	}
+	if failed {
+		fmt.Fprintln(os.Stderr, "benchall: a harness failed (see the table)")
+		os.Exit(1)
+	}
+}
+
+// lastLine keeps the last non-empty line written to it (a harness's error).
+type lastLine struct{ cur, last []byte }
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c == '\n' {
+			if len(bytes.TrimSpace(l.cur)) > 0 {
+				l.last = append(l.last[:0], l.cur...)
+			}
+			l.cur = l.cur[:0]
+			continue
+		}
+		if len(l.cur) < 4096 {
+			l.cur = append(l.cur, c)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *lastLine) String() string {
+	if len(bytes.TrimSpace(l.cur)) > 0 {
+		return string(l.cur)
+	}
+	return string(l.last)
 }
 
 // runAll builds the harnesses, then runs every step runs times (every step
@@ -149,13 +181,23 @@ func runAll(steps []step, runs int) ([]*results, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 			c := exec.CommandContext(ctx, filepath.Join(dir, s.harness), args...)
 			// The harness's own report goes to stderr: stdout is the table.
-			c.Stdout, c.Stderr = os.Stderr, os.Stderr
+			var last lastLine
+			c.Stdout, c.Stderr = os.Stderr, io.MultiWriter(os.Stderr, &last)
 			c.WaitDelay = 30 * time.Second
 			t0 := time.Now()
 			err := c.Run()
 			cancel()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", s.name, err)
+				// The table still shows the step, failed, and the
+				// other steps run: a harness that a change makes fail
+				// (a fleet too big for the machine) is a result too.
+				why := strings.TrimSpace(last.String())
+				if why == "" || ctx.Err() != nil {
+					why = cmp.Or(why+"; ", "") + err.Error()
+				}
+				fmt.Fprintf(os.Stderr, "=== benchall: %s failed after %s: %v\n", s.name, time.Since(t0).Round(time.Second), err)
+				figs.fail(s.name, why)
+				continue
 			}
 			b, err := os.ReadFile(jsonFile)
 			if err != nil {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +20,16 @@ type results struct {
 	Poller     *figures.Poller  // pollerload, Redfish
 	PollerIPMI *figures.Poller  // pollerload --protocol=ipmi
 	Latency    *figures.Latency
+	// Failed is, per step that failed, the last line it wrote.
+	Failed map[string]string
+}
+
+// fail records that step name failed, with the last line it wrote.
+func (f *results) fail(name, why string) {
+	if f.Failed == nil {
+		f.Failed = map[string]string{}
+	}
+	f.Failed[name] = why
 }
 
 // Targets, as the table checks them: issue 14's first (gateway core and
@@ -48,18 +61,42 @@ func verdict(ok bool) string {
 // brackets.
 func table(runs []*results, wall time.Duration) string {
 	var b strings.Builder
-	first := runs[0]
+	// first holds each harness's figures from the first run that has them
+	// (the loads and labels; every figure printed is over all runs).
+	first := &results{}
+	var failures []string
+	for i := len(runs) - 1; i >= 0; i-- {
+		r := runs[i]
+		first.Gateway = cmp.Or(r.Gateway, first.Gateway)
+		first.Gateway50k = cmp.Or(r.Gateway50k, first.Gateway50k)
+		first.Poller = cmp.Or(r.Poller, first.Poller)
+		first.PollerIPMI = cmp.Or(r.PollerIPMI, first.PollerIPMI)
+		first.Latency = cmp.Or(r.Latency, first.Latency)
+	}
+	for i, r := range runs {
+		for _, name := range slices.Sorted(maps.Keys(r.Failed)) {
+			failures = append(failures, fmt.Sprintf("run %d: %s failed: %s", i+1, name, r.Failed[name]))
+		}
+	}
 	get := func(f func(*results) (float64, bool)) stat { return over(runs, f) }
 
 	fmt.Fprintln(&b, "| target figure | load | result | target |")
 	fmt.Fprintln(&b, "|---|---|---|---|")
-	notRun := func(what, load, target string) {
-		fmt.Fprintf(&b, "| %s | %s | not run | %s: not measured |\n", what, load, target)
+	// notRun is a target row without figures: its step failed in every
+	// run, or did not run.
+	notRun := func(step, what, load, target string) {
+		result := "not run"
+		for _, r := range runs {
+			if why, ok := r.Failed[step]; ok {
+				result = "**failed**: " + strings.ReplaceAll(why, "|", "/")
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s: not measured |\n", what, load, result, target)
 	}
-	rssRow := func(g *figures.Gateway, which func(*results) *figures.Gateway, size string) {
+	rssRow := func(g *figures.Gateway, which func(*results) *figures.Gateway, size, step string) {
 		what := "gateway peak RSS per BMC, " + size
 		if g == nil {
-			notRun(what, size+" BMCs × 3 polls", "≤ 48 KB")
+			notRun(step, what, size+" BMCs × 3 polls", "≤ 48 KB")
 			return
 		}
 		s := get(func(r *results) (float64, bool) {
@@ -77,8 +114,8 @@ func table(runs []*results, wall time.Duration) string {
 		fmt.Fprintf(&b, "| %s | %d BMCs × %d polls (gatewayload) | **%s KB** (peak %s GB) | ≤ %.0f KB: %s |\n",
 			what, g.BMCs, g.Polls, s.fmt(f0), peak.fmt(f2), gatewayRSSPerBMCTarget, verdict(s.med <= gatewayRSSPerBMCTarget))
 	}
-	rssRow(first.Gateway, func(r *results) *figures.Gateway { return r.Gateway }, "10 000")
-	rssRow(first.Gateway50k, func(r *results) *figures.Gateway { return r.Gateway50k }, "50 000")
+	rssRow(first.Gateway, func(r *results) *figures.Gateway { return r.Gateway }, "10 000", "gatewayload")
+	rssRow(first.Gateway50k, func(r *results) *figures.Gateway { return r.Gateway50k }, "50 000", "gatewayload-50k")
 	gw := func(f func(*figures.Gateway) float64) stat {
 		return get(func(r *results) (float64, bool) {
 			if r.Gateway == nil {
@@ -98,15 +135,15 @@ func table(runs []*results, wall time.Duration) string {
 			fmt.Fprintf(&b, "| gateway steady throughput, of a snappy-only ceiling | the same; snappy.Encode over %d of the uncompressed request bodies the gateway sent (a uniform sample) | **%s %%** (of %s samples/s per core) | reported |\n",
 				g.SnappyBodies, sn.fmt(f1), gw(func(g *figures.Gateway) float64 { return g.SnappyCeiling }).fmt(si))
 		} else {
-			notRun("gateway steady throughput, of a snappy-only ceiling", "the same", "reported")
+			notRun("gatewayload", "gateway steady throughput, of a snappy-only ceiling", "the same", "reported")
 		}
 		fp := gw(func(g *figures.Gateway) float64 { return 1e3 * g.FirstPollExtraPerBMC })
 		fmt.Fprintf(&b, "| first poll of a BMC (plan build), CPU per BMC | the same, poll 1; derived: gateway CPU from Run until every first poll is acked, less what its samples cost at the steady rate, ÷ BMCs | **%s ms** | ≤ %.1f ms: %s |\n",
 			fp.fmt(f3), 1e3*firstPollPerBMCTarget, verdict(fp.med <= 1e3*firstPollPerBMCTarget))
 	} else {
-		notRun("gateway steady throughput, of the gogo+snappy ceiling", "10 000 BMCs × 3 polls", "≥ 60 %")
-		notRun("gateway steady throughput, of a snappy-only ceiling", "the same", "reported")
-		notRun("first poll of a BMC (plan build), CPU per BMC", "the same", "≤ 0.2 ms")
+		notRun("gatewayload", "gateway steady throughput, of the gogo+snappy ceiling", "10 000 BMCs × 3 polls", "≥ 60 %")
+		notRun("gatewayload", "gateway steady throughput, of a snappy-only ceiling", "the same", "reported")
+		notRun("gatewayload", "first poll of a BMC (plan build), CPU per BMC", "the same", "≤ 0.2 ms")
 	}
 	pl := func(which func(*results) *figures.Poller, f func(*figures.Poller) float64) stat {
 		return get(func(r *results) (float64, bool) {
@@ -131,8 +168,8 @@ func table(runs []*results, wall time.Duration) string {
 		fmt.Fprintf(&b, "| poller CPU, %d Redfish BMCs at %s | the same | **%s cores** (%s) | ≤ %.1f core: %s |\n",
 			pollerTargetBMCs, pollerTargetInterval, scaled.fmt(f2), how, pollerCoresTarget, verdict(scaled.med <= pollerCoresTarget))
 	} else {
-		notRun("poller RSS per Redfish BMC", "Redfish bmcsim fleet", "≤ 50 KB")
-		notRun(fmt.Sprintf("poller CPU, %d Redfish BMCs at %s", pollerTargetBMCs, pollerTargetInterval), "the same", "≤ 0.5 core")
+		notRun("pollerload", "poller RSS per Redfish BMC", "Redfish bmcsim fleet", "≤ 50 KB")
+		notRun("pollerload", fmt.Sprintf("poller CPU, %d Redfish BMCs at %s", pollerTargetBMCs, pollerTargetInterval), "the same", "≤ 0.5 core")
 	}
 	if p := first.PollerIPMI; p != nil {
 		rss := pl(ipmi, func(p *figures.Poller) float64 { return p.RSSPerBMCKB })
@@ -140,14 +177,14 @@ func table(runs []*results, wall time.Duration) string {
 			pollerLoad(p), rss.fmt(f1), pl(ipmi, func(p *figures.Poller) float64 { return p.Cores }).fmt(f2),
 			pollerIPMIRSSPerBMCTarget, verdict(rss.med <= pollerIPMIRSSPerBMCTarget))
 	} else {
-		notRun("poller RSS per IPMI BMC", "IPMI bmcsim fleet", "≤ 20 KB")
+		notRun("pollerload-ipmi", "poller RSS per IPMI BMC", "IPMI bmcsim fleet", "≤ 20 KB")
 	}
 	if g := first.Gateway; g != nil {
 		a := gw(func(g *figures.Gateway) float64 { return g.SteadyAllocs })
 		fmt.Fprintf(&b, "| allocations per sample, gateway steady | %d BMCs × %d polls, steady | **%s** | ≤ %.1f: %s |\n",
 			g.BMCs, g.Polls, a.fmt(f2), allocsPerSampleTarget, verdict(a.med <= allocsPerSampleTarget))
 	} else {
-		notRun("allocations per sample, gateway steady", "10 000 BMCs × 3 polls", "≤ 0.2")
+		notRun("gatewayload", "allocations per sample, gateway steady", "10 000 BMCs × 3 polls", "≤ 0.2")
 	}
 
 	fmt.Fprintln(&b)
@@ -197,6 +234,9 @@ func table(runs []*results, wall time.Duration) string {
 			lat(func(l *figures.Latency) float64 { return l.FromEnd.Max }).fmt(f2), lat(func(l *figures.Latency) float64 { return l.PollDuration.P50 }).fmt(f2),
 			lat(func(l *figures.Latency) float64 { return l.PollDuration.P99 }).fmt(f2))
 	}
+	if len(failures) > 0 {
+		fmt.Fprintf(&b, "\nFailed: %s.\n", strings.Join(failures, "; "))
+	}
 	if len(runs) == 1 {
 		fmt.Fprintf(&b, "\nOne run of each harness, one after another (%s in all); ratios are within the run.\n", wall.Round(time.Second))
 	} else {
@@ -209,7 +249,12 @@ func table(runs []*results, wall time.Duration) string {
 // gatewayRows writes the ceiling and gateway rows of one gatewayload
 // harness run (the 10 000-BMC run with its replicas, or the 50 000-BMC run).
 func gatewayRows(b *strings.Builder, runs []*results, which func(*results) *figures.Gateway, main bool) {
-	g := which(runs[0])
+	var g *figures.Gateway
+	for _, r := range runs {
+		if g = which(r); g != nil {
+			break
+		}
+	}
 	if g == nil {
 		return
 	}

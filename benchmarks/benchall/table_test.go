@@ -266,3 +266,40 @@ func TestDecodeRefusesUnknownFields(t *testing.T) {
 		t.Fatal("a renamed field decoded without error")
 	}
 }
+
+// TestTableFailed: a step that failed keeps its target row, with the
+// harness's last words, and the other steps' figures stand; a step that
+// failed in one run of two shows the other run's figures and the failure
+// below the table.
+func TestTableFailed(t *testing.T) {
+	var l lastLine
+	_, _ = l.Write([]byte("loaded 150000 snapshots\ngatewayload: 79364 of 150000 snapshots acked | peak RSS 22.17 GB: stopped\n\n"))
+	why := l.String()
+	if why != "gatewayload: 79364 of 150000 snapshots acked | peak RSS 22.17 GB: stopped" {
+		t.Fatalf("last line %q", why)
+	}
+	one := all(t, gatewayJSON, gateway50kJSON, pollerJSON, pollerIPMIJSON, latencyJSON)
+	one.Gateway50k = nil
+	one.fail("gatewayload-50k", why)
+	two := all(t, gatewayJSON, gateway50kJSON, pollerJSON, pollerIPMIJSON, latencyJSON)
+	two.Gateway50k, two.PollerIPMI = nil, nil
+	two.fail("gatewayload-50k", why)
+	two.fail("pollerload-ipmi", "pollerload: exit status 1")
+	tab := table([]*results{one, two}, time.Minute)
+	t.Log("\n" + tab)
+	for _, want := range []string{
+		"| gateway peak RSS per BMC, 50 000 | 50 000 BMCs × 3 polls | **failed**: gatewayload: 79364 of 150000 snapshots acked / peak RSS 22.17 GB: stopped | ≤ 48 KB: not measured |",
+		"| gateway peak RSS per BMC, 10 000 | 10000 BMCs × 3 polls (gatewayload) | **360 KB** (peak 3.69 GB) | ≤ 48 KB: **not met** |",
+		// Run 1 measured IPMI: its figures, and run 2's failure below.
+		"**26.9 KB** (0.05 cores) | ≤ 20 KB: **not met** |",
+		"Failed: run 1: gatewayload-50k failed: gatewayload: 79364",
+		"run 2: pollerload-ipmi failed: pollerload: exit status 1.",
+	} {
+		if !strings.Contains(tab, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if strings.Contains(tab, "**gateway**, 50000 BMCs") {
+		t.Error("a detail row for the failed 50 000-BMC run")
+	}
+}

@@ -104,7 +104,7 @@ func main() {
 	flag.IntVar(&o.Partitions, "partitions", 0, "partitions of the replicas' stream (with --replicas of 2 or more; default 16)")
 	flag.IntVar(&o.CeilingBMCs, "ceiling-bmcs", 10000, "the ceilings encode one poll of at most this many BMCs (their series are held in memory at once)")
 	flag.IntVar(&o.KeepBodies, "snappy-bodies", 256, "uncompressed request bodies the receiver keeps (a uniform sample) for the snappy-only ceiling")
-	flag.Float64Var(&o.MinAvailableGB, "min-available", 1.5, "stop the run when the machine's MemAvailable falls below this many GB")
+	flag.Float64Var(&o.MinAvailableGB, "min-available", 2, "stop the run when the machine's MemAvailable falls below this many GB")
 	record := flag.String("record", "", "also append the results, with commit, machine and date, to this markdown file")
 	jsonFile := flag.String("json", "", "also write the headline figures as JSON to this file")
 	flag.Parse()

@@ -3,16 +3,20 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +43,7 @@ type infraReady struct {
 	NATS      string `json:"nats"`
 	Receiver  string `json:"receiver"`
 	Stats     string `json:"stats"`
+	Bodies    string `json:"bodies"`
 	Snapshots int    `json:"snapshots"`
 	Bytes     int64  `json:"bytes"`
 	Readings  int64  `json:"readings"`
@@ -59,9 +64,92 @@ type receiverStats struct {
 
 // receiver accepts remote-write requests and counts them. It decodes each
 // (snappy, then prompb) to count samples exactly; that work is this
-// process's, not the gateway's.
+// process's, not the gateway's. It keeps a uniform sample of the
+// uncompressed request bodies (reservoir sampling, keep of them), which
+// the harness compresses again after the run: the snappy-only ceiling.
 type receiver struct {
 	requests, bytes, samples, series, errors atomic.Int64
+
+	keep   int
+	mu     sync.Mutex
+	seen   int64
+	kept   []keptBody
+	random *rand.Rand
+}
+
+// keptBody is one request the gateway sent: its body before compression,
+// its samples and the size it was sent at (compressed).
+type keptBody struct {
+	raw     []byte
+	samples int
+	sent    int
+}
+
+// sample offers one decoded request to the reservoir.
+func (rc *receiver) sample(b keptBody) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.seen++
+	if len(rc.kept) < rc.keep {
+		rc.kept = append(rc.kept, b)
+		return
+	}
+	if j := rc.random.Int64N(rc.seen); j < int64(rc.keep) {
+		rc.kept[j] = b
+	}
+}
+
+// writeBodies writes the kept bodies: for each, its samples, its sent
+// size and its length as uvarints, then the body.
+func (rc *receiver) writeBodies(w io.Writer) error {
+	rc.mu.Lock()
+	kept := slices.Clone(rc.kept)
+	rc.mu.Unlock()
+	bw := bufio.NewWriter(w)
+	var hdr []byte
+	for _, b := range kept {
+		hdr = binary.AppendUvarint(hdr[:0], uint64(b.samples))
+		hdr = binary.AppendUvarint(hdr, uint64(b.sent))
+		hdr = binary.AppendUvarint(hdr, uint64(len(b.raw)))
+		if _, err := bw.Write(hdr); err != nil {
+			return err
+		}
+		if _, err := bw.Write(b.raw); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// readBodies reads what writeBodies wrote.
+func readBodies(r io.Reader) ([]keptBody, error) {
+	br := bufio.NewReader(r)
+	var out []keptBody
+	for {
+		samples, err := binary.ReadUvarint(br)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		sent, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, err
+		}
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, err
+		}
+		if n > 1<<30 {
+			return nil, fmt.Errorf("kept body of %d bytes", n)
+		}
+		raw := make([]byte, n)
+		if _, err := io.ReadFull(br, raw); err != nil {
+			return nil, err
+		}
+		out = append(out, keptBody{raw: raw, samples: int(samples), sent: int(sent)})
+	}
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -89,6 +177,9 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n += len(req.Timeseries[i].Samples)
 	}
 	rc.samples.Add(int64(n))
+	if rc.keep > 0 {
+		rc.sample(keptBody{raw: raw, samples: n, sent: len(body)})
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -108,6 +199,7 @@ func infraMain(args []string) error {
 	dir := fs.String("dir", "", "")
 	partitions := fs.Int("partitions", 0, "")
 	waitLoad := fs.Bool("wait-load", false, "")
+	keep := fs.Int("keep-bodies", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -119,11 +211,14 @@ func infraMain(args []string) error {
 	}
 	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 
-	rc := &receiver{}
+	rc := &receiver{keep: *keep, random: rand.New(rand.NewPCG(1, 2))}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", rc)
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(rc.stats())
+	})
+	mux.HandleFunc("/bodies", func(w http.ResponseWriter, _ *http.Request) {
+		_ = rc.writeBodies(w)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -138,6 +233,7 @@ func infraMain(args []string) error {
 	ready.NATS = srv.ClientURL()
 	ready.Receiver = "http://" + ln.Addr().String() + "/api/v1/write"
 	ready.Stats = "http://" + ln.Addr().String() + "/stats"
+	ready.Bodies = "http://" + ln.Addr().String() + "/bodies"
 	if *waitLoad {
 		// The stream first, empty; the load when the harness says.
 		if err := ensureStream(ctx, ready.NATS, *partitions); err != nil {
@@ -156,7 +252,7 @@ func infraMain(args []string) error {
 		return err
 	}
 	loaded.LoadSecs = time.Since(t0).Seconds()
-	loaded.NATS, loaded.Receiver, loaded.Stats = ready.NATS, ready.Receiver, ready.Stats
+	loaded.NATS, loaded.Receiver, loaded.Stats, loaded.Bodies = ready.NATS, ready.Receiver, ready.Stats, ready.Bodies
 	if err := printLine(loaded); err != nil {
 		return err
 	}
@@ -197,11 +293,10 @@ func ensureStream(ctx context.Context, url string, partitions int) error {
 // transform as it stores each snapshot.
 func load(ctx context.Context, url string, bmcs, polls, partitions int) (infraReady, error) {
 	var out infraReady
-	ts, err := gwfleet.Templates(ctx)
+	f, err := loadFleet(ctx, bmcs)
 	if err != nil {
 		return out, err
 	}
-	f := gwfleet.New(bmcs, ts)
 	nc, err := nats.Connect(url)
 	if err != nil {
 		return out, err

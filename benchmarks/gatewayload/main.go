@@ -102,6 +102,9 @@ func main() {
 	flag.StringVar(&o.Profile, "profile", "", "write a CPU profile of the gateway's steady state to this file, and its heap at the end to this file plus .heap")
 	flag.IntVar(&o.Replicas, "replicas", 1, "with 2 or more, also run that many gateway replicas, each its own process, on a fresh partitioned stream of the same load, after the one-gateway run")
 	flag.IntVar(&o.Partitions, "partitions", 0, "partitions of the replicas' stream (with --replicas of 2 or more; default 16)")
+	flag.IntVar(&o.CeilingBMCs, "ceiling-bmcs", 10000, "the ceilings encode one poll of at most this many BMCs (their series are held in memory at once)")
+	flag.IntVar(&o.KeepBodies, "snappy-bodies", 256, "uncompressed request bodies the receiver keeps (a uniform sample) for the snappy-only ceiling")
+	flag.Float64Var(&o.MinAvailableGB, "min-available", 2, "stop the run when the machine's MemAvailable falls below this many GB")
 	record := flag.String("record", "", "also append the results, with commit, machine and date, to this markdown file")
 	jsonFile := flag.String("json", "", "also write the headline figures as JSON to this file")
 	flag.Parse()
@@ -181,7 +184,8 @@ func header(o options) string {
 	if o.Replicas > 1 {
 		scale = fmt.Sprintf(" --replicas=%d --partitions=%d", o.Replicas, o.Partitions)
 	}
-	fmt.Fprintf(&sb, "- Command: `go run ./benchmarks/gatewayload --bmcs=%d --polls=%d --ceiling-time=%s%s`\n\n", o.BMCs, o.Polls, o.CeilingTime, scale)
+	fmt.Fprintf(&sb, "- Command: `go run ./benchmarks/gatewayload --bmcs=%d --polls=%d --ceiling-time=%s --ceiling-bmcs=%d --snappy-bodies=%d%s`\n\n",
+		o.BMCs, o.Polls, o.CeilingTime, o.CeilingBMCs, o.KeepBodies, scale)
 	return sb.String()
 }
 
@@ -193,6 +197,13 @@ type options struct {
 	// Replicas above 1 adds a run of that many replicas, each its own
 	// process, on a stream of Partitions partitions.
 	Replicas, Partitions int
+	// CeilingBMCs caps the BMCs whose poll the ceilings encode;
+	// KeepBodies is the receiver's sample of request bodies for the
+	// snappy-only ceiling.
+	CeilingBMCs, KeepBodies int
+	// MinAvailableGB stops a run that would leave the machine less
+	// memory than this.
+	MinAvailableGB float64
 	// selfCmd runs this program again in another role (tests: the test
 	// binary); nil means os.Executable.
 	selfCmd func(args ...string) *exec.Cmd
@@ -210,7 +221,8 @@ type point struct {
 type result struct {
 	opts     options
 	load     infraReady
-	cold     point // the gateway started
+	cold     point // before gateway.New (which reads the inventory)
+	started  point // gateway.New returned: Run starts
 	warm     point // every first poll acked
 	end      point // every snapshot acked
 	rssKB    int64 // peak RSS of this process while the gateway ran
@@ -218,6 +230,13 @@ type result struct {
 	ceil     ceilingRun // in the normaliser's order
 	// ceilSharded is the same in the queue's shard order: a diagnostic.
 	ceilSharded ceilingRun
+	// ceilBMCs is the BMCs whose poll the ceilings encode.
+	ceilBMCs int
+	// bodies is the receiver's sample of the requests the gateway sent;
+	// ceilSnappy is snappy.Encode alone over them.
+	bodies     []keptBody
+	ceilSnappy ceilingRun
+	snappySame bool // compressing the bodies again gave the sizes sent
 	// replicas is the run of several replicas (--replicas), or nil.
 	replicas *replicaRun
 }
@@ -249,6 +268,9 @@ func run(o options) (*result, error) {
 	if err := runGateway(ctx, o, r, invFile); err != nil {
 		return nil, err
 	}
+	if r.bodies, err = fetchBodies(ctx, r.load.Bodies); err != nil {
+		return nil, fmt.Errorf("request bodies: %w", err)
+	}
 	infra.stop()
 	r.infraCPU = infra.cpu
 
@@ -258,11 +280,10 @@ func run(o options) (*result, error) {
 
 // writeInventory writes the inventory of a fleet of n BMCs into dir.
 func writeInventory(ctx context.Context, n int, dir string) (*gwfleet.Fleet, string, error) {
-	templates, err := gwfleet.Templates(ctx)
+	fleet, err := loadFleet(ctx, n)
 	if err != nil {
 		return nil, "", err
 	}
-	fleet := gwfleet.New(n, templates)
 	invFile := filepath.Join(dir, "inventory.yml")
 	b, err := inventory.Marshal(fleet.BMCs)
 	if err != nil {
@@ -307,6 +328,9 @@ type infraProc struct {
 func startInfra(ctx context.Context, o options, dir string, partitions int, waitLoad bool) (*infraProc, error) {
 	args := []string{"--bmcs", fmt.Sprint(o.BMCs), "--polls", fmt.Sprint(o.Polls), "--dir", dir, "--partitions", fmt.Sprint(partitions),
 		"--wait-load=" + strconv.FormatBool(waitLoad)}
+	if partitions == 0 {
+		args = append(args, "--keep-bodies", fmt.Sprint(o.KeepBodies))
+	}
 	c, err := o.command("infra", args...)
 	if err != nil {
 		return nil, err
@@ -429,6 +453,9 @@ func runGateway(ctx context.Context, o options, r *result, invFile string) error
 	if err != nil {
 		return err
 	}
+	if r.started, err = sample(ctx, r.load.Stats); err != nil {
+		return err
+	}
 	gctx, stop := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- gw.Run(gctx) }()
@@ -442,6 +469,7 @@ func runGateway(ctx context.Context, o options, r *result, invFile string) error
 
 	warm := uint64(o.BMCs)
 	total := uint64(r.load.Snapshots)
+	progress := "no snapshot acked yet"
 	profiling := false
 	defer func() {
 		if profiling {
@@ -450,18 +478,25 @@ func runGateway(ctx context.Context, o options, r *result, invFile string) error
 	}()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for r.warm.at.IsZero() || r.end.at.IsZero() {
+	for n := 0; r.warm.at.IsZero() || r.end.at.IsZero(); n++ {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("gateway did not ack every snapshot: %w", ctx.Err())
+			return fmt.Errorf("gateway did not ack every snapshot (%s): %w", progress, ctx.Err())
 		case err := <-errc:
-			return fmt.Errorf("gateway stopped: %v", err)
+			return fmt.Errorf("gateway stopped (%s): %v", progress, err)
 		case <-tick.C:
+		}
+		if n%10 == 0 {
+			if err := checkMemory(o.MinAvailableGB); err != nil {
+				return fmt.Errorf("%s: %w", progress, err)
+			}
 		}
 		info, err := consumerInfo(ctx, js)
 		if err != nil {
 			continue // Not created yet.
 		}
+		progress = fmt.Sprintf("%d of %d snapshots acked after %s, %.1f CPU s, peak RSS %.2f GB", info.AckFloor.Stream, total,
+			time.Since(r.started.at).Round(time.Second), cpuSeconds()-r.started.cpu, float64(maxRSS())*1024/1e9)
 		if r.warm.at.IsZero() && info.AckFloor.Stream >= warm {
 			if r.warm, err = sample(ctx, r.load.Stats); err != nil {
 				return err
@@ -547,7 +582,11 @@ func receiverStatsAt(ctx context.Context, statsURL string) (receiverStats, error
 // and encodes it over and over, on one goroutine, for o.CeilingTime.
 func ceiling(o options, fleet *gwfleet.Fleet, r *result) error {
 	start := time.Now().Add(-time.Hour)
-	snaps := make([]*v1.Snapshot, o.BMCs)
+	r.ceilBMCs = o.BMCs
+	if o.CeilingBMCs > 0 {
+		r.ceilBMCs = min(o.BMCs, o.CeilingBMCs)
+	}
+	snaps := make([]*v1.Snapshot, r.ceilBMCs)
 	for i := range snaps {
 		snaps[i] = fleet.Snapshot(i, 1, start)
 	}
@@ -561,7 +600,12 @@ func ceiling(o options, fleet *gwfleet.Fleet, r *result) error {
 		return err
 	}
 	r.ceilSharded, err = encodeFor(gwfleet.ShardOrder(all, remotewrite.DefaultQueueConfig.Shards), o.CeilingTime)
-	return err
+	if err != nil {
+		return err
+	}
+	all = nil
+	r.ceilSnappy, r.snappySame = snappyFor(r.bodies, o.CeilingTime)
+	return nil
 }
 
 // ceilingRun is one ceiling measurement.
@@ -635,9 +679,51 @@ func (r *result) print(out io.Writer) {
 		fmt.Fprintf(out, "| %s | %d | %.2f | %.2f | %.2f | %.0f | %.0f | %.1f%% | %.2f | %.2f |\n", name, w.samples, w.wall, w.cpu, w.cpu/w.wall,
 			float64(w.samples)/w.wall, perCore, 100*perCore/ceil, w.allocs, float64(w.bytes)/float64(w.samples))
 	}
+	if sn := r.ceilSnappy; sn.samples > 0 {
+		fmt.Fprintf(out, "| ceiling: snappy alone, over %d of the request bodies the gateway sent | %d | | %.2f | | | %.0f | %.1f%% | %.3f | %.2f |\n",
+			len(r.bodies), sn.samples, sn.cpu, sn.perCore(), 100*sn.perCore()/ceil, sn.allocs, sn.bytes)
+	}
 	row(fmt.Sprintf("gateway, steady (polls 2-%d)", r.opts.Polls), steady)
 	row("gateway, all polls (first builds plans)", all)
-	fmt.Fprintf(out, "gateway peak RSS %.0f MB; NATS + receiver process CPU %.2f s (not counted above)\n", float64(r.rssKB)/1024, r.infraCPU)
+	s := r.summary()
+	if r.ceilBMCs < r.opts.BMCs {
+		fmt.Fprintf(out, "the ceilings encode one poll of %d of the %d BMCs (--ceiling-bmcs): their series are held in memory at once\n", r.ceilBMCs, r.opts.BMCs)
+	}
+	if s.SnappyCeiling > 0 {
+		same := "the same compressed sizes as the gateway sent"
+		if !r.snappySame {
+			same = "**not** the compressed sizes the gateway sent: it compresses otherwise"
+		}
+		fmt.Fprintf(out, "steady: %.1f%% of the gogo+snappy ceiling, %.1f%% of the snappy-only ceiling (%d request bodies, a uniform sample of %d; compressing them again gives %s)\n",
+			100*s.SteadyRatio, 100*s.SteadySnappyRatio, len(r.bodies), r.end.received.Requests, same)
+	}
+	fp := firstPollOf(between(r.started, r.warm), steady)
+	fmt.Fprintf(out, "first poll (plan build): %.2f CPU s from Run until every first poll was acked, for %d samples; at the steady rate they cost %.2f s; the rest, %.3f ms per BMC, is the first poll's own work\n",
+		fp.cpu, fp.samples, fp.atSteady, 1e3*fp.extra/float64(r.opts.BMCs))
+	fmt.Fprintf(out, "gateway peak RSS %.0f MB, %.1f KB per BMC; gateway.New (inventory) %.2f CPU s; NATS + receiver process CPU %.2f s (not counted above)\n",
+		float64(r.rssKB)/1024, float64(r.rssKB)/float64(r.opts.BMCs), r.started.cpu-r.cold.cpu, r.infraCPU)
+}
+
+// firstPoll is the first poll's CPU beyond what its samples cost at the
+// steady rate.
+type firstPoll struct {
+	cpu, atSteady, extra float64
+	samples              int64
+}
+
+// firstPollOf derives the cost of the first poll of every BMC (building
+// its plan, and the gateway's tables growing) from two windows of one run:
+// first, from Run until every first poll is acked, and steady, the later
+// polls. The samples written in first would cost first.samples ÷ the
+// steady samples per CPU second if they were steady; the rest of first's
+// CPU is the first polls' own.
+func firstPollOf(first, steady window) firstPoll {
+	f := firstPoll{cpu: first.cpu, samples: first.samples}
+	if steady.samples > 0 && steady.cpu > 0 {
+		f.atSteady = float64(first.samples) * steady.cpu / float64(steady.samples)
+	}
+	f.extra = max(0, f.cpu-f.atSteady)
+	return f
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }

@@ -32,7 +32,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := run(options{BMCs: 150, Polls: 2, Timeout: time.Minute, CeilingTime: 100 * time.Millisecond,
+	r, err := run(options{BMCs: 150, Polls: 2, Timeout: time.Minute, CeilingTime: 100 * time.Millisecond, KeepBodies: 256, CeilingBMCs: 100,
 		selfCmd: func(args ...string) *exec.Cmd { return exec.Command(exe, args...) }})
 	if err != nil {
 		t.Fatal(err)
@@ -44,9 +44,18 @@ func TestSmoke(t *testing.T) {
 	if r.end.received.Samples < r.load.Readings {
 		t.Fatalf("received %d samples for %d readings", r.end.received.Samples, r.load.Readings)
 	}
+	// The snappy-only ceiling compresses a sample of the very bodies the
+	// gateway sent: again to the sizes it sent them at.
+	s := r.summary()
+	if s.SnappyBodies == 0 || s.SnappyBodies > 256 || !s.SnappySameBytes || s.SnappyCeiling <= 0 {
+		t.Fatalf("snappy-only ceiling over %d bodies: %v samples/s per core, same sizes %v", s.SnappyBodies, s.SnappyCeiling, s.SnappySameBytes)
+	}
+	if s.FirstPollCPU <= 0 || s.FirstPollExtraPerBMC < 0 {
+		t.Fatalf("first poll: %v CPU s, %v s per BMC", s.FirstPollCPU, s.FirstPollExtraPerBMC)
+	}
 	var out bytes.Buffer
 	r.print(&out)
-	if !strings.Contains(out.String(), "gateway, steady") {
+	if !strings.Contains(out.String(), "gateway, steady") || !strings.Contains(out.String(), "snappy-only ceiling") {
 		t.Fatalf("table: %s", out.String())
 	}
 	t.Log("\n" + out.String())

@@ -20,6 +20,17 @@ func (r *result) summary() summary {
 		SteadyBytes: div(float64(steady.bytes), float64(steady.samples)),
 		All:         div(float64(all.samples), all.cpu), PeakRSSBytes: float64(r.rssKB) * 1024, InfraCPUSecond: r.infraCPU}
 	s.SteadyRatio, s.AllRatio = div(s.Steady, ceil), div(s.All, ceil)
+	s.CeilingBMCs = r.ceilBMCs
+	if sn := r.ceilSnappy; sn.samples > 0 {
+		s.SnappyCeiling = sn.perCore()
+		s.SnappyBodies = len(r.bodies)
+		s.SnappySameBytes = r.snappySame
+		s.SteadySnappyRatio = div(s.Steady, s.SnappyCeiling)
+	}
+	fp := firstPollOf(between(r.started, r.warm), steady)
+	s.FirstPollCPU, s.FirstPollAtSteadyCPU = fp.cpu, fp.atSteady
+	s.FirstPollExtraPerBMC = div(fp.extra, float64(r.opts.BMCs))
+	s.NewCPU = r.started.cpu - r.cold.cpu
 	if r.replicas != nil {
 		rs := r.replicas.summary(r)
 		s.Replicas = &rs

@@ -24,6 +24,26 @@ type Gateway struct {
 	AllRatio       float64 `json:"gateway_all_of_ceiling"`
 	PeakRSSBytes   float64 `json:"gateway_peak_rss_bytes"`
 	InfraCPUSecond float64 `json:"nats_receiver_cpu_s"`
+	// CeilingBMCs is the BMCs whose one poll the ceilings encode (at most
+	// BMCs: gatewayload's --ceiling-bmcs).
+	CeilingBMCs int `json:"ceiling_bmcs"`
+	// SnappyCeiling is snappy.Encode alone over a uniform sample
+	// (SnappyBodies) of the uncompressed request bodies the gateway sent,
+	// samples per CPU second; SteadySnappyRatio is Steady over it.
+	// SnappySameBytes: compressing them again gave the sizes sent.
+	SnappyCeiling     float64 `json:"ceiling_snappy_samples_per_core_s"`
+	SnappyBodies      int     `json:"snappy_bodies"`
+	SnappySameBytes   bool    `json:"snappy_same_bytes"`
+	SteadySnappyRatio float64 `json:"gateway_steady_of_snappy_ceiling"`
+	// The first poll of every BMC (plan build), derived: FirstPollCPU is
+	// the gateway's CPU seconds from Run until every first poll is acked,
+	// FirstPollAtSteadyCPU what the samples written meanwhile cost at the
+	// steady rate, FirstPollExtraPerBMC the difference per BMC (seconds).
+	FirstPollCPU         float64 `json:"first_poll_cpu_s"`
+	FirstPollAtSteadyCPU float64 `json:"first_poll_at_steady_cpu_s"`
+	FirstPollExtraPerBMC float64 `json:"first_poll_extra_cpu_per_bmc_s"`
+	// NewCPU is gateway.New's CPU seconds (it reads the inventory).
+	NewCPU float64 `json:"gateway_new_cpu_s"`
 	// Replicas is the run of several replicas (--replicas of 2 or more).
 	Replicas *GatewayReplicas `json:"replicas,omitempty"`
 }

@@ -139,10 +139,8 @@ func readPublished(t *testing.T, b *bed) *published {
 				p.want[snap.BmcId] = want
 			}
 			for _, s := range norm.Normalise(nil, &snap, base, &st) {
-				ls := make(map[string]string, len(s.Labels))
-				for _, l := range s.Labels {
-					ls[l.Name] = l.Value
-				}
+				ls := make(map[string]string, s.Series.Labels.Len())
+				s.Series.Labels.Range(func(n, v string) { ls[n] = v })
 				h := labelHash(ls)
 				if _, ok := p.names[h]; !ok {
 					p.names[h] = describe(ls)

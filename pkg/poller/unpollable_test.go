@@ -104,9 +104,7 @@ bmcs:
 	for _, s := range rec.snaps {
 		for _, smp := range norm.Normalise(nil, s, nil, nil) {
 			lbl := map[string]string{}
-			for _, l := range smp.Labels {
-				lbl[l.Name] = l.Value
-			}
+			smp.Series.Labels.Range(func(n, v string) { lbl[n] = v })
 			if lbl["__name__"] == "bmc_up" {
 				ups[s.BmcId+"/"+lbl["protocol"]] = smp.V
 			}

@@ -142,84 +142,105 @@ func (c *consumer) run(ctx context.Context) {
 			c.started = time.Now().UnixMilli()
 		}
 	}
-
-	// One pull subscription for the loop's life, not a fetch per round: a
-	// fetch whose client side gives up (1 s after the server's expiry) while
-	// its messages are still on the way drops them, and JetStream
-	// redelivers them only after AckWait, behind newer snapshots of the
-	// same BMCs, which would then be refused as out of order: on a
-	// saturated machine that lost polls. The iterator's subscription stays
-	// open across its pulls, so nothing delivered is dropped.
-	var it jetstream.MessagesContext
-	defer func() {
-		if it != nil {
-			it.Stop()
-		}
-	}()
-	drained := false // the iterator was drained: nothing more will come
+	var p pull
+	defer p.stop()
 	lastRollup := time.Now()
 	for ctx.Err() == nil {
 		c.housekeep(ctx, &lastRollup, rollupEvery)
 		c.drainReleased(ctx)
-		if c.draining() && it != nil && !drained {
-			// Stop pulling; what is already buffered is still handled.
-			it.Drain()
-		}
-		if c.draining() && (it == nil || drained) {
-			if len(c.inflight) == 0 {
-				return
+		if c.draining() {
+			if p.it != nil && !p.drained {
+				// Stop pulling; what is already buffered is still handled.
+				p.it.Drain()
 			}
-			c.waitRelease(ctx)
-			continue
+			if p.it == nil || p.drained {
+				if len(c.inflight) == 0 {
+					return
+				}
+				c.waitRelease(ctx)
+				continue
+			}
 		}
-		if it == nil {
-			var err error
-			if it, err = c.cons.Messages(jetstream.PullMaxMessages(c.fetchBatch)); err != nil {
-				it = nil
-				c.metrics.fetchErrors.Inc()
-				c.logger.Warn("pull from stream", "err", err)
-				sleep(ctx, time.Second)
+		if p.it == nil {
+			if !c.openPull(ctx, &p) {
 				continue
 			}
 			if backlog > 0 {
-				c.replayInOrder(ctx, it, backlog)
+				c.replayInOrder(ctx, p.it, backlog)
 				backlog = 0
 			}
 		}
-		// Releases are handled between messages: while snapshots are
-		// with the sink, wait only briefly for the next message.
-		wait := 200 * time.Millisecond
+		c.receive(ctx, &p)
+	}
+}
+
+// pull is a consumer's pull subscription: one for the loop's life, not a
+// fetch per round. A fetch whose client side gives up (1 s after the
+// server's expiry) while its messages are still on the way drops them, and
+// JetStream redelivers them only after AckWait, behind newer snapshots of
+// the same BMCs, which would then be refused as out of order: on a
+// saturated machine that lost polls. The iterator's subscription stays
+// open across its pulls, so nothing delivered is dropped.
+type pull struct {
+	it      jetstream.MessagesContext // nil: none open
+	drained bool                      // drained for a handover: nothing more will come
+}
+
+func (p *pull) stop() {
+	if p.it != nil {
+		p.it.Stop()
+	}
+}
+
+// openPull opens the pull subscription; false after a failure (counted,
+// logged, and waited out).
+func (c *consumer) openPull(ctx context.Context, p *pull) bool {
+	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.fetchBatch))
+	if err != nil {
+		c.metrics.fetchErrors.Inc()
+		c.logger.Warn("pull from stream", "err", err)
+		sleep(ctx, time.Second)
+		return false
+	}
+	p.it = it
+	return true
+}
+
+// receive takes the next message, if one comes soon, and dispatches it.
+// While snapshots are with the sink it waits only briefly, so releases are
+// handled between messages.
+func (c *consumer) receive(ctx context.Context, p *pull) {
+	wait := 200 * time.Millisecond
+	if len(c.inflight) > 0 {
+		wait = 20 * time.Millisecond
+	}
+	c.restartIfStalled(p.it)
+	m, err := p.it.Next(jetstream.NextMaxWait(wait))
+	switch {
+	case err == nil:
+		c.watch.received.Add(1)
+		c.pending.add(m)
+		c.dispatch(ctx, m)
+	case errors.Is(err, nats.ErrTimeout):
+		c.watch.idle.Add(1)
 		if len(c.inflight) > 0 {
-			wait = 20 * time.Millisecond
+			c.waitRelease(ctx)
 		}
-		c.restartIfStalled(it)
-		m, err := it.Next(jetstream.NextMaxWait(wait))
-		switch {
-		case err == nil:
-			c.watch.received.Add(1)
-			c.pending.add(m)
-			c.dispatch(ctx, m)
-		case errors.Is(err, nats.ErrTimeout):
-			c.watch.idle.Add(1)
-			if len(c.inflight) > 0 {
-				c.waitRelease(ctx)
-			}
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			if c.draining() {
-				drained = true
-				continue
-			}
-			// The connection closed under it, or the watchdog drained
-			// it: pull anew.
-			it.Stop()
-			it = nil
-			sleep(ctx, time.Second)
-		default:
-			c.metrics.fetchErrors.Inc()
-			c.metrics.logLimiter.Do(func() { c.logger.Warn("pull from stream", "err", err) })
-			if ctx.Err() == nil {
-				sleep(ctx, 100*time.Millisecond)
-			}
+	case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+		if c.draining() {
+			p.drained = true
+			return
+		}
+		// The connection closed under it, or the watchdog drained it:
+		// pull anew.
+		p.it.Stop()
+		p.it = nil
+		sleep(ctx, time.Second)
+	default:
+		c.metrics.fetchErrors.Inc()
+		c.metrics.logLimiter.Do(func() { c.logger.Warn("pull from stream", "err", err) })
+		if ctx.Err() == nil {
+			sleep(ctx, 100*time.Millisecond)
 		}
 	}
 }

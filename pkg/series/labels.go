@@ -207,6 +207,9 @@ func appendLabel(dst []byte, name, value string) []byte {
 
 // nextLabel returns the length of the label field at the start of enc.
 func nextLabel(enc string) int {
+	if c := enc[1]; c < 0x80 { // a label under 128 bytes: nearly all
+		return 2 + int(c)
+	}
 	n, k := uvarint(enc[1:])
 	return 1 + k + int(n)
 }
@@ -355,7 +358,16 @@ func (l Labels) Get(name string) string {
 }
 
 // Name returns the metric name (the __name__ label).
-func (l Labels) Name() string { return l.Get("__name__") }
+func (l Labels) Name() string {
+	// __name__ sorts before every lower-case name: it is the first own
+	// label of nearly every set.
+	if own := l.ownEnc(); len(own) > 0 {
+		if k, v := decodeLabel(own[:nextLabel(own)]); k == "__name__" {
+			return v
+		}
+	}
+	return l.Get("__name__")
+}
 
 // Prom returns the set as a new, sorted []prompb.Label. It allocates: use
 // it off the hot path (tests, logs, relabelling).

@@ -56,6 +56,9 @@ func checkSet(t testing.TB, l Labels, want []prompb.Label) {
 			t.Fatalf("Get(%q) = %q, want %q", w.Name, g, w.Value)
 		}
 	}
+	if l.Name() != l.Get("__name__") {
+		t.Fatalf("Name %q, Get(__name__) %q", l.Name(), l.Get("__name__"))
+	}
 	if g := l.Get("zz_absent"); g != "" {
 		t.Fatalf("Get of an absent label = %q", g)
 	}

@@ -57,6 +57,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/benchmarks/internal/gwfleet"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/series"
@@ -449,6 +450,8 @@ func runGateway(ctx context.Context, o options, r *result, invFile string) error
 	if err != nil {
 		return err
 	}
+	// The garbage collector's target the gateway program sets (GOGC wins).
+	service.DefaultGCPercent(service.GatewayGCPercent)
 	gw, err := gateway.New(cfg, gateway.Options{Version: "gatewayload", ShutdownTimeout: 30 * time.Second})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 )
 
@@ -61,6 +62,8 @@ func replicaMain(args []string) error {
 	reg := prometheus.NewRegistry()
 	// Warnings (a lease lost, a failed write) go to the harness's stderr.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", cfg.Replicas.ID)
+	// The garbage collector's target the gateway program sets (GOGC wins).
+	service.DefaultGCPercent(service.GatewayGCPercent)
 	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: "gatewayload", ShutdownTimeout: 30 * time.Second})
 	if err != nil {
 		return err

@@ -59,6 +59,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := logging.New(stderr, *logLevel, *logFormat).With("component", "gateway")
+	gogc := service.DefaultGCPercent(service.GatewayGCPercent)
 
 	cfg, err := gateway.LoadConfig(*configFile)
 	if err == nil {
@@ -115,7 +116,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Web:         web,
 		EnablePprof: *enablePprof,
 		Ready:       gw.Ready,
-		StartAttrs:  []any{"config", *configFile},
+		StartAttrs:  []any{"config", *configFile, "gogc", gogc},
 		Run:         gw.Run,
 		Reload:      gw.ReloadInventory,
 	}.Serve(stderr)

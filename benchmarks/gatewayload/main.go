@@ -56,8 +56,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bmcstream/bmcstream/benchmarks/internal/gwfleet"
-	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/internal/service"
+	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/series"

@@ -14,9 +14,10 @@ import (
 const AutoMemoryLimit = -1
 
 // The automatic memory limit's budget: a base for the runtime, NATS and
-// the publish buffer, and a share per owned BMC a little above what a BMC
-// keeps live (benchmarks/RESULTS.md, "Poller against a bmcsim fleet": about
-// 25 KiB per Redfish BMC, 10 KiB per IPMI BMC). Without a limit Go lets
+// the publish buffer, and a share per owned BMC above what a BMC keeps live
+// (the heap profile of benchmarks/pollerload: about 30 KiB per Redfish BMC;
+// about 10 KiB per IPMI BMC), leaving the collector a third or more of
+// headroom. Without a limit Go lets
 // the heap grow to twice its live size between collections (GOGC=100);
 // with it, collections come sooner as the process nears the limit, which
 // costs a little CPU and keeps RSS near the live heap. The limit is soft: a
@@ -24,7 +25,7 @@ const AutoMemoryLimit = -1
 // collector then spends at about half), it never fails for it.
 const (
 	memoryLimitBase       = 64 << 20
-	memoryLimitRedfishBMC = 48 << 10
+	memoryLimitRedfishBMC = 40 << 10
 	memoryLimitIPMIBMC    = 18 << 10
 )
 

@@ -28,8 +28,9 @@ const maxBody = 16 << 20
 
 // idleConnTimeout is how long the transport keeps the BMC's connection idle
 // between polls. Reusing it spares the BMC's slow CPU a TLS handshake per
-// poll; BMCs close idle connections on their own schedule, and net/http
-// retries an idempotent GET transparently when they have.
+// poll; BMCs close idle connections on their own schedule, which the
+// transport notices before reusing one (and a GET finding it closed anyway
+// is retried once on a new connection).
 const idleConnTimeout = 2 * time.Minute
 
 func (s *Source) setupClient() error {

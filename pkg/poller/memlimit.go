@@ -15,9 +15,9 @@ const AutoMemoryLimit = -1
 
 // The automatic memory limit's budget: a base for the runtime, NATS and
 // the publish buffer, and a share per owned BMC above what a BMC keeps live
-// (the heap profile of benchmarks/pollerload: about 30 KiB per Redfish BMC;
-// about 10 KiB per IPMI BMC), leaving the collector a third or more of
-// headroom. Without a limit Go lets
+// (benchmarks/pollerload: about 30 KiB per Redfish BMC, 17 KiB per IPMI
+// BMC), leaving the collector a third of headroom or more: a limit at the
+// live size would keep the collector running at its cap. Without a limit Go lets
 // the heap grow to twice its live size between collections (GOGC=100);
 // with it, collections come sooner as the process nears the limit, which
 // costs a little CPU and keeps RSS near the live heap. The limit is soft: a
@@ -26,7 +26,7 @@ const AutoMemoryLimit = -1
 const (
 	memoryLimitBase       = 64 << 20
 	memoryLimitRedfishBMC = 40 << 10
-	memoryLimitIPMIBMC    = 18 << 10
+	memoryLimitIPMIBMC    = 26 << 10
 )
 
 // MemoryLimitFor is the automatic memory limit of a poller owning bmcs.

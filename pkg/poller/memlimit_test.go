@@ -11,7 +11,7 @@ import (
 func TestMemoryLimitFor(t *testing.T) {
 	require.Equal(t, int64(64<<20), MemoryLimitFor(nil))
 	bmcs := []inventory.BMC{{Protocol: inventory.Redfish}, {Protocol: inventory.IPMI}, {Protocol: inventory.Both}}
-	require.Equal(t, int64(64<<20+2*(40<<10)+2*(18<<10)), MemoryLimitFor(bmcs))
+	require.Equal(t, int64(64<<20+2*(40<<10)+2*(26<<10)), MemoryLimitFor(bmcs))
 	// 10 000 Redfish BMCs: about 455 MiB, 46.6 KB per BMC with the base.
 	many := make([]inventory.BMC, 10000)
 	for i := range many {

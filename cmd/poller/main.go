@@ -47,7 +47,7 @@ func Main(args []string) int {
 	pollerID := app.Flag("poller.id", "Poller id (overrides poller_id).").String()
 	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
 	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
-	memLimit := app.Flag("memory.limit", "Soft memory limit of the Go runtime: auto (64 MiB plus 40 KiB per owned Redfish BMC and 26 KiB per owned IPMI BMC, updated as ownership changes), off (Go's default: the heap grows to twice its live size between collections), or a size such as 512MiB. The GOMEMLIMIT environment variable, when set, wins.").Default("auto").String()
+	memLimit := app.Flag("memory.limit", "Soft memory limit of the Go runtime: auto (64 MiB plus 48 KiB per owned Redfish BMC and 26 KiB per owned IPMI BMC, updated as ownership changes), off (Go's default: the heap grows to twice its live size between collections), or a size such as 512MiB. The GOMEMLIMIT environment variable, when set, wins.").Default("auto").String()
 	explain := app.Flag("explain", "Poll this BMC of the inventory once per protocol, print each reading and the series the gateway makes of it (or why none, and what the source left out), log out and exit: 0 when it answered, 1 otherwise. Publishes nothing.").PlaceHolder("<bmc id>").String()
 	explainRules := app.Flag("explain.rules", "With --explain: the gateway's mapping file or directory (normalise.rule_files), read before the built-in rules; repeatable.").PlaceHolder("<file or dir>").Strings()
 	explainFormat := app.Flag("explain.format", "With --explain: text or json.").Default("text").Enum("text", "json")

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -40,18 +41,31 @@ func main() {
 		first    = flag.String("first-address", "127.60.0.1", "first fleet address")
 		profile  = flag.String("profile", "", "write the poller's heap and CPU profiles to this prefix")
 		jsonFile = flag.String("json", "", "also write the results as JSON to this file")
+		memLimit = flag.String("memory-limit", "", "the poller's --memory.limit (\"\": its default, auto)")
 	)
 	flag.Parse()
 	if *warmup == 0 {
 		*warmup = 2 * *interval
 	}
-	r, err := run(*bmcs, *protocol, *interval, *warmup, *measure, *latency, *first, *profile)
+	r, err := run(*bmcs, *protocol, *interval, *warmup, *measure, *latency, *first, *profile, *memLimit)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pollerload:", err)
 		os.Exit(1)
 	}
 	fmt.Printf("| %s | %d | %s | %.2f | %.1f KB | %.0f | %.1f%% | ≤ %gs | ≤ %gs | %s |\n",
 		r.Protocol, r.BMCs, r.Interval, r.Cores, r.RSSPerBMCKB, r.PollsPerSec, r.OKPercent, r.LagP50, r.LagP99, r.Latency)
+	// The memory account and what the BMCs paid in TLS handshakes: a
+	// second line, for the results table's memory and kindness columns.
+	fmt.Printf("memory: rss/bmc %.1f KB, heap in use/bmc %.1f KB, goroutines/bmc %.2f, memory limit %s; "+
+		"tls handshakes: full %d, resumed %d (whole run), full %d, resumed %d (window); connections %d (window)\n",
+		r.RSSPerBMCKB, r.HeapPerBMCKB, r.GoroutinesPerBMC, r.MemoryLimit,
+		r.TLSFull, r.TLSResumed, r.TLSFullWindow, r.TLSResumedWindow, r.ConnectionsWindow)
+	// JSON has no infinity: a lag past the histogram's last bound is -1.
+	for _, v := range []*float64{&r.LagP50, &r.LagP99} {
+		if math.IsInf(*v, 0) {
+			*v = -1
+		}
+	}
 	if *jsonFile != "" {
 		b, err := json.MarshalIndent(r, "", "  ")
 		if err == nil {
@@ -64,10 +78,45 @@ func main() {
 	}
 }
 
-// result is one run's figures, written by --json.
-type result = figures.Poller
+// result is one run's figures, written by --json: figures.Poller's, and
+// the memory account and TLS handshakes the BMCs saw.
+type result struct {
+	figures.Poller
+	// HeapPerBMCKB is the poller's heap in use (go_memstats_heap_inuse_bytes)
+	// at the window's end, per BMC; GoroutinesPerBMC its goroutines.
+	HeapPerBMCKB     float64 `json:"heap_inuse_per_bmc_kb"`
+	GoroutinesPerBMC float64 `json:"goroutines_per_bmc"`
+	// MemoryLimit is the poller's Go memory limit (go_gc_gomemlimit_bytes),
+	// "off" when none.
+	MemoryLimit string `json:"memory_limit"`
+	// TLS handshakes bmcsim completed, full and resumed, over the whole
+	// run (warm-up included: the first connection to each BMC) and over
+	// the window; the Redfish connections it accepted in the window.
+	TLSFull           uint64 `json:"tls_full_handshakes"`
+	TLSResumed        uint64 `json:"tls_resumed_handshakes"`
+	TLSFullWindow     uint64 `json:"tls_full_handshakes_window"`
+	TLSResumedWindow  uint64 `json:"tls_resumed_handshakes_window"`
+	ConnectionsWindow uint64 `json:"redfish_connections_window"`
+}
 
-func run(n int, protocol string, interval, warmup, measure time.Duration, latency, first, profile string) (*result, error) {
+// traffic is bmcsim's GET /traffic.
+type traffic struct {
+	RedfishConnections   uint64 `json:"redfish_connections"`
+	TLSFullHandshakes    uint64 `json:"tls_full_handshakes"`
+	TLSResumedHandshakes uint64 `json:"tls_resumed_handshakes"`
+}
+
+func getTraffic(url string) (traffic, error) {
+	var t traffic
+	resp, err := http.Get(url)
+	if err != nil {
+		return t, err
+	}
+	defer resp.Body.Close()
+	return t, json.NewDecoder(resp.Body).Decode(&t)
+}
+
+func run(n int, protocol string, interval, warmup, measure time.Duration, latency, first, profile, memLimit string) (*result, error) {
 	dir, err := os.MkdirTemp("", "pollerload")
 	if err != nil {
 		return nil, err
@@ -133,6 +182,9 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	if profile != "" {
 		args = append(args, "--web.enable-pprof")
 	}
+	if memLimit != "" {
+		args = append(args, "--memory.limit="+memLimit)
+	}
 	poller := exec.Command(filepath.Join(dir, "poller"), args...)
 	poller.Stderr = os.Stderr
 	if err := poller.Start(); err != nil {
@@ -143,6 +195,11 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 
 	fmt.Fprintf(os.Stderr, "warming up for %s\n", warmup)
 	time.Sleep(warmup)
+	trafficURL := fmt.Sprintf("http://127.0.0.1:%d/traffic", adminPort)
+	tr0, err := getTraffic(trafficURL)
+	if err != nil {
+		return nil, fmt.Errorf("bmcsim traffic: %w", err)
+	}
 	cpu0, _ := cpuSeconds(poller.Process.Pid)
 	m0, err := scrape(metricsURL)
 	if err != nil {
@@ -171,14 +228,31 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	if err != nil {
 		return nil, err
 	}
+	tr1, err := getTraffic(trafficURL)
+	if err != nil {
+		return nil, fmt.Errorf("bmcsim traffic: %w", err)
+	}
 	secs := time.Since(t0).Seconds()
 	polls := sumOf(m1, "bmcstream_poller_polls_total") - sumOf(m0, "bmcstream_poller_polls_total")
 	okPolls := sumWhere(m1, "bmcstream_poller_polls_total", "result", "ok") - sumWhere(m0, "bmcstream_poller_polls_total", "result", "ok")
 	lagP99 := quantileDelta(m0, m1, "bmcstream_poller_schedule_lag_seconds", 0.99)
 	lagP50 := quantileDelta(m0, m1, "bmcstream_poller_schedule_lag_seconds", 0.50)
-	return &result{Protocol: protocol, BMCs: n, Interval: interval.String(), Measure: time.Duration(secs * float64(time.Second)).Round(time.Second).String(),
+	limit := "off"
+	if _, ok := m1["go_gc_gomemlimit_bytes"]; !ok {
+		limit = "unknown"
+	} else if l := sumOf(m1, "go_gc_gomemlimit_bytes"); l > 0 && l < math.MaxInt64/2 {
+		limit = fmt.Sprintf("%.0fMiB", l/(1<<20))
+	}
+	return &result{Poller: figures.Poller{Protocol: protocol, BMCs: n, Interval: interval.String(), Measure: time.Duration(secs * float64(time.Second)).Round(time.Second).String(),
 		Cores: (cpu1 - cpu0) / secs, RSSBytes: rssMax, RSSPerBMCKB: rssMax / float64(n) / 1024, PollsPerSec: polls / secs,
-		OKPercent: 100 * okPolls / max(polls, 1), LagP50: lagP50, LagP99: lagP99, Latency: latency}, nil
+		OKPercent: 100 * okPolls / max(polls, 1), LagP50: lagP50, LagP99: lagP99, Latency: latency},
+		HeapPerBMCKB:     sumOf(m1, "go_memstats_heap_inuse_bytes") / float64(n) / 1024,
+		GoroutinesPerBMC: sumOf(m1, "go_goroutines") / float64(n),
+		MemoryLimit:      limit,
+		TLSFull:          tr1.TLSFullHandshakes, TLSResumed: tr1.TLSResumedHandshakes,
+		TLSFullWindow:     tr1.TLSFullHandshakes - tr0.TLSFullHandshakes,
+		TLSResumedWindow:  tr1.TLSResumedHandshakes - tr0.TLSResumedHandshakes,
+		ConnectionsWindow: tr1.RedfishConnections - tr0.RedfishConnections}, nil
 }
 
 type sample struct {
@@ -207,6 +281,8 @@ func scrape(url string) (map[string][]sample, error) {
 			switch {
 			case m.Counter != nil:
 				out[name] = append(out[name], sample{ls, m.GetCounter().GetValue()})
+			case m.Gauge != nil:
+				out[name] = append(out[name], sample{ls, m.GetGauge().GetValue()})
 			case m.Histogram != nil:
 				for _, b := range m.GetHistogram().GetBucket() {
 					l2 := map[string]string{"le": strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64)}

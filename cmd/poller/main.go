@@ -9,10 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -43,6 +47,7 @@ func Main(args []string) int {
 	pollerID := app.Flag("poller.id", "Poller id (overrides poller_id).").String()
 	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
 	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
+	memLimit := app.Flag("memory.limit", "Soft memory limit of the Go runtime: auto (64 MiB plus 48 KiB per owned Redfish BMC and 26 KiB per owned IPMI BMC, updated as ownership changes), off (Go's default: the heap grows to twice its live size between collections), or a size such as 512MiB. The GOMEMLIMIT environment variable, when set, wins.").Default("auto").String()
 	explain := app.Flag("explain", "Poll this BMC of the inventory once per protocol, print each reading and the series the gateway makes of it (or why none, and what the source left out), log out and exit: 0 when it answered, 1 otherwise. Publishes nothing.").PlaceHolder("<bmc id>").String()
 	explainRules := app.Flag("explain.rules", "With --explain: the gateway's mapping file or directory (normalise.rule_files), read before the built-in rules; repeatable.").PlaceHolder("<file or dir>").Strings()
 	explainFormat := app.Flag("explain.format", "With --explain: text or json.").Default("text").Enum("text", "json")
@@ -51,6 +56,11 @@ func Main(args []string) int {
 		return 2
 	}
 	logger := logging.New(os.Stderr, *logLevel, *logFormat).With("component", "poller")
+	memoryLimit, err := parseMemoryLimit(*memLimit)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "poller: --memory.limit: %v\n", err)
+		return 2
+	}
 	cfg, err := poller.LoadConfig(*configFile)
 	if err == nil && *pollerID != "" {
 		cfg.PollerID = *pollerID
@@ -79,12 +89,21 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
 		return 1
 	}
+	switch {
+	case poller.GOMEMLIMITSet():
+		logger.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"))
+	case memoryLimit > 0:
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p, err := poller.New(cfg, poller.Options{
 		Logger:     logger,
 		Registerer: reg,
 		NewSource:  poller.DefaultSources(cfg, logger),
+		// The automatic limit follows the owned BMCs; a fixed one is set
+		// above.
+		MemoryLimit: memoryLimit,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
@@ -127,6 +146,32 @@ func Main(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// parseMemoryLimit reads --memory.limit: poller.AutoMemoryLimit for auto,
+// 0 for off, else the size in bytes.
+func parseMemoryLimit(v string) (int64, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "auto":
+		return poller.AutoMemoryLimit, nil
+	case "off", "0", "none":
+		return 0, nil
+	}
+	num, unit := strings.TrimSpace(v), int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, unit = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n <= 0 || n*float64(unit) >= math.MaxInt64 {
+		return 0, fmt.Errorf("want auto, off or a size such as 512MiB, got %q", v)
+	}
+	return int64(n * float64(unit)), nil
 }
 
 // statusView is what /status shows.

@@ -20,6 +20,7 @@ import (
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/poller"
 )
 
 // TestInvalidConfigTouchesNoBMC runs the real poller binary against a
@@ -214,4 +215,19 @@ func runOut(t *testing.T, bin string, args ...string) (int, string, string) {
 	}
 	require.NoError(t, err)
 	return 0, stdout.String(), stderr.String()
+}
+
+func TestParseMemoryLimit(t *testing.T) {
+	for in, want := range map[string]int64{
+		"auto": poller.AutoMemoryLimit, "off": 0, "0": 0,
+		"512MiB": 512 << 20, "1.5GiB": 3 << 29, "1048576": 1 << 20, "64 KiB": 64 << 10,
+	} {
+		got, err := parseMemoryLimit(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "-1MiB", "lots", "12MB"} {
+		_, err := parseMemoryLimit(in)
+		require.Error(t, err, in)
+	}
 }

@@ -35,6 +35,10 @@ type Options struct {
 	NewSource SourceFactory
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MemoryLimit is AutoMemoryLimit to size the runtime's soft memory
+	// limit from the owned BMCs (memlimit.go), unless GOMEMLIMIT is set;
+	// anything else leaves the limit to the caller.
+	MemoryLimit int64
 }
 
 // Poller owns a shard of the inventory and polls it.
@@ -365,6 +369,7 @@ func (p *Poller) reconcile() {
 		w.from, w.leave = p.takeOverAt(id, members, rf), make(chan struct{})
 		go w.run(wctx)
 	}
+	p.applyMemoryLimit()
 }
 
 // sameTarget reports whether two entries poll the same way (labels and the

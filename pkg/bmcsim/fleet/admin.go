@@ -95,7 +95,7 @@ func (f *Fleet) view(m *Member) memberView {
 //	PUT    /bmcs/{id}/faults       replace one member's faults (JSON model.Faults)
 //	POST   /faults                 apply a FaultRequest, answers the ids
 //	DELETE /faults                 clear every fault
-//	GET    /traffic                Redfish connections and IPMI datagrams received
+//	GET    /traffic                Redfish connections, TLS handshakes (full, resumed), IPMI datagrams received
 func (f *Fleet) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fleet", func(w http.ResponseWriter, _ *http.Request) {

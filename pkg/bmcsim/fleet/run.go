@@ -45,13 +45,24 @@ type running struct {
 	// datagram received, whatever became of it.
 	redfishConns atomic.Uint64
 	ipmiPackets  atomic.Uint64
+	// TLS handshakes completed, full (certificate sent and signed for)
+	// and resumed (a session ticket the client kept).
+	tlsFull, tlsResumed atomic.Uint64
 }
 
 // Traffic is what reached a running fleet: tests use it to prove that a
 // program refusing its configuration touched no BMC.
+//
+// TLSFullHandshakes and TLSResumedHandshakes count the Redfish TLS
+// handshakes completed: a full one costs a BMC a certificate signature and
+// a key exchange, a resumed one (the client offered a session ticket the
+// member accepted) neither signature nor certificate. Clients that keep
+// their connections alive make few of either.
 type Traffic struct {
-	RedfishConnections uint64 `json:"redfish_connections"`
-	IPMIPackets        uint64 `json:"ipmi_packets"`
+	RedfishConnections   uint64 `json:"redfish_connections"`
+	IPMIPackets          uint64 `json:"ipmi_packets"`
+	TLSFullHandshakes    uint64 `json:"tls_full_handshakes"`
+	TLSResumedHandshakes uint64 `json:"tls_resumed_handshakes"`
 }
 
 // Traffic returns the Redfish connections accepted and IPMI datagrams
@@ -61,7 +72,12 @@ func (f *Fleet) Traffic() Traffic {
 	if r == nil {
 		return Traffic{}
 	}
-	return Traffic{RedfishConnections: r.redfishConns.Load(), IPMIPackets: r.ipmiPackets.Load()}
+	return Traffic{
+		RedfishConnections:   r.redfishConns.Load(),
+		IPMIPackets:          r.ipmiPackets.Load(),
+		TLSFullHandshakes:    r.tlsFull.Load(),
+		TLSResumedHandshakes: r.tlsResumed.Load(),
+	}
 }
 
 // CA is the fleet's Redfish certificate authority (nil without TLS or
@@ -101,6 +117,16 @@ func (f *Fleet) Start(opts StartOptions) (err error) {
 			}
 		}
 		tlsConfig = r.ca.TLSConfig()
+		// Called once per completed handshake, full or resumed, by TLS
+		// 1.2 and 1.3 servers alike.
+		tlsConfig.VerifyConnection = func(cs tls.ConnectionState) error {
+			if cs.DidResume {
+				r.tlsResumed.Add(1)
+			} else {
+				r.tlsFull.Add(1)
+			}
+			return nil
+		}
 	}
 	serveRedfish := f.cfg.Protocols != "ipmi"
 	serveIPMI := f.cfg.Protocols != "redfish"

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,42 +28,10 @@ const maxBody = 16 << 20
 
 // idleConnTimeout is how long the transport keeps the BMC's connection idle
 // between polls. Reusing it spares the BMC's slow CPU a TLS handshake per
-// poll; BMCs close idle connections on their own schedule, and net/http
-// retries an idempotent GET transparently when they have.
+// poll; BMCs close idle connections on their own schedule, which the
+// transport notices before reusing one (and a GET finding it closed anyway
+// is retried once on a new connection).
 const idleConnTimeout = 2 * time.Minute
-
-// NewTransport returns the transport a Source builds for t when Options
-// has none: HTTP/1.1 only (what BMCs speak), one connection to the BMC kept
-// alive between polls, no proxy (BMC networks are management networks),
-// TLS 1.2 or later verified against t.CAFile (the system roots when empty)
-// unless t.InsecureSkipVerify opts out. Tests wrap it to count requests.
-func NewTransport(t sources.Target) (*http.Transport, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.InsecureSkipVerify {
-		// An explicit, per-target opt-in (sources.Target documents it).
-		cfg.InsecureSkipVerify = true //nolint:gosec
-	} else if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("read CA file %s: no PEM certificate in it", t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		DialContext:         dialer.DialContext,
-		TLSClientConfig:     cfg,
-		TLSHandshakeTimeout: DefaultRequestTimeout,
-		MaxIdleConns:        1,
-		MaxIdleConnsPerHost: 1,
-		MaxConnsPerHost:     1,
-		IdleConnTimeout:     idleConnTimeout,
-	}, nil
-}
 
 func (s *Source) setupClient() error {
 	rt := s.opts.Transport

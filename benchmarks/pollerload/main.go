@@ -78,25 +78,10 @@ func main() {
 	}
 }
 
-// result is one run's figures, written by --json: figures.Poller's, and
-// the memory account and TLS handshakes the BMCs saw.
+// result is one run's figures, written by --json (figures.Poller holds the
+// memory account and the TLS handshakes the BMCs saw too).
 type result struct {
 	figures.Poller
-	// HeapPerBMCKB is the poller's heap in use (go_memstats_heap_inuse_bytes)
-	// at the window's end, per BMC; GoroutinesPerBMC its goroutines.
-	HeapPerBMCKB     float64 `json:"heap_inuse_per_bmc_kb"`
-	GoroutinesPerBMC float64 `json:"goroutines_per_bmc"`
-	// MemoryLimit is the poller's Go memory limit (go_gc_gomemlimit_bytes),
-	// "off" when none.
-	MemoryLimit string `json:"memory_limit"`
-	// TLS handshakes bmcsim completed, full and resumed, over the whole
-	// run (warm-up included: the first connection to each BMC) and over
-	// the window; the Redfish connections it accepted in the window.
-	TLSFull           uint64 `json:"tls_full_handshakes"`
-	TLSResumed        uint64 `json:"tls_resumed_handshakes"`
-	TLSFullWindow     uint64 `json:"tls_full_handshakes_window"`
-	TLSResumedWindow  uint64 `json:"tls_resumed_handshakes_window"`
-	ConnectionsWindow uint64 `json:"redfish_connections_window"`
 }
 
 // traffic is bmcsim's GET /traffic.
@@ -245,14 +230,14 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	}
 	return &result{Poller: figures.Poller{Protocol: protocol, BMCs: n, Interval: interval.String(), Measure: time.Duration(secs * float64(time.Second)).Round(time.Second).String(),
 		Cores: (cpu1 - cpu0) / secs, RSSBytes: rssMax, RSSPerBMCKB: rssMax / float64(n) / 1024, PollsPerSec: polls / secs,
-		OKPercent: 100 * okPolls / max(polls, 1), LagP50: lagP50, LagP99: lagP99, Latency: latency},
+		OKPercent: 100 * okPolls / max(polls, 1), LagP50: lagP50, LagP99: lagP99, Latency: latency,
 		HeapPerBMCKB:     sumOf(m1, "go_memstats_heap_inuse_bytes") / float64(n) / 1024,
 		GoroutinesPerBMC: sumOf(m1, "go_goroutines") / float64(n),
 		MemoryLimit:      limit,
 		TLSFull:          tr1.TLSFullHandshakes, TLSResumed: tr1.TLSResumedHandshakes,
 		TLSFullWindow:     tr1.TLSFullHandshakes - tr0.TLSFullHandshakes,
 		TLSResumedWindow:  tr1.TLSResumedHandshakes - tr0.TLSResumedHandshakes,
-		ConnectionsWindow: tr1.RedfishConnections - tr0.RedfishConnections}, nil
+		ConnectionsWindow: tr1.RedfishConnections - tr0.RedfishConnections}}, nil
 }
 
 type sample struct {

@@ -113,6 +113,21 @@ type Poller struct {
 	LagP50  float64 `json:"schedule_lag_p50_le_s"`
 	LagP99  float64 `json:"schedule_lag_p99_le_s"`
 	Latency string  `json:"bmc_latency_ms"` // bmcsim median,p99
+	// HeapPerBMCKB is the poller's heap in use (go_memstats_heap_inuse_bytes)
+	// at the window's end, per BMC; GoroutinesPerBMC its goroutines.
+	HeapPerBMCKB     float64 `json:"heap_inuse_per_bmc_kb"`
+	GoroutinesPerBMC float64 `json:"goroutines_per_bmc"`
+	// MemoryLimit is the poller's Go memory limit (go_gc_gomemlimit_bytes),
+	// "off" when none.
+	MemoryLimit string `json:"memory_limit"`
+	// TLS handshakes bmcsim completed, full and resumed, over the whole
+	// run (warm-up included: the first connection to each BMC) and over
+	// the window; the Redfish connections it accepted in the window.
+	TLSFull           uint64 `json:"tls_full_handshakes"`
+	TLSResumed        uint64 `json:"tls_resumed_handshakes"`
+	TLSFullWindow     uint64 `json:"tls_full_handshakes_window"`
+	TLSResumedWindow  uint64 `json:"tls_resumed_handshakes_window"`
+	ConnectionsWindow uint64 `json:"redfish_connections_window"`
 }
 
 // Stats summarises delays in seconds.

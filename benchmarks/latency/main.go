@@ -269,11 +269,11 @@ func run(ctx context.Context, t testing.TB, o options) (*Result, error) {
 		return nil, err
 	}
 	logger := slog.New(slog.DiscardHandler)
-	pl, err := poller.New(pcfg, poller.Options{Logger: logger, NewSource: poller.DefaultSources(pcfg, logger)})
+	pl, err := poller.New(pcfg, poller.Options{Logger: logger, NewSource: poller.DefaultSources(pcfg, logger), ShutdownTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	stopPL, err := runUntil(ctx, "poller", func(ctx context.Context) error { return pl.Run(ctx, 5*time.Second) })
+	stopPL, err := runUntil(ctx, "poller", func(ctx context.Context) error { return pl.Run(ctx) })
 	if err != nil {
 		return nil, err
 	}

@@ -562,14 +562,14 @@ func (d *demo) startPollers() error {
 		}
 		logger := d.logger.With("component", "poller")
 		reg := registry()
-		pl, err := poller.New(cfg, poller.Options{Logger: logger, Registerer: reg, NewSource: poller.DefaultSources(cfg, logger)})
+		pl, err := poller.New(cfg, poller.Options{Logger: logger, Registerer: reg, NewSource: poller.DefaultSources(cfg, logger), ShutdownTimeout: 5 * time.Second})
 		if err != nil {
 			return err
 		}
 		d.serve(ln, d.mux(reg, pl.Ready))
 		runCtx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- pl.Run(runCtx, 5*time.Second) }()
+		go func() { done <- pl.Run(runCtx) }()
 		d.onClose(func() {
 			cancel()
 			if err := <-done; err != nil {

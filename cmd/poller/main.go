@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,8 +20,6 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bmcstream/bmcstream/internal/logging"
 	"github.com/bmcstream/bmcstream/internal/service"
@@ -30,11 +28,11 @@ import (
 )
 
 func main() {
-	os.Exit(Main(os.Args[1:]))
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Main is the whole program, returning the exit code.
-func Main(args []string) int {
+// Main is the whole program, returning the exit code; main only exits.
+func Main(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("poller", "Polls a shard of the BMC inventory and publishes snapshots on NATS.")
 	app.Version(version.Version)
 	app.HelpFlag.Short('h')
@@ -51,14 +49,28 @@ func Main(args []string) int {
 	explain := app.Flag("explain", "Poll this BMC of the inventory once per protocol, print each reading and the series the gateway makes of it (or why none, and what the source left out), log out and exit: 0 when it answered, 1 otherwise. Publishes nothing.").PlaceHolder("<bmc id>").String()
 	explainRules := app.Flag("explain.rules", "With --explain: the gateway's mapping file or directory (normalise.rule_files), read before the built-in rules; repeatable.").PlaceHolder("<file or dir>").Strings()
 	explainFormat := app.Flag("explain.format", "With --explain: text or json.").Default("text").Enum("text", "json")
-	if _, err := app.Parse(args); err != nil {
-		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	// --help and --version end the program here, with their own code,
+	// rather than inside kingpin (Main returns; main exits).
+	exit := -1
+	app.Terminate(func(code int) {
+		if exit < 0 {
+			exit = code
+		}
+	})
+	_, err := app.Parse(args)
+	if exit >= 0 {
+		return exit
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 2
 	}
-	logger := logging.New(os.Stderr, *logLevel, *logFormat).With("component", "poller")
+	logger := logging.New(stderr, *logLevel, *logFormat).With("component", "poller")
 	memoryLimit, err := parseMemoryLimit(*memLimit)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "poller: --memory.limit: %v\n", err)
+		fmt.Fprintf(stderr, "poller: --memory.limit: %v\n", err)
 		return 2
 	}
 	cfg, err := poller.LoadConfig(*configFile)
@@ -71,22 +83,22 @@ func Main(args []string) int {
 			// Report the inventory's problems with the configuration's.
 			err = errors.Join(err, poller.CheckInventories(*configFile))
 		}
-		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 1
 	}
 	if *explain != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		err := poller.Explain(ctx, cfg, *explain, os.Stdout, poller.ExplainOptions{RuleFiles: *explainRules, Format: *explainFormat, Logger: logger})
+		err := poller.Explain(ctx, cfg, *explain, stdout, poller.ExplainOptions{RuleFiles: *explainRules, Format: *explainFormat, Logger: logger})
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "poller: explain: %v\n", err)
+			fmt.Fprintf(stderr, "poller: explain: %v\n", err)
 			return 1
 		}
 		return 0
 	}
 	web, err := service.CheckWebConfig(*webConfig)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 1
 	}
 	switch {
@@ -95,57 +107,50 @@ func Main(args []string) int {
 	case memoryLimit > 0:
 		debug.SetMemoryLimit(memoryLimit)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.NewRegistry()
 	p, err := poller.New(cfg, poller.Options{
-		Logger:     logger,
-		Registerer: reg,
-		NewSource:  poller.DefaultSources(cfg, logger),
+		Logger:          logger,
+		Registerer:      reg,
+		NewSource:       poller.DefaultSources(cfg, logger),
+		ShutdownTimeout: *shutdown,
 		// The automatic limit follows the owned BMCs; a fixed one is set
 		// above.
 		MemoryLimit: memoryLimit,
 	})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 1
 	}
 	if *configCheck {
 		if err := poller.Check(cfg); err != nil {
-			fmt.Fprintf(os.Stderr, "poller: %v\n", err)
+			fmt.Fprintf(stderr, "poller: %v\n", err)
 			return 1
 		}
-		fmt.Printf("config %s is valid\n", *configFile)
+		fmt.Fprintf(stdout, "config %s is valid\n", *configFile)
 		if web.File != "" {
-			fmt.Printf("web config %s is valid\n", web.File)
+			fmt.Fprintf(stdout, "web config %s is valid\n", web.File)
 		}
 		return 0
 	}
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "poller: listen %s: %v\n", *listen, err)
-		return 1
-	}
-	mux := service.NewMux(reg, p.Ready)
-	if *enablePprof {
-		service.HandleProfiles(mux)
-	}
-	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		writeStatus(w, r, statusView{p.ID(), p.Members(), p.Statuses()})
-	})
-
-	logger.Info("starting", "version", version.Version, "listen", ln.Addr().String(), "poller_id", p.ID(), "web", web, "pprof", *enablePprof)
-	if *enablePprof && service.Exposed(ln.Addr(), web) {
-		logger.Warn("profiles served without authentication on a non-loopback address: anyone who reaches it can read stacks and heap and spend CPU on profiles", "listen", ln.Addr().String())
-	}
-	if web.BasicAuthUsers > 0 && !web.TLS {
-		logger.Warn("basic authentication without TLS: passwords cross the network in clear text", "web_config", web.File)
-	}
-	if err := service.Run(logger, ln, web.File, mux, func(ctx context.Context) error { return p.Run(ctx, *shutdown) }, p.Reload); err != nil {
-		logger.Error("poller stopped", "err", err)
-		return 1
-	}
-	return 0
+	return service.Program{
+		Name:        "poller",
+		Version:     version.Version,
+		Logger:      logger,
+		Registry:    reg,
+		Listen:      *listen,
+		Web:         web,
+		EnablePprof: *enablePprof,
+		Ready:       p.Ready,
+		Handle: func(mux *http.ServeMux) {
+			mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+				writeStatus(w, r, statusView{p.ID(), p.Members(), p.Statuses()})
+			})
+		},
+		StartAttrs: []any{"poller_id", p.ID()},
+		Run:        p.Run,
+		Reload:     p.Reload,
+	}.Serve(stderr)
 }
 
 // parseMemoryLimit reads --memory.limit: poller.AutoMemoryLimit for auto,

@@ -31,11 +31,11 @@ func TestReadingsDroppedRealSource(t *testing.T) {
 		srv.ClientURL(), sim.InvFile, sim.CredFile)))
 	require.NoError(t, err)
 	logger := slog.New(slog.DiscardHandler)
-	p, err := New(cfg, Options{Registerer: prometheus.NewRegistry(), NewSource: DefaultSources(cfg, logger), Logger: logger})
+	p, err := New(cfg, Options{ShutdownTimeout: 5 * time.Second, Registerer: prometheus.NewRegistry(), NewSource: DefaultSources(cfg, logger), Logger: logger})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, 5*time.Second) }()
+	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	absent := func() float64 {

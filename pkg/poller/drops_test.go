@@ -111,11 +111,11 @@ func TestReadingsDroppedAndStateLog(t *testing.T) {
 	}
 	var logs lockedLog
 	reg := prometheus.NewRegistry()
-	p, err := New(cfg, Options{Registerer: reg, NewSource: factory, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	p, err := New(cfg, Options{ShutdownTimeout: 5 * time.Second, Registerer: reg, NewSource: factory, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, 5*time.Second) }()
+	go func() { done <- p.Run(ctx) }()
 	stop := sync.OnceValue(func() error { cancel(); return <-done })
 	t.Cleanup(func() { _ = stop() })
 

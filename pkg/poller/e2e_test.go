@@ -71,11 +71,11 @@ inventory:
 func runPoller(t *testing.T, cfg *Config) (*Poller, *prometheus.Registry, func()) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	p, err := New(cfg, Options{Registerer: reg, NewSource: DefaultSources(cfg, slog.New(slog.DiscardHandler))})
+	p, err := New(cfg, Options{ShutdownTimeout: 5 * time.Second, Registerer: reg, NewSource: DefaultSources(cfg, slog.New(slog.DiscardHandler))})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, 5*time.Second) }()
+	go func() { done <- p.Run(ctx) }()
 	require.Eventually(t, p.Ready, 20*time.Second, 20*time.Millisecond)
 	var once sync.Once
 	stop := func() {

@@ -35,6 +35,9 @@ type Options struct {
 	NewSource SourceFactory
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ShutdownTimeout bounds how long Run, once its context ends, spends
+	// flushing buffered snapshots; zero means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 	// MemoryLimit is AutoMemoryLimit to size the runtime's soft memory
 	// limit from the owned BMCs (memlimit.go), unless GOMEMLIMIT is set;
 	// anything else leaves the limit to the caller.
@@ -208,11 +211,18 @@ func (p *Poller) Reload() error {
 	return nil
 }
 
+// DefaultShutdownTimeout is Options.ShutdownTimeout's default.
+const DefaultShutdownTimeout = 15 * time.Second
+
 // Run connects to NATS, joins the membership (dynamic sharding), polls
 // until ctx ends, then stops polling, waits for in-flight polls, logs out
 // of every session and flushes the publish buffer (bounded by
-// flushTimeout).
-func (p *Poller) Run(ctx context.Context, flushTimeout time.Duration) error {
+// Options.ShutdownTimeout).
+func (p *Poller) Run(ctx context.Context) error {
+	flushTimeout := p.opts.ShutdownTimeout
+	if flushTimeout <= 0 {
+		flushTimeout = DefaultShutdownTimeout
+	}
 	if err := p.connect(ctx); err != nil {
 		return err
 	}

@@ -76,11 +76,11 @@ inventory:
 
 	logs := &testbed.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	p, err := New(cfg, Options{Logger: logger, Registerer: prometheus.NewRegistry(), NewSource: DefaultSources(cfg, logger)})
+	p, err := New(cfg, Options{ShutdownTimeout: time.Second, Logger: logger, Registerer: prometheus.NewRegistry(), NewSource: DefaultSources(cfg, logger)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, time.Second) }()
+	go func() { done <- p.Run(ctx) }()
 	defer func() { cancel(); require.NoError(t, <-done) }()
 	// Every BMC's sources are open.
 	require.Eventually(t, func() bool { return len(p.Statuses()) == len(entries) }, 20*time.Second, 20*time.Millisecond)

@@ -202,13 +202,13 @@ func TestStatusErrorHidesURLCredentials(t *testing.T) {
 // with a wrong address or credentials reference.
 func TestSourceThatCannotBeBuiltReportsConfig(t *testing.T) {
 	cfg, _, _ := unpollableConfig(t, "bmcs:\n  - id: no-source\n    address: 127.0.0.1\n    credentials: lab\n    interval: 1s\n")
-	p, err := New(cfg, Options{NewSource: func(inventory.BMC, v1.Protocol, string, secret.Secret) (sources.Source, error) {
+	p, err := New(cfg, Options{ShutdownTimeout: time.Second, NewSource: func(inventory.BMC, v1.Protocol, string, secret.Secret) (sources.Source, error) {
 		return nil, errors.New("redfish: no such schema")
 	}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, time.Second) }()
+	go func() { done <- p.Run(ctx) }()
 	defer func() { cancel(); require.NoError(t, <-done) }()
 	require.Eventually(t, func() bool {
 		st := p.Statuses()

@@ -118,7 +118,11 @@ func (l Limits) Decode(data []byte, s *v1.Snapshot) error {
 	if cap(readings) > 2*l.MaxReadings {
 		readings = nil // do not keep what a larger limit let in
 	}
-	*s = v1.Snapshot{Readings: readings}
+	// The info map is kept for the next snapshot's entries: no stage keeps
+	// the map itself, only its strings.
+	info := s.Info
+	clear(info)
+	*s = v1.Snapshot{Readings: readings, Info: info}
 	if len(data) == 0 {
 		return fmt.Errorf("%w: empty message", ErrMalformed)
 	}

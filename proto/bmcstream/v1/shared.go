@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"unique"
 	"unsafe"
 )
 
@@ -17,6 +18,11 @@ import (
 //     reused, so a caller that keeps one beyond that must copy it
 //     (strings.Clone). The snapshot's own strings and its info map are
 //     copied as Unmarshal copies them.
+//   - the info map's keys and values are interned (unique.Make): the same
+//     vendor, model, firmware or power state of a fleet's many BMCs is
+//     one string, and decoding it again allocates nothing. An info map m
+//     already has is reused (clear it first, keeping the map, to decode a
+//     new snapshot).
 //   - the Readings slice and each reading's Thresholds reuse the capacity
 //     m already has (Unmarshal appends to them as well, but into a fresh
 //     Reading each time). A reading without thresholds may thus get an
@@ -163,9 +169,9 @@ func (m *Snapshot) sharedInfo(dAtA []byte, i *int, l int) error {
 				return err
 			}
 			if int32(wire>>3) == 1 {
-				key = string(b)
+				key = internBytes(b)
 			} else {
-				value = string(b)
+				value = internBytes(b)
 			}
 		default:
 			*i = pre
@@ -275,6 +281,16 @@ func (m *Reading) unmarshalShared(dAtA []byte) error {
 		return io.ErrUnexpectedEOF
 	}
 	return nil
+}
+
+// internBytes returns the canonical copy of the string b holds: no
+// allocation when it is interned already (unique.Make copies b only to
+// intern a new value).
+func internBytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unique.Make(unsafe.String(&b[0], len(b))).Value()
 }
 
 // sharedVarint reads a varint as the generated code does: at most ten

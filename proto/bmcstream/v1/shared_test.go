@@ -65,6 +65,9 @@ func same(a, b *Snapshot) bool {
 		if len(c.Readings) == 0 {
 			c.Readings = nil
 		}
+		if len(c.Info) == 0 {
+			c.Info = nil
+		}
 		return c
 	}
 	x, y := norm(a), norm(b)
@@ -134,7 +137,7 @@ func TestUnmarshalSharedAliases(t *testing.T) {
 }
 
 func TestUnmarshalSharedAllocs(t *testing.T) {
-	s := Snapshot{BmcId: "bmc-1", PollStartMs: 1}
+	s := Snapshot{BmcId: "bmc-1", PollStartMs: 1, Info: map[string]string{"vendor": "acme", "model": "x1", "firmware": "1.2.3", "power_state": "On"}}
 	for i := range 100 {
 		s.Readings = append(s.Readings, Reading{Name: "Temp " + string(rune('a'+i%26)), Id: "id", Unit: "Cel", Value: float64(i),
 			Thresholds: []Threshold{{Kind: ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: 90}}})
@@ -142,12 +145,13 @@ func TestUnmarshalSharedAllocs(t *testing.T) {
 	data, _ := s.Marshal()
 	var got Snapshot
 	allocs := testing.AllocsPerRun(50, func() {
-		got = Snapshot{Readings: got.Readings[:0]}
+		clear(got.Info)
+		got = Snapshot{Readings: got.Readings[:0], Info: got.Info}
 		if err := got.UnmarshalShared(data); err != nil {
 			t.Fatal(err)
 		}
 	})
-	// The bmc_id string; no allocation per reading or threshold.
+	// The bmc_id string; none per reading, threshold or info entry.
 	if allocs > 1 {
 		t.Fatalf("%v allocations per snapshot of 100 readings, want at most 1", allocs)
 	}

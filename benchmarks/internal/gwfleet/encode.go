@@ -25,10 +25,28 @@ type PromSample struct {
 
 // Prom converts samples for the ceiling, once, before it is timed: the
 // ceiling measures marshalling and compressing, not building label slices.
+//
+// The label sets are laid out in one slab, in sample order, and each
+// series' labels are made once (a series sampled twice shares them): the
+// layout most favourable to gogo, as the normaliser's former plans kept
+// them.
 func Prom(all []series.Sample) []PromSample {
+	n := 0
+	for _, s := range all {
+		n += s.Series.Labels.Len()
+	}
+	slab := make([]prompb.Label, 0, n)
+	made := make(map[*series.Series][]prompb.Label)
 	out := make([]PromSample, len(all))
 	for i, s := range all {
-		out[i] = PromSample{Labels: s.Series.Labels.Prom(), T: s.T, V: s.V}
+		ls, ok := made[s.Series]
+		if !ok {
+			start := len(slab)
+			s.Series.Labels.Range(func(name, value string) { slab = append(slab, prompb.Label{Name: name, Value: value}) })
+			ls = slab[start:len(slab):len(slab)]
+			made[s.Series] = ls
+		}
+		out[i] = PromSample{Labels: ls, T: s.T, V: s.V}
 	}
 	return out
 }

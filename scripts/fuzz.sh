@@ -26,6 +26,9 @@ targets=(
   "FuzzDecodeRecord ./pkg/sources/ipmi"
   "FuzzConversion ./pkg/sources/ipmi"
   "FuzzDecodeResponse ./pkg/sources/ipmi"
+  "FuzzUnmarshalShared ./proto/bmcstream/v1"
+  "FuzzLabels ./pkg/series"
+  "FuzzEncode ./pkg/sinks/remotewrite"
 )
 # Go's fuzzing engine can report a bare "context deadline exceeded" when a
 # worker is slow to answer at the end of the time on a loaded machine; no

@@ -228,12 +228,12 @@ func selfMetrics(p produced) error {
 	if err != nil {
 		return err
 	}
-	pl, err := poller.New(pcfg, poller.Options{Logger: logger, Registerer: preg, NewSource: poller.DefaultSources(pcfg, logger)})
+	pl, err := poller.New(pcfg, poller.Options{Logger: logger, Registerer: preg, NewSource: poller.DefaultSources(pcfg, logger), ShutdownTimeout: time.Second})
 	if err != nil {
 		return err
 	}
 	wg.Add(1)
-	go func() { defer wg.Done(); _ = pl.Run(ctx, time.Second) }()
+	go func() { defer wg.Done(); _ = pl.Run(ctx) }()
 
 	deadline := time.Now().Add(20 * time.Second)
 	for !gw.Ready() || !pl.Ready() {

@@ -80,11 +80,11 @@ func TestFaultsProduceOneEventEachWay(t *testing.T) {
 	startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "")
 	pcfg, err := poller.ParseConfig([]byte(fmt.Sprintf("poller_id: ev\nnats:\n  url: %s\ninventory:\n  files: [%s]\n  credentials_file: %s\n", srv.ClientURL(), invFile, credFile)))
 	require.NoError(t, err)
-	p, err := poller.New(pcfg, poller.Options{NewSource: poller.DefaultSources(pcfg, slog.New(slog.DiscardHandler))})
+	p, err := poller.New(pcfg, poller.Options{NewSource: poller.DefaultSources(pcfg, slog.New(slog.DiscardHandler)), ShutdownTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	pdone := make(chan error, 1)
-	go func() { pdone <- p.Run(ctx, 5*time.Second) }()
+	go func() { pdone <- p.Run(ctx) }()
 	defer func() { cancel(); require.NoError(t, <-pdone) }()
 
 	const id = "bmc-00001"

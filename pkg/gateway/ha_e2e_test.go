@@ -39,11 +39,11 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 		cfg, err := poller.ParseConfig([]byte(fmt.Sprintf("poller_id: %s\nnats:\n  url: %s\ninventory:\n  files: [%s]\n  credentials_file: %s\nsharding:\n  mode: dynamic\n  ttl: 2s\n  replication_factor: 2\n",
 			id, srv.ClientURL(), invFile, credFile)))
 		require.NoError(t, err)
-		p, err := poller.New(cfg, poller.Options{NewSource: poller.DefaultSources(cfg, slog.New(slog.DiscardHandler))})
+		p, err := poller.New(cfg, poller.Options{NewSource: poller.DefaultSources(cfg, slog.New(slog.DiscardHandler)), ShutdownTimeout: 5 * time.Second})
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- p.Run(ctx, 5*time.Second) }()
+		go func() { done <- p.Run(ctx) }()
 		var stopped bool
 		stop := func() {
 			if !stopped {

@@ -228,11 +228,11 @@ sharding:
 `, url, pw["poller"], sim.InvFile, sim.CredFile)))
 	require.NoError(t, err)
 	plog := slog.New(slog.NewTextHandler(pollerLogs, nil))
-	p, err := poller.New(pcfg, poller.Options{Logger: plog, Registerer: prometheus.NewRegistry(), NewSource: poller.DefaultSources(pcfg, plog)})
+	p, err := poller.New(pcfg, poller.Options{Logger: plog, Registerer: prometheus.NewRegistry(), NewSource: poller.DefaultSources(pcfg, plog), ShutdownTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	pctx, pcancel := context.WithCancel(context.Background())
 	pdone := make(chan error, 1)
-	go func() { pdone <- p.Run(pctx, 5*time.Second) }()
+	go func() { pdone <- p.Run(pctx) }()
 	stopPoller := stopper(pcancel, pdone)
 	defer func() {
 		if err := stopPoller(); err != nil {

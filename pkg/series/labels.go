@@ -95,11 +95,7 @@ func (b *Base) Labels() Labels {
 // be nil.
 func Make(own []prompb.Label, base *Base) Labels {
 	own = sortedCopy(own)
-	nb := base.Len()
-	if nb == 0 {
-		return Labels{own: intern(own)}
-	}
-	if len(own)+nb > maxMerged || overlaps(own, base.names) {
+	if nb := base.Len(); nb > 0 && (len(own)+nb > maxMerged || overlaps(own, base.names)) {
 		// Stored whole: merged here once.
 		all := make([]prompb.Label, 0, len(own)+nb)
 		all = append(all, own...)
@@ -109,23 +105,9 @@ func Make(own []prompb.Label, base *Base) Labels {
 				all = append(all, prompb.Label{Name: n, Value: v})
 			}
 		}
-		return Labels{own: intern(sortedCopy(all))}
+		return Labels{own: internSorted(sortedCopy(all))}
 	}
-	var mask uint64
-	i, j := 0, 0
-	for k := 0; i < len(own) || j < nb; k++ {
-		if j < nb && (i == len(own) || base.names[j] < own[i].Name) {
-			mask |= 1 << uint(k)
-			j++
-		} else {
-			i++
-		}
-	}
-	l := Labels{base: base, mask: mask}
-	if len(own) > 0 {
-		l.own = intern(own)
-	}
-	return l
+	return MakeSorted(own, base)
 }
 
 // FromProm returns the label set of ls, which need not be sorted.
@@ -139,14 +121,6 @@ func FromStrings(nv ...string) Labels {
 		ls = append(ls, prompb.Label{Name: nv[i], Value: nv[i+1]})
 	}
 	return FromProm(ls)
-}
-
-func intern(ls []prompb.Label) unique.Handle[string] {
-	var enc []byte
-	for _, l := range ls {
-		enc = appendLabel(enc, l.Name, l.Value)
-	}
-	return unique.Make(string(enc))
 }
 
 // sortedCopy returns ls without empty values, sorted by name (stable: of

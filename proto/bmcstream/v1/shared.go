@@ -37,19 +37,9 @@ func (m *Snapshot) UnmarshalShared(dAtA []byte) error {
 	i := 0
 	for i < l {
 		pre := i
-		wire, err := sharedVarint(dAtA, &i)
+		field, err := sharedTag(dAtA, &i, "Snapshot", snapshotWire[:])
 		if err != nil {
 			return err
-		}
-		field, wt := int32(wire>>3), int(wire&7)
-		if wt == 4 {
-			return fmt.Errorf("proto: Snapshot: wiretype end group for non-group")
-		}
-		if field <= 0 {
-			return fmt.Errorf("proto: Snapshot: illegal tag %d (wire type %d)", field, wire)
-		}
-		if int(field) < len(snapshotWire) && snapshotWire[field] != wt {
-			return fmt.Errorf("proto: wrong wireType = %d for field %d of Snapshot", wt, field)
 		}
 		switch field {
 		case 1, 2, 4, 10, 11:
@@ -175,17 +165,9 @@ func (m *Snapshot) sharedInfo(dAtA []byte, i *int, l int) error {
 			}
 		default:
 			*i = pre
-			skippy, err := skipSnapshot(dAtA[*i:])
-			if err != nil {
+			if err := sharedSkip(dAtA, i, post); err != nil {
 				return err
 			}
-			if skippy < 0 || *i+skippy < 0 {
-				return ErrInvalidLengthSnapshot
-			}
-			if *i+skippy > post {
-				return io.ErrUnexpectedEOF
-			}
-			*i += skippy
 		}
 	}
 	m.Info[key] = value
@@ -198,19 +180,9 @@ func (m *Reading) unmarshalShared(dAtA []byte) error {
 	i := 0
 	for i < l {
 		pre := i
-		wire, err := sharedVarint(dAtA, &i)
+		field, err := sharedTag(dAtA, &i, "Reading", readingWire[:])
 		if err != nil {
 			return err
-		}
-		field, wt := int32(wire>>3), int(wire&7)
-		if wt == 4 {
-			return fmt.Errorf("proto: Reading: wiretype end group for non-group")
-		}
-		if field <= 0 {
-			return fmt.Errorf("proto: Reading: illegal tag %d (wire type %d)", field, wire)
-		}
-		if int(field) < len(readingWire) && readingWire[field] != wt {
-			return fmt.Errorf("proto: wrong wireType = %d for field %d of Reading", wt, field)
 		}
 		switch field {
 		case 1, 2, 4, 6, 7, 11, 14:
@@ -293,6 +265,27 @@ func internBytes(b []byte) string {
 	return unique.Make(unsafe.String(&b[0], len(b))).Value()
 }
 
+// sharedTag reads a field's tag and refuses what the generated code
+// refuses: an end-group wire type, a field number below 1, and a known
+// field (wire[field], set for each) with another wire type.
+func sharedTag(dAtA []byte, i *int, msg string, wire []int) (int32, error) {
+	tag, err := sharedVarint(dAtA, i)
+	if err != nil {
+		return 0, err
+	}
+	field, wt := int32(tag>>3), int(tag&7)
+	if wt == 4 {
+		return 0, fmt.Errorf("proto: %s: wiretype end group for non-group", msg)
+	}
+	if field <= 0 {
+		return 0, fmt.Errorf("proto: %s: illegal tag %d (wire type %d)", msg, field, tag)
+	}
+	if int(field) < len(wire) && wire[field] != wt {
+		return 0, fmt.Errorf("proto: wrong wireType = %d for field %d of %s", wt, field, msg)
+	}
+	return field, nil
+}
+
 // sharedVarint reads a varint as the generated code does: at most ten
 // bytes, the bits beyond 64 dropped.
 func sharedVarint(dAtA []byte, i *int) (uint64, error) {
@@ -334,7 +327,8 @@ func sharedBytes(dAtA []byte, i *int, l int) ([]byte, error) {
 	return b, nil
 }
 
-// sharedSkip skips an unknown field as the generated code does.
+// sharedSkip skips an unknown field as the generated code does, which
+// must end by l.
 func sharedSkip(dAtA []byte, i *int, l int) error {
 	skippy, err := skipSnapshot(dAtA[*i:])
 	if err != nil {

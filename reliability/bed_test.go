@@ -27,6 +27,7 @@ import (
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 )
 
 // scale is how big and how long the scenarios run.
@@ -426,7 +427,7 @@ func (n *natsNode) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.po
 func (n *natsNode) start() {
 	t := n.t
 	if !n.standalone {
-		srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: fmt.Sprintf("127.0.0.1:%d", n.port), StoreDir: n.store}, true)
+		srv, err := embedded.Start(bus.EmbeddedConfig{Listen: fmt.Sprintf("127.0.0.1:%d", n.port), StoreDir: n.store}, true)
 		require.NoError(t, err)
 		n.srv = srv
 		return

@@ -27,6 +27,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/benchmarks/internal/gwfleet"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 )
 
 // roleEnv, set to "infra", makes the harness's executable run the
@@ -205,7 +206,7 @@ func infraMain(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(*dir, "nats")}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(*dir, "nats")}, true)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,7 @@
 // Prometheus's query API answers it, at a realistic fleet rate.
 //
 // Everything runs on loopback: an embedded NATS JetStream server
-// (bus.StartEmbedded), a bmcsim fleet of Redfish BMCs answering with
+// (embedded.Start), a bmcsim fleet of Redfish BMCs answering with
 // log-normal latency, the real poller and the real gateway in this process,
 // and the Debian prometheus binary with its remote-write receiver
 // (internal/testbed) as the sink. The poller and the gateway run their
@@ -51,6 +51,7 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	bmodel "github.com/bmcstream/bmcstream/pkg/bmcsim/model"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/poller"
@@ -223,7 +224,7 @@ func run(ctx context.Context, t testing.TB, o options) (*Result, error) {
 	dir := t.TempDir()
 	prom := testbed.StartPrometheus(t)
 
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}, true)
 	if err != nil {
 		return nil, err
 	}

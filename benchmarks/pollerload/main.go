@@ -27,6 +27,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/benchmarks/internal/figures"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
 
@@ -152,7 +153,7 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 		return nil, err
 	}
 
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}, true)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 )
 
 // TestProfilesOnlyWithFlag runs the poller binary without and with
@@ -31,7 +32,7 @@ func TestProfilesOnlyWithFlag(t *testing.T) {
 	fc.Count = 1
 	fc.FirstAddress = netip.MustParseAddr("127.95.0.1")
 	sim := testbed.StartSimFleet(t, fc, time.Second)
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	cfgFile := filepath.Join(t.TempDir(), "poller.yml")

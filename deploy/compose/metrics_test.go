@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/poller"
@@ -175,7 +176,7 @@ func selfMetrics(p produced) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Enabled: true, Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}, true)
+	ns, err := embedded.Start(bus.EmbeddedConfig{Enabled: true, Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}, true)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,6 @@ import (
 	simredfish "github.com/bmcstream/bmcstream/pkg/bmcsim/redfish"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/secret"
-	"github.com/bmcstream/bmcstream/pkg/series"
 	"github.com/bmcstream/bmcstream/pkg/sources"
 	"github.com/bmcstream/bmcstream/pkg/sources/redfish"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -288,9 +287,4 @@ func normaliserAccounts(t *testing.T, s *v1.Snapshot, bmc string) []string {
 		}
 	}
 	return out
-}
-
-func labelKey(s series.Sample) string {
-	l := expoLine(s)
-	return l[:strings.LastIndexByte(l, ' ')]
 }

@@ -396,3 +396,16 @@ func checkCredsFile(path string) error {
 	kp.Wipe()
 	return nil
 }
+
+// EmbeddedConfig runs a NATS server inside the process, so a single-node
+// install needs no separate NATS.
+type EmbeddedConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Listen is the client address; other programs (pollers, automation)
+	// connect here. Loopback by default.
+	Listen string `yaml:"listen,omitempty"`
+	// StoreDir holds JetStream's files; required with JetStream.
+	StoreDir string `yaml:"store_dir,omitempty"`
+	// MaxPayload bounds one message in bytes (default 1 MiB).
+	MaxPayload int32 `yaml:"max_payload,omitempty"`
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/common/model"
@@ -15,14 +16,7 @@ import (
 )
 
 func TestStreamSetupAndDuplicateWindow(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
+	js := startJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -99,20 +93,13 @@ func TestConfigStrictYAML(t *testing.T) {
 // partition; partition consumers read disjoint sets that cover the stream;
 // a program configured without partitions leaves them in place.
 func TestPartitionedStream(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
+	js := startJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
 	c := DefaultStreamConfig
 	c.Partitions = 4
-	s, err := EnsureStream(ctx, js, c)
+	_, err := EnsureStream(ctx, js, c)
 	require.NoError(t, err)
 	const bmcs, polls = 40, 3
 	for p := range polls {
@@ -122,7 +109,7 @@ func TestPartitionedStream(t *testing.T) {
 		}
 	}
 	// An unpartitioned program's setup keeps the transform.
-	s, err = EnsureStream(ctx, js, DefaultStreamConfig)
+	s, err := EnsureStream(ctx, js, DefaultStreamConfig)
 	require.NoError(t, err)
 	require.NotNil(t, s.CachedInfo().Config.SubjectTransform)
 
@@ -156,4 +143,23 @@ func TestPartitionedStream(t *testing.T) {
 		used[p] = true
 	}
 	require.Greater(t, len(used), 2, "40 BMCs should spread over the 4 partitions")
+}
+
+// startJetStream runs a JetStream server in the test process and connects
+// to it. (The package's tests cannot use pkg/bus/embedded, which imports
+// this package.)
+func startJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	require.NoError(t, err)
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	require.True(t, srv.ReadyForConnections(10*time.Second))
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	return js
 }

@@ -768,12 +768,6 @@ func (p *inFlight) remove(m jetstream.Msg) {
 	p.mu.Unlock()
 }
 
-func (p *inFlight) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.msgs)
-}
-
 func (p *inFlight) keepAlive(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -18,6 +18,7 @@ import (
 	"github.com/bmcstream/bmcstream/internal/synth"
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
@@ -25,7 +26,7 @@ import (
 // natsServer starts a real NATS server with JetStream in the test process.
 func natsServer(t *testing.T) *server.Server {
 	t.Helper()
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	return srv
@@ -213,7 +214,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ..
 // lowest latency. What is published while the gateway runs arrives.
 func TestCoreNATSMode(t *testing.T) {
 	prom := testbed.StartPrometheus(t)
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0"}, false)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0"}, false)
 	require.NoError(t, err)
 	t.Cleanup(srv.Shutdown)
 	fleet := synth.NewFleet(3)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/sinks"
@@ -446,7 +447,7 @@ func (g *Gateway) connect(ctx context.Context) error {
 	nc := g.cfg.NATS
 	url := nc.URL
 	if nc.Embedded.Enabled {
-		srv, err := bus.StartEmbedded(nc.Embedded, nc.Mode == bus.ModeJetStream)
+		srv, err := embedded.Start(nc.Embedded, nc.Mode == bus.ModeJetStream)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/bmcstream/bmcstream/internal/synth"
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -51,7 +52,7 @@ func TestHostilePublisher(t *testing.T) {
 	bin := buildGateway(t)
 	// A server that lets clients publish 8 MiB, so that the stream's own
 	// 1 MiB limit is what refuses large snapshots.
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxPayload: 8 << 20}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxPayload: 8 << 20}, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	pub, js := publisher(t, srv.ClientURL())
@@ -171,7 +172,7 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 	newer = binary.AppendUvarint(newer, 100<<3|2)
 	newer = binary.AppendUvarint(newer, 5)
 	newer = append(newer, "extra"...)
-	newer = binary.AppendUvarint(newer, 101<<3|0)
+	newer = binary.AppendUvarint(newer, 101<<3) // wire type 0: varint
 	newer = binary.AppendUvarint(newer, 7)
 	send(bus.RawSubject("sim-0005"), newer)
 	send(bus.RawSubject("noid"), snap("", nil))

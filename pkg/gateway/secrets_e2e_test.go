@@ -113,12 +113,11 @@ func (s *leakScanner) report(t *testing.T) {
 }
 
 // authReceiver is a remote-write receiver that demands credentials per
-// path, decodes what it accepts, and keeps the bodies for the scan.
+// path and decodes what it accepts.
 type authReceiver struct {
 	mu       sync.Mutex
 	up       map[string]map[string]bool // path -> BMCs with bmc_up
 	refused  int
-	bodies   [][]byte // decoded write requests, as sent
 	scanner  *leakScanner
 	accepted map[string]string // path -> the Authorization header it wants
 }

@@ -101,7 +101,7 @@ func TestDecodeSkipsUnknownFields(t *testing.T) {
 	want := &v1.Snapshot{BmcId: "a", PollStartMs: 1000, Up: true, Info: map[string]string{"vendor": "x"},
 		Readings: []v1.Reading{{Name: "t", Kind: v1.Kind_KIND_TEMPERATURE, Value: 21, Thresholds: []v1.Threshold{{Kind: v1.ThresholdKind_THRESHOLD_UPPER_CRITICAL, Value: 40}}}}}
 	unknown := func(b []byte, field int) []byte {
-		b = binary.AppendUvarint(b, uint64(field)<<3|0)
+		b = binary.AppendUvarint(b, uint64(field)<<3) // wire type 0: varint
 		b = binary.AppendUvarint(b, 42)
 		b = binary.AppendUvarint(b, uint64(field+1)<<3|2)
 		b = binary.AppendUvarint(b, 3)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/internal/ratelog"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 	"github.com/bmcstream/bmcstream/pkg/sources"
@@ -75,7 +76,7 @@ func (s *countingSource) Dropped() map[string]uint64 {
 // every source the poller ever opened; a BMC that never answers is logged
 // once, with its error's class and text, however many polls fail.
 func TestReadingsDroppedAndStateLog(t *testing.T) {
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	dir := t.TempDir()

@@ -15,12 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
 func startNATS(t *testing.T, port int, dir string) *server.Server {
 	t.Helper()
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: dir}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: dir}, true)
 	require.NoError(t, err)
 	return srv
 }
@@ -141,7 +142,7 @@ func TestPublisherDropsOldestWhenFull(t *testing.T) {
 }
 
 func TestPublisherCoreMode(t *testing.T) {
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0"}, false)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0"}, false)
 	require.NoError(t, err)
 	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL())

@@ -20,6 +20,7 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/redfish"
 	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -60,7 +61,7 @@ func TestSkipVerifyWarnedOncePerLoad(t *testing.T) {
 	writeInv(entries)
 	credFile := filepath.Join(dir, "credentials.yml")
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: monitor\n  password: lab-pw\n"), 0o600))
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
+	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(`

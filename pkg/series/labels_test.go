@@ -128,9 +128,7 @@ func FuzzLabels(f *testing.F) {
 		o, b := split(own), split(base)
 		// The expected set: own wins, then base; empty values left out.
 		var want []prompb.Label
-		for _, l := range sorted(o) {
-			want = append(want, l)
-		}
+		want = append(want, sorted(o)...)
 		for _, l := range sorted(b) {
 			if !hasName(want, l.Name) {
 				want = append(want, l)

@@ -68,7 +68,7 @@ func (simChassis) GetBootInfoAcknowledge(context.Context) (*types.BootOptionPara
 // simStorage serves the read-only SDR repository and FRU device 0.
 type simStorage struct{ s *Server }
 
-func (st simStorage) FRU() hal.FRUStore { return fruStore{st.s} }
+func (st simStorage) FRU() hal.FRUStore { return fruStore(st) }
 func (st simStorage) SDR() hal.SDRStore { return sdrStore{st.s.profile} }
 
 // sdrStore hands out the personality's shared records; go-ipmi's handlers

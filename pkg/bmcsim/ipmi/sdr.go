@@ -367,7 +367,7 @@ func fullSensorRecord(recordID uint16, sn *sdrSensor, spec *model.SensorSpec) []
 	rec[26] = 0               // B = 0
 	rec[27] = 0               // accuracy 0
 	rec[28] = direction(spec)
-	rec[29] = (uint8(sn.conv.rExp)&0x0F)<<4 | 0x00 // B exponent 0
+	rec[29] = (uint8(sn.conv.rExp) & 0x0F) << 4 // R exponent high nibble; B exponent 0
 
 	if spec.Kind == model.KindVoltage && spec.Nominal > 0 {
 		rec[30] = 0x01 // nominal reading specified

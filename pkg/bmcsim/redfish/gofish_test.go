@@ -230,7 +230,7 @@ func checkILO4(t *testing.T, ch *schemas.Chassis, b *model.BMC, want []model.Rea
 	require.Len(t, th.Fans, len(fans))
 	for i, r := range fans {
 		got := th.Fans[i]
-		require.Equal(t, r.Spec.Name, got.FanName)
+		require.Equal(t, r.Spec.Name, got.FanName) //lint:ignore SA1019 iLO 4 sends only the deprecated FanName; the test checks gofish decodes it
 		require.Empty(t, got.Name, "iLO 4 names fans by FanName only")
 		require.Nil(t, got.Reading, "iLO 4 reads CurrentReading, which gofish does not decode")
 		requireStatus(t, r, got.Status, r.Spec.Name)

@@ -146,12 +146,12 @@ func TestIpmitoolAgreesOnDiscrete(t *testing.T) {
 	}
 	discrete := len(s.b.Personality.Discrete())
 
-	snap, err, _ := collect(t, ctx, src, s)
+	snap, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.Equal(t, discrete, requireAgree(t, snap, elist()))
 
 	s.b.SetFaults(model.Faults{PSUFailed: 2, PSUInputLost: 1, FanRedundancyLost: true})
-	snap, err, _ = collect(t, ctx, src, s)
+	snap, _, err = collect(t, ctx, src, s)
 	require.NoError(t, err)
 	rows := elist()
 	require.Equal(t, discrete, requireAgree(t, snap, rows))

@@ -148,13 +148,13 @@ func TestDiscreteFaults(t *testing.T) {
 		}
 		return out
 	}
-	snap, err, _ := collect(t, ctx, src, s)
+	snap, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 	healthy := byName(snap)
 	require.Len(t, healthy, len(s.b.Personality.Discrete()))
 
 	s.b.SetFaults(model.Faults{PSUFailed: 2, PSUInputLost: 1, FanRedundancyLost: true})
-	snap, err, _ = collect(t, ctx, src, s)
+	snap, _, err = collect(t, ctx, src, s)
 	require.NoError(t, err)
 	got := byName(snap)
 	type want struct {
@@ -181,7 +181,7 @@ func TestDiscreteFaults(t *testing.T) {
 	require.Equal(t, "Fan", got["Fan Redundancy"].SensorType)
 
 	s.b.SetFaults(model.Faults{})
-	snap, err, _ = collect(t, ctx, src, s)
+	snap, _, err = collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.Equal(t, healthy, byName(snap))
 }
@@ -196,7 +196,7 @@ func TestDrops(t *testing.T) {
 		var got []sources.Drop
 		src := newSource(t, s.target(), Options{Now: func() time.Time { return at }, OnDrop: func(d sources.Drop) { got = append(got, d) }})
 		for range 2 {
-			_, err, _ := collect(t, context.Background(), src, s)
+			_, _, err := collect(t, context.Background(), src, s)
 			require.NoError(t, err)
 		}
 		require.Empty(t, got)
@@ -209,7 +209,7 @@ func TestDrops(t *testing.T) {
 			OnDrop: func(d sources.Drop) { got = append(got, d) }})
 		n := len(s.b.Personality.Discrete())
 		for poll := 1; poll <= 2; poll++ {
-			snap, err, _ := collect(t, context.Background(), src, s)
+			snap, _, err := collect(t, context.Background(), src, s)
 			require.NoError(t, err)
 			for _, r := range snap.Readings {
 				require.NotEqual(t, v1.Kind_KIND_DISCRETE, r.Kind)

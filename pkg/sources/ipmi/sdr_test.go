@@ -18,22 +18,22 @@ import (
 
 // fullSpec describes a Full Sensor Record for fullRecord.
 type fullSpec struct {
-	owner, lun, number       uint8
-	sensorType, readingType  uint8
-	entity, instance         uint8
-	units1, base, modifier   uint8
-	linearization            uint8
-	m, b                     int16
-	rExp, bExp               int8
-	access                   uint8 // threshold access support
-	readable                 uint8
-	unr, ucr, unc, lnr, lcr  uint8
-	lnc                      uint8
-	idType                   uint8 // type bits of the type/length byte
-	id                       []byte
-	idLen                    int // the length field; len(id) when 0
-	format                   uint8
-	omitFormat, omitReadType bool
+	owner, lun, number      uint8
+	sensorType, readingType uint8
+	entity, instance        uint8
+	units1, base, modifier  uint8
+	linearization           uint8
+	m, b                    int16
+	rExp, bExp              int8
+	access                  uint8 // threshold access support
+	readable                uint8
+	unr, ucr, unc, lnr, lcr uint8
+	lnc                     uint8
+	idType                  uint8 // type bits of the type/length byte
+	id                      []byte
+	idLen                   int // the length field; len(id) when 0
+	format                  uint8
+	omitReadType            bool
 }
 
 // fullRecord encodes a Full Sensor Record (§43.1), independently of the
@@ -251,7 +251,7 @@ func TestDecodeCompact(t *testing.T) {
 	rec[8], rec[9] = 0x0A, 1
 	rec[12], rec[13] = 0x08, 0x6F
 	rec[23] = 0x10 | 3 // alphabetic modifier, three shared sensors
-	rec[24] = 0x80 | 0 // entity instance increments, offset 0
+	rec[24] = 0x80     // entity instance increments, offset 0
 	rec[31] = 0xC0 | 6
 	copy(rec[32:], "PSU St")
 	ss, skip, err := decodeRecord(rec)

@@ -115,12 +115,12 @@ func newSource(t *testing.T, tg sources.Target, opts Options) *Source {
 
 // collect polls once and returns the snapshot, its error and the number
 // of requests it cost, as the BMC counted them.
-func collect(t *testing.T, ctx context.Context, src *Source, s *sim) (*v1.Snapshot, error, int) {
+func collect(t *testing.T, ctx context.Context, src *Source, s *sim) (*v1.Snapshot, int, error) {
 	t.Helper()
 	var snap v1.Snapshot
 	before := s.conn.n.Load()
 	err := src.Collect(ctx, &snap)
-	return &snap, err, int(s.conn.n.Load() - before)
+	return &snap, int(s.conn.n.Load() - before), err
 }
 
 // ipmiSpecs returns the model sensors a BMC's SDR holds, by SDR ID.
@@ -150,7 +150,7 @@ func TestPersonalities(t *testing.T) {
 			src := newSource(t, s.target(), Options{Now: func() time.Time { return at }})
 			ctx := context.Background()
 
-			snap, err, firstCost := collect(t, ctx, src, s)
+			snap, firstCost, err := collect(t, ctx, src, s)
 			require.NoError(t, err)
 			require.True(t, snap.Up)
 			require.False(t, snap.Partial)
@@ -228,7 +228,7 @@ func TestPersonalities(t *testing.T) {
 			}
 			for range 2 {
 				counted := src.Stats().Requests
-				snap2, err, cost := collect(t, ctx, src, s)
+				snap2, cost, err := collect(t, ctx, src, s)
 				require.NoError(t, err)
 				require.Equal(t, want, cost, "requests per poll")
 				require.Equal(t, uint64(want), src.Stats().Requests-counted, "requests the Source counted")
@@ -364,12 +364,12 @@ func TestDeadSession(t *testing.T) {
 	s := startSim(t, "idrac", func() time.Time { return at })
 	src := newSource(t, s.target(), Options{Now: func() time.Time { return at }, RequestTimeout: 150 * time.Millisecond})
 	ctx := context.Background()
-	first, err, _ := collect(t, ctx, src, s)
+	first, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 
 	s.b.SetFaults(model.Faults{DropIPMISessions: true})
 	start := time.Now()
-	snap, err, _ := collect(t, ctx, src, s)
+	snap, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.True(t, snap.Up)
 	require.False(t, snap.Partial)
@@ -381,7 +381,7 @@ func TestDeadSession(t *testing.T) {
 	require.Equal(t, uint64(1), st.SDRReads, "the SDR cache survives the new session (its fingerprint held)")
 	require.Equal(t, 1, s.srv.SessionCount())
 
-	_, err, _ = collect(t, ctx, src, s)
+	_, _, err = collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), src.Stats().Reconnects, "one reconnect, not one per poll")
 }
@@ -393,12 +393,12 @@ func TestExpiredSession(t *testing.T) {
 	s := startSim(t, "xcc", clk.Now)
 	src := newSource(t, s.target(), Options{Now: clk.Now, RequestTimeout: 5 * time.Second})
 	ctx := context.Background()
-	_, err, _ := collect(t, ctx, src, s)
+	_, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 
 	clk.Advance(DefaultSessionTimeout + 4*time.Second) // bmcsim expires it at 63 s
 	start := time.Now()
-	_, err, _ = collect(t, ctx, src, s)
+	_, _, err = collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.Less(t, time.Since(start), time.Second, "no request timed out")
 	st := src.Stats()
@@ -415,7 +415,7 @@ func TestKeepAlive(t *testing.T) {
 	s := startSim(t, "openbmc", clk.Now)
 	src := newSource(t, s.target(), Options{Now: clk.Now})
 	ctx := context.Background()
-	_, err, _ := collect(t, ctx, src, s)
+	_, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 
 	tests := []struct {
@@ -434,7 +434,7 @@ func TestKeepAlive(t *testing.T) {
 		require.NoError(t, src.KeepAlive(ctx), "step %d", i)
 		require.Equal(t, tc.sends, s.conn.n.Load()-before, "step %d", i)
 	}
-	snap, err, _ := collect(t, ctx, src, s)
+	snap, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.NotEmpty(t, snap.Readings)
 	require.Equal(t, uint64(1), src.Stats().Sessions, "the session survived 115 s")
@@ -451,13 +451,13 @@ func TestPollDeadline(t *testing.T) {
 	s := startSim(t, "ilo", func() time.Time { return at })
 	src := newSource(t, s.target(), Options{Now: func() time.Time { return at }})
 	ctx := context.Background()
-	full, err, _ := collect(t, ctx, src, s)
+	full, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 
 	s.b.SetFaults(model.Faults{LatencyMedianMs: 25})
 	dctx, cancel := context.WithTimeout(ctx, 220*time.Millisecond)
 	defer cancel()
-	snap, err, _ := collect(t, dctx, src, s)
+	snap, _, err := collect(t, dctx, src, s)
 	require.Error(t, err)
 	require.Equal(t, sources.ClassTimeout, sources.ClassOf(err))
 	require.Equal(t, "timeout", snap.ErrorClass)
@@ -470,7 +470,7 @@ func TestPollDeadline(t *testing.T) {
 
 	// The session is still good: a poll with time enough completes.
 	s.b.SetFaults(model.Faults{})
-	snap, err, _ = collect(t, ctx, src, s)
+	snap, _, err = collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.Len(t, snap.Readings, len(full.Readings))
 	require.Zero(t, src.Stats().Reconnects)
@@ -589,11 +589,11 @@ func TestTransientOutage(t *testing.T) {
 	s := startSim(t, "ami", func() time.Time { return at })
 	src := newSource(t, s.target(), Options{Now: func() time.Time { return at }, RequestTimeout: 100 * time.Millisecond})
 	ctx := context.Background()
-	_, err, _ := collect(t, ctx, src, s)
+	_, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 
 	s.b.SetFaults(model.Faults{BlackHole: true})
-	snap, err, sent := collect(t, ctx, src, s)
+	snap, sent, err := collect(t, ctx, src, s)
 	t.Logf("%s (%d packets)", err, sent)
 	require.Equal(t, sources.ClassTimeout, sources.ClassOf(err))
 	require.False(t, snap.Up)
@@ -602,7 +602,7 @@ func TestTransientOutage(t *testing.T) {
 	require.LessOrEqual(t, sent, 6)
 
 	s.b.SetFaults(model.Faults{})
-	snap, err, _ = collect(t, ctx, src, s)
+	snap, _, err = collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.True(t, snap.Up)
 	require.NotEmpty(t, snap.Readings)
@@ -614,7 +614,7 @@ func TestPrivilegeAndCipherSuite(t *testing.T) {
 	at := testInstant()
 	s := startSim(t, "openbmc", func() time.Time { return at })
 	src := newSource(t, s.target(), Options{Now: func() time.Time { return at }, CipherSuite: 17, Privilege: PrivilegeOperator})
-	snap, err, _ := collect(t, context.Background(), src, s)
+	snap, _, err := collect(t, context.Background(), src, s)
 	require.NoError(t, err)
 	require.NotEmpty(t, snap.Readings)
 }
@@ -706,7 +706,7 @@ func TestScanResumes(t *testing.T) {
 	ctx := context.Background()
 	dctx, cancel := context.WithTimeout(ctx, 350*time.Millisecond)
 	defer cancel()
-	snap, err, _ := collect(t, dctx, src, s)
+	snap, _, err := collect(t, dctx, src, s)
 	require.Equal(t, sources.ClassTimeout, sources.ClassOf(err), "%v", err)
 	require.True(t, snap.Up)
 	require.True(t, snap.Partial)
@@ -716,7 +716,7 @@ func TestScanResumes(t *testing.T) {
 	done := src.scan.records
 
 	s.b.SetFaults(model.Faults{})
-	snap, err, cost := collect(t, ctx, src, s)
+	snap, cost, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.Len(t, snap.Readings, 16+len(s.b.Personality.Discrete())) // 15 threshold sensors, DCMI and the discrete sensors
 	require.Nil(t, src.scan)
@@ -724,7 +724,7 @@ func TestScanResumes(t *testing.T) {
 	// What a first poll costs without the head start: the resumed poll
 	// saved at least a header and a chunk per record read before.
 	fresh := newSource(t, s.target(), Options{Now: func() time.Time { return at }})
-	_, err, freshCost := collect(t, ctx, fresh, s)
+	_, freshCost, err := collect(t, ctx, fresh, s)
 	require.NoError(t, err)
 	require.LessOrEqual(t, cost, freshCost-2*done, "the records read before were not read again")
 }
@@ -739,7 +739,7 @@ func TestInfoInterval(t *testing.T) {
 	clk := newFakeClock() // the Source's clock only: the BMC's stays frozen
 	src := newSource(t, s.target(), Options{Now: clk.Now, InfoInterval: time.Minute, SessionTimeout: time.Hour})
 	ctx := context.Background()
-	_, err, _ := collect(t, ctx, src, s)
+	_, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 	steady := len(src.repo.sensors) + 2 // chassis and DCMI
 
@@ -761,7 +761,7 @@ func TestInfoInterval(t *testing.T) {
 			if tc.tamper {
 				src.repo.fp.addition++ // as if the BMC had added a record since
 			}
-			snap, err, cost := collect(t, ctx, src, s)
+			snap, cost, err := collect(t, ctx, src, s)
 			require.NoError(t, err)
 			require.Len(t, snap.Readings, len(src.repo.sensors)+1)
 			if tc.cost > 0 {
@@ -783,7 +783,7 @@ func TestKeepAliveDeadSession(t *testing.T) {
 	clk := newFakeClock()
 	src := newSource(t, s.target(), Options{Now: clk.Now, RequestTimeout: 100 * time.Millisecond, SessionTimeout: time.Hour})
 	ctx := context.Background()
-	_, err, _ := collect(t, ctx, src, s)
+	_, _, err := collect(t, ctx, src, s)
 	require.NoError(t, err)
 
 	s.b.SetFaults(model.Faults{BlackHole: true})
@@ -793,7 +793,7 @@ func TestKeepAliveDeadSession(t *testing.T) {
 	require.Nil(t, src.c, "the dead session is released")
 
 	s.b.SetFaults(model.Faults{})
-	_, err, _ = collect(t, ctx, src, s)
+	_, _, err = collect(t, ctx, src, s)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), src.Stats().Sessions)
 }

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -224,15 +223,6 @@ func bySensorType(rs []v1.Reading, typ string) []v1.Reading {
 		if r.SensorType == typ {
 			out = append(out, r)
 		}
-	}
-	return out
-}
-
-// paths returns the request log's paths without queries.
-func paths(log []string) []string {
-	out := make([]string, len(log))
-	for i, l := range log {
-		out[i], _, _ = strings.Cut(l, "?")
 	}
 	return out
 }

@@ -98,8 +98,7 @@ func mergeReadings(rs []v1.Reading, ms []meta, merged []mergeRule) ([]v1.Reading
 		parent[i] = i
 		mask[i] = 1 << ms[i].group
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]

@@ -1,4 +1,8 @@
-package bus
+// Package embedded runs the NATS server inside the process, for a
+// single-node install (the gateway's nats.embedded) and for tests and
+// benchmarks. It is its own package so that only the programs that embed a
+// server link it: the poller, which only connects, does not.
+package embedded
 
 import (
 	"fmt"
@@ -7,24 +11,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/bmcstream/bmcstream/pkg/bus"
 )
 
-// EmbeddedConfig runs a NATS server inside the process, so a single-node
-// install needs no separate NATS.
-type EmbeddedConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// Listen is the client address; other programs (pollers, automation)
-	// connect here. Loopback by default.
-	Listen string `yaml:"listen,omitempty"`
-	// StoreDir holds JetStream's files; required with JetStream.
-	StoreDir string `yaml:"store_dir,omitempty"`
-	// MaxPayload bounds one message in bytes (default 1 MiB).
-	MaxPayload int32 `yaml:"max_payload,omitempty"`
-}
-
-// StartEmbedded starts an in-process NATS server with JetStream (when
+// Start starts an in-process NATS server with JetStream (when
 // jetStream is true) and waits until it accepts connections.
-func StartEmbedded(c EmbeddedConfig, jetStream bool) (*server.Server, error) {
+func Start(c bus.EmbeddedConfig, jetStream bool) (*server.Server, error) {
 	host, port := "127.0.0.1", 4222
 	if c.Listen != "" {
 		h, p, err := net.SplitHostPort(c.Listen)

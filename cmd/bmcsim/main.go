@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bmcstream/bmcstream/internal/logging"
+	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/internal/version"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/model"
@@ -99,7 +101,8 @@ func run(args []string) error {
 		password                                                                  string
 	)
 	app := kingpin.New("bmcsim", help)
-	app.Version(version.Version)
+	build := version.Get()
+	app.Version(build.Print("bmcsim"))
 	app.HelpFlag.Short('h')
 	app.Flag("bmcs", "Number of virtual BMCs.").Default("100").IntVar(&cfg.Count)
 	app.Flag("mix", "Personalities and weights, e.g. ilo=2,idrac=1 (default: all equally).").StringVar(&mix)
@@ -124,7 +127,7 @@ func run(args []string) error {
 	app.Flag("fault", "Fault at start, e.g. fraction=0.1,black_hole (repeatable).").StringsVar(&faults)
 	app.Flag("ignore-sensor-latency", "Answer slow personalities' sensor resources at once.").BoolVar(&ignoreSensorLatency)
 	app.Flag("out.dir", "Where to write inventory.yml, credentials.yml and ca.pem.").Default("bmcsim-out").StringVar(&outDir)
-	app.Flag("admin.listen-address", "Admin API (faults, fleet listing); keep it on loopback.").Default("127.0.0.1:9390").StringVar(&adminListen)
+	app.Flag("admin.listen-address", "Admin API (faults, fleet listing) and /metrics, /-/healthy, /-/ready; keep it on loopback.").Default("127.0.0.1:9390").StringVar(&adminListen)
 	app.Flag("config.check", "Validate the flags and personalities, then exit.").BoolVar(&check)
 	app.Flag("log.level", "Log level.").Default("info").EnumVar(&logLevel, "debug", "info", "warn", "error")
 	if _, err := app.Parse(args); err != nil {
@@ -220,7 +223,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen admin %s: %w", adminListen, err)
 	}
-	admin := &http.Server{Handler: f.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: adminHandler(f.AdminHandler(), service.NewRegistry()), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = admin.Serve(ln) }()
 	defer func() { _ = admin.Close() }()
 
@@ -233,4 +236,14 @@ func run(args []string) error {
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return nil
+}
+
+// adminHandler serves the fleet's admin API with the endpoints every
+// bmcstream program has: /metrics of reg (the simulator's own runtime and
+// build), /-/healthy and /-/ready, ready once the fleet serves (the
+// admin address listens only then).
+func adminHandler(api http.Handler, reg *prometheus.Registry) http.Handler {
+	mux := service.NewMux(reg, func() bool { return true })
+	mux.Handle("/", api)
+	return mux
 }

@@ -33,7 +33,6 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	model2 "github.com/prometheus/common/model"
 
 	"github.com/bmcstream/bmcstream/deploy/compose"
@@ -90,7 +89,8 @@ const (
 func run(args []string) error {
 	var o options
 	app := kingpin.New("demo", "Runs the deploy/compose stack as processes on loopback, without Docker: a simulated BMC fleet, embedded NATS, two pollers with dynamic sharding, the gateway, and the system's Prometheus (and Alertmanager), from the compose stack's configuration files.")
-	app.Version(version.Version)
+	build := version.Get()
+	app.Version(build.Print("demo"))
 	app.HelpFlag.Short('h')
 	app.Flag("bmcs", "Number of simulated BMCs (0: as many as the compose stack's bmcsim command says, 300).").Default("0").IntVar(&o.bmcs)
 	app.Flag("interval", "Poll interval of every BMC.").Default("10s").DurationVar(&o.interval)
@@ -494,14 +494,6 @@ func (d *demo) mux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 	return mux
 }
 
-// registry is a program's own registry, with the Go and process collectors
-// its command registers.
-func registry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
-}
-
 func (d *demo) startGateway(ctx context.Context) error {
 	p, err := d.writeConfig("bmcstream/gateway.yml", "bmcstream/gateway.yml", map[string]string{
 		composeNATS:        d.natsURL,
@@ -515,8 +507,8 @@ func (d *demo) startGateway(ctx context.Context) error {
 		return err
 	}
 	logger := d.logger.With("component", "gateway")
-	reg := registry()
-	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: version.Version, ShutdownTimeout: 10 * time.Second})
+	reg := service.NewRegistry()
+	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: version.Get().Version, ShutdownTimeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -561,7 +553,7 @@ func (d *demo) startPollers() error {
 			return err
 		}
 		logger := d.logger.With("component", "poller")
-		reg := registry()
+		reg := service.NewRegistry()
 		pl, err := poller.New(cfg, poller.Options{Logger: logger, Registerer: reg, NewSource: poller.DefaultSources(cfg, logger), ShutdownTimeout: 5 * time.Second})
 		if err != nil {
 			return err

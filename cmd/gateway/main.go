@@ -27,7 +27,8 @@ func main() {
 // signal.
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("gateway", "Consumes BMC snapshots from NATS and remote-writes normalised metrics.")
-	app.Version(version.Version)
+	build := version.Get()
+	app.Version(build.Print("gateway"))
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Gateway configuration file.").Default("gateway.yml").String()
 	configCheck := app.Flag("config.check", "Load everything a run loads (configuration, NATS credential and TLS files, web configuration, inventory and every BMC's address, mapping rules, remote-write clients), report every problem with its file and line, and exit: 0 when valid, 1 otherwise. Touches no network.").Bool()
@@ -90,7 +91,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	reg := service.NewRegistry()
-	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: version.Version, ShutdownTimeout: *shutdown})
+	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: build.Version, ShutdownTimeout: *shutdown})
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 1
@@ -109,7 +110,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	return service.Program{
 		Name:        "gateway",
-		Version:     version.Version,
+		Version:     build.Version,
 		Logger:      logger,
 		Registry:    reg,
 		Listen:      *listen,

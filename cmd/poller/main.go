@@ -5,10 +5,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"math"
 	"net/http"
@@ -34,7 +32,8 @@ func main() {
 // Main is the whole program, returning the exit code; main only exits.
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("poller", "Polls a shard of the BMC inventory and publishes snapshots on NATS.")
-	app.Version(version.Version)
+	build := version.Get()
+	app.Version(build.Print("poller"))
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Poller configuration file.").Default("poller.yml").String()
 	configCheck := app.Flag("config.check", "Load everything a run loads (configuration, NATS credential and TLS files, web configuration, inventory, credentials, every BMC's address and credentials reference), report every problem with its file and line, and exit: 0 when valid, 1 otherwise. Touches no network.").Bool()
@@ -135,7 +134,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	return service.Program{
 		Name:        "poller",
-		Version:     version.Version,
+		Version:     build.Version,
 		Logger:      logger,
 		Registry:    reg,
 		Listen:      *listen,
@@ -143,9 +142,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		EnablePprof: *enablePprof,
 		Ready:       p.Ready,
 		Handle: func(mux *http.ServeMux) {
-			mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-				writeStatus(w, r, statusView{p.ID(), p.Members(), p.Statuses()})
-			})
+			mux.Handle("/status", poller.NewStatusHandler(p.StatusView))
 		},
 		StartAttrs: []any{"poller_id", p.ID()},
 		Run:        p.Run,
@@ -178,33 +175,3 @@ func parseMemoryLimit(v string) (int64, error) {
 	}
 	return int64(n * float64(unit)), nil
 }
-
-// statusView is what /status shows.
-type statusView struct {
-	Poller  string          `json:"poller"`
-	Members []string        `json:"members"`
-	BMCs    []poller.Status `json:"bmcs"`
-}
-
-// writeStatus renders /status: JSON when asked for, else an HTML page
-// whose every value is escaped (an error message quotes what a BMC sent).
-func writeStatus(w http.ResponseWriter, r *http.Request, st statusView) {
-	if r.URL.Query().Get("format") == "json" || r.Header.Get("Accept") == "application/json" {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(st)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = statusPage.Execute(w, st)
-}
-
-var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
-<title>bmcstream poller {{.Poller}}</title>
-<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}</style>
-<h1>Poller {{.Poller}}</h1>
-<p>Members: {{range .Members}}{{.}} {{end}}</p>
-<p>{{len .BMCs}} BMCs owned.</p>
-<table><tr><th>BMC</th><th>address</th><th>protocol</th><th>last poll</th><th>result</th><th>error class</th><th>error</th><th>failures</th><th>next poll</th></tr>
-{{range .BMCs}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Protocol}}</td><td>{{.LastPoll.Format "15:04:05"}}</td><td>{{.LastResult}}</td><td>{{.ErrorClass}}</td><td>{{.Error}}</td><td>{{.Failures}}</td><td>{{.NextPoll.Format "15:04:05"}}</td></tr>
-{{end}}</table>
-`))

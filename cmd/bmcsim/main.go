@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -224,8 +225,16 @@ func run(args []string) error {
 		return fmt.Errorf("listen admin %s: %w", adminListen, err)
 	}
 	admin := &http.Server{Handler: adminHandler(f.AdminHandler(), service.NewRegistry()), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = admin.Serve(ln) }()
-	defer func() { _ = admin.Close() }()
+	go func() {
+		if err := admin.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("serve admin API", "err", err)
+		}
+	}()
+	defer func() {
+		if err := admin.Close(); err != nil {
+			logger.Warn("close admin API", "err", err)
+		}
+	}()
 
 	m := f.Members[0]
 	logger.Info("fleet serving", "bmcs", cfg.Count, "startup", time.Since(start).Round(time.Millisecond),

@@ -218,6 +218,8 @@ func (d *demo) listen() error {
 		return fmt.Errorf("gateway: listen %s: %w", d.o.webListen, err)
 	}
 	d.gatewayLn = ln
+	// The server on ln closes it first unless the demo stopped before
+	// serving; a second Close only reports that it is closed.
 	d.onClose(func() { _ = ln.Close() })
 	for i, addr := range d.o.pollerListen {
 		ln, err := net.Listen("tcp", addr)
@@ -225,7 +227,8 @@ func (d *demo) listen() error {
 			return fmt.Errorf("poller-%d: listen %s: %w", i+1, addr, err)
 		}
 		d.pollerLns = append(d.pollerLns, ln)
-		d.onClose(func() { _ = ln.Close() })
+		d.onClose(func() { _ = ln.Close() }) // as the gateway's above
+
 	}
 	if d.o.adminListen != "" {
 		ln, err := net.Listen("tcp", d.o.adminListen)
@@ -233,7 +236,7 @@ func (d *demo) listen() error {
 			return fmt.Errorf("bmcsim admin: listen %s: %w", d.o.adminListen, err)
 		}
 		d.adminLn = ln
-		d.onClose(func() { _ = ln.Close() })
+		d.onClose(func() { _ = ln.Close() }) // as the gateway's above
 	}
 	return nil
 }
@@ -448,7 +451,11 @@ func (d *demo) startFleet() error {
 	if err := fl.Start(fleet.StartOptions{Logger: d.logger.With("component", "bmcsim"), IgnoreSensorLatency: d.bmcsim.ignoreSensorLatency}); err != nil {
 		return fmt.Errorf("start simulated fleet: %w", err)
 	}
-	d.onClose(func() { _ = fl.Close() })
+	d.onClose(func() {
+		if err := fl.Close(); err != nil {
+			d.logger.Warn("close simulated fleet", "err", err)
+		}
+	})
 	d.fleet, d.bmcCount = fl, cfg.Count
 	sim := filepath.Join(d.dataDir, "bmcstream", "sim")
 	caFile := ""
@@ -481,7 +488,13 @@ func (d *demo) startFleet() error {
 // serve serves h on ln until the demo closes.
 func (d *demo) serve(ln net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			d.logger.Error("serve", "listen", ln.Addr().String(), "err", err)
+		}
+	}()
+	// Close's error is a listener's that could not be closed as the demo
+	// stops: nothing is left to do about it.
 	d.onClose(func() { _ = srv.Close() })
 }
 
@@ -636,7 +649,7 @@ func countBMCs(ctx context.Context, base string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = resp.Body.Close() }()
+	defer func() { _ = resp.Body.Close() }() // read below; closing cannot change the answer
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
 		return 0, err

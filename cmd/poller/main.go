@@ -19,7 +19,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/bmcstream/bmcstream/internal/logging"
 	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/internal/version"
 	"github.com/bmcstream/bmcstream/pkg/poller"
@@ -37,13 +36,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Poller configuration file.").Default("poller.yml").String()
 	configCheck := app.Flag("config.check", "Load everything a run loads (configuration, NATS credential and TLS files, web configuration, inventory, credentials, every BMC's address and credentials reference), report every problem with its file and line, and exit: 0 when valid, 1 otherwise. Touches no network.").Bool()
-	listen := app.Flag("web.listen-address", "Address for /metrics, /status, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).").Default(":9291").String()
-	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
-	enablePprof := app.Flag("web.enable-pprof", "Serve Go's runtime profiles under /debug/pprof/ on --web.listen-address (stacks, heap, CPU profiles): for debugging, behind --web.config.file or on a trusted address.").Bool()
+	webFlags := service.AddWebFlags(app, ":9291", "Address for /metrics, /status, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).")
 	shutdown := app.Flag("shutdown.timeout", "How long to flush buffered snapshots on shutdown.").Default("15s").Duration()
 	pollerID := app.Flag("poller.id", "Poller id (overrides poller_id).").String()
-	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
-	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
+	logFlags := service.AddLogFlags(app)
 	memLimit := app.Flag("memory.limit", "Soft memory limit of the Go runtime: auto (64 MiB plus 48 KiB per owned Redfish BMC and 26 KiB per owned IPMI BMC, updated as ownership changes), off (Go's default: the heap grows to twice its live size between collections), or a size such as 512MiB. The GOMEMLIMIT environment variable, when set, wins.").Default("auto").String()
 	explain := app.Flag("explain", "Poll this BMC of the inventory once per protocol, print each reading and the series the gateway makes of it (or why none, and what the source left out), log out and exit: 0 when it answered, 1 otherwise. Publishes nothing.").PlaceHolder("<bmc id>").String()
 	explainRules := app.Flag("explain.rules", "With --explain: the gateway's mapping file or directory (normalise.rule_files), read before the built-in rules; repeatable.").PlaceHolder("<file or dir>").Strings()
@@ -66,7 +62,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 2
 	}
-	logger := logging.New(stderr, *logLevel, *logFormat).With("component", "poller")
+	logger := logFlags.Logger(stderr).With("component", "poller")
 	memoryLimit, err := parseMemoryLimit(*memLimit)
 	if err != nil {
 		fmt.Fprintf(stderr, "poller: --memory.limit: %v\n", err)
@@ -95,7 +91,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	web, err := service.CheckWebConfig(*webConfig)
+	web, err := service.CheckWebConfig(*webFlags.ConfigFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 1
@@ -137,9 +133,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Version:     build.Version,
 		Logger:      logger,
 		Registry:    reg,
-		Listen:      *listen,
+		Listen:      *webFlags.Listen,
 		Web:         web,
-		EnablePprof: *enablePprof,
+		EnablePprof: *webFlags.EnablePprof,
 		Ready:       p.Ready,
 		Handle: func(mux *http.ServeMux) {
 			mux.Handle("/status", poller.NewStatusHandler(p.StatusView))

@@ -94,11 +94,13 @@ VERSION           ?= $(shell git describe --tags --always --dirty)
 RELEASE_REVISION  ?= $(shell git rev-parse HEAD)
 RELEASE_BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD)
 RELEASE_DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+RELEASE_MODIFIED  ?= $(if $(findstring -dirty,$(VERSION)),true,false)
 RELEASE_PROGRAMS  ?= poller gateway bmcsim demo healthcheck
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
 VERSION_PKG        = github.com/bmcstream/bmcstream/internal/version
 RELEASE_LDFLAGS    = -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(RELEASE_REVISION) \
-	-X $(VERSION_PKG).Branch=$(RELEASE_BRANCH) -X $(VERSION_PKG).BuildDate=$(RELEASE_DATE)
+	-X $(VERSION_PKG).Branch=$(RELEASE_BRANCH) -X $(VERSION_PKG).BuildDate=$(RELEASE_DATE) \
+	-X $(VERSION_PKG).Modified=$(RELEASE_MODIFIED)
 release:
 	rm -rf dist && mkdir -p dist
 	set -e; for platform in $(RELEASE_PLATFORMS); do \

@@ -33,6 +33,9 @@ var (
 	// BuildDate overrides the build's date (RFC 3339); otherwise the
 	// commit's time stands in for it.
 	BuildDate string
+	// Modified overrides whether the checkout had uncommitted changes
+	// ("true" or "false").
+	Modified string
 )
 
 // Devel is the version of a build that carries none: `go run`, or a
@@ -66,7 +69,7 @@ func Get() Info {
 	if !ok {
 		bi = nil
 	}
-	return FromBuildInfo(bi, Info{Version: Version, Revision: Revision, Branch: Branch, Date: BuildDate})
+	return FromBuildInfo(bi, Info{Version: Version, Revision: Revision, Branch: Branch, Date: BuildDate, Modified: Modified})
 }
 
 // FromBuildInfo derives an Info from bi (nil when the program has none)

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,8 +19,10 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bmcstream/bmcstream/internal/logging"
+	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/internal/version"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/model"
@@ -99,7 +102,8 @@ func run(args []string) error {
 		password                                                                  string
 	)
 	app := kingpin.New("bmcsim", help)
-	app.Version(version.Version)
+	build := version.Get()
+	app.Version(build.Print("bmcsim"))
 	app.HelpFlag.Short('h')
 	app.Flag("bmcs", "Number of virtual BMCs.").Default("100").IntVar(&cfg.Count)
 	app.Flag("mix", "Personalities and weights, e.g. ilo=2,idrac=1 (default: all equally).").StringVar(&mix)
@@ -124,7 +128,7 @@ func run(args []string) error {
 	app.Flag("fault", "Fault at start, e.g. fraction=0.1,black_hole (repeatable).").StringsVar(&faults)
 	app.Flag("ignore-sensor-latency", "Answer slow personalities' sensor resources at once.").BoolVar(&ignoreSensorLatency)
 	app.Flag("out.dir", "Where to write inventory.yml, credentials.yml and ca.pem.").Default("bmcsim-out").StringVar(&outDir)
-	app.Flag("admin.listen-address", "Admin API (faults, fleet listing); keep it on loopback.").Default("127.0.0.1:9390").StringVar(&adminListen)
+	app.Flag("admin.listen-address", "Admin API (faults, fleet listing) and /metrics, /-/healthy, /-/ready; keep it on loopback.").Default("127.0.0.1:9390").StringVar(&adminListen)
 	app.Flag("config.check", "Validate the flags and personalities, then exit.").BoolVar(&check)
 	app.Flag("log.level", "Log level.").Default("info").EnumVar(&logLevel, "debug", "info", "warn", "error")
 	if _, err := app.Parse(args); err != nil {
@@ -220,9 +224,17 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen admin %s: %w", adminListen, err)
 	}
-	admin := &http.Server{Handler: f.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = admin.Serve(ln) }()
-	defer func() { _ = admin.Close() }()
+	admin := &http.Server{Handler: adminHandler(f.AdminHandler(), service.NewRegistry()), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := admin.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("serve admin API", "err", err)
+		}
+	}()
+	defer func() {
+		if err := admin.Close(); err != nil {
+			logger.Warn("close admin API", "err", err)
+		}
+	}()
 
 	m := f.Members[0]
 	logger.Info("fleet serving", "bmcs", cfg.Count, "startup", time.Since(start).Round(time.Millisecond),
@@ -233,4 +245,14 @@ func run(args []string) error {
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return nil
+}
+
+// adminHandler serves the fleet's admin API with the endpoints every
+// bmcstream program has: /metrics of reg (the simulator's own runtime and
+// build), /-/healthy and /-/ready, ready once the fleet serves (the
+// admin address listens only then).
+func adminHandler(api http.Handler, reg *prometheus.Registry) http.Handler {
+	mux := service.NewMux(reg, func() bool { return true })
+	mux.Handle("/", api)
+	return mux
 }

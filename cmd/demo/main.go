@@ -33,7 +33,6 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	model2 "github.com/prometheus/common/model"
 
 	"github.com/bmcstream/bmcstream/deploy/compose"
@@ -90,7 +89,8 @@ const (
 func run(args []string) error {
 	var o options
 	app := kingpin.New("demo", "Runs the deploy/compose stack as processes on loopback, without Docker: a simulated BMC fleet, embedded NATS, two pollers with dynamic sharding, the gateway, and the system's Prometheus (and Alertmanager), from the compose stack's configuration files.")
-	app.Version(version.Version)
+	build := version.Get()
+	app.Version(build.Print("demo"))
 	app.HelpFlag.Short('h')
 	app.Flag("bmcs", "Number of simulated BMCs (0: as many as the compose stack's bmcsim command says, 300).").Default("0").IntVar(&o.bmcs)
 	app.Flag("interval", "Poll interval of every BMC.").Default("10s").DurationVar(&o.interval)
@@ -218,6 +218,8 @@ func (d *demo) listen() error {
 		return fmt.Errorf("gateway: listen %s: %w", d.o.webListen, err)
 	}
 	d.gatewayLn = ln
+	// The server on ln closes it first unless the demo stopped before
+	// serving; a second Close only reports that it is closed.
 	d.onClose(func() { _ = ln.Close() })
 	for i, addr := range d.o.pollerListen {
 		ln, err := net.Listen("tcp", addr)
@@ -225,7 +227,8 @@ func (d *demo) listen() error {
 			return fmt.Errorf("poller-%d: listen %s: %w", i+1, addr, err)
 		}
 		d.pollerLns = append(d.pollerLns, ln)
-		d.onClose(func() { _ = ln.Close() })
+		d.onClose(func() { _ = ln.Close() }) // as the gateway's above
+
 	}
 	if d.o.adminListen != "" {
 		ln, err := net.Listen("tcp", d.o.adminListen)
@@ -233,7 +236,7 @@ func (d *demo) listen() error {
 			return fmt.Errorf("bmcsim admin: listen %s: %w", d.o.adminListen, err)
 		}
 		d.adminLn = ln
-		d.onClose(func() { _ = ln.Close() })
+		d.onClose(func() { _ = ln.Close() }) // as the gateway's above
 	}
 	return nil
 }
@@ -448,7 +451,11 @@ func (d *demo) startFleet() error {
 	if err := fl.Start(fleet.StartOptions{Logger: d.logger.With("component", "bmcsim"), IgnoreSensorLatency: d.bmcsim.ignoreSensorLatency}); err != nil {
 		return fmt.Errorf("start simulated fleet: %w", err)
 	}
-	d.onClose(func() { _ = fl.Close() })
+	d.onClose(func() {
+		if err := fl.Close(); err != nil {
+			d.logger.Warn("close simulated fleet", "err", err)
+		}
+	})
 	d.fleet, d.bmcCount = fl, cfg.Count
 	sim := filepath.Join(d.dataDir, "bmcstream", "sim")
 	caFile := ""
@@ -481,7 +488,13 @@ func (d *demo) startFleet() error {
 // serve serves h on ln until the demo closes.
 func (d *demo) serve(ln net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			d.logger.Error("serve", "listen", ln.Addr().String(), "err", err)
+		}
+	}()
+	// Close's error is a listener's that could not be closed as the demo
+	// stops: nothing is left to do about it.
 	d.onClose(func() { _ = srv.Close() })
 }
 
@@ -492,14 +505,6 @@ func (d *demo) mux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
 		service.HandleProfiles(mux)
 	}
 	return mux
-}
-
-// registry is a program's own registry, with the Go and process collectors
-// its command registers.
-func registry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
 }
 
 func (d *demo) startGateway(ctx context.Context) error {
@@ -515,8 +520,8 @@ func (d *demo) startGateway(ctx context.Context) error {
 		return err
 	}
 	logger := d.logger.With("component", "gateway")
-	reg := registry()
-	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: version.Version, ShutdownTimeout: 10 * time.Second})
+	reg := service.NewRegistry()
+	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: version.Get().Version, ShutdownTimeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -561,7 +566,7 @@ func (d *demo) startPollers() error {
 			return err
 		}
 		logger := d.logger.With("component", "poller")
-		reg := registry()
+		reg := service.NewRegistry()
 		pl, err := poller.New(cfg, poller.Options{Logger: logger, Registerer: reg, NewSource: poller.DefaultSources(cfg, logger), ShutdownTimeout: 5 * time.Second})
 		if err != nil {
 			return err
@@ -644,7 +649,7 @@ func countBMCs(ctx context.Context, base string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = resp.Body.Close() }()
+	defer func() { _ = resp.Body.Close() }() // read below; closing cannot change the answer
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
 		return 0, err

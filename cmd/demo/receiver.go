@@ -23,11 +23,12 @@ type process struct {
 
 // stop ends the process: SIGTERM, then SIGKILL after 10 s.
 func (p *process) stop() {
+	// An error means the process has exited already: p.exited is closed.
 	_ = p.proc.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
 	case <-time.After(10 * time.Second):
-		_ = p.proc.Kill()
+		_ = p.proc.Kill() // as Signal above
 		<-p.exited
 	}
 }
@@ -39,6 +40,8 @@ func startProcess(ctx context.Context, name, bin, dir, base, ready string, args 
 	if err != nil {
 		return nil, err
 	}
+	// The process writes through its own descriptor; ours is never
+	// written, so closing it cannot lose output.
 	defer func() { _ = logf.Close() }()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -47,12 +50,14 @@ func startProcess(ctx context.Context, name, bin, dir, base, ready string, args 
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	p := &process{name: name, proc: cmd.Process, exited: make(chan struct{}), logFile: logf.Name(), base: base}
+	// The exit status is of a process the demo stops itself, or one that
+	// exits early, which the wait below reports with its log file.
 	go func() { _ = cmd.Wait(); close(p.exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(base + ready)
 		if err == nil {
-			_ = resp.Body.Close()
+			_ = resp.Body.Close() // only the status matters
 			if resp.StatusCode == http.StatusOK {
 				return p, nil
 			}

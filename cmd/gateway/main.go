@@ -11,7 +11,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/bmcstream/bmcstream/internal/logging"
 	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/internal/version"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
@@ -27,19 +26,17 @@ func main() {
 // signal.
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("gateway", "Consumes BMC snapshots from NATS and remote-writes normalised metrics.")
-	app.Version(version.Version)
+	build := version.Get()
+	app.Version(build.Print("gateway"))
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Gateway configuration file.").Default("gateway.yml").String()
 	configCheck := app.Flag("config.check", "Load everything a run loads (configuration, NATS credential and TLS files, web configuration, inventory and every BMC's address, mapping rules, remote-write clients), report every problem with its file and line, and exit: 0 when valid, 1 otherwise. Touches no network.").Bool()
-	listen := app.Flag("web.listen-address", "Address for /metrics, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).").Default(":9290").String()
-	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
-	enablePprof := app.Flag("web.enable-pprof", "Serve Go's runtime profiles under /debug/pprof/ on --web.listen-address (stacks, heap, CPU profiles): for debugging, behind --web.config.file or on a trusted address.").Bool()
+	webFlags := service.AddWebFlags(app, ":9290", "Address for /metrics, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).")
 	shutdown := app.Flag("shutdown.timeout", "How long shutdown may take to write and ack everything taken from the stream.").Default("30s").Duration()
 	embedded := app.Flag("nats.embedded", "Run an embedded NATS server with JetStream (overrides nats.embedded.enabled).").Bool()
 	embeddedDir := app.Flag("nats.embedded.store-dir", "JetStream store directory of the embedded server (overrides the config).").String()
 	embeddedListen := app.Flag("nats.embedded.listen", "Client address of the embedded server (overrides the config).").String()
-	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
-	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
+	logFlags := service.AddLogFlags(app)
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
 	// --help and --version end the program here, with their own code,
@@ -58,7 +55,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 2
 	}
-	logger := logging.New(stderr, *logLevel, *logFormat).With("component", "gateway")
+	logger := logFlags.Logger(stderr).With("component", "gateway")
 	gogc := service.DefaultGCPercent(service.GatewayGCPercent)
 
 	cfg, err := gateway.LoadConfig(*configFile)
@@ -84,13 +81,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 1
 	}
-	web, err := service.CheckWebConfig(*webConfig)
+	web, err := service.CheckWebConfig(*webFlags.ConfigFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 1
 	}
 	reg := service.NewRegistry()
-	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: version.Version, ShutdownTimeout: *shutdown})
+	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: build.Version, ShutdownTimeout: *shutdown})
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
 		return 1
@@ -109,12 +106,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	return service.Program{
 		Name:        "gateway",
-		Version:     version.Version,
+		Version:     build.Version,
 		Logger:      logger,
 		Registry:    reg,
-		Listen:      *listen,
+		Listen:      *webFlags.Listen,
 		Web:         web,
-		EnablePprof: *enablePprof,
+		EnablePprof: *webFlags.EnablePprof,
 		Ready:       gw.Ready,
 		StartAttrs:  []any{"config", *configFile, "gogc", gogc},
 		Run:         gw.Run,

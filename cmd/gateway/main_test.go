@@ -22,6 +22,7 @@ import (
 
 	"github.com/bmcstream/bmcstream/internal/synth"
 	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/internal/version"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
@@ -154,5 +155,8 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 		require.NoError(t, err)
 		require.NotContains(t, string(b), "nonexistent", arg)
 		require.NotEmpty(t, b, arg)
+		if arg == "--version" {
+			require.Equal(t, version.Get().Print("gateway")+"\n", string(b))
+		}
 	}
 }

@@ -5,10 +5,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"math"
 	"net/http"
@@ -21,7 +19,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/bmcstream/bmcstream/internal/logging"
 	"github.com/bmcstream/bmcstream/internal/service"
 	"github.com/bmcstream/bmcstream/internal/version"
 	"github.com/bmcstream/bmcstream/pkg/poller"
@@ -34,17 +31,15 @@ func main() {
 // Main is the whole program, returning the exit code; main only exits.
 func Main(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New("poller", "Polls a shard of the BMC inventory and publishes snapshots on NATS.")
-	app.Version(version.Version)
+	build := version.Get()
+	app.Version(build.Print("poller"))
 	app.HelpFlag.Short('h')
 	configFile := app.Flag("config.file", "Poller configuration file.").Default("poller.yml").String()
 	configCheck := app.Flag("config.check", "Load everything a run loads (configuration, NATS credential and TLS files, web configuration, inventory, credentials, every BMC's address and credentials reference), report every problem with its file and line, and exit: 0 when valid, 1 otherwise. Touches no network.").Bool()
-	listen := app.Flag("web.listen-address", "Address for /metrics, /status, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).").Default(":9291").String()
-	webConfig := app.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format) enabling TLS, basic authentication and response headers on the HTTP endpoints; plain HTTP when empty.").Default("").String()
-	enablePprof := app.Flag("web.enable-pprof", "Serve Go's runtime profiles under /debug/pprof/ on --web.listen-address (stacks, heap, CPU profiles): for debugging, behind --web.config.file or on a trusted address.").Bool()
+	webFlags := service.AddWebFlags(app, ":9291", "Address for /metrics, /status, /-/healthy, /-/ready (and /debug/pprof/ with --web.enable-pprof).")
 	shutdown := app.Flag("shutdown.timeout", "How long to flush buffered snapshots on shutdown.").Default("15s").Duration()
 	pollerID := app.Flag("poller.id", "Poller id (overrides poller_id).").String()
-	logLevel := app.Flag("log.level", "Log level: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
-	logFormat := app.Flag("log.format", "Log format: logfmt or json.").Default("logfmt").Enum("logfmt", "json")
+	logFlags := service.AddLogFlags(app)
 	memLimit := app.Flag("memory.limit", "Soft memory limit of the Go runtime: auto (64 MiB plus 48 KiB per owned Redfish BMC and 26 KiB per owned IPMI BMC, updated as ownership changes), off (Go's default: the heap grows to twice its live size between collections), or a size such as 512MiB. The GOMEMLIMIT environment variable, when set, wins.").Default("auto").String()
 	explain := app.Flag("explain", "Poll this BMC of the inventory once per protocol, print each reading and the series the gateway makes of it (or why none, and what the source left out), log out and exit: 0 when it answered, 1 otherwise. Publishes nothing.").PlaceHolder("<bmc id>").String()
 	explainRules := app.Flag("explain.rules", "With --explain: the gateway's mapping file or directory (normalise.rule_files), read before the built-in rules; repeatable.").PlaceHolder("<file or dir>").Strings()
@@ -67,7 +62,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 2
 	}
-	logger := logging.New(stderr, *logLevel, *logFormat).With("component", "poller")
+	logger := logFlags.Logger(stderr).With("component", "poller")
 	memoryLimit, err := parseMemoryLimit(*memLimit)
 	if err != nil {
 		fmt.Fprintf(stderr, "poller: --memory.limit: %v\n", err)
@@ -96,7 +91,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	web, err := service.CheckWebConfig(*webConfig)
+	web, err := service.CheckWebConfig(*webFlags.ConfigFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 1
@@ -135,17 +130,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	return service.Program{
 		Name:        "poller",
-		Version:     version.Version,
+		Version:     build.Version,
 		Logger:      logger,
 		Registry:    reg,
-		Listen:      *listen,
+		Listen:      *webFlags.Listen,
 		Web:         web,
-		EnablePprof: *enablePprof,
+		EnablePprof: *webFlags.EnablePprof,
 		Ready:       p.Ready,
 		Handle: func(mux *http.ServeMux) {
-			mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-				writeStatus(w, r, statusView{p.ID(), p.Members(), p.Statuses()})
-			})
+			mux.Handle("/status", poller.NewStatusHandler(p.StatusView))
 		},
 		StartAttrs: []any{"poller_id", p.ID()},
 		Run:        p.Run,
@@ -178,33 +171,3 @@ func parseMemoryLimit(v string) (int64, error) {
 	}
 	return int64(n * float64(unit)), nil
 }
-
-// statusView is what /status shows.
-type statusView struct {
-	Poller  string          `json:"poller"`
-	Members []string        `json:"members"`
-	BMCs    []poller.Status `json:"bmcs"`
-}
-
-// writeStatus renders /status: JSON when asked for, else an HTML page
-// whose every value is escaped (an error message quotes what a BMC sent).
-func writeStatus(w http.ResponseWriter, r *http.Request, st statusView) {
-	if r.URL.Query().Get("format") == "json" || r.Header.Get("Accept") == "application/json" {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(st)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = statusPage.Execute(w, st)
-}
-
-var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
-<title>bmcstream poller {{.Poller}}</title>
-<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}</style>
-<h1>Poller {{.Poller}}</h1>
-<p>Members: {{range .Members}}{{.}} {{end}}</p>
-<p>{{len .BMCs}} BMCs owned.</p>
-<table><tr><th>BMC</th><th>address</th><th>protocol</th><th>last poll</th><th>result</th><th>error class</th><th>error</th><th>failures</th><th>next poll</th></tr>
-{{range .BMCs}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Protocol}}</td><td>{{.LastPoll.Format "15:04:05"}}</td><td>{{.LastResult}}</td><td>{{.ErrorClass}}</td><td>{{.Error}}</td><td>{{.Failures}}</td><td>{{.NextPoll.Format "15:04:05"}}</td></tr>
-{{end}}</table>
-`))

@@ -53,6 +53,10 @@ func TestProfilesOnlyWithFlag(t *testing.T) {
 				code, body := httpGet(t, "http://"+p.Addr+path)
 				require.Equal(t, want, code, "%s: %s", path, body)
 			}
+			// Every program's /metrics says which build it is.
+			code, body := httpGet(t, "http://"+p.Addr+"/metrics")
+			require.Equal(t, http.StatusOK, code)
+			require.Regexp(t, `(?m)^bmcstream_build_info\{branch="[^"]*",goarch="[^"]+",goos="[^"]+",goversion="go[^"]+",revision="[^"]+",version="[^"]+"\} 1$`, body)
 			require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
 			require.NoError(t, p.Cmd.Wait())
 		})

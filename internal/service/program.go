@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bmcstream/bmcstream/internal/version"
 )
 
 // Program is the part every bmcstream program's Main ends with, once its
@@ -46,10 +48,16 @@ type Program struct {
 }
 
 // NewRegistry is a registry with the Go runtime's and the process's
-// collectors, for a program's own metrics.
+// collectors and bmcstream_build_info (version.NewCollector) of the
+// running build, for a program's own metrics. Every program serving
+// /metrics starts from it.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		version.NewCollector(version.Get()),
+	)
 	return reg
 }
 

@@ -79,7 +79,9 @@ func Run(logger *slog.Logger, ln net.Listener, webConfigFile string, handler htt
 	}, func(error) {
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
-		_ = srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			logger.Warn("stop serving the endpoints", "err", err)
+		}
 	})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -24,20 +23,3 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// TestNoNATSServerLinked: the poller is a NATS client only; the embedded
-// server (pkg/bus/embedded, for the gateway and tests) would add its size
-// and its dependencies to every poller binary.
-func TestNoNATSServerLinked(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go is not on PATH")
-	}
-	out, err := exec.Command(goBin, "list", "-deps", ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	deps := strings.Fields(string(out))
-	require.Contains(t, deps, "github.com/nats-io/nats.go", "the poller is a NATS client")
-	for _, dep := range deps {
-		require.False(t, strings.HasPrefix(dep, "github.com/nats-io/nats-server/") || dep == "github.com/bmcstream/bmcstream/pkg/bus/embedded",
-			"the poller links %s", dep)
-	}
-}

@@ -18,7 +18,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
-ARG VERSION=0.1.0-dev
+# The version --version and bmcstream_build_info report; a release build passes
+# --build-arg VERSION=$(git describe --tags --always --dirty) (the image has no .git).
+ARG VERSION=devel
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath \

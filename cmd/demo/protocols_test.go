@@ -81,10 +81,19 @@ func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 
 	// Steady state: every BMC has been polled over both protocols a few
 	// times, and every takeover (bmc-00016's Redfish is down) is done.
-	time.Sleep(4 * interval)
-	before := gatewayCounter(t, gatewayURL, "bmcstream_gateway_out_of_order_samples_dropped_total")
-	time.Sleep(window)
-	after := gatewayCounter(t, gatewayURL, "bmcstream_gateway_out_of_order_samples_dropped_total")
+	// Measured: at least one bmc_up series per BMC, and none with fewer
+	// than three samples in the last four intervals (a series a takeover
+	// started counts only once it has been polled a few times).
+	recent := fmt.Sprintf("bmc_up unless count_over_time(bmc_up[%ds]) >= 3", int((4 * interval).Seconds()))
+	testbed.Eventually(t, time.Minute, func() bool {
+		return len(promVector(t, promURL, "bmc_up")) >= 20 && len(promVector(t, promURL, recent)) == 0
+	}, "every BMC polled a few times over each of its protocols")
+	const dropped = "bmcstream_gateway_out_of_order_samples_dropped_total"
+	before := gatewayCounter(t, gatewayURL, dropped)
+	// The steady-state window: no sample dropped as out of order in it.
+	testbed.Never(t, window, func() bool { return gatewayCounter(t, gatewayURL, dropped) != before },
+		"samples dropped as out of order in the steady state")
+	after := gatewayCounter(t, gatewayURL, dropped)
 	t.Logf("samples dropped as out of order in %s of steady state: %g", window, after-before)
 
 	// At most one sample per interval: window/interval, plus one for a

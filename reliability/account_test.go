@@ -454,6 +454,26 @@ func (a *arrivals) lateness(p *published, sink string, ids []string, from, to ti
 	return late, total, p50, worst
 }
 
+// polled tells whether each of ids has at least n polls made at since or
+// later queryable in sink.
+func (a *arrivals) polled(sink string, ids []string, since time.Time, n int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	from := since.UnixMilli()
+	for _, id := range ids {
+		got := 0
+		for pt := range a.first[sink][id] {
+			if pt >= from {
+				got++
+			}
+		}
+		if got < n {
+			return false
+		}
+	}
+	return true
+}
+
 // caughtUp returns how long after since every BMC's first poll that ended
 // after since became queryable in sink: the time a backlog took to drain.
 // It is 0 if some BMC's never did.

@@ -346,6 +346,70 @@ func (b *bed) waitDelivered(timeout time.Duration) {
 	}
 }
 
+// hold keeps a fault (or, for a soak, the steady state) in place for d and
+// then until held reports that the system felt it: a retry counter
+// advanced, a buffer filled. How long the fault lasts is the scenario's
+// subject, so d is a fixed duration by nature; held makes sure the fault
+// was not over before anything noticed it. It fails the test when held is
+// still false a minute after d. A nil held is only the duration.
+func (b *bed) hold(d time.Duration, held func() bool, what string) {
+	b.t.Helper()
+	until := time.Now().Add(d)
+	// The time is looked at first, so held (a scrape, say) runs only once
+	// d has passed.
+	testbed.Eventually(b.t, d+time.Minute, func() bool {
+		return !time.Now().Before(until) && (held == nil || held())
+	}, "held for %s and %s", d, what)
+}
+
+// fleetIDs are the ids of the bed's simulated BMCs.
+func (b *bed) fleetIDs() []string {
+	ids := make([]string, 0, len(b.sim.Fleet.Members))
+	for _, m := range b.sim.Fleet.Members {
+		ids = append(ids, m.BMC.ID)
+	}
+	return ids
+}
+
+// waitPolls waits until each of ids has n polls, made at since or later,
+// queryable in each of sinks: the system is running (again), measured in
+// polls delivered rather than in time passed.
+func (b *bed) waitPolls(since time.Time, n int, ids []string, sinks ...string) {
+	b.t.Helper()
+	testbed.Eventually(b.t, time.Duration(n)*b.sc.Interval+3*time.Minute, func() bool {
+		for _, s := range sinks {
+			if !b.arrivals.polled(s, ids, since, n) {
+				return false
+			}
+		}
+		return true
+	}, "%d polls of each of %d BMCs made after %s queryable in %v", n, len(ids), since.Format("15:04:05.000"), sinks)
+}
+
+// pollsIn is how many polls of each BMC a span of the scale's time holds.
+func (b *bed) pollsIn(d time.Duration) int { return max(1, int(d/b.sc.Interval)) }
+
+// gatewayMetric is a gateway metric's sum now (0 when the gateway does not
+// answer).
+func (b *bed) gatewayMetric(name string, match ...string) float64 {
+	body, err := scrapeErr(b.gateway.Addr)
+	if err != nil {
+		return 0
+	}
+	return metricSum(body, name, match...)
+}
+
+// pollerMetric is a metric's sum over the running pollers now.
+func (b *bed) pollerMetric(name string, match ...string) float64 {
+	var sum float64
+	for _, p := range b.pollers {
+		if body, err := scrapeErr(p.Addr); err == nil {
+			sum += metricSum(body, name, match...)
+		}
+	}
+	return sum
+}
+
 // js connects to the bed's NATS.
 func (b *bed) js() jetstream.JetStream {
 	t := b.t

@@ -6,7 +6,8 @@
 // receivers hold, reported as lost, duplicated and late.
 //
 // `go test ./reliability` runs the short form (tens of BMCs, seconds of
-// outage); `make reliability` runs the long form and writes the results
+// outage), four scenarios at a time unless -parallel says otherwise;
+// `make reliability` runs the long form and writes the results
 // table that docs/reliability.md publishes. See docs/reliability.md for the
 // scenarios, the definitions and the figures.
 package reliability

@@ -41,6 +41,7 @@ func crashMissBound(ttl, interval time.Duration) int {
 //
 // Nothing published is lost on the way to Prometheus.
 func TestScenarioPollerKilled(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		sig   syscall.Signal
@@ -53,6 +54,7 @@ func TestScenarioPollerKilled(t *testing.T) {
 		{"sigkill-rf2", syscall.SIGKILL, 2, 147, "5c. one of three pollers `kill -9` with `replication_factor: 2`"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			pollerStopped(t, c.sig, c.rf, c.block, c.title)
 		})
 	}
@@ -120,8 +122,11 @@ func pollerStopped(t *testing.T, sig syscall.Signal, rf, block int, title string
 	b := newBed(t, o)
 	iv := b.sc.Interval
 	ttl := memberTTL(iv)
+	ids := b.fleetIDs()
 	b.start()
-	time.Sleep(b.sc.Run + 2*iv) // membership settles
+	// Membership settles: every BMC polled for the steady run and two
+	// intervals more.
+	b.waitPolls(b.started, b.pollsIn(b.sc.Run+2*iv), ids, "prom")
 	victim := "poller-0"
 	stopped := time.Now()
 	if sig == syscall.SIGKILL {
@@ -129,7 +134,9 @@ func pollerStopped(t *testing.T, sig syscall.Signal, rf, block int, title string
 	} else {
 		stop(t, b.pollers[victim])
 	}
-	time.Sleep(b.sc.Run + 2*iv)
+	// Observed until every BMC, moved ones included, has had polls
+	// written for the crash's worst miss and three slots more.
+	b.waitPolls(stopped, crashMissBound(ttl, iv)+3, ids, "prom")
 	observed := time.Now()
 	end := b.finish()
 

@@ -60,7 +60,9 @@ func floodMargin(baseline, peak float64) float64 {
 // refuses the same flood outright: every snapshot counted, none kept, its
 // heap flat.
 func TestScenarioUnknownBMCFlood(t *testing.T) {
-	b := newBed(t, bedOptions{Block: 140, Sinks: []string{"prom"}})
+	t.Parallel()
+	// Block 149: the soak takes 140 and 141.
+	b := newBed(t, bedOptions{Block: 149, Sinks: []string{"prom"}})
 	fl := currentFlood(b.sc)
 	// The flood's knobs go into the inventory section of the bed's
 	// gateway configuration.
@@ -74,7 +76,8 @@ func TestScenarioUnknownBMCFlood(t *testing.T) {
 	}
 	setInventoryKeys(fmt.Sprintf("  max_unknown_bmcs: %d\n  forget_after: %s", fl.IDs, fl.ForgetAfter))
 	b.start()
-	time.Sleep(b.sc.Run)
+	// The fleet flowing, so there is a snapshot to copy and a baseline.
+	b.waitPolls(b.started, b.pollsIn(b.sc.Run), b.fleetIDs(), "prom")
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
@@ -129,7 +132,9 @@ func TestScenarioUnknownBMCFlood(t *testing.T) {
 	stop(t, b.gateway)
 	setInventoryKeys("  reject_unknown_bmcs: true")
 	b.startGateway()
-	time.Sleep(2 * b.sc.Interval)
+	require.Eventually(t, func() bool {
+		return metricSum(gw(), "bmcstream_gateway_bmcs_tracked", `sink="prom"`, `known="true"`) == float64(b.sc.BMCs)
+	}, time.Minute, 200*time.Millisecond, "the restarted gateway tracks the fleet")
 	rejBase := b.settledHeap(ctx, 0)
 	w := b.watchGateway(ctx)
 	last := publishFlood(t, ctx, js, template, fl, fl.Rounds)

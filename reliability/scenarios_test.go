@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/model"
 )
@@ -86,14 +87,22 @@ func (b *bed) requireGatewayDroppedNothing() {
 // restarts it after two intervals: what it had fetched and not acked is
 // redelivered, what was published meanwhile waits in the stream.
 func TestScenarioGatewayKilled(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, bedOptions{Block: 120, Sinks: []string{"prom", "vm"}})
+	ids := b.fleetIDs()
 	b.start()
-	time.Sleep(b.sc.Run)
+	// Long enough for polls measured on time before the kill.
+	b.waitPolls(b.started, b.pollsIn(b.sc.Run), ids, "prom", "vm")
 	kill(t, b.gateway)
 	killed := time.Now()
-	time.Sleep(2 * b.sc.Interval)
+	published := b.pollerMetric("bmcstream_poller_snapshots_published_total")
+	// Down for two intervals, and until every BMC's poll made meanwhile
+	// went into the stream with no gateway to take it.
+	b.hold(2*b.sc.Interval, func() bool {
+		return b.pollerMetric("bmcstream_poller_snapshots_published_total") >= published+float64(b.sc.BMCs)
+	}, "the pollers published a poll of every BMC while the gateway was down")
 	b.startGateway()
-	time.Sleep(b.sc.Run)
+	b.waitPolls(time.Now(), 2, ids, "prom", "vm")
 	end := b.finish()
 
 	p := readPublished(t, b)
@@ -117,21 +126,27 @@ func TestScenarioGatewayKilled(t *testing.T) {
 // order (Prometheus rejects an out-of-order sample, which would show as
 // lost), and the gateway's memory stays bounded meanwhile.
 func TestScenarioSinkDown(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, bedOptions{Block: 121, Sinks: []string{"prom"}})
+	ids := b.fleetIDs()
 	b.start()
-	time.Sleep(b.sc.Run)
+	b.waitPolls(b.started, b.pollsIn(b.sc.Run), ids, "prom")
 	steady := b.memory.peak("steady")
 	prom := b.sinks["prom"]
 	require.NoError(t, prom.Stop())
 	down := time.Now()
 	b.memory.phase("outage")
-	time.Sleep(b.sc.Outage)
+	b.hold(b.sc.Outage, func() bool {
+		return b.gatewayMetric("bmcstream_remote_write_requests_total", `code="network"`, `remote_name="prom"`) > 0
+	}, "the gateway's writes to Prometheus failed")
 	b.memory.phase("recovery")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, prom.Start(ctx))
 	back := time.Now()
-	time.Sleep(b.sc.Run)
+	// The backlog drained: polls made after Prometheus returned are
+	// queryable (a sink writes a BMC's snapshots in order).
+	b.waitPolls(back, 2, ids, "prom")
 	end := b.finish()
 
 	p := readPublished(t, b)
@@ -163,17 +178,21 @@ func TestScenarioSinkDown(t *testing.T) {
 // stays up: Prometheus keeps receiving on time, VictoriaMetrics catches up
 // when it returns.
 func TestScenarioOneOfTwoSinksDown(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, bedOptions{Block: 122, Sinks: []string{"prom", "vm"}})
+	ids := b.fleetIDs()
 	b.start()
-	time.Sleep(b.sc.Run)
+	b.waitPolls(b.started, b.pollsIn(b.sc.Run), ids, "prom", "vm")
 	vm := b.sinks["vm"]
 	require.NoError(t, vm.Stop())
 	down := time.Now()
-	time.Sleep(b.sc.Outage)
+	b.hold(b.sc.Outage, func() bool {
+		return b.gatewayMetric("bmcstream_remote_write_requests_total", `code="network"`, `remote_name="vm"`) > 0
+	}, "the gateway's writes to VictoriaMetrics failed")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, vm.Start(ctx))
-	time.Sleep(b.sc.Run)
+	b.waitPolls(time.Now(), 2, ids, "prom", "vm")
 	end := b.finish()
 
 	p := readPublished(t, b)
@@ -198,17 +217,22 @@ func TestScenarioOneOfTwoSinksDown(t *testing.T) {
 // nats-server binary (killed): pollers buffer what they poll meanwhile and
 // publish it when NATS returns; nothing is lost.
 func TestScenarioNATSRestart(t *testing.T) {
+	t.Parallel()
 	for i, standalone := range []bool{false, true} {
 		name := map[bool]string{false: "embedded", true: "standalone"}[standalone]
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, bedOptions{Block: 123 + i, Sinks: []string{"prom"}, StandaloneNATS: standalone})
+			ids := b.fleetIDs()
 			b.start()
-			time.Sleep(b.sc.Run)
+			b.waitPolls(b.started, b.pollsIn(b.sc.Run), ids, "prom")
 			b.nats.stop()
 			down := time.Now()
-			time.Sleep(min(b.sc.Outage, 30*time.Second))
+			b.hold(min(b.sc.Outage, 30*time.Second), func() bool {
+				return b.pollerMetric("bmcstream_poller_publish_buffer_snapshots") > 0
+			}, "the pollers buffered what they polled")
 			b.nats.start()
-			time.Sleep(b.sc.Run)
+			b.waitPolls(time.Now(), 2, ids, "prom")
 			end := b.finish()
 
 			p := readPublished(t, b)
@@ -234,13 +258,19 @@ func TestScenarioNATSRestart(t *testing.T) {
 func TestScenarioNATSOutageBeyondBuffer(t *testing.T) {
 	sc := currentScale()
 	buffer := sc.BMCs * 2 // two intervals of polls
+	t.Parallel()
 	b := newBed(t, bedOptions{Block: 125, Sinks: []string{"prom"}, PublishBuffer: buffer})
+	ids := b.fleetIDs()
 	b.start()
-	time.Sleep(b.sc.Run)
+	// Nothing is measured on time here: the fleet only has to be flowing.
+	b.waitPolls(b.started, 2, ids, "prom")
 	b.nats.stop()
-	time.Sleep(5 * b.sc.Interval)
+	b.hold(5*b.sc.Interval, func() bool {
+		return b.pollerMetric("bmcstream_poller_snapshots_dropped_total") > 0
+	}, "the pollers dropped snapshots from a full buffer")
 	b.nats.start()
-	time.Sleep(b.sc.Run)
+	// Publishing again, past the buffer's backlog: the drops are over.
+	b.waitPolls(time.Now(), 2, ids, "prom")
 	var dropped float64
 	var logged bool
 	for _, pr := range b.pollers {
@@ -279,6 +309,7 @@ func TestScenarioNATSOutageBeyondBuffer(t *testing.T) {
 // is polled on schedule and delivered on time, and each bad BMC is reported
 // with its error class.
 func TestScenarioBadBMCs(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, bedOptions{Block: 127, Sinks: []string{"prom"}})
 	f := b.sim.Fleet
 	all := make([]string, 0, len(f.Members))
@@ -315,7 +346,11 @@ func TestScenarioBadBMCs(t *testing.T) {
 			toggles++
 		}
 	}()
-	time.Sleep(2*b.sc.Run + 2*b.sc.Interval)
+	// The faults last this long, and until each flapping BMC has been
+	// down and up again.
+	b.hold(2*b.sc.Run+2*b.sc.Interval, func() bool {
+		return metricSum(scrape(t, b.pollers["poller-0"]), "bmcstream_poller_polls_total", `class="unreachable"`) > 0
+	}, "the flapping BMCs were polled while down")
 	close(stopFlap)
 	toggles := <-flapped
 	pollerMetrics := scrape(t, b.pollers["poller-0"])
@@ -378,18 +413,33 @@ func TestScenarioBadBMCs(t *testing.T) {
 // retried (after Retry-After for the 429s), 400 is dropped and counted, and
 // the gateway's counters match what the receiver answered.
 func TestScenarioReceiverFaults(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, bedOptions{Block: 128, Sinks: []string{"prom"}, ProxyProm: true})
 	const retryAfter = 2
-	ids := make([]string, 0, len(b.sim.Fleet.Members))
-	for _, m := range b.sim.Fleet.Members {
-		ids = append(ids, m.BMC.ID)
-	}
+	ids := b.fleetIDs()
 	sort.Strings(ids)
-	poison := ids[:2]
+	poison, healthy := ids[:2], ids[2:]
 	b.start()
-	time.Sleep(b.sc.Run)
+	b.waitPolls(b.started, 2, ids, "prom")
 	b.proxy.inject(3, retryAfter, 3, poison)
-	time.Sleep(b.sc.Run)
+	injected := time.Now()
+	// Every fault answered, and the batches they refused accepted since:
+	// the healthy BMCs' polls made after the faults are queryable.
+	testbed.Eventually(t, time.Minute, func() bool {
+		var n429, n500, n400 int
+		for _, r := range b.proxy.requests() {
+			switch r.status {
+			case http.StatusTooManyRequests:
+				n429++
+			case http.StatusInternalServerError:
+				n500++
+			case http.StatusBadRequest:
+				n400++
+			}
+		}
+		return n429 == 3 && n500 == 3 && n400 > 0
+	}, "every injected fault answered")
+	b.waitPolls(injected.Add(retryAfter*time.Second), 2, healthy, "prom")
 	end := b.finish()
 
 	reqs := b.proxy.requests()

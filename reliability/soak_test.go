@@ -68,6 +68,7 @@ func natsVersion(t *testing.T, bin string) string {
 // consumer watchdog (counted in bmcstream_gateway_consumer_restarts_total
 // and reported per version).
 func TestScenarioSoakNATSVersions(t *testing.T) {
+	t.Parallel()
 	for i, v := range []struct {
 		name string
 		bin  func(*testing.T) string
@@ -76,6 +77,7 @@ func TestScenarioSoakNATSVersions(t *testing.T) {
 		{"module", moduleNATSServer},
 	} {
 		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
 			if testing.Short() {
 				t.Skip("runs the whole pipeline as processes")
 			}
@@ -84,7 +86,11 @@ func TestScenarioSoakNATSVersions(t *testing.T) {
 			sc := soakScale()
 			b := newBed(t, bedOptions{Block: 140 + i, Sinks: []string{"prom"}, NATSServer: bin, Scale: &sc, Protocols: "ipmi"})
 			b.start()
-			time.Sleep(sc.Run)
+			// The soak's length is its subject; the gateway must have
+			// written snapshots all along.
+			b.hold(sc.Run, func() bool {
+				return b.gatewayMetric("bmcstream_gateway_snapshots_total", `sink="prom"`, `result="ok"`) > 0
+			}, "the gateway wrote snapshots")
 			end := b.finish()
 
 			p := readPublished(t, b)

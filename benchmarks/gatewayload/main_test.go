@@ -7,10 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // TestMain lets the test binary serve as the infrastructure process and
-// as a gateway replica.
+// as a gateway replica. As the test itself, it fails the package when a
+// goroutine its tests started is still running once they have finished.
 func TestMain(m *testing.M) {
 	if ok, err := roleMain(); ok {
 		if err != nil {
@@ -19,7 +22,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // TestSmoke runs the harness on a small fleet: every snapshot reaches the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -81,10 +82,28 @@ func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 
 	// Steady state: every BMC has been polled over both protocols a few
 	// times, and every takeover (bmc-00016's Redfish is down) is done.
-	time.Sleep(4 * interval)
-	before := gatewayCounter(t, gatewayURL, "bmcstream_gateway_out_of_order_samples_dropped_total")
-	time.Sleep(window)
-	after := gatewayCounter(t, gatewayURL, "bmcstream_gateway_out_of_order_samples_dropped_total")
+	// Measured: at least one bmc_up series per BMC, and no series of an
+	// answering BMC still written (a sample in the last two intervals)
+	// with fewer than three samples in the last four: a series a takeover
+	// started counts once it has been polled a few times. BMCs that do
+	// not answer are polled with backoff, and a series a takeover ended
+	// lingers unwritten; neither is steady state to wait for.
+	recent := fmt.Sprintf("(bmc_up == 1 and count_over_time(bmc_up[%ds])) unless count_over_time(bmc_up[%ds]) >= 3",
+		int((2 * interval).Seconds()), int((4 * interval).Seconds()))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if testbed.Until(ctx, func() bool {
+		return len(promVector(t, promURL, "bmc_up")) >= 20 && len(promVector(t, promURL, recent)) == 0
+	}) != nil {
+		t.Fatalf("after a minute, not every answering BMC polled a few times over each of its protocols: %d bmc_up series, these polled less:\n%s",
+			len(promVector(t, promURL, "bmc_up")), strings.Join(promVector(t, promURL, recent), "\n"))
+	}
+	const dropped = "bmcstream_gateway_out_of_order_samples_dropped_total"
+	before := gatewayCounter(t, gatewayURL, dropped)
+	// The steady-state window: no sample dropped as out of order in it.
+	testbed.Never(t, window, func() bool { return gatewayCounter(t, gatewayURL, dropped) != before },
+		"samples dropped as out of order in the steady state")
+	after := gatewayCounter(t, gatewayURL, dropped)
 	t.Logf("samples dropped as out of order in %s of steady state: %g", window, after-before)
 
 	// At most one sample per interval: window/interval, plus one for a

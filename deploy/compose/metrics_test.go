@@ -18,7 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
@@ -32,6 +34,11 @@ type produced map[string]string
 
 // has reports whether name is produced; a histogram's _bucket, _sum and
 // _count series count as its own.
+// TestMain fails the package when a goroutine its tests started (the
+// gateway, the poller and the embedded NATS server selfMetrics runs) is
+// still running at the end.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 func (p produced) has(name string) bool {
 	if _, ok := p[name]; ok {
 		return true
@@ -236,12 +243,10 @@ func selfMetrics(p produced) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = pl.Run(ctx) }()
 
-	deadline := time.Now().Add(20 * time.Second)
-	for !gw.Ready() || !pl.Ready() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gateway ready %v, poller ready %v after 20s", gw.Ready(), pl.Ready())
-		}
-		time.Sleep(20 * time.Millisecond)
+	readyCtx, cancelReady := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelReady()
+	if testbed.Until(readyCtx, func() bool { return gw.Ready() && pl.Ready() }) != nil {
+		return fmt.Errorf("gateway ready %v, poller ready %v after 20s", gw.Ready(), pl.Ready())
 	}
 	names.mu.Lock()
 	defer names.mu.Unlock()

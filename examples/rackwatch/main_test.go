@@ -10,11 +10,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 )
+
+// TestMain fails the package when a goroutine its test started (the
+// embedded NATS server, the watch) is still running at the end.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type syncBuf struct {
 	mu sync.Mutex
@@ -34,8 +40,10 @@ func TestRackWatchWarnsOnceEachWay(t *testing.T) {
 	out := &syncBuf{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	subs := srv.NumSubscriptions()
 	go func() { done <- watch(ctx, nc, "ctc", "*", 35, out) }()
-	time.Sleep(100 * time.Millisecond)
+	// The watch listens (readings and events) before anything is sent.
+	testbed.Eventually(t, 5*time.Second, func() bool { return srv.NumSubscriptions() >= subs+2 }, "subscribed")
 
 	send := func(bmc string, intake float64) {
 		msg := pipeline.NormMessage{Version: pipeline.SchemaVersion, BMC: bmc, Labels: map[string]string{"site": "ctc", "rack": "i5"}, TimeMs: 1,

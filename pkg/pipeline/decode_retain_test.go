@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -107,13 +109,14 @@ func TestDecodedStringsNotRetained(t *testing.T) {
 	require.Equal(t, copied.out, aliased.out, "a stage kept a decoded reading's string")
 	// Every message but the last (dec still points into it) is garbage.
 	dec = v1.Snapshot{}
-	for range 20 {
+	// Cleanups run on their own goroutine after a collection: collect
+	// until they all have, or long enough to say some never will.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	_ = testbed.Until(ctx, func() bool { // the count says what is left
 		runtime.GC()
-		if collected.Load() == int64(made) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return collected.Load() == int64(made)
+	})
 	require.EqualValues(t, made, collected.Load(), "decoded messages still referenced by a stage's state")
 	runtime.KeepAlive(aliased) // its state is what must not hold them
 }

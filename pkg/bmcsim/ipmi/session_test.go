@@ -1,7 +1,9 @@
 package ipmi
 
 import (
+	"bytes"
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -231,7 +233,11 @@ func TestCloseDuringLatency(t *testing.T) {
 		_, err := c.GetDeviceID(context.Background())
 		errc <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // let the request reach the BMC
+	// The request reached the BMC: its answer waits out the latency.
+	require.Eventually(t, func() bool {
+		buf := make([]byte, 1<<20)
+		return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(".(*faultConn).WriteTo("))
+	}, 10*time.Second, time.Millisecond, "no answer held back by the latency fault")
 	start := time.Now()
 	require.NoError(t, srv.Close())
 	require.Less(t, time.Since(start), time.Second)

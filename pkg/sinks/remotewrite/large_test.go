@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/internal/testbed"
 )
 
 // TestQueueCallLargerThanCapacity appends one call of 45 867 samples (a
@@ -23,10 +26,18 @@ func TestQueueCallLargerThanCapacity(t *testing.T) {
 	const n = 45867
 	var q atomic.Pointer[Queue]
 	var maxHeld, requests atomic.Int64
+	var appended atomic.Bool
 	rcv := newReceiver(t, func(int, http.ResponseWriter, *http.Request) bool {
-		// The shard waits on this request: give the producer time to fill
-		// the queue behind it, then see what the queue holds.
-		time.Sleep(5 * time.Millisecond)
+		// The shard waits on this request: let the producer fill the
+		// queue behind it (or hand over its last part), then see what
+		// the queue holds. Bounded: a part may wait for more room than
+		// is left, so the queue need not reach its capacity exactly; one
+		// that never fills shows in the assertions on maxHeld below.
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_ = testbed.Until(ctx, func() bool {
+			return appended.Load() || q.Load().queued.Load() >= int64(q.Load().cfg.Capacity)
+		})
 		held := q.Load().queued.Load()
 		for {
 			m := maxHeld.Load()
@@ -56,6 +67,7 @@ func TestQueueCallLargerThanCapacity(t *testing.T) {
 		}
 	}
 	require.NoError(t, qq.AppendKey(t.Context(), 7, in, done))
+	appended.Store(true)
 	require.Eventually(t, func() bool { return doneCalls.Load() == 1 }, 30*time.Second, 5*time.Millisecond)
 	require.NoError(t, qq.Stop(t.Context()))
 

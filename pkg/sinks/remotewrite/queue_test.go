@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/series"
 )
 
@@ -289,8 +290,10 @@ func TestQueueStop(t *testing.T) {
 		q, _ := newTestQueue(t, cfg, newTestClient(t, cfg))
 		dc := newDoneCounter()
 		require.NoError(t, q.Append(t.Context(), makeSamples(0, 100, 1000), dc.done(0)))
-		time.Sleep(20 * time.Millisecond) // Let the shards take the samples into batches.
-		require.Empty(t, rcv.requests(), "the batch deadline has not passed")
+		// Time for the shards to take the samples into batches, which
+		// they must not send: the batch deadline has not passed.
+		testbed.Never(t, 20*time.Millisecond, func() bool { return len(rcv.requests()) > 0 },
+			"a request was sent before the batch deadline")
 
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
@@ -371,7 +374,8 @@ func TestQueueStop(t *testing.T) {
 				}
 			})
 		}
-		time.Sleep(50 * time.Millisecond)
+		// Stop while the appenders are in full flow.
+		testbed.Eventually(t, 5*time.Second, func() bool { return ok.Load() >= 50 }, "50 appends done")
 		require.NoError(t, q.Stop(t.Context()))
 		wg.Wait()
 		// Every successful Append was flushed by Stop and is done.

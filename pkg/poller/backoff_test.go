@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/model"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
@@ -17,6 +18,7 @@ import (
 // lock accounts on some BMCs), a dead BMC likewise, and healthy BMCs keep
 // their rhythm.
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	tb := newTestbed(t, 4, "redfish", time.Second)
 	ids := []string{"bmc-00001", "bmc-00002", "bmc-00003", "bmc-00004"}
 	busy, _ := tb.fleet.Get(ids[0])
@@ -36,8 +38,12 @@ func TestBackoff(t *testing.T) {
 	rec := record(t, tb.nats.ClientURL())
 	start := time.Now()
 	runPoller(t, tb.config(t, "gentle", "polling:\n  max_backoff: 8s\n"))
-	time.Sleep(9 * time.Second)
-	got := rec.pollers(start, time.Now())
+	// Count the polls that started in the 9 s from start, once the healthy
+	// BMC has published one started after them (so every poll of the
+	// window has been published).
+	end := start.Add(9 * time.Second)
+	testbed.Eventually(t, 20*time.Second, func() bool { return rec.polledSince(ids[3:], end) }, "the healthy BMC polled past the window")
+	got := rec.pollers(start, end)
 	n := func(id string) int { return got[id]["gentle"] }
 	t.Logf("polls in 9 s at a 1 s interval: busy(503, Retry-After 3) %d, refused %d, dead %d, healthy %d", n(ids[0]), n(ids[1]), n(ids[2]), n(ids[3]))
 	require.GreaterOrEqual(t, n(ids[3]), 8, "healthy BMC keeps its rhythm")

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -86,7 +87,8 @@ func TestPublisherRidesOutANATSRestart(t *testing.T) {
 			require.NoError(t, p.Publish(snap(b, seq)))
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The publisher tries, fails and keeps what failed.
+	testbed.Eventually(t, 15*time.Second, func() bool { return testutil.ToFloat64(p.m.errors) > 0 }, "a failed publish attempt counted")
 	require.Positive(t, p.Buffered())
 
 	srv = startNATS(t, port, dir)

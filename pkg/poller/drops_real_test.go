@@ -21,6 +21,7 @@ import (
 // as Absent: bmcstream_poller_readings_dropped_total{reason="absent"}
 // counts them, two a poll, from the Redfish source itself.
 func TestReadingsDroppedRealSource(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("polls a simulated BMC for several intervals")
 	}

@@ -71,6 +71,7 @@ func readingBlock(t *testing.T, out, protocol, name string) string {
 // closed afterwards, and the password appears nowhere, not even in the
 // debug log.
 func TestExplainBothProtocols(t *testing.T) {
+	t.Parallel()
 	sim, cfg := explainFleet(t, "ilo", "both", "")
 	id := sim.Fleet.Members[0].BMC.ID
 	rules := filepath.Join(t.TempDir(), "site.yml")
@@ -159,6 +160,7 @@ func sumCounts(m map[string]int) int {
 // answer is reported, class and text, and is an error; a bad format or
 // mapping file is an error. No error or output carries the password.
 func TestExplainFailures(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	invFile, credFile := filepath.Join(dir, "inventory.yml"), filepath.Join(dir, "credentials.yml")
 	const password = "pw-3xplain-secret"
@@ -207,6 +209,7 @@ func TestExplainFailures(t *testing.T) {
 // chassis' board inlet is the room's intake, and every reading has series
 // or a reason.
 func TestExplainCapture(t *testing.T) {
+	t.Parallel()
 	sim, cfg := explainFleet(t, "", "redfish", "../../internal/corpus/testdata/redfish/dell-poweredge-r750-idrac9-6.00")
 	id := sim.Fleet.Members[0].BMC.ID
 	var out bytes.Buffer
@@ -237,6 +240,7 @@ func TestExplainCapture(t *testing.T) {
 // legacy reads Thermal and Power only; modern the Sensors collection only.
 // A source holds its session until closed.
 func TestRedfishSchemaFromInventory(t *testing.T) {
+	t.Parallel()
 	sim, cfg := explainFleet(t, "idrac", "redfish", "")
 	inv, creds, err := loadInventory(cfg)
 	require.NoError(t, err)

@@ -54,6 +54,7 @@ func streamOrder(t *testing.T, js jetstream.JetStream) map[string][]uint64 {
 }
 
 func TestPublisherRidesOutANATSRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port := freePort(t)
 	srv := startNATS(t, port, dir)
@@ -87,8 +88,14 @@ func TestPublisherRidesOutANATSRestart(t *testing.T) {
 			require.NoError(t, p.Publish(snap(b, seq)))
 		}
 	}
-	// The publisher tries, fails and keeps what failed.
-	testbed.Eventually(t, 15*time.Second, func() bool { return testutil.ToFloat64(p.m.errors) > 0 }, "a failed publish attempt counted")
+	// The publisher has tried to send while NATS was away (a batch in
+	// flight, its acknowledgements pending, or already failed) and keeps
+	// what it could not send.
+	testbed.Eventually(t, 15*time.Second, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.inflight > 0 || testutil.ToFloat64(p.m.errors) > 0
+	}, "a publish attempt while NATS is away")
 	require.Positive(t, p.Buffered())
 
 	srv = startNATS(t, port, dir)
@@ -107,6 +114,7 @@ func TestPublisherRidesOutANATSRestart(t *testing.T) {
 }
 
 func TestPublisherDropsOldestWhenFull(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port := freePort(t)
 	srv := startNATS(t, port, dir)
@@ -144,6 +152,7 @@ func TestPublisherDropsOldestWhenFull(t *testing.T) {
 }
 
 func TestPublisherCoreMode(t *testing.T) {
+	t.Parallel()
 	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0"}, false)
 	require.NoError(t, err)
 	defer srv.Shutdown()

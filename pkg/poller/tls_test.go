@@ -31,6 +31,7 @@ import (
 // (start and each reload) naming how many and a few ids, not one line per
 // BMC each time its source is opened.
 func TestSkipVerifyWarnedOncePerLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var entries []inventory.BMC
 	for i := 1; i <= 10; i++ {
@@ -126,6 +127,7 @@ inventory:
 // BMC of the second, and without it that BMC fails verification: the default
 // bundle really is the one in use.
 func TestPerBMCCABundle(t *testing.T) {
+	t.Parallel()
 	simA := fleetWithTLS(t, "127.93.0.1")
 	simB := fleetWithTLS(t, "127.94.0.1")
 	cfg, err := ParseConfig([]byte(fmt.Sprintf("nats:\n  url: nats://127.0.0.1:4222\ninventory:\n  files: [x.yml]\nredfish:\n  ca_file: %s\n", simA.CAFile)))
@@ -181,6 +183,7 @@ func fleetWithTLS(t *testing.T, first string) *testbed.Sim {
 // TestNATSFilesRelativeToConfig: the nats: block's credential and TLS files
 // are found beside the configuration file, not in the working directory.
 func TestNATSFilesRelativeToConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// LoadConfig also loads the files as the connection would: create
 	// them (a CA, a certificate and its key), and an absolute one

@@ -58,6 +58,7 @@ inventory:
 // nowhere. Adding the missing credentials and reloading brings the BMC
 // back to real polling.
 func TestUnpollableBMCsReportConfig(t *testing.T) {
+	t.Parallel()
 	cfg, credFile, url := unpollableConfig(t, `
 defaults:
   credentials: lab
@@ -153,6 +154,7 @@ bmcs:
 // message that explains it (the certificate), not the class alone; the
 // credentials appear nowhere.
 func TestStatusShowsTLSError(t *testing.T) {
+	t.Parallel()
 	bmc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 	}))
@@ -202,6 +204,7 @@ func TestStatusErrorHidesURLCredentials(t *testing.T) {
 // opened is down with class config and the factory's reason, like a BMC
 // with a wrong address or credentials reference.
 func TestSourceThatCannotBeBuiltReportsConfig(t *testing.T) {
+	t.Parallel()
 	cfg, _, _ := unpollableConfig(t, "bmcs:\n  - id: no-source\n    address: 127.0.0.1\n    credentials: lab\n    interval: 1s\n")
 	p, err := New(cfg, Options{ShutdownTimeout: time.Second, NewSource: func(inventory.BMC, v1.Protocol, string, secret.Secret) (sources.Source, error) {
 		return nil, errors.New("redfish: no such schema")

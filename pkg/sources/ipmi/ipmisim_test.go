@@ -220,6 +220,7 @@ func splitRecords(t *testing.T, raw []byte) []byte {
 // converted by the factors sensors.sdrs declares, and what must not be
 // published (absent, unscanned, non-linear) is not.
 func TestIPMISim(t *testing.T) {
+	t.Parallel()
 	sim := startIPMISim(t)
 	type want struct {
 		id, unit, sensorType string

@@ -18,8 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/ratelog"
-	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 	"github.com/bmcstream/bmcstream/pkg/sources"
@@ -77,9 +75,7 @@ func (s *countingSource) Dropped() map[string]uint64 {
 // once, with its error's class and text, however many polls fail.
 func TestReadingsDroppedAndStateLog(t *testing.T) {
 	t.Parallel()
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := startJetStream(t)
 	dir := t.TempDir()
 	invFile, credFile := filepath.Join(dir, "inventory.yml"), filepath.Join(dir, "credentials.yml")
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: u\n  password: pw-value\n"), 0o600))

@@ -17,7 +17,6 @@ import (
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -47,9 +46,7 @@ func newTestbed(t *testing.T, n int, protocols string, interval time.Duration) *
 	cfg.FirstAddress = netip.MustParseAddr(fmt.Sprintf("127.%d.0.1", block))
 	sim := testbed.StartSimFleet(t, cfg, interval)
 	tb := &simbed{fleet: sim.Fleet, invFile: sim.InvFile, credFile: sim.CredFile, interval: interval}
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := startJetStream(t)
 	tb.nats = srv
 	return tb
 }

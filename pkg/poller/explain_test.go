@@ -166,7 +166,7 @@ func TestExplainFailures(t *testing.T) {
 	const password = "pw-3xplain-secret"
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: u\n  password: "+password+"\n"), 0o600))
 	b, err := inventory.Marshal([]inventory.BMC{
-		{ID: "dead", Address: "127.0.0.1", Protocol: inventory.Redfish, RedfishScheme: "http", RedfishPort: freePort(t), Credentials: "lab", Interval: inventory.MinInterval},
+		{ID: "dead", Address: "127.0.0.1", Protocol: inventory.Redfish, RedfishScheme: "http", RedfishPort: testbed.FreePort(t), Credentials: "lab", Interval: inventory.MinInterval},
 		{ID: "nocreds", Address: "127.0.0.1", Protocol: inventory.Redfish, Credentials: "other", Interval: inventory.MinInterval},
 	})
 	require.NoError(t, err)

@@ -2,12 +2,10 @@ package poller
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,13 +17,6 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
-
-func startNATS(t *testing.T, port int, dir string) *server.Server {
-	t.Helper()
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: dir}, true)
-	require.NoError(t, err)
-	return srv
-}
 
 func snap(bmc string, seq uint64) *v1.Snapshot {
 	return &v1.Snapshot{BmcId: bmc, PollerId: "p1", PollerEpoch: 1, Sequence: seq, PollStartMs: int64(1000 * seq), Up: true}
@@ -56,7 +47,7 @@ func streamOrder(t *testing.T, js jetstream.JetStream) map[string][]uint64 {
 func TestPublisherRidesOutANATSRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testbed.FreePort(t)
 	srv := startNATS(t, port, dir)
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
@@ -116,7 +107,7 @@ func TestPublisherRidesOutANATSRestart(t *testing.T) {
 func TestPublisherDropsOldestWhenFull(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testbed.FreePort(t)
 	srv := startNATS(t, port, dir)
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)

@@ -19,8 +19,6 @@ import (
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/redfish"
-	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -62,9 +60,7 @@ func TestSkipVerifyWarnedOncePerLoad(t *testing.T) {
 	writeInv(entries)
 	credFile := filepath.Join(dir, "credentials.yml")
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: monitor\n  password: lab-pw\n"), 0o600))
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := startJetStream(t)
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
 poller_id: warn
 nats:

@@ -16,8 +16,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/secret"
@@ -33,9 +31,7 @@ func unpollableConfig(t *testing.T, inv string) (*Config, string, string) {
 	invFile, credFile := filepath.Join(dir, "inventory.yml"), filepath.Join(dir, "credentials.yml")
 	require.NoError(t, os.WriteFile(invFile, []byte(inv), 0o600))
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: monitor\n  password: lab-pw\n"), 0o600))
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := startJetStream(t)
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
 poller_id: unpollable
 nats:

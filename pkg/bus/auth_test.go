@@ -612,8 +612,12 @@ func TestRecoversWhenCredentialsAreFixed(t *testing.T) {
 	require.NoError(t, err)
 	defer nc.Close()
 	// Several refusals: more than the two after which nats.go gives up by
-	// default.
-	time.Sleep(2 * time.Second)
+	// default. The server counts every connection it accepted, refused
+	// ones too; a fourth attempt means the third was refused and retried.
+	testbed.Eventually(t, 10*time.Second, func() bool {
+		v, err := srv.Varz(nil)
+		return err == nil && v.TotalConnections > 3
+	}, "refused more than twice")
 	require.Equal(t, nats.RECONNECTING, nc.Status())
 
 	fixed := opts.Clone()

@@ -89,6 +89,7 @@ func TestPlacementCoversEveryKey(t *testing.T) {
 // though its text is written earlier under another key (the issue's
 // sharding.ttl, polling.request_timeout, inventory.watch_interval).
 func TestPlacementByNode(t *testing.T) {
+	t.Parallel()
 	for _, k := range keysToPlace() {
 		bad := plBad[k]
 		t.Run(k, func(t *testing.T) {

@@ -21,6 +21,7 @@ const configBase = `inventory:
 // configuration. Each must fail LoadConfig with an error naming the YAML
 // path of the offending key and its line, as "line N: path".
 func TestInvalidConfigTable(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		doc  string

@@ -11,8 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/sources"
 )
 
@@ -21,13 +19,12 @@ import (
 // as Absent: bmcstream_poller_readings_dropped_total{reason="absent"}
 // counts them, two a poll, from the Redfish source itself.
 func TestReadingsDroppedRealSource(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("polls a simulated BMC for several intervals")
 	}
 	sim, _ := explainFleet(t, "ilo", "redfish", "")
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := startJetStream(t)
 	cfg, err := ParseConfig([]byte(fmt.Sprintf("poller_id: p1\nnats:\n  url: %s\ninventory:\n  files: [%s]\n  credentials_file: %s\n",
 		srv.ClientURL(), sim.InvFile, sim.CredFile)))
 	require.NoError(t, err)

@@ -18,8 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/ratelog"
-	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 	"github.com/bmcstream/bmcstream/pkg/sources"
@@ -76,9 +74,8 @@ func (s *countingSource) Dropped() map[string]uint64 {
 // every source the poller ever opened; a BMC that never answers is logged
 // once, with its error's class and text, however many polls fail.
 func TestReadingsDroppedAndStateLog(t *testing.T) {
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	t.Parallel()
+	srv := startJetStream(t)
 	dir := t.TempDir()
 	invFile, credFile := filepath.Join(dir, "inventory.yml"), filepath.Join(dir, "credentials.yml")
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: u\n  password: pw-value\n"), 0o600))
@@ -168,6 +165,7 @@ func TestReadingsDroppedAndStateLog(t *testing.T) {
 // burst of changes across the fleet is cut to the rate limit, then one
 // summary line with the count, which a counter keeps too.
 func TestStateChangeLog(t *testing.T) {
+	t.Parallel()
 	var logs lockedLog
 	now := time.Unix(1_800_000_000, 0)
 	p := &Poller{logger: slog.New(slog.NewJSONHandler(&logs, nil)), stateLog: &ratelog.Burst{Max: 3, Per: time.Second, Now: func() time.Time { return now }}}

@@ -17,7 +17,6 @@ import (
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -47,9 +46,7 @@ func newTestbed(t *testing.T, n int, protocols string, interval time.Duration) *
 	cfg.FirstAddress = netip.MustParseAddr(fmt.Sprintf("127.%d.0.1", block))
 	sim := testbed.StartSimFleet(t, cfg, interval)
 	tb := &simbed{fleet: sim.Fleet, invFile: sim.InvFile, credFile: sim.CredFile, interval: interval}
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := startJetStream(t)
 	tb.nats = srv
 	return tb
 }
@@ -133,7 +130,37 @@ func (r *recorder) pollers(from, to time.Time) map[string]map[string]int {
 	return out
 }
 
+// polledSince reports whether each of ids has a published poll that
+// started at or after from. A BMC's snapshots are published in poll order,
+// so its polls started before from are then published too.
+func (r *recorder) polledSince(ids []string, from time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	for _, s := range r.snaps {
+		if !time.UnixMilli(s.PollStartMs).Before(from) {
+			seen[s.BmcId] = true
+		}
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			return false
+		}
+	}
+	return true
+}
+
+// fleetIDs returns the IDs of the testbed's simulated BMCs.
+func (tb *simbed) fleetIDs() []string {
+	ids := make([]string, 0, len(tb.fleet.Members))
+	for _, m := range tb.fleet.Members {
+		ids = append(ids, m.BMC.ID)
+	}
+	return ids
+}
+
 func TestPollsEveryOwnedBMC(t *testing.T) {
+	t.Parallel()
 	tb := newTestbed(t, 12, "both", 2*time.Second)
 	rec := record(t, tb.nats.ClientURL())
 	start := time.Now()
@@ -141,7 +168,11 @@ func TestPollsEveryOwnedBMC(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return len(rec.pollers(start, time.Now())) == 12
 	}, 10*time.Second, 100*time.Millisecond)
-	time.Sleep(2 * tb.interval)
+	// Two more polls of every BMC, on the sessions the first opened: the
+	// slot after again and the one after that, an interval or more past it.
+	again := time.Now()
+	testbed.Eventually(t, 4*tb.interval, func() bool { return rec.polledSince(tb.fleetIDs(), again.Add(tb.interval)) },
+		"every BMC polled twice more")
 	rec.mu.Lock()
 	var good, protos = 0, map[v1.Protocol]int{}
 	for _, s := range rec.snaps {

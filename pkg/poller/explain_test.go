@@ -71,6 +71,7 @@ func readingBlock(t *testing.T, out, protocol, name string) string {
 // closed afterwards, and the password appears nowhere, not even in the
 // debug log.
 func TestExplainBothProtocols(t *testing.T) {
+	t.Parallel()
 	sim, cfg := explainFleet(t, "ilo", "both", "")
 	id := sim.Fleet.Members[0].BMC.ID
 	rules := filepath.Join(t.TempDir(), "site.yml")
@@ -159,12 +160,13 @@ func sumCounts(m map[string]int) int {
 // answer is reported, class and text, and is an error; a bad format or
 // mapping file is an error. No error or output carries the password.
 func TestExplainFailures(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	invFile, credFile := filepath.Join(dir, "inventory.yml"), filepath.Join(dir, "credentials.yml")
 	const password = "pw-3xplain-secret"
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: u\n  password: "+password+"\n"), 0o600))
 	b, err := inventory.Marshal([]inventory.BMC{
-		{ID: "dead", Address: "127.0.0.1", Protocol: inventory.Redfish, RedfishScheme: "http", RedfishPort: freePort(t), Credentials: "lab", Interval: inventory.MinInterval},
+		{ID: "dead", Address: "127.0.0.1", Protocol: inventory.Redfish, RedfishScheme: "http", RedfishPort: testbed.FreePort(t), Credentials: "lab", Interval: inventory.MinInterval},
 		{ID: "nocreds", Address: "127.0.0.1", Protocol: inventory.Redfish, Credentials: "other", Interval: inventory.MinInterval},
 	})
 	require.NoError(t, err)
@@ -207,6 +209,7 @@ func TestExplainFailures(t *testing.T) {
 // chassis' board inlet is the room's intake, and every reading has series
 // or a reason.
 func TestExplainCapture(t *testing.T) {
+	t.Parallel()
 	sim, cfg := explainFleet(t, "", "redfish", "../../internal/corpus/testdata/redfish/dell-poweredge-r750-idrac9-6.00")
 	id := sim.Fleet.Members[0].BMC.ID
 	var out bytes.Buffer
@@ -237,6 +240,7 @@ func TestExplainCapture(t *testing.T) {
 // legacy reads Thermal and Power only; modern the Sensors collection only.
 // A source holds its session until closed.
 func TestRedfishSchemaFromInventory(t *testing.T) {
+	t.Parallel()
 	sim, cfg := explainFleet(t, "idrac", "redfish", "")
 	inv, creds, err := loadInventory(cfg)
 	require.NoError(t, err)

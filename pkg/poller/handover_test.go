@@ -8,6 +8,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/internal/testbed"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
 // slotsOf maps each BMC's polls that started in [from, to) to their slot
@@ -46,6 +49,7 @@ func slotNumber(t time.Time, off, interval time.Duration) int64 {
 // first slot from T once, by the survivor; no slot of any BMC is polled
 // twice in the whole window.
 func TestCleanShutdownHandsOver(t *testing.T) {
+	t.Parallel()
 	const n, interval = 20, 2 * time.Second
 	tb := newTestbed(t, n, "redfish", interval)
 	rec := record(t, tb.nats.ClientURL())
@@ -55,10 +59,15 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	require.Eventually(t, func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 },
 		10*time.Second, 20*time.Millisecond, "both pollers see each other")
 	marks := watchLeaving(t, tb.nats.ClientURL(), "ho-a")
-	// A full interval of stable ownership before the handover.
-	time.Sleep(interval + interval/2)
+	// Ownership settled: the two pollers' BMCs are apart and together the
+	// fleet, and every BMC's last poll is its owner's.
+	seen := time.Now()
+	testbed.Eventually(t, 5*interval, func() bool { return settled(rec, seen, a, b, n) }, "ownership settled")
+	// A full interval of stable ownership before the handover: every BMC
+	// polled once more.
 	from := time.Now()
-	time.Sleep(interval)
+	testbed.Eventually(t, 2*interval, func() bool { return rec.polledSince(tb.fleetIDs(), from) }, "every BMC polled since %s", from)
+	require.True(t, settled(rec, from, a, b, n), "ownership unchanged")
 	moved := map[string]bool{}
 	for _, st := range a.Statuses() {
 		moved[st.ID] = true
@@ -81,9 +90,11 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	require.WithinDuration(t, stopped.Add(handoverDelay), at, time.Second, "handover time: a second after the stop began")
 	require.Eventually(t, func() bool { return len(b.Members()) == 1 }, 5*time.Second, 20*time.Millisecond)
 	require.Len(t, b.Statuses(), n, "ho-b owns every BMC")
-	time.Sleep(2*interval + interval/2)
-	to := time.Now()
-	time.Sleep(time.Second) // the polls started before to are published
+	// Two slots of every BMC from the handover on (the first of them is
+	// less than an interval after it); once each BMC has a poll started
+	// later, those before are published.
+	to := at.Add(2 * interval)
+	testbed.Eventually(t, 4*interval, func() bool { return rec.polledSince(tb.fleetIDs(), to) }, "every BMC polled after %s", to)
 
 	slots := rec.slotsOf(from, to, interval)
 	require.Len(t, slots, n, "every BMC polled")
@@ -101,6 +112,40 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 		require.Equal(t, []string{"ho-b"}, s[slotNumber(after, off, interval)], "bmc %s: the slot after the handover", id)
 	}
 	t.Logf("%d BMCs handed over at %s with no slot missed or polled twice", len(moved), at.Sub(stopped).Round(time.Millisecond))
+}
+
+// settled reports whether the BMCs a and b own are apart and together n,
+// and every BMC's latest poll started at or after since was its owner's.
+func settled(rec *recorder, since time.Time, a, b *Poller, n int) bool {
+	owner := map[string]string{}
+	for _, p := range []*Poller{a, b} {
+		for _, st := range p.Statuses() {
+			if owner[st.ID] != "" {
+				return false
+			}
+			owner[st.ID] = p.cfg.PollerID
+		}
+	}
+	if len(owner) != n {
+		return false
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	last := map[string]*v1.Snapshot{}
+	for _, s := range rec.snaps {
+		if time.UnixMilli(s.PollStartMs).Before(since) {
+			continue
+		}
+		if l := last[s.BmcId]; l == nil || s.PollStartMs >= l.PollStartMs {
+			last[s.BmcId] = s
+		}
+	}
+	for id, who := range owner {
+		if last[id] == nil || last[id].PollerId != who {
+			return false
+		}
+	}
+	return true
 }
 
 // watchLeaving reports the handover time of the first leaving mark put

@@ -2,29 +2,21 @@ package poller
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
-
-func startNATS(t *testing.T, port int, dir string) *server.Server {
-	t.Helper()
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: dir}, true)
-	require.NoError(t, err)
-	return srv
-}
 
 func snap(bmc string, seq uint64) *v1.Snapshot {
 	return &v1.Snapshot{BmcId: bmc, PollerId: "p1", PollerEpoch: 1, Sequence: seq, PollStartMs: int64(1000 * seq), Up: true}
@@ -53,8 +45,9 @@ func streamOrder(t *testing.T, js jetstream.JetStream) map[string][]uint64 {
 }
 
 func TestPublisherRidesOutANATSRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testbed.FreePort(t)
 	srv := startNATS(t, port, dir)
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
@@ -86,7 +79,14 @@ func TestPublisherRidesOutANATSRestart(t *testing.T) {
 			require.NoError(t, p.Publish(snap(b, seq)))
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The publisher has tried to send while NATS was away (a batch in
+	// flight, its acknowledgements pending, or already failed) and keeps
+	// what it could not send.
+	testbed.Eventually(t, 15*time.Second, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.inflight > 0 || testutil.ToFloat64(p.m.errors) > 0
+	}, "a publish attempt while NATS is away")
 	require.Positive(t, p.Buffered())
 
 	srv = startNATS(t, port, dir)
@@ -105,8 +105,9 @@ func TestPublisherRidesOutANATSRestart(t *testing.T) {
 }
 
 func TestPublisherDropsOldestWhenFull(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testbed.FreePort(t)
 	srv := startNATS(t, port, dir)
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	require.NoError(t, err)
@@ -142,6 +143,7 @@ func TestPublisherDropsOldestWhenFull(t *testing.T) {
 }
 
 func TestPublisherCoreMode(t *testing.T) {
+	t.Parallel()
 	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0"}, false)
 	require.NoError(t, err)
 	defer srv.Shutdown()

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
 
@@ -21,6 +22,7 @@ import (
 // added one is polled, one whose labels changed keeps its session and its
 // sequence numbers (its worker was not restarted).
 func TestInventoryChangeKeepsUnchangedSessions(t *testing.T) {
+	t.Parallel()
 	tb := newTestbed(t, 4, "redfish", time.Second)
 	inv, err := inventory.Load(tb.invFile)
 	require.NoError(t, err)
@@ -36,7 +38,8 @@ func TestInventoryChangeKeepsUnchangedSessions(t *testing.T) {
 	cfg.Inventory.WatchInterval = model.Duration(time.Second)
 	p, _, _ := runPoller(t, cfg)
 	require.Eventually(t, func() bool { return len(p.Statuses()) == 3 }, 5*time.Second, 50*time.Millisecond)
-	time.Sleep(2500 * time.Millisecond)
+	// A few polls on the first session.
+	testbed.Eventually(t, 10*time.Second, func() bool { return maxSeq(rec, "bmc-00001") >= 2 }, "bmc-00001 polled twice")
 	seqBefore := maxSeq(rec, "bmc-00001")
 	require.Positive(t, seqBefore)
 
@@ -49,7 +52,12 @@ func TestInventoryChangeKeepsUnchangedSessions(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond)
 	// The removed BMC's session was closed.
 	require.Eventually(t, func() bool { rs, _ := tb.fleet.SessionCounts("bmc-00003"); return rs == 0 }, 5*time.Second, 50*time.Millisecond)
-	time.Sleep(2500 * time.Millisecond)
+	// Polls after the change: the added BMC's first ones, the relabelled
+	// one's next.
+	reloaded := maxSeq(rec, "bmc-00001")
+	testbed.Eventually(t, 10*time.Second, func() bool {
+		return maxSeq(rec, "bmc-00001") >= reloaded+2 && maxSeq(rec, "bmc-00004") >= 2
+	}, "bmc-00001 and bmc-00004 polled after the change")
 	// The relabelled BMC kept its worker: sequences continue, one session.
 	require.Greater(t, maxSeq(rec, "bmc-00001"), seqBefore)
 	require.Equal(t, uint64(1), minSeqAfter(rec, "bmc-00004"))
@@ -87,6 +95,7 @@ func minSeqAfter(r *recorder, bmc string) uint64 {
 // so no snapshot's Nats-Msg-Id repeats one already in JetStream's
 // duplicate window, and the stream holds every snapshot the poller made.
 func TestRestartedWorkerNeverRepeatsAMessageID(t *testing.T) {
+	t.Parallel()
 	tb := newTestbed(t, 2, "redfish", time.Second)
 	inv, err := inventory.Load(tb.invFile)
 	require.NoError(t, err)

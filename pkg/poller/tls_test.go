@@ -19,8 +19,6 @@ import (
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/redfish"
-	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -31,6 +29,7 @@ import (
 // (start and each reload) naming how many and a few ids, not one line per
 // BMC each time its source is opened.
 func TestSkipVerifyWarnedOncePerLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var entries []inventory.BMC
 	for i := 1; i <= 10; i++ {
@@ -61,9 +60,7 @@ func TestSkipVerifyWarnedOncePerLoad(t *testing.T) {
 	writeInv(entries)
 	credFile := filepath.Join(dir, "credentials.yml")
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: monitor\n  password: lab-pw\n"), 0o600))
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := startJetStream(t)
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
 poller_id: warn
 nats:
@@ -126,6 +123,7 @@ inventory:
 // BMC of the second, and without it that BMC fails verification: the default
 // bundle really is the one in use.
 func TestPerBMCCABundle(t *testing.T) {
+	t.Parallel()
 	simA := fleetWithTLS(t, "127.93.0.1")
 	simB := fleetWithTLS(t, "127.94.0.1")
 	cfg, err := ParseConfig([]byte(fmt.Sprintf("nats:\n  url: nats://127.0.0.1:4222\ninventory:\n  files: [x.yml]\nredfish:\n  ca_file: %s\n", simA.CAFile)))
@@ -181,6 +179,7 @@ func fleetWithTLS(t *testing.T, first string) *testbed.Sim {
 // TestNATSFilesRelativeToConfig: the nats: block's credential and TLS files
 // are found beside the configuration file, not in the working directory.
 func TestNATSFilesRelativeToConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// LoadConfig also loads the files as the connection would: create
 	// them (a CA, a certificate and its key), and an absolute one

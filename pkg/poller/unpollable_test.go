@@ -16,8 +16,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/bmcstream/bmcstream/pkg/bus"
-	"github.com/bmcstream/bmcstream/pkg/bus/embedded"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/secret"
@@ -33,9 +31,7 @@ func unpollableConfig(t *testing.T, inv string) (*Config, string, string) {
 	invFile, credFile := filepath.Join(dir, "inventory.yml"), filepath.Join(dir, "credentials.yml")
 	require.NoError(t, os.WriteFile(invFile, []byte(inv), 0o600))
 	require.NoError(t, os.WriteFile(credFile, []byte("lab:\n  username: monitor\n  password: lab-pw\n"), 0o600))
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	srv := startJetStream(t)
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
 poller_id: unpollable
 nats:
@@ -58,6 +54,7 @@ inventory:
 // nowhere. Adding the missing credentials and reloading brings the BMC
 // back to real polling.
 func TestUnpollableBMCsReportConfig(t *testing.T) {
+	t.Parallel()
 	cfg, credFile, url := unpollableConfig(t, `
 defaults:
   credentials: lab
@@ -153,6 +150,7 @@ bmcs:
 // message that explains it (the certificate), not the class alone; the
 // credentials appear nowhere.
 func TestStatusShowsTLSError(t *testing.T) {
+	t.Parallel()
 	bmc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 	}))
@@ -202,6 +200,7 @@ func TestStatusErrorHidesURLCredentials(t *testing.T) {
 // opened is down with class config and the factory's reason, like a BMC
 // with a wrong address or credentials reference.
 func TestSourceThatCannotBeBuiltReportsConfig(t *testing.T) {
+	t.Parallel()
 	cfg, _, _ := unpollableConfig(t, "bmcs:\n  - id: no-source\n    address: 127.0.0.1\n    credentials: lab\n    interval: 1s\n")
 	p, err := New(cfg, Options{ShutdownTimeout: time.Second, NewSource: func(inventory.BMC, v1.Protocol, string, secret.Secret) (sources.Source, error) {
 		return nil, errors.New("redfish: no such schema")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/secret"
 	"github.com/bmcstream/bmcstream/pkg/sources"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
@@ -183,19 +184,20 @@ func (s *ipmiSim) command(t *testing.T, cmd string) {
 // until ipmi_sim answers (true), exits or 5 s pass.
 func waitIPMISim(port int, exited <-chan struct{}) bool {
 	src := New(sources.Target{Host: "127.0.0.1", Port: port}, Options{RequestTimeout: 100 * time.Millisecond, Retries: -1})
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	up := false
+	// Refused until ipmi_sim listens: look again until it answers or exits.
+	err := testbed.Until(ctx, func() bool {
 		select {
 		case <-exited:
-			return false
+			return true
 		default:
 		}
-		if src.probe(context.Background()) == nil {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond) // refused: not listening yet
-	}
-	return false
+		up = src.probe(ctx) == nil
+		return up
+	})
+	return err == nil && up
 }
 
 // splitRecords turns sdrcomp -r output (records back to back) into one
@@ -218,6 +220,7 @@ func splitRecords(t *testing.T, raw []byte) []byte {
 // converted by the factors sensors.sdrs declares, and what must not be
 // published (absent, unscanned, non-linear) is not.
 func TestIPMISim(t *testing.T) {
+	t.Parallel()
 	sim := startIPMISim(t)
 	type want struct {
 		id, unit, sensorType string

@@ -333,6 +333,7 @@ func writeSeedFile(t *testing.T, name string, b []byte) {
 // closes it: the BMC never holds more than that one session, and none
 // after Close.
 func TestSessionHygiene(t *testing.T) {
+	t.Parallel()
 	at := testInstant()
 	s := startSim(t, "supermicro", func() time.Time { return at })
 	src := newSource(t, s.target(), Options{Now: func() time.Time { return at }})
@@ -360,6 +361,7 @@ func TestSessionHygiene(t *testing.T) {
 // expiry does): the next poll finds its session silent, replaces it once
 // and succeeds, and the BMC holds one session again.
 func TestDeadSession(t *testing.T) {
+	t.Parallel()
 	at := testInstant()
 	s := startSim(t, "idrac", func() time.Time { return at })
 	src := newSource(t, s.target(), Options{Now: func() time.Time { return at }, RequestTimeout: 150 * time.Millisecond})
@@ -447,6 +449,7 @@ func TestKeepAlive(t *testing.T) {
 // TestPollDeadline slows the BMC down so the poll deadline passes mid-poll:
 // the snapshot holds what was read, Up and Partial, with a timeout error.
 func TestPollDeadline(t *testing.T) {
+	t.Parallel()
 	at := testInstant()
 	s := startSim(t, "ilo", func() time.Time { return at })
 	src := newSource(t, s.target(), Options{Now: func() time.Time { return at }})
@@ -481,6 +484,7 @@ func TestPollDeadline(t *testing.T) {
 // session, and that the password appears in no error, log line or
 // formatted value on the way.
 func TestConnectErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, s *sim, tg *sources.Target)
@@ -585,6 +589,7 @@ func fillSession(t *testing.T, s *sim) {
 // poll fails as a timeout (not up), the BMC is not flooded, and once it
 // answers again the next poll opens a new session and succeeds.
 func TestTransientOutage(t *testing.T) {
+	t.Parallel()
 	at := testInstant()
 	s := startSim(t, "ami", func() time.Time { return at })
 	src := newSource(t, s.target(), Options{Now: func() time.Time { return at }, RequestTimeout: 100 * time.Millisecond})
@@ -778,6 +783,7 @@ func TestInfoInterval(t *testing.T) {
 // reports a timeout and releases the session, and the next poll opens a
 // new one.
 func TestKeepAliveDeadSession(t *testing.T) {
+	t.Parallel()
 	at := testInstant()
 	s := startSim(t, "idrac", func() time.Time { return at })
 	clk := newFakeClock()

@@ -197,6 +197,7 @@ func TestConnectionRefused(t *testing.T) {
 // TestFaultBlackHole answers nothing: the poll ends at its deadline (or
 // the request timeout), promptly, as a timeout.
 func TestFaultBlackHole(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		deadline time.Duration
@@ -235,6 +236,7 @@ func TestFaultBlackHole(t *testing.T) {
 // TestDeadlineMidPoll answers Thermal and holds Power past the poll's
 // deadline: Thermal's readings come back with Up, Partial and a timeout.
 func TestDeadlineMidPoll(t *testing.T) {
+	t.Parallel()
 	b := serveBMC(t, "ilo", func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasSuffix(r.URL.Path, "/Power") && r.Header.Get("X-Auth-Token") != "" {

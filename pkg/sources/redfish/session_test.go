@@ -69,6 +69,7 @@ func TestRequestsPerPoll(t *testing.T) {
 // TestSessionReuse polls a BMC a thousand times, 30 s apart: one session the
 // whole time, one discovery, and Close logs it out.
 func TestSessionReuse(t *testing.T) {
+	t.Parallel()
 	b := serveBMC(t, "ilo", nil)
 	s, _ := newSource(t, target(t, b.srv.URL), redfish.Options{Now: b.clock.Now})
 	for i := range 1000 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/model"
 	"github.com/bmcstream/bmcstream/pkg/secret"
@@ -105,14 +106,17 @@ func TestTLSSessionResumption(t *testing.T) {
 // server) costs a new connection, not a failed request, for GET and POST
 // alike; a connection in use is never shared.
 func TestTransportKeptConnectionClosedByBMC(t *testing.T) {
-	var conns atomic.Int64
+	var conns, closed atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		_, _ = io.WriteString(w, r.Method+" "+string(b))
 	}))
 	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
+		switch st {
+		case http.StateNew:
 			conns.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
 		}
 	}
 	srv.Start()
@@ -137,7 +141,9 @@ func TestTransportKeptConnectionClosedByBMC(t *testing.T) {
 	require.Equal(t, int64(1), conns.Load(), "kept alive")
 	for i, method := range []string{http.MethodGet, http.MethodPost} {
 		srv.CloseClientConnections()
-		time.Sleep(50 * time.Millisecond) // the FIN reaches us
+		// The server has closed its end (on loopback the FIN is with us
+		// once close returns).
+		testbed.Eventually(t, 5*time.Second, func() bool { return closed.Load() == conns.Load() }, "every server connection closed")
 		require.Equal(t, method+" login", do(method, "login"))
 		require.Equal(t, int64(2+i), conns.Load())
 	}
@@ -194,18 +200,30 @@ func TestTransportIdleHoldsNoGoroutine(t *testing.T) {
 		}
 	}
 	get() // the server's goroutines for n connections start
-	time.Sleep(100 * time.Millisecond)
-	before := runtime.NumGoroutine()
+	before := settledGoroutines(t)
 	get()
-	time.Sleep(100 * time.Millisecond)
-	require.LessOrEqual(t, runtime.NumGoroutine(), before, "polling again on kept connections starts no goroutine")
+	require.LessOrEqual(t, settledGoroutines(t), before, "polling again on kept connections starts no goroutine")
 	// n kept connections: the server holds n goroutines, the client none.
 	for _, tr := range trs {
 		tr.CloseIdleConnections()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before-n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.LessOrEqual(t, runtime.NumGoroutine(), before-n, "closing the client's n idle connections ends only the server's n goroutines")
+	testbed.Eventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before-n },
+		"closing the client's n idle connections ends only the server's n goroutines")
+}
+
+// settledGoroutines waits until the number of goroutines has stayed the
+// same for 50 ms (a request's short-lived goroutines, such as the server's
+// background read, have ended) and returns it.
+func settledGoroutines(t *testing.T) int {
+	t.Helper()
+	last, same := runtime.NumGoroutine(), 0
+	testbed.Eventually(t, 5*time.Second, func() bool {
+		if n := runtime.NumGoroutine(); n != last {
+			last, same = n, 0
+			return false
+		}
+		same++
+		return same >= 5
+	}, "the number of goroutines settled")
+	return last
 }

@@ -46,6 +46,7 @@ remote_write:%s`, natsURL, invFile, extra, sinkYAML("prom", writeURL))))
 // all from the leader, with no out-of-order rejection; when the leader
 // stops, the follower's polls are accepted once the failover time passed.
 func TestHAPairDeduplicated(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())
@@ -103,6 +104,7 @@ func TestHAPairDeduplicated(t *testing.T) {
 // series disappear from Prometheus at once (staleness markers), not after
 // the five-minute lookback.
 func TestRemovedBMCGoesStale(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())
@@ -148,6 +150,7 @@ func TestRemovedBMCGoesStale(t *testing.T) {
 // there labels a BMC the files do not know, and changing it relabels the
 // BMC's next samples without a restart.
 func TestInventoryFromKVBucket(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, js := publisher(t, srv.ClientURL())
@@ -187,6 +190,7 @@ func TestInventoryFromKVBucket(t *testing.T) {
 // TestRackRollups checks the in-stream roll-ups land in Prometheus: a
 // rack's power is the sum of its BMCs' chassis power, its intake the max.
 func TestRackRollups(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
@@ -214,11 +213,4 @@ func TestRackRollups(t *testing.T) {
 	got, err = prom.Query(ctx, `bmc_rack_bmcs_reporting{rack="rack00"}`, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, 3.0, got[0].Samples[0].V)
-}
-
-func mustGather(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	return mfs
 }

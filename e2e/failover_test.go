@@ -292,7 +292,16 @@ func TestScheduleLagWithBlackHoledBMCs(t *testing.T) {
 	from := time.Now()
 	// Every healthy BMC delivers every interval; the black-holed ones do
 	// not stall anyone: three polls each within four intervals.
-	testbed.Eventually(t, 4*tb.interval, func() bool { return healthyPolled(from, 3) }, "every healthy BMC polled three times")
+	if err := testbed.Until(ctxFor(t, 4*tb.interval), func() bool { return healthyPolled(from, 3) }); err != nil {
+		got := rec.pollers(from, time.Now())
+		behind := map[string]int{}
+		for _, m := range tb.fleet.Members {
+			if !blackholed[m.BMC.ID] && got[m.BMC.ID]["lag"] < 3 {
+				behind[m.BMC.ID] = got[m.BMC.ID]["lag"]
+			}
+		}
+		t.Fatalf("within four intervals, %d healthy BMCs polled fewer than three times: %v", len(behind), behind)
+	}
 	after := lagBuckets(t, reg)
 	p99 := deltaQuantile(before, after, 0.99)
 	t.Logf("steady-state schedule lag p99 <= %gs with 10%% of the fleet black-holed (%d polls)", p99, int(after.count-before.count))

@@ -233,3 +233,10 @@ func scheduleOffset(id string, interval time.Duration) time.Duration {
 func buildGateway(t *testing.T) string {
 	return testbed.Build(t, "github.com/bmcstream/bmcstream/cmd/gateway")
 }
+
+// ctxFor is a context that ends after d or with the test.
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -15,6 +15,9 @@
 //	prom.WaitFor(ctx, t, `count(bmc_up)`, func(s []testbed.Series) bool { return len(s) == 1 })
 //	got, err := prom.RawSamples(ctx, `bmc_up{bmc="10.0.0.5"}`, 5*time.Minute, time.Now())
 //
+// StartNATS starts the project's embedded NATS server (JetStream on) in
+// the test process, for tests that need a real bus but no receiver.
+//
 // A sink outage: NewPrometheus (or StartPrometheus then Stop) fixes the URL
 // with nothing listening on it; Start brings the sink up on the same port
 // with the same data.

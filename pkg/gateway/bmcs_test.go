@@ -60,6 +60,7 @@ func unknownSnapshot(f synth.Fleet, id string, at time.Time, seq uint64) *v1.Sna
 // staleness markers), which frees room for new unknown BMCs. When every
 // BMC stops, the known ones are forgotten too.
 func TestUnknownBMCsBoundedAndForgotten(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())
@@ -102,13 +103,17 @@ func TestUnknownBMCsBoundedAndForgotten(t *testing.T) {
 	require.ElementsMatch(t, []string{"u-0", "u-1", "u-2"}, kept, "the first three are kept, in stream order")
 
 	// The known BMCs go on polling; the unknown ones stopped.
+	// They poll every 250 ms (a poll's timestamp a second on each time,
+	// so each is newer than the last).
 	at := start
 	stopped := time.Now()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for forgotten(gatewayForgetInactive) < 3 {
 		require.Less(t, time.Since(stopped), 30*time.Second, "unknown BMCs never forgotten")
 		at = at.Add(time.Second)
 		publishKnown(at)
-		time.Sleep(250 * time.Millisecond)
+		<-tick.C
 	}
 	require.Equal(t, 3.0, forgotten(gatewayForgetInactive))
 	require.Equal(t, 0.0, tracked("false"))
@@ -140,6 +145,7 @@ const gatewayForgetInactive = "inactive"
 // inventory, on every consumer: counted, terminated, never written, and no
 // state kept; the known BMCs are delivered.
 func TestRejectUnknownBMCs(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, js := publisher(t, srv.ClientURL())
@@ -179,6 +185,7 @@ func TestRejectUnknownBMCs(t *testing.T) {
 // TestBMCBoundsConfig checks the defaults and the validation of the
 // per-BMC state options.
 func TestBMCBoundsConfig(t *testing.T) {
+	t.Parallel()
 	base := "remote_write:\n  - name: prom\n    url: http://127.0.0.1:9/api/v1/write\n"
 	cfg, err := gateway.ParseConfig([]byte(base))
 	require.NoError(t, err)
@@ -213,6 +220,7 @@ func TestBMCBoundsConfig(t *testing.T) {
 // in the stream they never stopped. Nothing is forgotten, no staleness
 // marker is written, and every poll arrives once Prometheus is back.
 func TestHeldUpSinkForgetsNothing(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())
@@ -230,9 +238,12 @@ func TestHeldUpSinkForgetsNothing(t *testing.T) {
 	publish(0)
 	prom.WaitFor(ctx, t, `count(bmc_up)`, func(s []testbed.Series) bool { return len(s) == 1 && s[0].Samples[0].V == 2 })
 	require.NoError(t, prom.Stop())
+	// A poll every 500 ms: 5.5 s down in all, over twice forget_after.
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
 	for k := 1; k < len(times); k++ {
 		publish(k)
-		time.Sleep(500 * time.Millisecond) // 5.5 s down in all, over twice forget_after
+		<-tick.C
 	}
 	require.NoError(t, prom.Start(ctx))
 	// Checked as soon as the last snapshot is handled: once the stream is

@@ -122,6 +122,7 @@ func gwLoad(t *testing.T, doc []byte) error {
 }
 
 func TestPlacementCoversEveryKey(t *testing.T) {
+	t.Parallel()
 	for _, k := range keysToPlace(reflect.TypeOf(Config{})) {
 		if _, ok := gwBad[k]; !ok {
 			t.Errorf("%s: no placement case", k)
@@ -133,6 +134,7 @@ func TestPlacementCoversEveryKey(t *testing.T) {
 // TestPlacementByNode: each bad value is reported at its own line and key,
 // though its text is written earlier under another key.
 func TestPlacementByNode(t *testing.T) {
+	t.Parallel()
 	for _, k := range keysToPlace(reflect.TypeOf(Config{})) {
 		bad, ok := gwBad[k]
 		if !ok {
@@ -153,6 +155,7 @@ func TestPlacementByNode(t *testing.T) {
 
 // TestPlacementReportsAll: a file with several bad values reports each.
 func TestPlacementReportsAll(t *testing.T) {
+	t.Parallel()
 	// Grouped by when they are found: decoding, Validate, reading files.
 	groups := map[string][]string{}
 	for k, bad := range gwBad {
@@ -194,6 +197,7 @@ func TestPlacementReportsAll(t *testing.T) {
 // TestURLCredentialsRefused: one rule for both URLs: no user or password
 // in them; the error names the key and line, never the password.
 func TestURLCredentialsRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ key, url string }{
 		{"nats.url", "nats://u:pw-secret@h:4222"},
 		{"nats.url", "nats://h1:4222,nats://u:pw-secret@h2:4222"},

@@ -26,6 +26,7 @@ const gwSink = gwBase
 // configuration. Each must fail LoadConfig with an error naming the YAML
 // path of the offending key and its line, as "line N: path".
 func TestInvalidConfigTable(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		doc  string
@@ -133,6 +134,7 @@ func TestInvalidConfigTable(t *testing.T) {
 
 // TestValidConfigBaseLoads keeps the table honest: its base loads.
 func TestValidConfigBaseLoads(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "inv.yml"), []byte("bmcs: []\n"), 0o600))
 	p := filepath.Join(dir, "gateway.yml")

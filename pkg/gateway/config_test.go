@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseConfigDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := ParseConfig([]byte(`
 remote_write:
   - name: prom
@@ -25,6 +26,7 @@ remote_write:
 }
 
 func TestParseConfigErrors(t *testing.T) {
+	t.Parallel()
 	const sink = "remote_write:\n  - name: prom\n    url: http://127.0.0.1:9090/api/v1/write\n"
 	for _, tc := range []struct {
 		name, doc string
@@ -53,6 +55,7 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 func TestNewRejectsMissingInventory(t *testing.T) {
+	t.Parallel()
 	cfg, err := ParseConfig([]byte("inventory:\n  files: [/nonexistent/inv.yml]\nremote_write:\n  - name: p\n    url: http://x\n"))
 	require.NoError(t, err)
 	_, err = New(cfg, Options{})
@@ -61,6 +64,7 @@ func TestNewRejectsMissingInventory(t *testing.T) {
 
 // The shipped example must stay valid.
 func TestExampleConfig(t *testing.T) {
+	t.Parallel()
 	cfg, err := LoadConfig("../../examples/gateway.yml")
 	require.NoError(t, err)
 	require.Len(t, cfg.RemoteWrite, 2)

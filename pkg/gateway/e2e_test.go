@@ -26,10 +26,7 @@ import (
 // natsServer starts a real NATS server with JetStream in the test process.
 func natsServer(t *testing.T) *server.Server {
 	t.Helper()
-	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, true)
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
+	return testbed.StartNATS(t)
 }
 
 func publisher(t *testing.T, url string) (*synth.Publisher, jetstream.JetStream) {
@@ -99,6 +96,7 @@ func pollTimes(n int, every time.Duration) []time.Time {
 }
 
 func TestEndToEndPrometheusAndVictoriaMetrics(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	vm := testbed.StartVictoriaMetrics(t)
 	srv := natsServer(t)
@@ -213,6 +211,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ..
 // TestCoreNATSMode runs without JetStream: plain subscriptions, no acks,
 // lowest latency. What is published while the gateway runs arrives.
 func TestCoreNATSMode(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv, err := embedded.Start(bus.EmbeddedConfig{Listen: "127.0.0.1:0"}, false)
 	require.NoError(t, err)

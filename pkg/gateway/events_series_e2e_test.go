@@ -23,6 +23,7 @@ import (
 // Prometheus; and a discrete power supply sensor's health event carries
 // its asserted states.
 func TestEventsSpeakTheSeries(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())

@@ -48,6 +48,8 @@ func TestHostilePublisher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary under a flood")
 	}
+	// Not parallel: its memory bound and flood time are for a gateway
+	// that has the machine to itself.
 	prom := testbed.StartPrometheus(t)
 	bin := buildGateway(t)
 	// A server that lets clients publish 8 MiB, so that the stream's own
@@ -441,6 +443,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // flight: before, it stayed unacked, and the keep-alive kept extending its
 // ack wait, so it held a max_ack_pending slot for good.
 func TestAutomationTerminatesUnpublishable(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t) // max_payload 1 MiB, as the stream
 	pub, js := publisher(t, srv.ClientURL())

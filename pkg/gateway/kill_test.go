@@ -38,6 +38,7 @@ func TestKillWhileSinkDownLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary")
 	}
+	t.Parallel()
 	bin := buildGateway(t)
 	prom := testbed.NewPrometheus(t) // its URL is fixed; nothing listens yet
 	srv := natsServer(t)
@@ -120,6 +121,8 @@ remote_write:%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", pr
 // and exits 0 leaving nothing in flight; what it had not fetched stays in
 // the stream for the next start.
 func TestGracefulShutdownAcksWhatItDelivered(t *testing.T) {
+	// Not parallel: what it checks must happen within the sink's 10 s
+	// batch deadline, which a crowded machine can outlast.
 	bed := newBinaryBed(t)
 	bin, prom, srv, pub, js := bed.bin, bed.prom, bed.srv, bed.pub, bed.js
 	fleet := synth.NewFleet(50)
@@ -189,6 +192,7 @@ func TestConfigCheck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary")
 	}
+	t.Parallel()
 	bin := buildGateway(t)
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yml")

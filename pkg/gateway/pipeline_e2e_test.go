@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
@@ -46,6 +45,7 @@ remote_write:%s`, natsURL, invFile, extra, sinkYAML("prom", writeURL))))
 // all from the leader, with no out-of-order rejection; when the leader
 // stops, the follower's polls are accepted once the failover time passed.
 func TestHAPairDeduplicated(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())
@@ -103,6 +103,7 @@ func TestHAPairDeduplicated(t *testing.T) {
 // series disappear from Prometheus at once (staleness markers), not after
 // the five-minute lookback.
 func TestRemovedBMCGoesStale(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())
@@ -148,6 +149,7 @@ func TestRemovedBMCGoesStale(t *testing.T) {
 // there labels a BMC the files do not know, and changing it relabels the
 // BMC's next samples without a restart.
 func TestInventoryFromKVBucket(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, js := publisher(t, srv.ClientURL())
@@ -187,6 +189,7 @@ func TestInventoryFromKVBucket(t *testing.T) {
 // TestRackRollups checks the in-stream roll-ups land in Prometheus: a
 // rack's power is the sum of its BMCs' chassis power, its intake the max.
 func TestRackRollups(t *testing.T) {
+	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	pub, _ := publisher(t, srv.ClientURL())
@@ -210,11 +213,4 @@ func TestRackRollups(t *testing.T) {
 	got, err = prom.Query(ctx, `bmc_rack_bmcs_reporting{rack="rack00"}`, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, 3.0, got[0].Samples[0].V)
-}
-
-func mustGather(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	return mfs
 }

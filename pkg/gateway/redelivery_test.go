@@ -27,6 +27,7 @@ import (
 // first in progress, so the second and third come back first. The gateway
 // must still write every poll.
 func TestRedeliveriesReplayedInOrder(t *testing.T) {
+	t.Parallel()
 	bed := newBinaryBed(t)
 	bin, prom, srv, pub, js := bed.bin, bed.prom, bed.srv, bed.pub, bed.js
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -52,7 +53,12 @@ func TestRedeliveriesReplayedInOrder(t *testing.T) {
 		taken = append(taken, m)
 	}
 	require.Len(t, taken, n)
-	time.Sleep(ackWait / 2)
+	// Halfway through the ack wait nothing is redelivered yet; then each
+	// BMC's first poll is kept in progress, so its ack wait ends last.
+	testbed.Never(t, ackWait/2, func() bool {
+		info, err := cons.Info(ctx)
+		return err != nil || info.NumAckPending != n || info.NumRedelivered != 0
+	}, "a snapshot was redelivered (or the consumer unreadable) before its ack wait")
 	for i, m := range taken {
 		if i%len(polls) == 0 { // each BMC's first poll
 			require.NoError(t, m.InProgress())

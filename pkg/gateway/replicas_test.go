@@ -28,6 +28,7 @@ import (
 // out-of-order samples, must end with every poll of every BMC: nothing
 // lost, nothing reordered by two replicas reading one partition.
 func TestReplicasSharePartitions(t *testing.T) {
+	t.Parallel()
 	const partitions = 8
 	bed := newBinaryBed(t)
 	bin, prom, srv, pub, js := bed.bin, bed.prom, bed.srv, bed.pub, bed.js

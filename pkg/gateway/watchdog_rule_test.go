@@ -9,6 +9,7 @@ import (
 // TestStalledRule: each condition of the watchdog's rule on its own keeps a
 // consumer from being declared stalled.
 func TestStalledRule(t *testing.T) {
+	t.Parallel()
 	last := watchCheck{received: 10, idle: 100, delivered: 500, pending: 30}
 	stuck := watchCheck{received: 10, idle: 150, delivered: 500, pending: 40}
 	for _, tc := range []struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 )
 
@@ -191,6 +192,7 @@ func (r *pollRecorder) missing(published []string) []string {
 // control case, which shows the test can fail) the stall outlasts the
 // whole wait.
 func TestWatchdogRestartsStalledPull(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		interval string
@@ -199,6 +201,7 @@ func TestWatchdogRestartsStalledPull(t *testing.T) {
 		{"no watchdog", "0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			srv := natsServer(t)
 			pub, _ := publisher(t, srv.ClientURL())
 			proxy := newPullProxy(t, srv.Addr().String())
@@ -246,17 +249,20 @@ remote_write:%s`, proxy.URL(), tc.interval, writeInventory(t, fleet), sinkYAML("
 
 			// Lose pulls while snapshots keep coming, until at least one
 			// pull was lost and 3 s have passed.
+			// A round every 200 ms, as pollers publish on their schedule.
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
 			proxy.swallow.Store(true)
 			lossFrom := time.Now()
 			for proxy.dropped.Load() == 0 || time.Since(lossFrom) < 3*time.Second {
 				require.Less(t, time.Since(lossFrom), 30*time.Second, "no pull request went through the proxy")
 				round()
-				time.Sleep(200 * time.Millisecond)
+				<-tick.C
 			}
 			proxy.swallow.Store(false)
 			for range 5 {
 				round()
-				time.Sleep(200 * time.Millisecond)
+				<-tick.C
 			}
 			t.Logf("pull requests lost: %d; snapshots published: %d", proxy.dropped.Load(), len(published))
 
@@ -265,8 +271,8 @@ remote_write:%s`, proxy.URL(), tc.interval, writeInventory(t, fleet), sinkYAML("
 			}
 			if tc.interval == "0s" {
 				// The stall is for good: nothing more arrives in 15 s.
-				time.Sleep(15 * time.Second)
-				require.NotEmpty(t, rec.missing(published), "the lost pull did not stall the consumer: the test cannot show the watchdog")
+				testbed.Never(t, 15*time.Second, func() bool { return len(rec.missing(published)) == 0 },
+					"the lost pull did not stall the consumer: the test cannot show the watchdog")
 				return
 			}
 			require.Eventually(t, func() bool { return len(rec.missing(published)) == 0 }, 30*time.Second, 100*time.Millisecond,

@@ -1,4 +1,4 @@
-package gateway_test
+package e2e
 
 import (
 	"context"
@@ -21,9 +21,7 @@ import (
 // rejected as out of order, and when the leading poller stops the
 // follower's samples are accepted after the failover time.
 func TestHAPollersIntoPrometheus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pollers for several intervals")
-	}
+	spansPrograms(t)
 	const interval = time.Second
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
@@ -34,6 +32,7 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 	sim := testbed.StartSimFleet(t, fcfg, interval)
 	invFile, credFile := sim.InvFile, sim.CredFile
 
+	rec := record(t, srv.ClientURL())
 	_, reg := startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "ha_tracker:\n  failover_timeout: 3s\n")
 	run := func(id string) context.CancelFunc {
 		cfg, err := poller.ParseConfig([]byte(fmt.Sprintf("poller_id: %s\nnats:\n  url: %s\ninventory:\n  files: [%s]\n  credentials_file: %s\nsharding:\n  mode: dynamic\n  ttl: 2s\n  replication_factor: 2\n",
@@ -76,13 +75,50 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 	}, time.Minute, 200*time.Millisecond, "ha-a's polls of every BMC are written")
 	run("ha-b")
 
-	time.Sleep(4 * time.Second) // both pollers own every BMC
+	// pollsBy waits until every BMC has k polls by poller since from, and
+	// returns when that was.
+	pollsBy := func(poller string, from time.Time, k int) time.Time {
+		testbed.Eventually(t, time.Minute, func() bool {
+			got := rec.pollers(from, time.Now())
+			if len(got) < fcfg.Count {
+				return false
+			}
+			for _, ps := range got {
+				if ps[poller] < k {
+					return false
+				}
+			}
+			return true
+		}, "%s polled every BMC %d times", poller, k)
+		return time.Now()
+	}
+	// samplesIn waits until Prometheus holds at least min samples of every
+	// BMC's bmc_up in [from, to] (the last polls of the window may still be
+	// on their way), and returns how many it holds.
+	samplesIn := func(from, to time.Time, min int) map[string]int {
+		var got map[string]int
+		testbed.Eventually(t, time.Minute, func() bool {
+			got = perSeries(from, to)
+			if len(got) < fcfg.Count {
+				return false
+			}
+			for _, n := range got {
+				if n < min {
+					return false
+				}
+			}
+			return true
+		}, "every BMC's samples of [%v, %v] written", from, to)
+		return got
+	}
+
+	// Both pollers own every BMC once ha-b polled each.
+	pollsBy("ha-b", time.Now(), 1)
 	from := time.Now()
-	time.Sleep(6 * time.Second)
-	to := time.Now()
+	to := pollsBy("ha-b", from, 6)
 	// Both pollers poll every BMC each second; Prometheus holds one sample
 	// per poll: about 6, never about 12.
-	for bmc, n := range perSeries(from, to) {
+	for bmc, n := range samplesIn(from, to, 5) {
 		require.InDelta(t, 6, n, 1, "bmc %s: one sample per poll", bmc)
 	}
 	for _, mf := range mustGather(t, reg) {
@@ -97,10 +133,11 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 	// Stop one poller (whichever leads, the other carries on); after the
 	// failover time the follower's polls are the ones written.
 	stopA()
-	time.Sleep(3*time.Second + 2*interval)
+	stopped := time.Now()
+	samplesIn(stopped, time.Now().Add(time.Minute), 1) // the failover time passed for every BMC
 	from = time.Now()
-	time.Sleep(5 * time.Second)
-	for bmc, n := range perSeries(from, time.Now()) {
+	to = pollsBy("ha-b", from, 5)
+	for bmc, n := range samplesIn(from, to, 4) {
 		require.InDelta(t, 5, n, 1, "bmc %s: the survivor's polls arrive", bmc)
 	}
 	// ha-a led every BMC; the survivor took over.

@@ -1,4 +1,4 @@
-package gateway_test
+package e2e
 
 import (
 	"context"
@@ -45,6 +45,7 @@ func (l *eventLog) count(kind pipeline.EventKind, bmc string) int {
 // exactly one event on bmc.v1.events.<site>.<rack>.<bmc> when it starts and
 // one when it ends, and normalised readings flow on bmc.v1.norm.>.
 func TestFaultsProduceOneEventEachWay(t *testing.T) {
+	spansPrograms(t)
 	prom := testbed.StartPrometheus(t)
 	srv := natsServer(t)
 	fcfg := fleet.DefaultConfig
@@ -76,6 +77,7 @@ func TestFaultsProduceOneEventEachWay(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
+	rec := record(t, srv.ClientURL())
 
 	startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "")
 	pcfg, err := poller.ParseConfig([]byte(fmt.Sprintf("poller_id: ev\nnats:\n  url: %s\ninventory:\n  files: [%s]\n  credentials_file: %s\n", srv.ClientURL(), invFile, credFile)))
@@ -100,13 +102,20 @@ func TestFaultsProduceOneEventEachWay(t *testing.T) {
 		{bmodel.Faults{IntakeOffset: 30}, pipeline.EventThresholdCrossed, pipeline.EventThresholdCleared},
 		{bmodel.Faults{Down: true}, pipeline.EventBMCDown, pipeline.EventBMCUp},
 	}
+	// morePolls waits for three more polls of the BMC (its snapshots on
+	// the raw subjects: a down BMC's too).
+	morePolls := func(what string) {
+		t.Helper()
+		since := time.Now()
+		testbed.Eventually(t, 20*time.Second, func() bool { return rec.pollers(since, time.Now().Add(time.Hour))[id]["ev"] >= 3 }, "three more polls %s", what)
+	}
 	for _, st := range steps {
 		m.BMC.SetFaults(st.fault)
 		require.Eventually(t, func() bool { return log.count(st.start, id) > 0 }, 15*time.Second, 50*time.Millisecond, "%s", st.start)
-		time.Sleep(3 * time.Second) // several more polls in the faulty state
+		morePolls("in the faulty state")
 		m.BMC.SetFaults(bmodel.Faults{})
 		require.Eventually(t, func() bool { return log.count(st.end, id) > 0 }, 20*time.Second, 50*time.Millisecond, "%s", st.end)
-		time.Sleep(3 * time.Second) // several more healthy polls
+		morePolls("healthy")
 	}
 	log.mu.Lock()
 	defer log.mu.Unlock()

@@ -1,4 +1,4 @@
-package gateway_test
+package e2e
 
 import (
 	"context"
@@ -105,7 +105,7 @@ func stopper(cancel context.CancelFunc, done <-chan error) func() error {
 }
 
 // permissionsFile is the example the documentation shows.
-var permissionsFile = filepath.Join("..", "..", "examples", "nats-permissions.conf")
+var permissionsFile = filepath.Join("..", "examples", "nats-permissions.conf")
 
 // startPermissionedNATS starts a JetStream server with the users and
 // permissions of examples/nats-permissions.conf, exactly as written there;
@@ -144,9 +144,10 @@ func startPermissionedNATS(t *testing.T, passwords map[string]string) (*server.S
 // server reports no permission violation. Then each user is shown to be
 // refused what it was not given.
 func TestDocumentedPermissionsRunThePipeline(t *testing.T) {
+	spansPrograms(t)
 	conf, err := os.ReadFile(permissionsFile)
 	require.NoError(t, err)
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "security.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "security.md"))
 	require.NoError(t, err)
 	require.Contains(t, string(doc), string(conf), "docs/security.md shows examples/nats-permissions.conf as it is")
 
@@ -258,7 +259,23 @@ sharding:
 	// A few more heartbeats of the membership bucket, then a shutdown
 	// (the poller leaves the membership, the gateway stops its consumers
 	// and its bucket watch).
-	time.Sleep(2 * time.Second)
+	// The server counts them in the bucket's stream, read in process (a
+	// client would need permissions of its own).
+	heartbeats := func() uint64 {
+		jsz, err := srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+		require.NoError(t, err)
+		for _, acc := range jsz.AccountDetails {
+			for _, st := range acc.Streams {
+				if st.Name == "KV_bmcstream_pollers" {
+					return st.State.LastSeq
+				}
+			}
+		}
+		return 0
+	}
+	seen := heartbeats()
+	require.Positive(t, seen, "the poller joined the membership bucket")
+	testbed.Eventually(t, 20*time.Second, func() bool { return heartbeats() >= seen+3 }, "three more heartbeats")
 	require.NoError(t, stopPoller())
 	require.NoError(t, stopGateway())
 	for who, logs := range map[string]string{"nats-server": serverLogs.String(), "poller": pollerLogs.String(), "gateway": gwLogs.String()} {

@@ -1,4 +1,4 @@
-package poller
+package e2e
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/model"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
+	"github.com/bmcstream/bmcstream/pkg/poller"
 )
 
 func buildPoller(t *testing.T) string {
@@ -32,18 +33,54 @@ func startPollerProcess(t *testing.T, bin, config, id string) (*exec.Cmd, string
 	return p.Cmd, p.Addr
 }
 
+// pollerStatus is what a poller's status page says, or an error.
+type pollerStatus struct {
+	Poller  string          `json:"poller"`
+	Members []string        `json:"members"`
+	BMCs    []poller.Status `json:"bmcs"`
+}
+
+func getStatus(addr string) (pollerStatus, error) {
+	var status pollerStatus
+	resp, err := http.Get("http://" + addr + "/status?format=json")
+	if err != nil {
+		return status, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return status, fmt.Errorf("status page: %s", resp.Status)
+	}
+	return status, json.NewDecoder(resp.Body).Decode(&status)
+}
+
+// everyBMCPolled reports whether each of n BMCs has at least k polls in
+// got.
+func everyBMCPolled(got map[string]map[string]int, n, k int) bool {
+	if len(got) < n {
+		return false
+	}
+	for _, ps := range got {
+		polls := 0
+		for _, c := range ps {
+			polls += c
+		}
+		if polls < k {
+			return false
+		}
+	}
+	return true
+}
+
 // TestTwoPollersFailover runs the whole path: a simulated fleet, two poller
 // processes sharing it by dynamic membership, NATS, the gateway and a real
 // Prometheus. Every BMC's series arrive; each BMC is polled by exactly one
 // poller; after one poller is killed with SIGKILL, the survivor polls all
 // its BMCs within two intervals, and alone.
 func TestTwoPollersFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs poller processes")
-	}
+	spansPrograms(t)
 	const n, interval = 30, 4 * time.Second
 	prom := testbed.StartPrometheus(t)
-	tb := newTestbed(t, n, "redfish", interval)
+	tb := newSimbed(t, "127.74.0.1", n, "redfish", interval)
 	rec := record(t, tb.nats.ClientURL())
 	bin := buildPoller(t)
 	config := filepath.Join(t.TempDir(), "poller.yml")
@@ -76,15 +113,26 @@ remote_write:
 	go func() { gdone <- gw.Run(gctx) }()
 	defer func() { gcancel(); require.NoError(t, <-gdone) }()
 
-	a, _ := startPollerProcess(t, bin, config, "poller-a")
+	a, aAddr := startPollerProcess(t, bin, config, "poller-a")
 	_, bAddr := startPollerProcess(t, bin, config, "poller-b")
-	// Let membership settle (both see each other), then observe two
-	// intervals: each BMC polled, by exactly one poller.
-	time.Sleep(4 * time.Second)
+	// Let membership settle: both see each other and between them own
+	// every BMC. Then observe two polls of every BMC: each by exactly one
+	// poller.
+	testbed.Eventually(t, time.Minute, func() bool {
+		owned := 0
+		for _, addr := range []string{aAddr, bAddr} {
+			st, err := getStatus(addr)
+			if err != nil || len(st.Members) != 2 {
+				return false
+			}
+			owned += len(st.BMCs)
+		}
+		return owned == n
+	}, "both pollers see each other and own the %d BMCs between them", n)
 	from := time.Now()
-	time.Sleep(2*interval + 500*time.Millisecond)
+	testbed.Eventually(t, time.Minute, func() bool { return everyBMCPolled(rec.pollers(from, time.Now()), n, 2) },
+		"every BMC polled twice")
 	stable := rec.pollers(from, time.Now())
-	require.Len(t, stable, n, "every BMC polled")
 	perPoller := map[string]int{}
 	for id, ps := range stable {
 		require.Len(t, ps, 1, "bmc %s polled by %v", id, ps)
@@ -95,15 +143,8 @@ remote_write:
 	require.Len(t, perPoller, 2, "both pollers share the fleet: %v", perPoller)
 	t.Logf("shares before the kill: %v", perPoller)
 	// The status page lists what poller-b owns, with its last result.
-	resp, err := http.Get("http://" + bAddr + "/status?format=json")
+	status, err := getStatus(bAddr)
 	require.NoError(t, err)
-	var status struct {
-		Poller  string   `json:"poller"`
-		Members []string `json:"members"`
-		BMCs    []Status `json:"bmcs"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&status))
-	require.NoError(t, resp.Body.Close())
 	require.Equal(t, "poller-b", status.Poller)
 	require.Equal(t, []string{"poller-a", "poller-b"}, status.Members)
 	require.Len(t, status.BMCs, perPoller["poller-b"])
@@ -142,10 +183,11 @@ remote_write:
 	t.Logf("takeover of all %d BMCs completed %s after the kill", n, took.Round(100*time.Millisecond))
 	require.LessOrEqual(t, took, 2*interval+time.Second)
 
-	// Afterwards, only the survivor polls.
-	time.Sleep(interval)
-	from = time.Now()
-	time.Sleep(interval + 500*time.Millisecond)
+	// Afterwards, only the survivor polls: from an interval on, every
+	// BMC's next poll is poller-b's.
+	from = time.Now().Add(interval)
+	testbed.Eventually(t, time.Minute, func() bool { return everyBMCPolled(rec.pollers(from, time.Now()), n, 1) },
+		"every BMC polled again")
 	for id, ps := range rec.pollers(from, time.Now()) {
 		require.Equal(t, []string{"poller-b"}, sortedKeys(ps), "bmc %s", id)
 	}
@@ -188,14 +230,26 @@ func sortedKeys[V any](m map[string]V) []string {
 // TestReplicationFactorTwo runs an HA pair: each BMC is polled by both
 // pollers and holds one session per poller.
 func TestReplicationFactorTwo(t *testing.T) {
-	tb := newTestbed(t, 10, "redfish", 2*time.Second)
+	spansPrograms(t)
+	tb := newSimbed(t, "127.75.0.1", 10, "redfish", 2*time.Second)
 	rec := record(t, tb.nats.ClientURL())
 	extra := "sharding:\n  mode: dynamic\n  ttl: 3s\n  replication_factor: 2\n"
-	runPoller(t, tb.config(t, "ha-a", extra))
-	runPoller(t, tb.config(t, "ha-b", extra))
-	time.Sleep(3 * time.Second)
+	runPoller(t, tb.pollerConfig(t, "ha-a", extra))
+	runPoller(t, tb.pollerConfig(t, "ha-b", extra))
 	from := time.Now()
-	time.Sleep(2*tb.interval + 500*time.Millisecond)
+	both := func() bool {
+		got := rec.pollers(from, time.Now())
+		if len(got) < 10 {
+			return false
+		}
+		for _, ps := range got {
+			if len(ps) < 2 {
+				return false
+			}
+		}
+		return true
+	}
+	testbed.Eventually(t, time.Minute, both, "every BMC polled by both pollers")
 	got := rec.pollers(from, time.Now())
 	require.Len(t, got, 10)
 	for id, ps := range got {
@@ -209,34 +263,49 @@ func TestReplicationFactorTwo(t *testing.T) {
 // the other BMCs' polls still start on time: p99 lag under 1 s, measured
 // in steady state (after every session is open).
 func TestScheduleLagWithBlackHoledBMCs(t *testing.T) {
-	tb := newTestbed(t, 100, "redfish", 2*time.Second)
+	spansPrograms(t)
+	tb := newSimbed(t, "127.76.0.1", 100, "redfish", 2*time.Second)
 	ids, err := tb.fleet.Apply(fleet.FaultRequest{Fraction: 0.1, Faults: model.Faults{BlackHole: true}})
 	require.NoError(t, err)
 	require.Len(t, ids, 10)
 	rec := record(t, tb.nats.ClientURL())
-	_, reg, _ := runPoller(t, tb.config(t, "lag", ""))
-	time.Sleep(2 * tb.interval) // logins and discovery
-	before := lagBuckets(t, reg)
-	from := time.Now()
-	time.Sleep(4 * tb.interval)
-	after := lagBuckets(t, reg)
-	p99 := deltaQuantile(before, after, 0.99)
-	t.Logf("steady-state schedule lag p99 <= %gs with 10%% of the fleet black-holed (%d polls)", p99, int(after.count-before.count))
-	require.Less(t, p99, 1.0)
-
-	// Every healthy BMC delivered every interval; the black-holed ones did
-	// not stall anyone.
-	got := rec.pollers(from, time.Now())
+	start := time.Now()
+	_, reg, _ := runPoller(t, tb.pollerConfig(t, "lag", ""))
 	blackholed := map[string]bool{}
 	for _, id := range ids {
 		blackholed[id] = true
 	}
-	for _, m := range tb.fleet.Members {
-		if blackholed[m.BMC.ID] {
-			continue
+	// healthyPolled reports whether every healthy BMC made at least k
+	// polls since since.
+	healthyPolled := func(since time.Time, k int) bool {
+		got := rec.pollers(since, time.Now())
+		for _, m := range tb.fleet.Members {
+			if !blackholed[m.BMC.ID] && got[m.BMC.ID]["lag"] < k {
+				return false
+			}
 		}
-		require.GreaterOrEqual(t, got[m.BMC.ID]["lag"], 3, "bmc %s", m.BMC.ID)
+		return true
 	}
+	// Logins and discovery are over once every healthy BMC polled twice.
+	testbed.Eventually(t, time.Minute, func() bool { return healthyPolled(start, 2) }, "every healthy BMC polled twice")
+	before := lagBuckets(t, reg)
+	from := time.Now()
+	// Every healthy BMC delivers every interval; the black-holed ones do
+	// not stall anyone: three polls each within four intervals.
+	if err := testbed.Until(ctxFor(t, 4*tb.interval), func() bool { return healthyPolled(from, 3) }); err != nil {
+		got := rec.pollers(from, time.Now())
+		behind := map[string]int{}
+		for _, m := range tb.fleet.Members {
+			if !blackholed[m.BMC.ID] && got[m.BMC.ID]["lag"] < 3 {
+				behind[m.BMC.ID] = got[m.BMC.ID]["lag"]
+			}
+		}
+		t.Fatalf("within four intervals, %d healthy BMCs polled fewer than three times: %v", len(behind), behind)
+	}
+	after := lagBuckets(t, reg)
+	p99 := deltaQuantile(before, after, 0.99)
+	t.Logf("steady-state schedule lag p99 <= %gs with 10%% of the fleet black-holed (%d polls)", p99, int(after.count-before.count))
+	require.Less(t, p99, 1.0)
 }
 
 type buckets struct {

@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bmcstream/bmcstream/internal/testbed"
+	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
+	"github.com/bmcstream/bmcstream/pkg/bus"
+	"github.com/bmcstream/bmcstream/pkg/gateway"
+	"github.com/bmcstream/bmcstream/pkg/poller"
+	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
+)
+
+// natsServer starts a real NATS server with JetStream in the test process.
+func natsServer(t *testing.T) *server.Server {
+	t.Helper()
+	return testbed.StartNATS(t)
+}
+
+// sinkYAML is one remote_write entry with short batching and backoff, so
+// what is sent arrives within a test's patience.
+func sinkYAML(name, url string) string {
+	return fmt.Sprintf(`
+  - name: %s
+    url: %s
+    queue_config:
+      batch_send_deadline: 100ms
+      min_backoff: 10ms
+      max_backoff: 200ms
+`, name, url)
+}
+
+// startGatewayInProcess runs a gateway with one Prometheus sink until the
+// test ends.
+func startGatewayInProcess(t *testing.T, natsURL, invFile, writeURL, extra string) (*gateway.Gateway, *prometheus.Registry) {
+	t.Helper()
+	cfg, err := gateway.ParseConfig([]byte(fmt.Sprintf(`
+nats:
+  url: %s
+inventory:
+  files: [%s]
+%s
+remote_write:%s`, natsURL, invFile, extra, sinkYAML("prom", writeURL))))
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	gw, err := gateway.New(cfg, gateway.Options{Registerer: reg, Version: "test", ShutdownTimeout: 5 * time.Second})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- gw.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-errc) })
+	require.Eventually(t, gw.Ready, 20*time.Second, 20*time.Millisecond)
+	return gw, reg
+}
+
+// counterValue reads one child of a registered counter vector; labels are
+// name/value pairs in label-name order.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	for _, mf := range mustGather(t, reg) {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var pairs []string
+			for _, l := range m.GetLabel() {
+				pairs = append(pairs, l.GetName(), l.GetValue())
+			}
+			if fmt.Sprint(pairs) == fmt.Sprint(labels) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s%v", name, labels)
+	return 0
+}
+
+func mustGather(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	return mfs
+}
+
+// simbed is a simulated fleet, its inventory files and an embedded NATS.
+type simbed struct {
+	fleet    *fleet.Fleet
+	invFile  string
+	credFile string
+	nats     *server.Server
+	interval time.Duration
+}
+
+// newSimbed starts n simulated BMCs from first on (each test its own
+// block of loopback addresses) and a NATS server with JetStream.
+func newSimbed(t *testing.T, first string, n int, protocols string, interval time.Duration) *simbed {
+	t.Helper()
+	cfg := fleet.DefaultConfig
+	cfg.Count = n
+	cfg.Protocols = protocols
+	cfg.FirstAddress = netip.MustParseAddr(first)
+	sim := testbed.StartSimFleet(t, cfg, interval)
+	return &simbed{fleet: sim.Fleet, invFile: sim.InvFile, credFile: sim.CredFile, nats: natsServer(t), interval: interval}
+}
+
+// pollerConfig is a poller's configuration for the bed, extra appended.
+func (tb *simbed) pollerConfig(t *testing.T, id, extra string) *poller.Config {
+	t.Helper()
+	cfg, err := poller.ParseConfig([]byte(fmt.Sprintf(`
+poller_id: %s
+nats:
+  url: %s
+inventory:
+  files: [%s]
+  credentials_file: %s
+%s`, id, tb.nats.ClientURL(), tb.invFile, tb.credFile, extra)))
+	require.NoError(t, err)
+	return cfg
+}
+
+// runPoller runs an in-process poller until the returned stop is called
+// (at the latest when the test ends).
+func runPoller(t *testing.T, cfg *poller.Config) (*poller.Poller, *prometheus.Registry, func()) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	p, err := poller.New(cfg, poller.Options{ShutdownTimeout: 5 * time.Second, Registerer: reg, NewSource: poller.DefaultSources(cfg, slog.New(slog.DiscardHandler))})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	require.Eventually(t, p.Ready, 20*time.Second, 20*time.Millisecond)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
+	return p, reg, stop
+}
+
+// recorder collects every snapshot published on the raw subjects.
+type recorder struct {
+	mu    sync.Mutex
+	snaps []*v1.Snapshot
+}
+
+func record(t *testing.T, url string) *recorder {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	r := &recorder{}
+	_, err = nc.Subscribe(bus.RawWildcard, func(m *nats.Msg) {
+		var s v1.Snapshot
+		if err := s.Unmarshal(m.Data); err == nil {
+			r.mu.Lock()
+			r.snaps = append(r.snaps, &s)
+			r.mu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	return r
+}
+
+// pollers returns, per BMC, the set of pollers whose polls started in
+// [from, to), with how many polls each made.
+func (r *recorder) pollers(from, to time.Time) map[string]map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[string]int{}
+	for _, s := range r.snaps {
+		t := time.UnixMilli(s.PollStartMs)
+		if t.Before(from) || !t.Before(to) {
+			continue
+		}
+		if out[s.BmcId] == nil {
+			out[s.BmcId] = map[string]int{}
+		}
+		out[s.BmcId][s.PollerId]++
+	}
+	return out
+}
+
+// slotsOf maps each BMC's polls that started in [from, to) to their slot
+// numbers (which multiple of the interval past the BMC's offset), noting
+// which poller made each.
+func (r *recorder) slotsOf(from, to time.Time, interval time.Duration) map[string]map[int64][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[int64][]string{}
+	for _, s := range r.snaps {
+		start := time.UnixMilli(s.PollStartMs)
+		if start.Before(from) || !start.Before(to) {
+			continue
+		}
+		// A poll starts at its slot plus the scheduling lag, well under
+		// half an interval.
+		slot := (start.Add(interval/2).UnixNano() - int64(scheduleOffset(s.BmcId, interval))) / int64(interval)
+		if out[s.BmcId] == nil {
+			out[s.BmcId] = map[int64][]string{}
+		}
+		out[s.BmcId][slot] = append(out[s.BmcId][slot], s.PollerId)
+	}
+	return out
+}
+
+// scheduleOffset is where in each interval a poller polls a BMC: the
+// poller spreads its BMCs by this hash of the BMC's ID (pkg/poller,
+// worker.go), which is not exported; a change there shows here as polls
+// in the wrong slots.
+func scheduleOffset(id string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id)) // a hash.Hash never fails to write
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+func buildGateway(t *testing.T) string {
+	return testbed.Build(t, "github.com/bmcstream/bmcstream/cmd/gateway")
+}
+
+// ctxFor is a context that ends after d or with the test.
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -83,7 +83,7 @@ func ReadRuleFiles(paths ...string) ([]RuleFile, error) {
 }
 
 // ruleFile is the YAML format of a mapping file. Every section is
-// optional; files are merged in order (see mergeInto).
+// optional; files are merged in order (see parseRules).
 type ruleFile struct {
 	Units         []unitSpec         `yaml:"units"`
 	Kinds         []kindSpec         `yaml:"kinds"`

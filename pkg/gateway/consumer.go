@@ -130,6 +130,7 @@ func (c *consumer) run(ctx context.Context) {
 	}
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	defer stopKeep()
+	c.pending.failed = c.metrics.progressErrs
 	go c.pending.keepAlive(keepCtx, c.ackWait/3)
 	go c.watchConsumer(keepCtx, c.watchdogInterval)
 
@@ -751,6 +752,9 @@ func sleep(ctx context.Context, d time.Duration) {
 type inFlight struct {
 	mu   sync.Mutex
 	msgs map[jetstream.Msg]time.Time
+	// failed counts progress notices that could not be sent: nothing
+	// else to do about one, the next tick tries again.
+	failed prometheus.Counter
 }
 
 func (p *inFlight) add(m jetstream.Msg) {
@@ -787,7 +791,9 @@ func (p *inFlight) keepAlive(ctx context.Context, every time.Duration) {
 			}
 			p.mu.Unlock()
 			for _, m := range due {
-				_ = m.InProgress()
+				if err := m.InProgress(); err != nil {
+					p.failed.Inc()
+				}
 			}
 		}
 	}

@@ -136,7 +136,10 @@ func main() {
 		fmt.Fprintln(&out)
 		r.replicas.print(&out, r)
 	}
-	os.Stdout.Write(out.Bytes())
+	if _, err := os.Stdout.Write(out.Bytes()); err != nil {
+		fmt.Fprintln(os.Stderr, "gatewayload: write the report:", err)
+		os.Exit(1)
+	}
 	if *jsonFile != "" {
 		if err := r.writeJSON(*jsonFile); err != nil {
 			fmt.Fprintln(os.Stderr, "gatewayload: json:", err)
@@ -669,7 +672,7 @@ func between(a, b point) window {
 	return w
 }
 
-func (r *result) print(out io.Writer) {
+func (r *result) print(out *bytes.Buffer) {
 	steady, all := between(r.warm, r.end), between(r.cold, r.end)
 	ceil := r.ceil.perCore()
 	fmt.Fprintf(out, "load: %d BMCs × %d polls = %d snapshots, %.1f readings and %.0f bytes per snapshot; %d samples received (%d requests, %d errors)\n",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -517,7 +518,7 @@ func (rr *replicaRun) summary(one *result) replicasSummary {
 }
 
 // print writes the replica run's table after the one-gateway run's.
-func (rr *replicaRun) print(out io.Writer, one *result) {
+func (rr *replicaRun) print(out *bytes.Buffer, one *result) {
 	s := rr.summary(one)
 	oneSteady, oneAll := between(one.warm, one.end), between(one.cold, one.end)
 	fmt.Fprintf(out, "%d gateway replicas, each its own process, on a fresh stream of the same load partitioned in %d (held %s, spread %.1fs after the harness let their leases go, before the stream was loaded)\n",

@@ -24,6 +24,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -105,7 +106,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "latency:", err)
 		os.Exit(1)
 	}
-	r.print(os.Stdout)
+	var out bytes.Buffer
+	r.print(&out)
+	if _, err := os.Stdout.Write(out.Bytes()); err != nil {
+		fmt.Fprintln(os.Stderr, "latency: write the report:", err)
+		os.Exit(1)
+	}
 	if *jsonFile != "" {
 		b, err := json.MarshalIndent(r, "", "  ")
 		if err == nil {
@@ -195,7 +201,7 @@ type Result struct{ figures.Latency }
 // Stats summarises delays in seconds.
 type Stats = figures.Stats
 
-func (r *Result) print(w io.Writer) {
+func (r *Result) print(w *bytes.Buffer) {
 	dl := r.Deadline + " (the default)"
 	if !r.DeadlineDefault {
 		dl = r.Deadline + " (override; the default is " + r.DefaultDeadline + ")"

@@ -439,7 +439,7 @@ func subscribeCore(nc *nats.Conn, queue string) (*nats.Subscription, error) {
 		return nil, fmt.Errorf("subscribe %s: %w", bus.RawWildcard, err)
 	}
 	if err := sub.SetPendingLimits(coreBuffer, coreBufferBytes); err != nil {
-		_ = sub.Unsubscribe()
+		_ = sub.Unsubscribe() // the subscription is dropped; the limits error is the one to report
 		return nil, fmt.Errorf("subscribe %s: %w", bus.RawWildcard, err)
 	}
 	return sub, nc.Flush()
@@ -456,6 +456,7 @@ const (
 // runCore consumes a core-NATS subscription: no acks, no redelivery, so
 // no parking either; a snapshot is handled when it is read.
 func (c *consumer) runCore(ctx context.Context) {
+	// the consumer is done; the connection's close ends the subscription anyway
 	defer func() { _ = c.coreSub.Unsubscribe() }()
 	last := time.Now()
 	for ctx.Err() == nil {
@@ -473,6 +474,7 @@ func (c *consumer) runCore(ctx context.Context) {
 			// NATS dropped messages for this consumer (counted by the
 			// subscription); reading goes on.
 			c.metrics.logLimiter.Do(func() {
+				// an error means the subscription is closed: reading stops at the next NextMsg
 				dropped, _ := c.coreSub.Dropped()
 				c.logger.Warn("core NATS dropped snapshots: this sink fell behind", "dropped_total", dropped)
 			})

@@ -45,7 +45,7 @@ while IFS= read -r line; do
       ;;
   esac
   # A reason is a // comment on the line itself or alone on the line above.
-  if sed -n "${n}p" "$file" | grep -q '//'; then
+  if sed -n "${n}p" "$file" | grep -Eq '(^|[[:space:]])//'; then
     continue
   fi
   if [ "$n" -gt 1 ] && sed -n "$((n - 1))p" "$file" | grep -q '^[[:space:]]*//'; then

@@ -84,7 +84,7 @@ func runReplicas(o options) (*replicaRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) // a temporary directory; one left behind costs only disk
 	_, invFile, err := writeInventory(ctx, o.BMCs, dir)
 	if err != nil {
 		return nil, err
@@ -463,7 +463,7 @@ func stopReplicas(procs []*replicaProc) {
 			continue
 		}
 		p.stopped = true
-		_ = p.stdin.Close()
+		_ = p.stdin.Close() // closing stdin asks the replica to stop; the wait below makes sure it does
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -69,12 +69,12 @@ func watch(ctx context.Context, nc *nats.Conn, site, rack string, limit float64,
 	if err != nil {
 		return fmt.Errorf("subscribe to readings: %w", err)
 	}
-	defer norm.Unsubscribe() // the connection closes on return, which ends the subscription anyway
+	defer norm.Unsubscribe() // fails only on a subscription or connection closed already: nothing left to end
 	events, err := nc.Subscribe(bus.EventPrefix+token(site)+"."+token(rack)+".>", w.onEvent)
 	if err != nil {
 		return fmt.Errorf("subscribe to events: %w", err)
 	}
-	defer events.Unsubscribe() // the connection closes on return, which ends the subscription anyway
+	defer events.Unsubscribe() // fails only on a subscription or connection closed already: nothing left to end
 	if err := nc.Flush(); err != nil {
 		return err
 	}

@@ -456,7 +456,7 @@ const (
 // runCore consumes a core-NATS subscription: no acks, no redelivery, so
 // no parking either; a snapshot is handled when it is read.
 func (c *consumer) runCore(ctx context.Context) {
-	// the consumer is done; the connection's close ends the subscription anyway
+	// fails only on a subscription or connection closed already: nothing left to end
 	defer func() { _ = c.coreSub.Unsubscribe() }()
 	last := time.Now()
 	for ctx.Err() == nil {

@@ -158,7 +158,7 @@ func (p *Poller) membership(ctx context.Context) {
 	defer expiry.Stop()
 	defer func() {
 		if p.watcher != nil {
-			_ = p.watcher.Stop() // the poller is stopping; the connection's close ends the watch anyway
+			_ = p.watcher.Stop() // fails only on a subscription or connection closed already: nothing left to end
 		}
 	}()
 	var updates <-chan jetstream.KeyValueEntry

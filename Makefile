@@ -6,7 +6,7 @@ GOGO_DIR   = $(shell $(GO) list -m -f '{{.Dir}}' github.com/gogo/protobuf)
 PROTOC    ?= protoc
 PROTO_SRC  = proto/bmcstream/v1/snapshot.proto
 
-.PHONY: all build test test-short vet proto tools demo bench bench-50k bench-micro fuzz reliability release
+.PHONY: all build test test-short vet lint proto tools demo bench bench-50k bench-micro fuzz reliability release
 
 all: build vet test
 
@@ -15,6 +15,10 @@ build:
 
 vet:
 	$(GO) vet ./...
+
+# go vet, staticcheck and errcheck at pinned versions, as CI runs them.
+lint:
+	scripts/lint.sh
 
 # The README's test command.
 test:

@@ -159,7 +159,7 @@ func runAll(steps []step, runs int) ([]*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) // a temporary directory of built binaries; one left behind costs only disk
 	built := map[string]bool{}
 	for _, s := range steps {
 		if built[s.harness] {
@@ -206,7 +206,7 @@ func runAll(steps []step, runs int) ([]*results, error) {
 			if err := figs.decode(s.name, b); err != nil {
 				return nil, err
 			}
-			_ = os.Remove(jsonFile)
+			_ = os.Remove(jsonFile) // its figures are decoded; a file left behind costs only disk
 			fmt.Fprintf(os.Stderr, "=== benchall: %s took %s\n", s.name, time.Since(t0).Round(time.Second))
 		}
 		out = append(out, figs)

@@ -162,6 +162,7 @@ func table(runs []*results, wall time.Duration) string {
 		cores := pl(redfish, func(p *figures.Poller) float64 { return p.Cores })
 		scaled := pl(redfish, scaledCores)
 		how := fmt.Sprintf("%s cores measured, scaled by polls/s to %d BMCs every %s", cores.fmt(f2), pollerTargetBMCs, pollerTargetInterval)
+		// an interval that does not parse is 0: not the target's
 		if iv, _ := time.ParseDuration(p.Interval); p.BMCs == pollerTargetBMCs && iv == pollerTargetInterval {
 			how = "the target's load"
 		}
@@ -347,6 +348,7 @@ func pollerLoad(p *figures.Poller) string {
 // target's fleet (pollerTargetBMCs every pollerTargetInterval): CPU grows
 // with the polls made.
 func scaledCores(p *figures.Poller) float64 {
+	// an interval that does not parse is 0, which scales nothing (below)
 	iv, _ := time.ParseDuration(p.Interval)
 	if iv <= 0 || p.BMCs <= 0 {
 		return p.Cores

@@ -216,18 +216,18 @@ func infraMain(args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/write", rc)
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(rc.stats())
+		_ = json.NewEncoder(w).Encode(rc.stats()) // the harness reading the stats went away; nobody to tell
 	})
 	mux.HandleFunc("/bodies", func(w http.ResponseWriter, _ *http.Request) {
-		_ = rc.writeBodies(w)
+		_ = rc.writeBodies(w) // the harness reading the bodies went away; readBodies reports a short read
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	defer func() { _ = hs.Close() }()
+	go func() { _ = hs.Serve(ln) }()  // returns when Close, below, shuts the server
+	defer func() { _ = hs.Close() }() // the receiver process is exiting
 
 	stdin := bufio.NewReader(os.Stdin)
 	var ready infraReady

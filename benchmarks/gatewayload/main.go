@@ -136,7 +136,10 @@ func main() {
 		fmt.Fprintln(&out)
 		r.replicas.print(&out, r)
 	}
-	os.Stdout.Write(out.Bytes())
+	if _, err := os.Stdout.Write(out.Bytes()); err != nil {
+		fmt.Fprintln(os.Stderr, "gatewayload: write the report:", err)
+		os.Exit(1)
+	}
 	if *jsonFile != "" {
 		if err := r.writeJSON(*jsonFile); err != nil {
 			fmt.Fprintln(os.Stderr, "gatewayload: json:", err)
@@ -252,7 +255,7 @@ func run(o options) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) // a temporary directory; one left behind costs only disk
 
 	fleet, invFile, err := writeInventory(ctx, o.BMCs, dir)
 	if err != nil {
@@ -420,7 +423,7 @@ func (p *infraProc) stop() {
 		return
 	}
 	p.stopped = true
-	_ = p.stdin.Close()
+	_ = p.stdin.Close() // closing stdin asks the gateway to stop; waitOrKill makes sure it does
 	waitOrKill(p.cmd, 30*time.Second)
 	if p.cmd.ProcessState != nil {
 		if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -474,6 +477,7 @@ func runGateway(ctx context.Context, o options, r *result, invFile string) error
 	total := uint64(r.load.Snapshots)
 	progress := "no snapshot acked yet"
 	profiling := false
+	var cpuProfile *os.File
 	defer func() {
 		if profiling {
 			pprof.StopCPUProfile()
@@ -509,11 +513,11 @@ func runGateway(ctx context.Context, o options, r *result, invFile string) error
 				if err != nil {
 					return err
 				}
-				defer f.Close()
+				defer f.Close() // on an early return; the profile's own close is checked below
 				if err := pprof.StartCPUProfile(f); err != nil {
 					return err
 				}
-				profiling = true
+				profiling, cpuProfile = true, f
 			}
 		}
 		if info.NumAckPending == 0 && info.NumPending == 0 && info.Delivered.Stream >= total && info.AckFloor.Stream >= total {
@@ -525,6 +529,9 @@ func runGateway(ctx context.Context, o options, r *result, invFile string) error
 	if profiling {
 		pprof.StopCPUProfile()
 		profiling = false
+		if err := cpuProfile.Close(); err != nil {
+			return fmt.Errorf("write CPU profile: %w", err)
+		}
 	}
 	r.rssKB = maxRSS()
 	if o.Profile != "" {
@@ -532,11 +539,12 @@ func runGateway(ctx context.Context, o options, r *result, invFile string) error
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		runtime.GC()
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			return err
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write heap profile: %w", cerr)
 		}
+		return err
 	}
 	return nil
 }
@@ -575,9 +583,9 @@ func receiverStatsAt(ctx context.Context, statsURL string) (receiverStats, error
 	if err != nil {
 		return st, err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() // the body is read below; a close error changes nothing
 	err = json.NewDecoder(resp.Body).Decode(&st)
-	_, _ = io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body) // draining only lets the connection be reused
 	return st, err
 }
 
@@ -669,7 +677,7 @@ func between(a, b point) window {
 	return w
 }
 
-func (r *result) print(out io.Writer) {
+func (r *result) print(out *bytes.Buffer) {
 	steady, all := between(r.warm, r.end), between(r.cold, r.end)
 	ceil := r.ceil.perCore()
 	fmt.Fprintf(out, "load: %d BMCs × %d polls = %d snapshots, %.1f readings and %.0f bytes per snapshot; %d samples received (%d requests, %d errors)\n",
@@ -754,11 +762,12 @@ func maxRSS() int64 {
 
 func waitOrKill(c *exec.Cmd, d time.Duration) {
 	done := make(chan struct{})
+	// the process's exit status is not a figure: it was told to stop
 	go func() { _ = c.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(d):
-		_ = c.Process.Kill()
+		_ = c.Process.Kill() // it may have exited meanwhile; done says when it has
 		<-done
 	}
 }

@@ -96,7 +96,7 @@ func replicaMain(args []string) error {
 	for {
 		select {
 		case <-ctx.Done():
-			_ = stopGateway()
+			_ = stopGateway() // the timeout is the error to report; the gateway is stopped best effort
 			return fmt.Errorf("still running after %s", *timeout)
 		case err := <-errc:
 			return fmt.Errorf("the gateway stopped: %v", err)
@@ -171,6 +171,7 @@ func vmHWM() int64 {
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			// a VmHWM that does not parse is 0: no figure, as where /proc is missing
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return n
 		}

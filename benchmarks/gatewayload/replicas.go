@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,7 +84,7 @@ func runReplicas(o options) (*replicaRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) // a temporary directory; one left behind costs only disk
 	_, invFile, err := writeInventory(ctx, o.BMCs, dir)
 	if err != nil {
 		return nil, err
@@ -462,7 +463,7 @@ func stopReplicas(procs []*replicaProc) {
 			continue
 		}
 		p.stopped = true
-		_ = p.stdin.Close()
+		_ = p.stdin.Close() // closing stdin asks the replica to stop; the wait below makes sure it does
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -517,7 +518,7 @@ func (rr *replicaRun) summary(one *result) replicasSummary {
 }
 
 // print writes the replica run's table after the one-gateway run's.
-func (rr *replicaRun) print(out io.Writer, one *result) {
+func (rr *replicaRun) print(out *bytes.Buffer, one *result) {
 	s := rr.summary(one)
 	oneSteady, oneAll := between(one.warm, one.end), between(one.cold, one.end)
 	fmt.Fprintf(out, "%d gateway replicas, each its own process, on a fresh stream of the same load partitioned in %d (held %s, spread %.1fs after the harness let their leases go, before the stream was loaded)\n",

@@ -26,7 +26,7 @@ func fetchBodies(ctx context.Context, url string) ([]keptBody, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() // the body is read by readBodies, which reports a short one
 	return readBodies(resp.Body)
 }
 
@@ -88,7 +88,7 @@ func memAvailableKB() (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	defer f.Close()
+	defer f.Close() // read only: a close error loses nothing
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {

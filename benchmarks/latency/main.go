@@ -24,6 +24,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -105,7 +106,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "latency:", err)
 		os.Exit(1)
 	}
-	r.print(os.Stdout)
+	var out bytes.Buffer
+	r.print(&out)
+	if _, err := os.Stdout.Write(out.Bytes()); err != nil {
+		fmt.Fprintln(os.Stderr, "latency: write the report:", err)
+		os.Exit(1)
+	}
 	if *jsonFile != "" {
 		b, err := json.MarshalIndent(r, "", "  ")
 		if err == nil {
@@ -195,7 +201,7 @@ type Result struct{ figures.Latency }
 // Stats summarises delays in seconds.
 type Stats = figures.Stats
 
-func (r *Result) print(w io.Writer) {
+func (r *Result) print(w *bytes.Buffer) {
 	dl := r.Deadline + " (the default)"
 	if !r.DeadlineDefault {
 		dl = r.Deadline + " (override; the default is " + r.DefaultDeadline + ")"
@@ -234,7 +240,7 @@ func run(ctx context.Context, t testing.TB, o options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer fl.Close()
+	defer fl.Close() // the run is over; closing the fleet only releases its sockets
 	logf("fleet: %d Redfish BMCs from %s, every %s", o.BMCs, o.FirstAddress, o.Interval)
 
 	// The gateway first, so its durable consumer exists before the first
@@ -399,7 +405,7 @@ func startFleet(o options, dir string) (*fleet.Fleet, string, string, error) {
 		return nil, "", "", err
 	}
 	fail := func(err error) (*fleet.Fleet, string, string, error) {
-		_ = fl.Close()
+		_ = fl.Close() // the setup error is the one to report
 		return nil, "", "", err
 	}
 	if o.Latency != "" {
@@ -603,14 +609,14 @@ func freePort(network string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		defer pc.Close()
+		defer pc.Close() // the port was only reserved to be free; nothing was sent on it
 		return pc.LocalAddr().(*net.UDPAddr).Port, nil
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
+	defer ln.Close() // the port was only reserved to be free; nothing was sent on it
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -631,7 +637,7 @@ func promVersion(ctx context.Context, prom *testbed.Receiver) string {
 	if err != nil {
 		return "(version unknown)"
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() // read to its end or abandoned; only the version is wanted
 	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out) != nil || out.Data.Version == "" {
 		return "(version unknown)"
 	}

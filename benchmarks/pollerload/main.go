@@ -98,7 +98,7 @@ func getTraffic(url string) (traffic, error) {
 	if err != nil {
 		return t, err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() // the body is decoded below; a close error changes nothing
 	return t, json.NewDecoder(resp.Body).Decode(&t)
 }
 
@@ -107,7 +107,7 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) // a temporary directory; one left behind costs only disk
 	for _, c := range []string{"bmcsim", "poller"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "./cmd/"+c).CombinedOutput()
 		if err != nil {
@@ -131,6 +131,7 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	if err := sim.Start(); err != nil {
 		return nil, err
 	}
+	// stopping the simulator at the end; its exit status is not a figure
 	defer func() { _ = sim.Process.Kill(); _ = sim.Wait() }()
 	invFile := filepath.Join(dir, "sim", "inventory.yml")
 	if err := waitFile(invFile, 2*time.Minute); err != nil {
@@ -176,6 +177,7 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	if err := poller.Start(); err != nil {
 		return nil, err
 	}
+	// stopping the poller at the end; its exit status is not a figure
 	defer func() { _ = poller.Process.Kill(); _ = poller.Wait() }()
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", webPort)
 
@@ -186,7 +188,10 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	if err != nil {
 		return nil, fmt.Errorf("bmcsim traffic: %w", err)
 	}
-	cpu0, _ := cpuSeconds(poller.Process.Pid)
+	cpu0, err := cpuSeconds(poller.Process.Pid)
+	if err != nil {
+		return nil, fmt.Errorf("poller CPU: %w", err)
+	}
 	m0, err := scrape(metricsURL)
 	if err != nil {
 		return nil, err
@@ -194,7 +199,9 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 	t0 := time.Now()
 	if profile != "" {
 		go func() {
-			_ = fetch(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=30", webPort), profile+".cpu.pprof")
+			if err := fetch(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=30", webPort), profile+".cpu.pprof"); err != nil {
+				fmt.Fprintln(os.Stderr, "pollerload: CPU profile:", err)
+			}
 		}()
 	}
 	var rssMax float64
@@ -204,7 +211,10 @@ func run(n int, protocol string, interval, warmup, measure time.Duration, latenc
 			rssMax = rss
 		}
 	}
-	cpu1, _ := cpuSeconds(poller.Process.Pid)
+	cpu1, err := cpuSeconds(poller.Process.Pid)
+	if err != nil {
+		return nil, fmt.Errorf("poller CPU: %w", err)
+	}
 	if profile != "" {
 		if err := fetch(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", webPort), profile+".heap.pprof"); err != nil {
 			return nil, err
@@ -251,7 +261,7 @@ func scrape(url string) (map[string][]sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() // the body is parsed below; a close error changes nothing
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
@@ -307,6 +317,7 @@ func quantileDelta(a, b map[string][]sample, name string, q float64) float64 {
 	}
 	for _, s := range b[name+"_bucket"] {
 		if s.Value-prev[s.Labels["le"]] >= q*total {
+			// le is a number Prometheus wrote ("+Inf" parses too)
 			v, _ := strconv.ParseFloat(s.Labels["le"], 64)
 			return v
 		}
@@ -320,8 +331,17 @@ func cpuSeconds(pid int) (float64, error) {
 		return 0, err
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the command", pid, len(f))
+	}
+	ut, err := strconv.ParseFloat(f[11], 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat utime: %w", pid, err)
+	}
+	st, err := strconv.ParseFloat(f[12], 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat stime: %w", pid, err)
+	}
 	return (ut + st) / 100, nil // USER_HZ
 }
 
@@ -330,12 +350,12 @@ func rssBytes(pid int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer f.Close() // read only: a close error loses nothing
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(sc.Text())[1], 64)
-			return kb * 1024, nil
+			kb, err := strconv.ParseFloat(strings.Fields(sc.Text())[1], 64)
+			return kb * 1024, err
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS")
@@ -357,13 +377,15 @@ func fetch(url, path string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() // the body is copied below; its error is the one returned
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
 	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	return err
 }
 
@@ -373,6 +395,6 @@ func freePort() int {
 	if err != nil {
 		return 0
 	}
-	defer ln.Close()
+	defer ln.Close() // the port was only reserved to be free; nothing was sent on it
 	return ln.Addr().(*net.TCPAddr).Port
 }

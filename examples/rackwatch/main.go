@@ -69,12 +69,12 @@ func watch(ctx context.Context, nc *nats.Conn, site, rack string, limit float64,
 	if err != nil {
 		return fmt.Errorf("subscribe to readings: %w", err)
 	}
-	defer norm.Unsubscribe()
+	defer norm.Unsubscribe() // fails only on a subscription or connection closed already: nothing left to end
 	events, err := nc.Subscribe(bus.EventPrefix+token(site)+"."+token(rack)+".>", w.onEvent)
 	if err != nil {
 		return fmt.Errorf("subscribe to events: %w", err)
 	}
-	defer events.Unsubscribe()
+	defer events.Unsubscribe() // fails only on a subscription or connection closed already: nothing left to end
 	if err := nc.Flush(); err != nil {
 		return err
 	}
@@ -111,10 +111,11 @@ func (w *watcher) onReadings(m *nats.Msg) {
 	}
 	switch over := max >= w.limit; {
 	case over && !w.warning[rack]:
+		// out is the terminal: a line it cannot take has no one else to go to
 		fmt.Fprintf(w.out, "WARNING rack %s intake %.1f °C at %s reached the %.1f °C limit\n", rack, max, at, w.limit)
 		w.warning[rack] = true
 	case !over && w.warning[rack]:
-		fmt.Fprintf(w.out, "OK rack %s intake back to %.1f °C\n", rack, max)
+		fmt.Fprintf(w.out, "OK rack %s intake back to %.1f °C\n", rack, max) // out is the terminal, as above
 		w.warning[rack] = false
 	}
 }
@@ -132,5 +133,6 @@ func (w *watcher) onEvent(m *nats.Msg) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// out is the terminal, as above
 	fmt.Fprintf(w.out, "EVENT %s %s rack %s %v\n", e.Kind, e.BMC, e.Rack, keys)
 }

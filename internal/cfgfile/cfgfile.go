@@ -26,7 +26,7 @@ func Readable(key, path string, dirOK bool) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
-	defer func() { _ = f.Close() }()
+	defer func() { _ = f.Close() }() // read only: a close error loses nothing
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)

@@ -10,7 +10,7 @@ import (
 // New returns a logger writing logfmt-like text or JSON at the given level.
 func New(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
+	_ = l.UnmarshalText([]byte(level)) // the flags are an enum of valid levels; anything else stays info
 	opts := &slog.HandlerOptions{Level: l}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -81,7 +81,7 @@ func freePort() (int, error) {
 	}
 	addr, ok := l.Addr().(*net.TCPAddr)
 	if !ok {
-		_ = l.Close()
+		_ = l.Close() // the listener is dropped; the address error is the one to report
 		return 0, fmt.Errorf("listen on 127.0.0.1:0: unexpected address type %T", l.Addr())
 	}
 	if err := l.Close(); err != nil {

@@ -39,8 +39,9 @@ func (r *Receiver) Stored(ctx context.Context, selector string, start, end time.
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", selector, err)
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() // the body is read (or its error reported); a close error changes nothing
 	if resp.StatusCode != http.StatusOK {
+		// the status is the error; the body only adds detail when it reads
 		body, _ := readAndClose(resp.Body, 4096)
 		return nil, fmt.Errorf("export %s: HTTP %d: %s", selector, resp.StatusCode, snippet(body))
 	}

@@ -48,11 +48,11 @@ func StartProgram(t testing.TB, name, bin string, args ...string) *Program {
 	require.NoError(t, p.Cmd.Start())
 	t.Cleanup(func() {
 		if p.Cmd.ProcessState == nil {
-			_ = p.Cmd.Process.Kill()
-			_ = p.Cmd.Wait()
+			_ = p.Cmd.Process.Kill() // the process may have exited already; Wait reaps it either way
+			_ = p.Cmd.Wait()         // killed: the exit status says nothing
 		}
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
+			b, _ := os.ReadFile(logf.Name()) // a missing log prints as empty; the test has failed already
 			t.Logf("%s log:\n%s", name, b)
 		}
 	})
@@ -61,7 +61,7 @@ func StartProgram(t testing.TB, name, bin string, args ...string) *Program {
 		if err != nil {
 			return false
 		}
-		_ = resp.Body.Close()
+		_ = resp.Body.Close() // only the status is wanted
 		return resp.StatusCode == http.StatusOK
 	}, 20*time.Second, 50*time.Millisecond, "%s never became ready", name)
 	return p

@@ -371,6 +371,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 		if !p.exited() {
 			return fmt.Errorf("start %s on %s: already running", r.kind.name, r.addr())
 		}
+		// a note in the peer's log file for the reader of a failed test; losing it fails nothing
 		fmt.Fprintf(r.log, "=== testbed: previous %s had exited on its own: %s\n", r.kind.name, describeExit(p.err))
 		r.proc = nil
 	}
@@ -416,6 +417,7 @@ func (r *Receiver) startOnce(ctx context.Context, attempt int) error {
 	cmd.SysProcAttr = sysProcAttr()
 	// Bounds Wait if something inherited the pipe and keeps it open.
 	cmd.WaitDelay = time.Second
+	// a note in the peer's log file, as above
 	fmt.Fprintf(r.log, "=== testbed: start %s (attempt %d): %s %s\n", r.kind.name, attempt, r.binary, strings.Join(args, " "))
 	mark := r.log.offset()
 	if err := cmd.Start(); err != nil {

@@ -203,7 +203,7 @@ func (d doc) locate(msg string, err error) error {
 
 func (d doc) place(msg string, err error) error {
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
+		line, _ := strconv.Atoi(m[1]) // lineRE matched digits only
 		rest := m[2]
 		if segs := leadingPath(rest); len(segs) > 0 {
 			// Already "line N: path: ...".

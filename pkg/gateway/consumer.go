@@ -130,6 +130,7 @@ func (c *consumer) run(ctx context.Context) {
 	}
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	defer stopKeep()
+	c.pending.failed = c.metrics.progressErrs
 	go c.pending.keepAlive(keepCtx, c.ackWait/3)
 	go c.watchConsumer(keepCtx, c.watchdogInterval)
 
@@ -438,7 +439,7 @@ func subscribeCore(nc *nats.Conn, queue string) (*nats.Subscription, error) {
 		return nil, fmt.Errorf("subscribe %s: %w", bus.RawWildcard, err)
 	}
 	if err := sub.SetPendingLimits(coreBuffer, coreBufferBytes); err != nil {
-		_ = sub.Unsubscribe()
+		_ = sub.Unsubscribe() // the subscription is dropped; the limits error is the one to report
 		return nil, fmt.Errorf("subscribe %s: %w", bus.RawWildcard, err)
 	}
 	return sub, nc.Flush()
@@ -455,6 +456,7 @@ const (
 // runCore consumes a core-NATS subscription: no acks, no redelivery, so
 // no parking either; a snapshot is handled when it is read.
 func (c *consumer) runCore(ctx context.Context) {
+	// fails only on a subscription or connection closed already: nothing left to end
 	defer func() { _ = c.coreSub.Unsubscribe() }()
 	last := time.Now()
 	for ctx.Err() == nil {
@@ -472,6 +474,7 @@ func (c *consumer) runCore(ctx context.Context) {
 			// NATS dropped messages for this consumer (counted by the
 			// subscription); reading goes on.
 			c.metrics.logLimiter.Do(func() {
+				// an error means the subscription is closed: reading stops at the next NextMsg
 				dropped, _ := c.coreSub.Dropped()
 				c.logger.Warn("core NATS dropped snapshots: this sink fell behind", "dropped_total", dropped)
 			})
@@ -751,6 +754,9 @@ func sleep(ctx context.Context, d time.Duration) {
 type inFlight struct {
 	mu   sync.Mutex
 	msgs map[jetstream.Msg]time.Time
+	// failed counts progress notices that could not be sent: nothing
+	// else to do about one, the next tick tries again.
+	failed prometheus.Counter
 }
 
 func (p *inFlight) add(m jetstream.Msg) {
@@ -787,7 +793,9 @@ func (p *inFlight) keepAlive(ctx context.Context, every time.Duration) {
 			}
 			p.mu.Unlock()
 			for _, m := range due {
-				_ = m.InProgress()
+				if err := m.InProgress(); err != nil {
+					p.failed.Inc()
+				}
 			}
 		}
 	}

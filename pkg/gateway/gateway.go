@@ -196,7 +196,7 @@ func (g *Gateway) watchKV(ctx context.Context, kv jetstream.KeyValue) {
 		g.logger.Error("watch inventory bucket", "bucket", g.cfg.Inventory.KVBucket, "err", err)
 		return
 	}
-	defer func() { _ = w.Stop() }()
+	defer func() { _ = w.Stop() }() // fails only on a subscription or connection closed already: nothing left to end
 	for {
 		select {
 		case <-ctx.Done():

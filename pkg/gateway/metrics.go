@@ -18,6 +18,7 @@ type metrics struct {
 	readingsSkipped  *prometheus.CounterVec
 	fetchErrors      *prometheus.CounterVec
 	ackErrors        *prometheus.CounterVec
+	progressErrors   *prometheus.CounterVec
 	age              *prometheus.HistogramVec
 	dedupRejected    *prometheus.CounterVec
 	failovers        *prometheus.CounterVec
@@ -66,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		ackErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bmcstream_gateway_ack_errors_total",
 			Help: "Acks or terminations that could not be sent (the snapshot will be redelivered).",
+		}, []string{"sink"}),
+		progressErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bmcstream_gateway_in_progress_errors_total",
+			Help: "Progress notices (a snapshot still held for a slow sink) that could not be sent; the server may redeliver the snapshot after AckWait.",
 		}, []string{"sink"}),
 		age: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "bmcstream_gateway_snapshot_age_seconds",
@@ -141,7 +146,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if err := reg.Register(m.consumerRestarts); err != nil {
 		return nil, err
 	}
-	for _, c := range []prometheus.Collector{m.bmcsTracked, m.bmcsForgotten, m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.age, m.dedupRejected, m.failovers, m.protoFailovers, m.passedOver, m.changeLogs, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads, m.replicas, m.partitionsHeld, m.leasesLost} {
+	for _, c := range []prometheus.Collector{m.bmcsTracked, m.bmcsForgotten, m.snapshots, m.samples, m.unknownBMC, m.readingsSkipped, m.fetchErrors, m.ackErrors, m.progressErrors, m.age, m.dedupRejected, m.failovers, m.protoFailovers, m.passedOver, m.changeLogs, m.outOfOrder, m.staleMarkers, m.events, m.inventoryBMCs, m.inventoryReloads, m.replicas, m.partitionsHeld, m.leasesLost} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -157,6 +162,7 @@ type sinkMetrics struct {
 	badTime       prometheus.Counter
 	fetchErrors   prometheus.Counter
 	ackErrors     prometheus.Counter
+	progressErrs  prometheus.Counter
 	age           prometheus.Observer
 	dedupRejected *prometheus.CounterVec
 	failovers     prometheus.Counter
@@ -205,6 +211,7 @@ func (m *metrics) forSink(name string) *sinkMetrics {
 		badTime:       m.readingsSkipped.WithLabelValues(name, "bad_timestamp"),
 		fetchErrors:   m.fetchErrors.WithLabelValues(name),
 		ackErrors:     m.ackErrors.WithLabelValues(name),
+		progressErrs:  m.progressErrors.WithLabelValues(name),
 		age:           m.age.WithLabelValues(name),
 		dedupRejected: m.dedupRejected.MustCurryWith(prometheus.Labels{"sink": name}),
 		failovers:     m.failovers.WithLabelValues(name),

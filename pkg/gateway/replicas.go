@@ -109,7 +109,7 @@ func replicaID(configured string) string {
 	if configured != "" {
 		return configured
 	}
-	host, _ := os.Hostname()
+	host, _ := os.Hostname() // without a host name the id is "gateway-<pid>", below
 	host = strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
 			return r
@@ -291,6 +291,7 @@ func (r *replicas) acquire(ctx, loopCtx context.Context, p int) {
 	if err != nil {
 		cancel()
 		r.logger.Warn("set up partition consumers", "partition", p, "err", err)
+		// best effort: the lease expires on its own if the delete fails
 		_ = r.kv.Delete(ctx, key, jetstream.LastRevision(rev))
 		return
 	}

@@ -573,18 +573,6 @@ func levelName(side int, level int8) string {
 	}[side][level]
 }
 
-func healthLevel(h v1.Health) (int8, bool) {
-	switch h {
-	case v1.Health_HEALTH_OK:
-		return 0, true
-	case v1.Health_HEALTH_WARNING:
-		return 1, true
-	case v1.Health_HEALTH_CRITICAL:
-		return 2, true
-	}
-	return 0, false
-}
-
 func healthName(h int8) string {
 	switch h {
 	case 0:

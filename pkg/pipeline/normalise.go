@@ -456,9 +456,9 @@ func (p *plan) emitReading(dst []series.Sample, s *v1.Snapshot, i int, t int64, 
 			st.Invalid++
 		}
 	}
-	if h, ok := healthScore(r.Health); ok {
+	if h, ok := healthLevel(r.Health); ok {
 		if o := p.out(rp, outHealth); o != nil {
-			dst = add(dst, o, ts, h)
+			dst = add(dst, o, ts, float64(h))
 		}
 	}
 	for j := range r.Thresholds {
@@ -481,9 +481,9 @@ var psuFailStates = [...]string{"failure_detected", "input_lost", "input_lost_or
 // emitDiscrete appends a discrete reading's samples: health, a power
 // supply's presence and failure, a redundancy sensor's fault.
 func (p *plan) emitDiscrete(dst []series.Sample, rp *readingPlan, r *v1.Reading, ts int64) []series.Sample {
-	if h, ok := healthScore(r.Health); ok {
+	if h, ok := healthLevel(r.Health); ok {
 		if o := p.out(rp, outHealth); o != nil {
-			dst = add(dst, o, ts, h)
+			dst = add(dst, o, ts, float64(h))
 		}
 	}
 	if o := p.out(rp, outPresent); o != nil {
@@ -537,7 +537,10 @@ func infoBool(s string) (float64, bool) {
 	return 0, false
 }
 
-func healthScore(h v1.Health) (float64, bool) {
+// healthLevel maps a reading's health to bmc_sensor_health's value (0 ok,
+// 1 warning, 2 critical), shared by the samples and the events so the two
+// never disagree; false for a reading without health.
+func healthLevel(h v1.Health) (int8, bool) {
 	switch h {
 	case v1.Health_HEALTH_OK:
 		return 0, true
@@ -573,29 +576,6 @@ func chassisHealth(s string) (float64, bool) {
 		return 2, true
 	}
 	return 0, false
-}
-
-// defaultNormaliser is built from the built-in rules on first use by the
-// package-level Normalise. A function value set once, never reassigned: the
-// one exception to "no package state", kept so callers that predate
-// Normaliser keep compiling.
-var defaultNormaliser = sync.OnceValues(func() (*Normaliser, error) { return NewNormaliser(NormaliserOptions{}) })
-
-// Normalise normalises with a Normaliser of the built-in rules shared by
-// every caller of this function.
-//
-// Deprecated: build one Normaliser with NewNormaliser (with the user's rule
-// files) and call its Normalise method.
-func Normalise(dst []series.Sample, s *v1.Snapshot, base []prompb.Label, st *Stats) []series.Sample {
-	n, err := defaultNormaliser()
-	if err != nil {
-		// The built-in files are tested; this cannot happen in a build
-		// that passed its tests. Count everything as unmapped rather
-		// than panic.
-		st.Unmapped += len(s.Readings)
-		return dst
-	}
-	return n.Normalise(dst, s, base, st)
 }
 
 // String describes the Normaliser for logs.

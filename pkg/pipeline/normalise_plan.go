@@ -192,7 +192,7 @@ type conversion struct {
 func (c conversion) apply(v float64) float64 { return (v + c.off) * c.mul / c.div }
 
 // decision is what the rules say about one reading; for each field the
-// first rule that sets it wins.
+// first rule that sets it wins. A rule holds one too: what it sets.
 type decision struct {
 	class         class
 	place         place
@@ -842,12 +842,7 @@ func (rs *ruleSet) decide(r *v1.Reading, proto v1.Protocol, vendorOK []bool, kin
 		if ru.words != nil && !ru.words.MatchString(w) {
 			continue
 		}
-		if d.class == classNone && ru.class != classNone {
-			d.class = ru.class
-		}
-		if !d.placeSet && ru.placeSet {
-			d.place, d.placeSet = ru.place, true
-		}
+		d.adopt(&ru.decision)
 		if !d.sensorSet && ru.sensorSet {
 			d.sensor = ru.sensor
 			if ru.name != nil && strings.Contains(ru.sensor, "$") {
@@ -857,24 +852,35 @@ func (rs *ruleSet) decide(r *v1.Reading, proto v1.Protocol, vendorOK []bool, kin
 			// built-in rules rather than making an unlabelled series.
 			d.sensorSet = d.sensor != ""
 		}
-		if !d.indexBaseSet && ru.indexBaseSet {
-			d.indexBase, d.indexBaseSet = ru.indexBase, true
-		}
-		if !d.multiplySet && ru.multiplySet {
-			d.multiply, d.multiplySet = ru.multiply, true
-		}
-		if !d.ignorePhysSet && ru.ignorePhysSet {
-			d.ignorePhys, d.ignorePhysSet = ru.ignorePhys, true
-		}
-		if !d.prioritySet && ru.prioritySet {
-			d.priority, d.prioritySet = ru.priority, true
-		}
-		if !d.dropSet && ru.dropSet {
-			d.drop, d.dropSet = ru.drop, true
-		}
-		if !d.statusSet && ru.statusSet {
-			d.status, d.statusSet = ru.status, true
-		}
+	}
+}
+
+// adopt takes from a rule's settings each one d does not have yet, but
+// the sensor label, which decide expands from the rule's name pattern.
+func (d *decision) adopt(r *decision) {
+	if d.class == classNone && r.class != classNone {
+		d.class = r.class
+	}
+	if !d.placeSet && r.placeSet {
+		d.place, d.placeSet = r.place, true
+	}
+	if !d.indexBaseSet && r.indexBaseSet {
+		d.indexBase, d.indexBaseSet = r.indexBase, true
+	}
+	if !d.multiplySet && r.multiplySet {
+		d.multiply, d.multiplySet = r.multiply, true
+	}
+	if !d.ignorePhysSet && r.ignorePhysSet {
+		d.ignorePhys, d.ignorePhysSet = r.ignorePhys, true
+	}
+	if !d.prioritySet && r.prioritySet {
+		d.priority, d.prioritySet = r.priority, true
+	}
+	if !d.dropSet && r.dropSet {
+		d.drop, d.dropSet = r.drop, true
+	}
+	if !d.statusSet && r.statusSet {
+		d.status, d.statusSet = r.status, true
 	}
 }
 

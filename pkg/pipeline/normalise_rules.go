@@ -83,7 +83,7 @@ func ReadRuleFiles(paths ...string) ([]RuleFile, error) {
 }
 
 // ruleFile is the YAML format of a mapping file. Every section is
-// optional; files are merged in order (see mergeInto).
+// optional; files are merged in order (see parseRules).
 type ruleFile struct {
 	Units         []unitSpec         `yaml:"units"`
 	Kinds         []kindSpec         `yaml:"kinds"`
@@ -215,23 +215,8 @@ type rule struct {
 	name        *regexp.Regexp
 	words       *regexp.Regexp // on the words of the canonical name
 
-	class         class
-	place         place
-	placeSet      bool
-	sensor        string
-	sensorSet     bool
-	indexBase     int
-	indexBaseSet  bool
-	multiply      float64
-	multiplySet   bool
-	ignorePhys    bool
-	ignorePhysSet bool
-	priority      int
-	prioritySet   bool
-	drop          bool
-	dropSet       bool
-	status        bool
-	statusSet     bool
+	// decision holds what the rule sets, each with whether it does.
+	decision
 }
 
 // ruleSet is every mapping file merged: immutable once built.
@@ -266,202 +251,268 @@ type seriesNames struct {
 // physical context, entity or chassis fault, the earlier wins; name
 // patterns, name prefixes and rules are concatenated.
 func parseRules(files []RuleFile) (*ruleSet, error) {
-	rs := &ruleSet{
-		units:       map[string]*unitDef{},
-		sensorTypes: map[string]v1.Kind{},
-		physical:    map[string]placeRef{},
+	b := &ruleSetBuilder{
+		rs: &ruleSet{
+			units:       map[string]*unitDef{},
+			sensorTypes: map[string]v1.Kind{},
+			physical:    map[string]placeRef{},
+		},
+		seenFault: map[string]bool{},
 	}
-	var errs []error
-	seenFault := map[string]bool{}
-	type pendingDefault struct {
-		file  RuleFile
-		kind  v1.Kind
-		alias string
-	}
-	var defaults []pendingDefault
 	for _, f := range files {
-		var rf ruleFile
-		if err := yamlx.UnmarshalStrict(f.Data, &rf); err != nil {
-			located := yamlx.LocateErrors(f.Data, err)
-			if j, ok := located.(interface{ Unwrap() []error }); ok {
-				for _, e := range j.Unwrap() {
-					errs = append(errs, fmt.Errorf("read mapping file %s: %w", f.Name, e))
-				}
-			} else {
-				errs = append(errs, fmt.Errorf("read mapping file %s: %w", f.Name, located))
+		b.addFile(f)
+	}
+	b.resolveDefaults()
+	if err := errors.Join(b.errs...); err != nil {
+		return nil, err
+	}
+	b.rs.internNames()
+	return b.rs, nil
+}
+
+// ruleSetBuilder is parseRules' state while it reads the files in order.
+type ruleSetBuilder struct {
+	rs        *ruleSet
+	errs      []error
+	seenFault map[string]bool // chassis fault info keys, across files
+	// defaults are the kinds' default units, resolved once every file's
+	// units are known: a file may name a unit a later file defines.
+	defaults []pendingDefault
+}
+
+type pendingDefault struct {
+	file  RuleFile
+	kind  v1.Kind
+	alias string
+}
+
+// addFile decodes one file and merges its sections into the set. local
+// holds what this file defined, per section (by a prefix of the key), to
+// report a key listed twice in one file.
+func (b *ruleSetBuilder) addFile(f RuleFile) {
+	var rf ruleFile
+	if err := yamlx.UnmarshalStrict(f.Data, &rf); err != nil {
+		located := yamlx.LocateErrors(f.Data, err)
+		if j, ok := located.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				b.errs = append(b.errs, fmt.Errorf("read mapping file %s: %w", f.Name, e))
 			}
+		} else {
+			b.errs = append(b.errs, fmt.Errorf("read mapping file %s: %w", f.Name, located))
+		}
+		return
+	}
+	fe := &fileErrs{file: f}
+	local := map[string]bool{}
+	b.addUnits(fe, local, rf.Units)
+	b.addKinds(fe, local, rf.Kinds)
+	b.addKindNames(fe, rf.KindNames)
+	b.addPhysical(fe, local, rf.Contexts.Physical)
+	b.addEntities(fe, local, rf.Contexts.Entities)
+	b.addPlaceNames(fe, rf.Contexts.Names)
+	b.addPrefixes(fe, rf.NamePrefixes)
+	b.addChassisFaults(fe, rf.ChassisFaults)
+	b.addRules(fe, rf.Rules)
+	b.errs = append(b.errs, fe.errs...)
+}
+
+func (b *ruleSetBuilder) addUnits(fe *fileErrs, local map[string]bool, units []unitSpec) {
+	for i, u := range units {
+		at := fmt.Sprintf("units[%d]", i)
+		d := &unitDef{mul: 1, div: 1, offset: u.Offset}
+		if u.Kind != "" {
+			k, ok := kindByName(u.Kind)
+			if !ok {
+				fe.add(at, u.Kind, "kind %q is not one of %s", u.Kind, strings.Join(nonEmpty(kindNames[:]), ", "))
+			}
+			d.kind = k
+		}
+		bs, ok := baseByName(u.Base)
+		if !ok {
+			fe.add(at, u.Base, "base %q is not one of %s", u.Base, strings.Join(nonEmpty(baseNames[:]), ", "))
+		}
+		d.base = bs
+		if u.Multiply != nil {
+			d.mul = *u.Multiply
+		}
+		if u.Divide != nil {
+			d.div = *u.Divide
+		}
+		if d.mul == 0 || d.div == 0 || !finite(d.mul) || !finite(d.div) || !finite(d.offset) {
+			fe.add(at, "", "multiply and divide must be finite and non-zero, offset finite")
+		}
+		if len(u.Aliases) == 0 {
+			fe.add(at, "", "a unit needs aliases")
+		}
+		for _, a := range u.Aliases {
+			key := strings.ToLower(strings.TrimSpace(a))
+			if key == "" {
+				fe.add(at, "", "an empty alias: a reading without a unit takes its kind's default_unit")
+				continue
+			}
+			if local["u/"+key] {
+				fe.add(at, a, "alias %q is defined twice in this file", a)
+			}
+			local["u/"+key] = true
+			if _, ok := b.rs.units[key]; !ok {
+				dd := *d
+				dd.alias = a
+				b.rs.units[key] = &dd
+			}
+		}
+	}
+}
+
+func (b *ruleSetBuilder) addKinds(fe *fileErrs, local map[string]bool, kinds []kindSpec) {
+	for i, k := range kinds {
+		at := fmt.Sprintf("kinds[%d]", i)
+		kind, ok := kindByName(k.Kind)
+		if !ok {
+			fe.add(at, k.Kind, "kind %q is not one of %s", k.Kind, strings.Join(nonEmpty(kindNames[:]), ", "))
 			continue
 		}
-		fe := &fileErrs{file: f}
-		local := map[string]bool{}
-		for i, u := range rf.Units {
-			at := fmt.Sprintf("units[%d]", i)
-			d := &unitDef{mul: 1, div: 1, offset: u.Offset}
-			if u.Kind != "" {
-				k, ok := kindByName(u.Kind)
-				if !ok {
-					fe.add(at, u.Kind, "kind %q is not one of %s", u.Kind, strings.Join(nonEmpty(kindNames[:]), ", "))
-				}
-				d.kind = k
-			}
-			b, ok := baseByName(u.Base)
-			if !ok {
-				fe.add(at, u.Base, "base %q is not one of %s", u.Base, strings.Join(nonEmpty(baseNames[:]), ", "))
-			}
-			d.base = b
-			if u.Multiply != nil {
-				d.mul = *u.Multiply
-			}
-			if u.Divide != nil {
-				d.div = *u.Divide
-			}
-			if d.mul == 0 || d.div == 0 || !finite(d.mul) || !finite(d.div) || !finite(d.offset) {
-				fe.add(at, "", "multiply and divide must be finite and non-zero, offset finite")
-			}
-			if len(u.Aliases) == 0 {
-				fe.add(at, "", "a unit needs aliases")
-			}
-			for _, a := range u.Aliases {
-				key := strings.ToLower(strings.TrimSpace(a))
-				if key == "" {
-					fe.add(at, "", "an empty alias: a reading without a unit takes its kind's default_unit")
-					continue
-				}
-				if local["u/"+key] {
-					fe.add(at, a, "alias %q is defined twice in this file", a)
-				}
-				local["u/"+key] = true
-				if _, ok := rs.units[key]; !ok {
-					dd := *d
-					dd.alias = a
-					rs.units[key] = &dd
-				}
-			}
+		if k.DefaultUnit != "" {
+			b.defaults = append(b.defaults, pendingDefault{fe.file, kind, k.DefaultUnit})
 		}
-		for i, k := range rf.Kinds {
-			at := fmt.Sprintf("kinds[%d]", i)
-			kind, ok := kindByName(k.Kind)
-			if !ok {
-				fe.add(at, k.Kind, "kind %q is not one of %s", k.Kind, strings.Join(nonEmpty(kindNames[:]), ", "))
-				continue
-			}
-			if k.DefaultUnit != "" {
-				defaults = append(defaults, pendingDefault{f, kind, k.DefaultUnit})
-			}
-			for _, st := range k.SensorTypes {
-				key := strings.ToLower(strings.TrimSpace(st))
-				if key == "" {
-					fe.add(at, "", "an empty sensor type")
-					continue
-				}
-				if local["t/"+key] {
-					fe.add(at, st, "sensor type %q is listed twice in this file", st)
-				}
-				local["t/"+key] = true
-				if _, ok := rs.sensorTypes[key]; !ok {
-					rs.sensorTypes[key] = kind
-				}
-			}
-		}
-		for i, kn := range rf.KindNames {
-			at := fmt.Sprintf("kind_names[%d]", i)
-			re := fe.regexp(at, kn.Name)
-			kind, ok := kindByName(kn.Kind)
-			if !ok {
-				fe.add(at, kn.Kind, "kind %q is not one of %s", kn.Kind, strings.Join(nonEmpty(kindNames[:]), ", "))
-			}
-			if re != nil && ok {
-				rs.kindNames = append(rs.kindNames, kindPattern{re, kind})
-			}
-		}
-		for i, p := range rf.Contexts.Physical {
-			at := fmt.Sprintf("contexts.physical[%d]", i)
-			pl, ok := fe.place(at, p.Context)
-			key := strings.ToLower(strings.TrimSpace(p.PhysicalContext))
+		for _, st := range k.SensorTypes {
+			key := strings.ToLower(strings.TrimSpace(st))
 			if key == "" {
-				fe.add(at, "", "physical_context is empty")
+				fe.add(at, "", "an empty sensor type")
 				continue
 			}
-			if local["p/"+key] {
-				fe.add(at, p.PhysicalContext, "physical context %q is listed twice in this file", p.PhysicalContext)
+			if local["t/"+key] {
+				fe.add(at, st, "sensor type %q is listed twice in this file", st)
 			}
-			local["p/"+key] = true
-			if _, seen := rs.physical[key]; !seen && ok {
-				rs.physical[key] = placeRef{place: pl, weak: p.Weak, ok: true}
-			}
-		}
-		for i, e := range rf.Contexts.Entities {
-			at := fmt.Sprintf("contexts.entities[%d]", i)
-			pl, ok := fe.place(at, e.Context)
-			if e.Entity <= 0 || e.Entity > 255 {
-				fe.add(at, "", "entity %d is not an IPMI entity ID (1 to 255)", e.Entity)
-				continue
-			}
-			key := fmt.Sprintf("e/%d", e.Entity)
-			if local[key] {
-				fe.add(at, "", "entity 0x%02X is listed twice in this file", e.Entity)
-			}
-			local[key] = true
-			if !rs.entities[e.Entity].ok && ok {
-				rs.entities[e.Entity] = placeRef{place: pl, weak: e.Weak, ok: true}
+			local["t/"+key] = true
+			if _, ok := b.rs.sensorTypes[key]; !ok {
+				b.rs.sensorTypes[key] = kind
 			}
 		}
-		for i, n := range rf.Contexts.Names {
-			at := fmt.Sprintf("contexts.names[%d]", i)
-			re := fe.regexp(at, n.Name)
-			pl, ok := fe.place(at, n.Context)
-			if re != nil && ok {
-				rs.placeNames = append(rs.placeNames, placePattern{re, pl})
-			}
-		}
-		for i, p := range rf.NamePrefixes {
-			if re := fe.regexp(fmt.Sprintf("name_prefixes[%d]", i), p); re != nil {
-				rs.prefixes = append(rs.prefixes, re)
-			}
-		}
-		for i, c := range rf.ChassisFaults {
-			at := fmt.Sprintf("chassis_faults[%d]", i)
-			if c.Info == "" || !labelValueOK(c.Kind) {
-				fe.add(at, c.Info, "a chassis fault needs an info key and a kind of lower-case letters, digits and _")
-				continue
-			}
-			if c.Kind == "health" {
-				fe.add(at, c.Kind, "kind health is taken: it comes from the Redfish rolled-up health")
-				continue
-			}
-			if !seenFault[c.Info] {
-				seenFault[c.Info] = true
-				rs.faults = append(rs.faults, chassisFault{info: c.Info, kind: c.Kind})
-			}
-		}
-		for i := range rf.Rules {
-			if r := fe.rule(fmt.Sprintf("rules[%d]", i), &rf.Rules[i]); r != nil {
-				rs.rules = append(rs.rules, r)
-			}
-		}
-		errs = append(errs, fe.errs...)
 	}
-	for _, d := range defaults {
-		u, ok := rs.units[strings.ToLower(strings.TrimSpace(d.alias))]
+}
+
+func (b *ruleSetBuilder) addKindNames(fe *fileErrs, kns []kindNameSpec) {
+	for i, kn := range kns {
+		at := fmt.Sprintf("kind_names[%d]", i)
+		re := fe.regexp(at, kn.Name)
+		kind, ok := kindByName(kn.Kind)
+		if !ok {
+			fe.add(at, kn.Kind, "kind %q is not one of %s", kn.Kind, strings.Join(nonEmpty(kindNames[:]), ", "))
+		}
+		if re != nil && ok {
+			b.rs.kindNames = append(b.rs.kindNames, kindPattern{re, kind})
+		}
+	}
+}
+
+func (b *ruleSetBuilder) addPhysical(fe *fileErrs, local map[string]bool, physical []physicalSpec) {
+	for i, p := range physical {
+		at := fmt.Sprintf("contexts.physical[%d]", i)
+		pl, ok := fe.place(at, p.Context)
+		key := strings.ToLower(strings.TrimSpace(p.PhysicalContext))
+		if key == "" {
+			fe.add(at, "", "physical_context is empty")
+			continue
+		}
+		if local["p/"+key] {
+			fe.add(at, p.PhysicalContext, "physical context %q is listed twice in this file", p.PhysicalContext)
+		}
+		local["p/"+key] = true
+		if _, seen := b.rs.physical[key]; !seen && ok {
+			b.rs.physical[key] = placeRef{place: pl, weak: p.Weak, ok: true}
+		}
+	}
+}
+
+func (b *ruleSetBuilder) addEntities(fe *fileErrs, local map[string]bool, entities []entitySpec) {
+	for i, e := range entities {
+		at := fmt.Sprintf("contexts.entities[%d]", i)
+		pl, ok := fe.place(at, e.Context)
+		if e.Entity <= 0 || e.Entity > 255 {
+			fe.add(at, "", "entity %d is not an IPMI entity ID (1 to 255)", e.Entity)
+			continue
+		}
+		key := fmt.Sprintf("e/%d", e.Entity)
+		if local[key] {
+			fe.add(at, "", "entity 0x%02X is listed twice in this file", e.Entity)
+		}
+		local[key] = true
+		if !b.rs.entities[e.Entity].ok && ok {
+			b.rs.entities[e.Entity] = placeRef{place: pl, weak: e.Weak, ok: true}
+		}
+	}
+}
+
+func (b *ruleSetBuilder) addPlaceNames(fe *fileErrs, names []nameCtxSpec) {
+	for i, n := range names {
+		at := fmt.Sprintf("contexts.names[%d]", i)
+		re := fe.regexp(at, n.Name)
+		pl, ok := fe.place(at, n.Context)
+		if re != nil && ok {
+			b.rs.placeNames = append(b.rs.placeNames, placePattern{re, pl})
+		}
+	}
+}
+
+func (b *ruleSetBuilder) addPrefixes(fe *fileErrs, prefixes []string) {
+	for i, p := range prefixes {
+		if re := fe.regexp(fmt.Sprintf("name_prefixes[%d]", i), p); re != nil {
+			b.rs.prefixes = append(b.rs.prefixes, re)
+		}
+	}
+}
+
+func (b *ruleSetBuilder) addChassisFaults(fe *fileErrs, faults []chassisFaultSpec) {
+	for i, c := range faults {
+		at := fmt.Sprintf("chassis_faults[%d]", i)
+		if c.Info == "" || !labelValueOK(c.Kind) {
+			fe.add(at, c.Info, "a chassis fault needs an info key and a kind of lower-case letters, digits and _")
+			continue
+		}
+		if c.Kind == "health" {
+			fe.add(at, c.Kind, "kind health is taken: it comes from the Redfish rolled-up health")
+			continue
+		}
+		if !b.seenFault[c.Info] {
+			b.seenFault[c.Info] = true
+			b.rs.faults = append(b.rs.faults, chassisFault{info: c.Info, kind: c.Kind})
+		}
+	}
+}
+
+func (b *ruleSetBuilder) addRules(fe *fileErrs, rules []ruleSpec) {
+	for i := range rules {
+		if r := fe.rule(fmt.Sprintf("rules[%d]", i), &rules[i]); r != nil {
+			b.rs.rules = append(b.rs.rules, r)
+		}
+	}
+}
+
+// resolveDefaults sets each kind's default unit from the first file
+// naming one, now that every file's units are known.
+func (b *ruleSetBuilder) resolveDefaults() {
+	for _, d := range b.defaults {
+		u, ok := b.rs.units[strings.ToLower(strings.TrimSpace(d.alias))]
 		if !ok {
 			fe := &fileErrs{file: d.file}
 			fe.add("kinds", d.alias, "default_unit %q is not a unit alias", d.alias)
-			errs = append(errs, fe.errs...)
+			b.errs = append(b.errs, fe.errs...)
 			continue
 		}
 		if u.kind != v1.Kind_KIND_UNSPECIFIED && u.kind != d.kind {
 			fe := &fileErrs{file: d.file}
 			fe.add("kinds", d.alias, "default_unit %q of %s measures %s", d.alias, kindNames[d.kind], kindNames[u.kind])
-			errs = append(errs, fe.errs...)
+			b.errs = append(b.errs, fe.errs...)
 			continue
 		}
-		if rs.kindDefaults[d.kind] == nil {
-			rs.kindDefaults[d.kind] = u
+		if b.rs.kindDefaults[d.kind] == nil {
+			b.rs.kindDefaults[d.kind] = u
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+}
+
+// internNames builds the metric names of every class and base once.
+func (rs *ruleSet) internNames() {
 	for c := class(1); c < numClasses; c++ {
 		for _, b := range classes[c].bases {
 			n := &seriesNames{value: metricName(c, b)}
@@ -473,7 +524,6 @@ func parseRules(files []RuleFile) (*ruleSet, error) {
 			rs.names[c][b] = n
 		}
 	}
-	return rs, nil
 }
 
 // fileErrs collects the validation errors of one file, each naming the

@@ -65,7 +65,7 @@ func TestNormalise(t *testing.T) {
 	require.Equal(t, []prompb.Label{{Name: "bmc", Value: "srv-1"}, {Name: "inventory", Value: "missing"}}, missing)
 	base := []prompb.Label{{Name: "bmc", Value: "srv-1"}}
 	var st Stats
-	got := render(Normalise(nil, snap, base, &st))
+	got := render(newTestNormaliser(t).Normalise(nil, snap, base, &st))
 	// Canonical labels (docs/metrics.md): the vendor's names are in
 	// bmc_sensor_info.
 	require.Equal(t, []string{
@@ -99,7 +99,7 @@ func TestNormaliseDownAndInventory(t *testing.T) {
 	base, found := BaseLabels(inv, "srv-2")
 	require.True(t, found)
 	var st Stats
-	got := render(Normalise(nil, &v1.Snapshot{BmcId: "srv-2", PollStartMs: 5, PollEndMs: 4}, base, &st))
+	got := render(newTestNormaliser(t).Normalise(nil, &v1.Snapshot{BmcId: "srv-2", PollStartMs: 5, PollEndMs: 4}, base, &st))
 	require.Equal(t, []string{`bmc_up{bmc="srv-2",rack="i5",sensor_owner="ops",site="ctc"} 0 @5`}, got)
 }
 
@@ -128,6 +128,7 @@ func FuzzDecodeNormalise(f *testing.F) {
 	good, _ := (&v1.Snapshot{BmcId: "a", PollStartMs: 1, Up: true, Readings: []v1.Reading{{Name: "t", Kind: v1.Kind_KIND_TEMPERATURE, Value: 3}}}).Marshal()
 	f.Add(good)
 	f.Add([]byte{0x0a, 0x01, 'a'})
+	n := newTestNormaliser(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s v1.Snapshot
 		if err := Decode(b, &s); err != nil {
@@ -135,7 +136,7 @@ func FuzzDecodeNormalise(f *testing.F) {
 		}
 		var st Stats
 		base := []prompb.Label{{Name: "bmc", Value: s.BmcId}}
-		for _, smp := range Normalise(nil, &s, base, &st) {
+		for _, smp := range n.Normalise(nil, &s, base, &st) {
 			if smp.Series.Labels.Get("__name__") == "" || smp.T <= 0 {
 				t.Fatalf("bad sample %+v", smp)
 			}
@@ -154,4 +155,12 @@ func TestEnricher(t *testing.T) {
 		require.Equal(t, want, got)
 	}
 	require.Zero(t, testing.AllocsPerRun(100, func() { e.Labels("srv-2") }), "a known BMC costs no allocation")
+}
+
+// newTestNormaliser builds a Normaliser of the built-in rules.
+func newTestNormaliser(tb testing.TB) *Normaliser {
+	tb.Helper()
+	n, err := NewNormaliser(NormaliserOptions{})
+	require.NoError(tb, err)
+	return n
 }

@@ -105,7 +105,7 @@ func (p *Poller) watchMembers(ctx context.Context) (jetstream.KeyWatcher, map[st
 	for {
 		select {
 		case <-wctx.Done():
-			_ = w.Stop()
+			_ = w.Stop() // the watch is abandoned with the context; its error is the one returned
 			return nil, nil, fmt.Errorf("watch membership: %w", wctx.Err())
 		case e, ok := <-w.Updates():
 			if !ok {
@@ -158,7 +158,7 @@ func (p *Poller) membership(ctx context.Context) {
 	defer expiry.Stop()
 	defer func() {
 		if p.watcher != nil {
-			_ = p.watcher.Stop()
+			_ = p.watcher.Stop() // fails only on a subscription or connection closed already: nothing left to end
 		}
 	}()
 	var updates <-chan jetstream.KeyValueEntry

@@ -403,6 +403,7 @@ func (p *Poller) newWorker(b inventory.BMC) (*worker, error) {
 		src, err := p.opts.NewSource(b, proto, user, pw)
 		if err != nil {
 			for _, ps := range w.sources {
+				// the sources opened so far are released; the open error is the one to report
 				_ = ps.src.Close(context.Background())
 			}
 			return nil, fmt.Errorf("open %s source of %s: %w", protoLabel(proto), b.ID, err)

@@ -338,7 +338,7 @@ func (w *worker) closeSources() {
 	defer cancel()
 	for i := range w.sources {
 		ps := &w.sources[i]
-		_ = ps.src.Close(ctx)
+		_ = ps.src.Close(ctx)      // the BMC is being dropped; a failed logout leaves a session the BMC expires
 		ps.countDrops(w.p.metrics) // what it counted since its last poll
 	}
 	w.mu.Lock()

@@ -70,6 +70,7 @@ func pollOnce(ctx context.Context, name string, p *model.Personality) (*v1.Snaps
 	now := func() time.Time { return frozen }
 	h := simredfish.NewHandler(b, simredfish.Options{Now: now, IgnoreSensorLatency: true})
 	srv := httptest.NewServer(h)
+	// the handler's close releases the simulator; the templates are read already
 	defer func() { srv.Close(); _ = h.Close() }()
 	u, err := url.Parse(srv.URL)
 	if err != nil {

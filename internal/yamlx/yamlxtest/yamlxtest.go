@@ -32,6 +32,7 @@ func Build(kvs ...KV) ([]byte, map[string]int, error) {
 		for i, s := range segs {
 			last := i == len(segs)-1
 			if strings.HasPrefix(s, "[") {
+				// the path's segments are written by the tests: "[n]" holds digits
 				idx, _ := strconv.Atoi(s[1 : len(s)-1])
 				if n.Kind != yamlv3.SequenceNode {
 					return nil, nil, fmt.Errorf("%s: %s is not a list", kv.Path, s)
@@ -90,7 +91,7 @@ func lineOf(n *yamlv3.Node, segs []string) int {
 	line := n.Line
 	for _, s := range segs {
 		if strings.HasPrefix(s, "[") {
-			idx, _ := strconv.Atoi(s[1 : len(s)-1])
+			idx, _ := strconv.Atoi(s[1 : len(s)-1]) // as in resolve: "[n]" holds digits
 			n = n.Content[idx]
 			line = n.Line
 			continue

@@ -164,7 +164,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_ = enc.Encode(v) // the client went away; a simulator's admin API has no one to tell
 }
 
 // ParseFaultSpec reads the --fault flag form "fraction=0.1,black_hole" or

@@ -106,7 +106,7 @@ func (f *Fleet) Start(opts StartOptions) (err error) {
 	f.running = r
 	defer func() {
 		if err != nil {
-			_ = f.Close()
+			_ = f.Close() // the start's own error is returned; closing what started is best effort
 		}
 	}()
 	var tlsConfig *tls.Config
@@ -225,9 +225,10 @@ func (f *Fleet) serveHTTP(r *running, srv *http.Server, ln net.Listener, useTLS 
 	go func() {
 		defer r.wg.Done()
 		if useTLS {
+			// returns when Close shuts the server; that error is the expected one
 			_ = srv.ServeTLS(ln, "", "")
 		} else {
-			_ = srv.Serve(ln)
+			_ = srv.Serve(ln) // returns when Close shuts the server, as above
 		}
 	}()
 }
@@ -235,13 +236,14 @@ func (f *Fleet) serveHTTP(r *running, srv *http.Server, ln net.Listener, useTLS 
 func (f *Fleet) serveIPMI(ctx context.Context, r *running, m *Member, opts ipmi.Options, pc net.PacketConn) error {
 	s, err := ipmi.New(m.BMC, opts)
 	if err != nil {
-		_ = pc.Close()
+		_ = pc.Close() // the connection was never used; the setup error is the one to report
 		return fmt.Errorf("ipmi of %s: %w", m.BMC.ID, err)
 	}
 	r.ipmis = append(r.ipmis, s)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		// ends when ctx ends or the connection is closed, both the fleet's doing
 		_ = s.Serve(ctx, &countingConn{PacketConn: pc, n: &r.ipmiPackets})
 	}()
 	return nil
@@ -325,7 +327,7 @@ func (l *filterListener) Accept() (net.Conn, error) {
 			l.accepted.Add(1)
 			return c, nil
 		}
-		_ = c.Close()
+		_ = c.Close() // a refused connection: nothing was read from it
 	}
 }
 

@@ -248,7 +248,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	switch {
 	case s.closed:
 		s.mu.Unlock()
-		_ = conn.Close()
+		_ = conn.Close() // the server is closed: the connection is refused, ErrClosed says so
 		return ErrClosed
 	case s.serving:
 		s.mu.Unlock()
@@ -269,7 +269,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		return fmt.Errorf("serve ipmi %s: %w", s.b.ID, err)
 	}
 	if err := fc.err.Load(); err != nil {
-		_ = s.Close()
+		_ = s.Close() // the read error is the one to report; Close only releases the socket
 		return fmt.Errorf("serve ipmi %s: read: %w", s.b.ID, *err)
 	}
 	return nil

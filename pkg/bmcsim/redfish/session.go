@@ -132,8 +132,8 @@ func (s *sessionStore) list(now time.Time) []session {
 		out = append(out, *ss)
 	}
 	sort.Slice(out, func(i, j int) bool {
-		a, _ := strconv.ParseUint(out[i].id, 10, 64)
-		b, _ := strconv.ParseUint(out[j].id, 10, 64)
+		a, _ := strconv.ParseUint(out[i].id, 10, 64) // ids are the simulator's own decimal counters
+		b, _ := strconv.ParseUint(out[j].id, 10, 64) // as above
 		return a < b
 	})
 	return out

@@ -45,7 +45,7 @@ func Listen(port int) (*Mux, error) {
 	}
 	pc := ipv4.NewPacketConn(raw)
 	if err := pc.SetControlMessage(ipv4.FlagDst, true); err != nil {
-		_ = raw.Close()
+		_ = raw.Close() // the socket was never used; the setup error is the one to report
 		return nil, fmt.Errorf("enable IP_PKTINFO: %w", err)
 	}
 	m := &Mux{

@@ -166,6 +166,7 @@ func (c *Client) Store(ctx context.Context, req []byte, attempt int) error {
 		return RecoverableError{Err: fmt.Errorf("send remote write request: %w", err)}
 	}
 	defer func() {
+		// draining lets the connection be reused; a failure only costs that
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 		_ = resp.Body.Close() // Nothing to do about a close error of a read body.
 	}()
@@ -173,6 +174,7 @@ func (c *Client) Store(ctx context.Context, req []byte, attempt int) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
+	// the status decides; the body, when it reads, only adds detail to the error
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrBody))
 	serr := &StatusError{StatusCode: resp.StatusCode, Body: strings.TrimSpace(string(body))}
 	switch {

@@ -290,6 +290,7 @@ func (s *Source) open(ctx context.Context) error {
 		s.stats.Requests++
 		if _, err := c.SetSessionPrivilegeLevel(ctx, types.PrivilegeLevel(s.opts.Privilege)); err != nil {
 			cerr := s.classifyConnect(ctx, "set session privilege level", s.transportError(ctx, err))
+			// the privilege error is the one to report; the session is dropped either way
 			_ = s.endSession(ctx, true)
 			return cerr
 		}
@@ -336,8 +337,8 @@ func (s *Source) discard() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // a canceled context makes go-ipmi skip Close Session's packet
-	_ = c.Close(ctx)
+	cancel()         // a canceled context makes go-ipmi skip Close Session's packet
+	_ = c.Close(ctx) // a local close (no packet is sent): only releases the socket
 }
 
 // endSession ends the current session. With send, an active session gets
@@ -370,6 +371,7 @@ func (s *Source) endSession(ctx context.Context, send bool) error {
 		s.log.Debug("ipmi session closed")
 		return nil
 	}
+	// IsResponseError's first result is the answer itself; only whether it is one matters
 	if _, ok := types.IsResponseError(err); ok {
 		s.heard() // answered: the BMC no longer knows the session, which is what we want
 		return nil
@@ -395,7 +397,8 @@ func (s *Source) probe(ctx context.Context) error {
 		}
 		return fail(sources.ClassUnreachable, err)
 	}
-	defer func() { _ = conn.Close() }()
+	defer func() { _ = conn.Close() }() // a probe's socket: the answer, or its absence, is the result
+	// interrupts the read; a failure leaves the read deadline to end it
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
 	defer stop()
 

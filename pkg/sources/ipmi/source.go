@@ -349,7 +349,7 @@ func (s *Source) Collect(ctx context.Context, dst *v1.Snapshot) error {
 	if errors.Is(err, errSessionDead) && !expired(ctx) {
 		s.stats.Reconnects++
 		s.log.Debug("ipmi session silent, replacing it", "err", err)
-		_ = s.endSession(ctx, true)
+		_ = s.endSession(ctx, true) // the dead session is replaced; logging it out is best effort
 		first := len(dst.Readings) - base
 		retry := newPoll(dst, nil)
 		rerr := s.poll(ctx, retry)
@@ -405,6 +405,7 @@ func (s *Source) KeepAlive(ctx context.Context) error {
 		return nil // any answer keeps the session alive
 	}
 	if errors.Is(err, errNoAnswer) || isUnreachable(err) {
+		// the unanswered keep-alive is the news; closing the dead session is best effort
 		_ = s.endSession(ctx, true)
 	}
 	return sources.Errorf(classOf(ctx, err), "keep session to %s alive: %w", s.addr, err)

@@ -175,6 +175,17 @@ func expandFailed(err error) bool {
 // discover finds the chassis, system and manager, decides which sensor
 // resources each poll reads, and learns from the modern resources which
 // sensors measure PSUs, fans and the chassis.
+// decodeDoc decodes a document discovery reads for what it says about the
+// service (leniently, as decodeLenient). One that does not decode leaves v
+// as it was: discovery goes on without it, as it does when a read fails,
+// and the document is counted (Stats.MalformedDocuments) and logged.
+func (s *Source) decodeDoc(what, uri string, b []byte, v any) {
+	if err := decodeLenient(b, v); err != nil {
+		s.stats.malformedDocs.Add(1)
+		s.log.Debug("decode "+what, "host", s.host, "uri", uri, "err", err)
+	}
+}
+
 func (s *Source) discover(p *poll) error {
 	root, err := s.readRoot(p)
 	if err != nil {
@@ -206,11 +217,11 @@ func (s *Source) discover(p *poll) error {
 	info := infoDocs{root: *root}
 	if len(systems) > 0 {
 		d.systemURI = systems[0].uri
-		_ = decodeLenient(systems[0].body, &info.system)
+		s.decodeDoc("system", systems[0].uri, systems[0].body, &info.system)
 	}
 	for i, m := range managers {
 		var doc managerDoc
-		_ = decodeLenient(m.body, &doc)
+		s.decodeDoc("manager", m.uri, m.body, &doc)
 		if i == 0 || strings.EqualFold(string(doc.ManagerType), "BMC") {
 			d.managerURI, info.manager = m.uri, doc
 			if strings.EqualFold(string(doc.ManagerType), "BMC") {
@@ -364,7 +375,7 @@ func (s *Source) planModern(p *poll, chassis string, c *chassisDoc, powerKnown b
 				}
 			} else {
 				var tm struct{ TemperatureReadingsCelsius []excerpt }
-				_ = decodeLenient(resp.body, &tm)
+				s.decodeDoc("thermal metrics", canonicalURI(tl), resp.body, &tm)
 				for i := range tm.TemperatureReadingsCelsius {
 					if tm.TemperatureReadingsCelsius[i].readable(d.cov) {
 						extra = append(extra, leaf{kind: leafThermalMetrics, uri: canonicalURI(tl), chassis: chassis})
@@ -395,7 +406,7 @@ func (s *Source) planModern(p *poll, chassis string, c *chassisDoc, powerKnown b
 		names := make([]string, len(psus))
 		pos := make([]int, len(psus))
 		for i, m := range psus {
-			_ = decodeLenient(m.body, &docs[i])
+			s.decodeDoc("power supply", m.uri, m.body, &docs[i])
 			names[i], pos[i] = string(docs[i].Name), i
 		}
 		labels := psuLabels(names, pos)

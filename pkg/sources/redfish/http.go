@@ -124,7 +124,7 @@ func (s *Source) send(p *poll, r request) (*response, error) {
 	if err != nil {
 		return nil, s.transportError(r.action, err)
 	}
-	defer func() { _ = resp.Body.Close() }()
+	defer func() { _ = resp.Body.Close() }() // the body is read before return; a close error changes nothing
 	p.answered = true
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
@@ -437,6 +437,7 @@ func (s *Source) relogin(p *poll) error {
 	s.log.Debug("session refused; logging in again", "host", s.host)
 	if tok, uri := s.token, s.sessionURI; tok != "" && uri != "" {
 		s.token, s.sessionURI = "", ""
+		// best effort: the refused session is dropped whatever the BMC answers
 		_, _ = s.send(p, request{action: "log out of " + s.host, method: http.MethodDelete, uri: uri, auth: true, token: tok})
 	}
 	s.token, s.sessionURI = "", ""

@@ -382,3 +382,18 @@ func TestDeadLinkAtDiscovery(t *testing.T) {
 	require.NotEmpty(t, bySensorType(snap.Readings, "Temperatures"), "the Thermal, served now, is read")
 	require.NotEmpty(t, bySensorType(snap.Readings, "Voltages"))
 }
+
+// TestMalformedDocumentAtDiscovery: a system document that does not decode
+// leaves discovery to go on without it, and is counted.
+func TestMalformedDocumentAtDiscovery(t *testing.T) {
+	srv := httptestServer(t, layoutRewrite(t, "legacy", "/redfish/v1/Systems/1", func(b []byte) []byte {
+		return b[:len(b)/2] // broken JSON
+	}))
+	s, _ := newSource(t, target(t, srv), redfish.Options{})
+	require.Zero(t, s.Stats().MalformedDocuments)
+	snap, err := collect(t, s, 10*time.Second)
+	require.NoError(t, err)
+	require.True(t, snap.Up)
+	require.NotEmpty(t, bySensorType(snap.Readings, "Voltages"), "the rest is read")
+	require.EqualValues(t, 1, s.Stats().MalformedDocuments)
+}

@@ -125,6 +125,11 @@ type Stats struct {
 	// discoveries of the service's resources.
 	Logins      uint64
 	Discoveries uint64
+	// MalformedDocuments counts documents discovery read but could not
+	// decode (a system, manager, thermal metrics or power supply that is
+	// not a JSON object, or broken JSON). Discovery goes on without what
+	// they would have told it, as it does when a read fails.
+	MalformedDocuments uint64
 	// Skipped counts readings left out of snapshots, by reason.
 	Skipped Skipped
 }
@@ -167,6 +172,7 @@ var dropReasons = [...]string{
 // read them from another goroutine (a metrics scrape).
 type counters struct {
 	requests, notModified, logins, discoveries atomic.Uint64
+	malformedDocs                              atomic.Uint64
 	drops                                      [len(dropReasons)]atomic.Uint64
 }
 
@@ -286,10 +292,11 @@ func New(t sources.Target, opts Options) *Source {
 func (s *Source) Stats() Stats {
 	c := &s.stats
 	return Stats{
-		Requests:    c.requests.Load(),
-		NotModified: c.notModified.Load(),
-		Logins:      c.logins.Load(),
-		Discoveries: c.discoveries.Load(),
+		Requests:           c.requests.Load(),
+		NotModified:        c.notModified.Load(),
+		Logins:             c.logins.Load(),
+		Discoveries:        c.discoveries.Load(),
+		MalformedDocuments: c.malformedDocs.Load(),
 		Skipped: Skipped{
 			Unavailable:       c.dropped(sources.DropAbsent) + c.dropped(sources.DropDisabled),
 			NoReading:         c.dropped(sources.DropNull),

@@ -184,7 +184,7 @@ func (tr *Transport) CloseIdleConnections() {
 	select {
 	case tr.sem <- struct{}{}:
 		if tr.conn != nil {
-			_ = tr.conn.Close()
+			_ = tr.conn.Close() // an idle connection dropped; nothing was in flight on it
 			tr.conn = nil
 		}
 		<-tr.sem
@@ -217,6 +217,7 @@ func (tr *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // hostOnly is addr without the scheme's default port, how a URL may name
 // it.
 func hostOnly(addr, scheme string) string {
+	// an addr without a port has no default port to drop: p is "" and addr is kept
 	h, p, _ := net.SplitHostPort(addr)
 	if (scheme == "https" && p == "443") || (scheme == "http" && p == "80") {
 		return h
@@ -226,7 +227,7 @@ func hostOnly(addr, scheme string) string {
 
 func closeBody(req *http.Request) {
 	if req.Body != nil {
-		_ = req.Body.Close()
+		_ = req.Body.Close() // the request body is not sent; closing it only releases it
 	}
 }
 
@@ -253,7 +254,7 @@ func (tr *Transport) roundTrip(ctx context.Context, req *http.Request) (*http.Re
 		if err == nil {
 			return resp, nil
 		}
-		_ = c.Close()
+		_ = c.Close() // the exchange failed; its error is the one to report
 		if ctx.Err() != nil {
 			closeBody(req)
 			return nil, ctx.Err()
@@ -297,7 +298,7 @@ func (tr *Transport) take(ctx context.Context) (net.Conn, bool, error) {
 		if time.Since(idle) <= tr.idleTimeout && alive(c) {
 			return c, true, nil
 		}
-		_ = c.Close()
+		_ = c.Close() // a stale idle connection dropped; nothing was in flight on it
 	}
 	c, err := tr.dial(ctx)
 	return c, false, err
@@ -315,7 +316,7 @@ func (tr *Transport) dial(ctx context.Context) (net.Conn, error) {
 	defer cancel()
 	c := tls.Client(raw, tr.tls)
 	if err := c.HandshakeContext(hctx); err != nil {
-		_ = raw.Close()
+		_ = raw.Close() // the handshake error is the one to report
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, fmt.Errorf("TLS handshake timeout after %s: %w", tr.handshakeLimit, err)
 		}
@@ -330,9 +331,9 @@ func (tr *Transport) exchange(ctx context.Context, c net.Conn, req *http.Request
 	// The context's end interrupts the connection's reads and writes.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	if d, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(d)
+		_ = c.SetDeadline(d) // a failure shows as the exchange's own error or timeout
 	} else {
-		_ = c.SetDeadline(time.Time{})
+		_ = c.SetDeadline(time.Time{}) // as above
 	}
 	w := writers.Get().(*bufio.Writer)
 	w.Reset(c)
@@ -407,17 +408,18 @@ func (b *body) Close() error {
 			b.eof = true
 		}
 	}
-	_ = b.rc.Close()
+	_ = b.rc.Close() // the body is read to its end; the connection's fate is decided below
 	keep := b.stop() && b.reuse && b.eof && b.r.Buffered() == 0
 	b.r.Reset(nil)
 	readers.Put(b.r)
 	tr := b.tr
 	tr.mu.Lock()
 	if keep && !tr.closed {
+		// a connection that cannot clear its deadline fails its next exchange, which redials
 		_ = b.c.SetDeadline(time.Time{})
 		tr.conn, tr.idle = b.c, time.Now()
 	} else {
-		_ = b.c.Close()
+		_ = b.c.Close() // a connection not kept: nothing is in flight on it
 	}
 	tr.closed = false
 	tr.mu.Unlock()

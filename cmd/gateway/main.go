@@ -5,7 +5,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"os"
 
@@ -52,7 +51,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		service.Printf(stderr, "gateway: %v\n", err)
 		return 2
 	}
 	logger := logFlags.Logger(stderr).With("component", "gateway")
@@ -78,28 +77,28 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = errors.Join(err, gateway.CheckInventories(*configFile))
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		service.Printf(stderr, "gateway: %v\n", err)
 		return 1
 	}
 	web, err := service.CheckWebConfig(*webFlags.ConfigFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		service.Printf(stderr, "gateway: %v\n", err)
 		return 1
 	}
 	reg := service.NewRegistry()
 	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, Registerer: reg, Version: build.Version, ShutdownTimeout: *shutdown})
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		service.Printf(stderr, "gateway: %v\n", err)
 		return 1
 	}
 	if *configCheck {
 		if err := gateway.Check(*configFile, cfg); err != nil {
-			fmt.Fprintf(stderr, "gateway: %v\n", err)
+			service.Printf(stderr, "gateway: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "config %s is valid: %d sink(s)\n", *configFile, len(cfg.RemoteWrite))
+		service.Printf(stdout, "config %s is valid: %d sink(s)\n", *configFile, len(cfg.RemoteWrite))
 		if web.File != "" {
-			fmt.Fprintf(stdout, "web config %s is valid\n", web.File)
+			service.Printf(stdout, "web config %s is valid\n", web.File)
 		}
 		return 0
 	}

@@ -59,13 +59,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exit
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "poller: %v\n", err)
+		service.Printf(stderr, "poller: %v\n", err)
 		return 2
 	}
 	logger := logFlags.Logger(stderr).With("component", "poller")
 	memoryLimit, err := parseMemoryLimit(*memLimit)
 	if err != nil {
-		fmt.Fprintf(stderr, "poller: --memory.limit: %v\n", err)
+		service.Printf(stderr, "poller: --memory.limit: %v\n", err)
 		return 2
 	}
 	cfg, err := poller.LoadConfig(*configFile)
@@ -78,7 +78,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			// Report the inventory's problems with the configuration's.
 			err = errors.Join(err, poller.CheckInventories(*configFile))
 		}
-		fmt.Fprintf(stderr, "poller: %v\n", err)
+		service.Printf(stderr, "poller: %v\n", err)
 		return 1
 	}
 	if *explain != "" {
@@ -86,14 +86,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 		err := poller.Explain(ctx, cfg, *explain, stdout, poller.ExplainOptions{RuleFiles: *explainRules, Format: *explainFormat, Logger: logger})
 		if err != nil {
-			fmt.Fprintf(stderr, "poller: explain: %v\n", err)
+			service.Printf(stderr, "poller: explain: %v\n", err)
 			return 1
 		}
 		return 0
 	}
 	web, err := service.CheckWebConfig(*webFlags.ConfigFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "poller: %v\n", err)
+		service.Printf(stderr, "poller: %v\n", err)
 		return 1
 	}
 	switch {
@@ -113,17 +113,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		MemoryLimit: memoryLimit,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "poller: %v\n", err)
+		service.Printf(stderr, "poller: %v\n", err)
 		return 1
 	}
 	if *configCheck {
 		if err := poller.Check(cfg); err != nil {
-			fmt.Fprintf(stderr, "poller: %v\n", err)
+			service.Printf(stderr, "poller: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "config %s is valid\n", *configFile)
+		service.Printf(stdout, "config %s is valid\n", *configFile)
 		if web.File != "" {
-			fmt.Fprintf(stdout, "web config %s is valid\n", web.File)
+			service.Printf(stdout, "web config %s is valid\n", web.File)
 		}
 		return 0
 	}

@@ -22,4 +22,3 @@ func TestVersion(t *testing.T) {
 		require.Contains(t, stdout.String(), want)
 	}
 }
-

@@ -30,7 +30,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	timeout := fs.Duration("timeout", 3*time.Second, "how long each URL may take to answer")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: healthcheck [--timeout=3s] URL...")
+		fmt.Fprintln(stderr, "usage: healthcheck [--timeout=3s] URL...") // to stderr: nowhere to report a failed write
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -45,7 +45,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	for _, u := range fs.Args() {
 		if err := check(client, u, *timeout); err != nil {
-			fmt.Fprintf(stderr, "healthcheck: %v\n", err)
+			fmt.Fprintf(stderr, "healthcheck: %v\n", err) // the exit code says it; nowhere to report a failed write
 			return 1
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -27,7 +26,7 @@ type pkg struct {
 // listPackages runs `go list -json` over the module; tests only.
 func listPackages(t *testing.T, args ...string) map[string]pkg {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := goBinary(t)
 	cmd := exec.Command(gobin, append([]string{"list", "-json"}, args...)...)
 	cmd.Dir = repoRoot(t)
 	var stderr bytes.Buffer
@@ -47,6 +46,15 @@ func listPackages(t *testing.T, args ...string) map[string]pkg {
 	}
 	require.NotEmpty(t, pkgs)
 	return pkgs
+}
+
+// goBinary is the go command running these tests (go test puts its
+// GOROOT's bin first on PATH).
+func goBinary(t *testing.T) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	require.NoError(t, err, "the go command")
+	return gobin
 }
 
 func repoRoot(t *testing.T) string {
@@ -182,7 +190,7 @@ func TestPollerLinksNoNATSServer(t *testing.T) {
 
 func listDeps(t *testing.T, pattern string) []string {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := goBinary(t)
 	cmd := exec.Command(gobin, "list", "-deps", pattern)
 	cmd.Dir = repoRoot(t)
 	out, err := cmd.Output()

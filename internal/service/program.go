@@ -67,7 +67,7 @@ func NewRegistry() *prometheus.Registry {
 func (p Program) Serve(stderr io.Writer) int {
 	ln, err := net.Listen("tcp", p.Listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: listen %s: %v\n", p.Name, p.Listen, err)
+		Printf(stderr, "%s: listen %s: %v\n", p.Name, p.Listen, err)
 		return 1
 	}
 	mux := NewMux(p.Registry, p.Ready)
@@ -90,4 +90,12 @@ func (p Program) Serve(stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// Printf writes a program's own message (an error before it exits, the
+// result of --config.check) to its stdout or stderr. A failed write is
+// dropped: there is nowhere left to report it, and the exit code carries
+// the outcome.
+func Printf(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...) // see above: nowhere to report it
 }

@@ -20,6 +20,14 @@ var dropReasons = []string{
 // count drops adds nothing. Called by the worker's goroutine, the only one
 // using the source.
 func (ps *protoSource) countDrops(m *metrics) {
+	if mc, ok := ps.src.(sources.DocumentCounter); ok {
+		n := mc.MalformedDocuments()
+		if n < ps.malformed { // the source started counting afresh
+			ps.malformed = 0
+		}
+		m.malformedDocuments.Add(float64(n - ps.malformed))
+		ps.malformed = n
+	}
 	dc, ok := ps.src.(sources.DropCounter)
 	if !ok {
 		return

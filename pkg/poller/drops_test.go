@@ -268,3 +268,32 @@ func (l *lockedLog) matching(t *testing.T, msg string) []map[string]any {
 	}
 	return out
 }
+
+// docSource counts malformed documents as the Redfish source does.
+type docSource struct {
+	countingSource
+	malformed uint64
+}
+
+func (s *docSource) MalformedDocuments() uint64 { return s.malformed }
+
+// TestMalformedDocumentsCounted: a source's count of documents it could
+// not decode reaches bmcstream_poller_malformed_documents_total as
+// differences, and a source that starts counting afresh (a new session's
+// source) adds all it has.
+func TestMalformedDocumentsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics(reg, &Poller{})
+	require.NoError(t, err)
+	src := &docSource{countingSource: countingSource{dropped: map[string]uint64{}}}
+	ps := &protoSource{src: src}
+	ps.countDrops(m)
+	require.Zero(t, testutil.ToFloat64(m.malformedDocuments))
+	src.malformed = 2
+	ps.countDrops(m)
+	ps.countDrops(m)
+	require.Equal(t, 2.0, testutil.ToFloat64(m.malformedDocuments), "counted once, as a difference")
+	src.malformed = 1
+	ps.countDrops(m)
+	require.Equal(t, 3.0, testutil.ToFloat64(m.malformedDocuments), "a fresh count adds all it has")
+}

@@ -15,6 +15,7 @@ type metrics struct {
 	// readingsDropped is the sum over the poller's sources of their
 	// DropCounter totals, by reason.
 	readingsDropped     *prometheus.CounterVec
+	malformedDocuments  prometheus.Counter
 	stateLogsSuppressed prometheus.Counter
 }
 
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer, p *Poller) (*metrics, error) {
 			Name: "bmcstream_poller_readings_dropped_total",
 			Help: "Readings the BMCs listed that the sources left out of the snapshots, by reason (absent, disabled, null, not_a_number, malformed, unsupported_layout, merged; see docs/metrics.md).",
 		}, []string{"reason"}),
+		malformedDocuments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bmcstream_poller_malformed_documents_total",
+			Help: "Documents BMCs served that the sources could not decode and went on without (Redfish discovery: a system, chassis or power document that is not JSON).",
+		}),
 		stateLogsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bmcstream_poller_state_changes_not_logged_total",
 			Help: "Changes of a BMC's state (stopped answering, answering again, failing differently) not logged because too many came at once.",
@@ -74,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, p *Poller) (*metrics, error) {
 		Name: "bmcstream_poller_sessions_open",
 		Help: "Sessions this poller holds on BMCs (one per BMC and protocol whose last poll was answered and authenticated).",
 	}, func() float64 { return float64(p.sessions()) })
-	for _, c := range []prometheus.Collector{m.polls, m.duration, m.lag, m.reloads, m.sourceErrors, m.publishFailures, m.membershipChanges, m.readingsDropped, m.stateLogsSuppressed, owned, members, sessions} {
+	for _, c := range []prometheus.Collector{m.polls, m.duration, m.lag, m.reloads, m.sourceErrors, m.publishFailures, m.membershipChanges, m.readingsDropped, m.malformedDocuments, m.stateLogsSuppressed, owned, members, sessions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -46,6 +46,8 @@ type protoSource struct {
 	// drops is what the source's DropCounter last reported, by reason: the
 	// poller's counter grows by the difference.
 	drops map[string]uint64
+	// malformed is what the source's DocumentCounter last reported.
+	malformed uint64
 	// state is the result of the last poll, for logging changes.
 	state pollState
 }

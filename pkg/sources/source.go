@@ -102,6 +102,15 @@ type DropCounter interface {
 	Dropped() map[string]uint64
 }
 
+// DocumentCounter is implemented by Sources that count the documents a
+// BMC served but that could not be decoded, which the Source went on
+// without (a Redfish system or chassis document that is not JSON).
+type DocumentCounter interface {
+	// MalformedDocuments returns how many since the Source was made; it
+	// only grows. Safe to call from any goroutine.
+	MalformedDocuments() uint64
+}
+
 // Class is the kind of a poll failure, for counting and backing off.
 type Class string
 

@@ -308,6 +308,9 @@ func (s *Source) Stats() Stats {
 	}
 }
 
+// MalformedDocuments implements sources.DocumentCounter.
+func (s *Source) MalformedDocuments() uint64 { return s.stats.malformedDocs.Load() }
+
 // Dropped implements sources.DropCounter: the readings left out of
 // snapshots since New, by reason, each counted once per poll that left it
 // out.

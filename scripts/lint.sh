@@ -59,4 +59,21 @@ if [ "$uncommented" -gt 0 ]; then
   status=1
 fi
 
+echo "== time.Sleep in tests outside a synctest bubble"
+# A test waits on a condition (internal/testbed: Eventually, Until, Never)
+# or, where time is the subject, sleeps in fake time inside
+# synctest.Test. A sleep counts as inside a bubble when a synctest.Test(
+# call opens earlier in the same top-level function.
+sleeps=$(git ls-files '*_test.go' | xargs awk '
+  FNR == 1 { bubble = 0 }
+  /^func / { bubble = 0 }
+  /synctest\.Test\(/ { bubble = 1 }
+  /time\.Sleep\(/ && !bubble { print FILENAME ":" FNR ": " $0 }
+')
+if [ -n "$sleeps" ]; then
+  echo "$sleeps"
+  echo "sleeps in tests: wait on a condition (internal/testbed) or use testing/synctest"
+  status=1
+fi
+
 exit $status

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The checks CI runs beyond the tests: go vet, staticcheck, and the rule
-# that no error is ignored silently. Run from the repository root:
+# The checks CI runs beyond the tests: go vet, staticcheck, the rule that
+# no error is ignored silently, and no fixed sleeps in tests. Run from the
+# repository root:
 #
 #   scripts/lint.sh
 #

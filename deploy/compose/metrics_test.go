@@ -228,7 +228,7 @@ func selfMetrics(p produced) error {
 		return err
 	}
 	wg.Add(1)
-	go func() { defer wg.Done(); _ = gw.Run(ctx) }()
+	go func() { defer wg.Done(); _ = gw.Run(ctx) }() // ends with ctx; the test reads the metrics registered, not how Run ends
 
 	preg := &recordingRegisterer{Registerer: prometheus.NewRegistry(), names: names}
 	pcfg, err := poller.ParseConfig(fmt.Appendf(nil, "poller_id: p1\nnats: {url: %q}\ninventory: {files: [%q], credentials_file: %q}\nsharding: {mode: dynamic}\n",
@@ -241,7 +241,7 @@ func selfMetrics(p produced) error {
 		return err
 	}
 	wg.Add(1)
-	go func() { defer wg.Done(); _ = pl.Run(ctx) }()
+	go func() { defer wg.Done(); _ = pl.Run(ctx) }() // likewise
 
 	readyCtx, cancelReady := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelReady()

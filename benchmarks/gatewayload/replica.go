@@ -27,9 +27,14 @@ type replicaPoint struct {
 	CPU     float64 `json:"cpu"` // user+system seconds of this process
 	Mallocs uint64  `json:"mallocs"`
 	// Samples is bmcstream_gateway_samples_total{sink="bench"}: samples
-	// handed to the sink's queue. Once every snapshot is acked they have
-	// all been written.
-	Samples    int64 `json:"samples"`
+	// handed to the sink's queue. Once every snapshot is acked, those of
+	// the snapshots have all been written; rack roll-ups are not tied to
+	// a snapshot (the consumer appends them every 10 s), so they are
+	// written only once Queued is 0 as well.
+	Samples int64 `json:"samples"`
+	// Queued is bmcstream_remote_write_queue_samples: samples in the
+	// sink's queue, the batches being sent included.
+	Queued     int64 `json:"queued"`
 	Held       int   `json:"partitions_held"`
 	Replicas   int   `json:"replicas"` // live replicas as this one sees them
 	LeasesLost int   `json:"leases_lost"`
@@ -132,6 +137,8 @@ func replicaSample(reg *prometheus.Registry) (replicaPoint, error) {
 				if label(m, "sink") == sinkName {
 					p.Samples = int64(m.GetCounter().GetValue())
 				}
+			case "bmcstream_remote_write_queue_samples":
+				p.Queued += int64(m.GetGauge().GetValue())
 			case "bmcstream_gateway_partitions_held":
 				p.Held = int(m.GetGauge().GetValue())
 			case "bmcstream_gateway_replicas":

@@ -269,7 +269,7 @@ func (rr *replicaRun) follow(ctx context.Context, js jetstream.JetStream, procs 
 			}
 		}
 		if end {
-			if rr.end, err = sampleReplicas(ctx, procs, rr.load.Stats); err != nil {
+			if rr.end, err = quietInstant(ctx, procs, rr.load.Stats); err != nil {
 				return err
 			}
 		}
@@ -452,6 +452,30 @@ func sampleReplicas(ctx context.Context, procs []*replicaProc, statsURL string) 
 	var err error
 	inst.received, err = receiverStatsAt(ctx, statsURL)
 	return inst, err
+}
+
+// quietInstant samples the replicas and the receiver at an instant when
+// nothing is on its way to the receiver: every replica's queue is empty
+// when sampled, and no replica appended anything (a roll-up) before it was
+// sampled again after the receiver was read. Then the receiver holds
+// exactly what the replicas wrote. Otherwise it returns a zero instant,
+// and the caller tries again at its next tick: roll-ups leave 10 s between
+// them, and the queue sends within its 1 s batch deadline.
+func quietInstant(ctx context.Context, procs []*replicaProc, statsURL string) (replicaInstant, error) {
+	first, err := sampleReplicas(ctx, procs, statsURL)
+	if err != nil {
+		return first, err
+	}
+	again, err := sampleReplicas(ctx, procs, statsURL)
+	if err != nil {
+		return first, err
+	}
+	for i := range first.r {
+		if first.r[i].Queued != 0 || again.r[i].Samples != first.r[i].Samples {
+			return replicaInstant{}, nil
+		}
+	}
+	return first, nil
 }
 
 // stopReplicas closes every replica's stdin, which stops its gateway, and

@@ -77,7 +77,7 @@ func TestFaultsProduceOneEventEachWay(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
-	rec := record(t, srv.ClientURL())
+	rec := testbed.Record(t, srv.ClientURL())
 
 	startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "")
 	pcfg, err := poller.ParseConfig([]byte(fmt.Sprintf("poller_id: ev\nnats:\n  url: %s\ninventory:\n  files: [%s]\n  credentials_file: %s\n", srv.ClientURL(), invFile, credFile)))
@@ -107,7 +107,7 @@ func TestFaultsProduceOneEventEachWay(t *testing.T) {
 	morePolls := func(what string) {
 		t.Helper()
 		since := time.Now()
-		testbed.Eventually(t, 20*time.Second, func() bool { return rec.pollers(since, time.Now().Add(time.Hour))[id]["ev"] >= 3 }, "three more polls %s", what)
+		testbed.Eventually(t, 20*time.Second, func() bool { return rec.Pollers(since, time.Now().Add(time.Hour))[id]["ev"] >= 3 }, "three more polls %s", what)
 	}
 	for _, st := range steps {
 		m.BMC.SetFaults(st.fault)

@@ -81,7 +81,7 @@ func TestTwoPollersFailover(t *testing.T) {
 	const n, interval = 30, 4 * time.Second
 	prom := testbed.StartPrometheus(t)
 	tb := newSimbed(t, "127.74.0.1", n, "redfish", interval)
-	rec := record(t, tb.nats.ClientURL())
+	rec := testbed.Record(t, tb.nats.ClientURL())
 	bin := buildPoller(t)
 	config := filepath.Join(t.TempDir(), "poller.yml")
 	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`
@@ -130,9 +130,9 @@ remote_write:
 		return owned == n
 	}, "both pollers see each other and own the %d BMCs between them", n)
 	from := time.Now()
-	testbed.Eventually(t, time.Minute, func() bool { return everyBMCPolled(rec.pollers(from, time.Now()), n, 2) },
+	testbed.Eventually(t, time.Minute, func() bool { return everyBMCPolled(rec.Pollers(from, time.Now()), n, 2) },
 		"every BMC polled twice")
-	stable := rec.pollers(from, time.Now())
+	stable := rec.Pollers(from, time.Now())
 	perPoller := map[string]int{}
 	for id, ps := range stable {
 		require.Len(t, ps, 1, "bmc %s polled by %v", id, ps)
@@ -168,7 +168,7 @@ remote_write:
 	killed := time.Now()
 	deadline := killed.Add(2 * interval)
 	require.Eventually(t, func() bool {
-		after := rec.pollers(killed, time.Now())
+		after := rec.Pollers(killed, time.Now())
 		if len(after) < n {
 			return false
 		}
@@ -186,15 +186,15 @@ remote_write:
 	// Afterwards, only the survivor polls: from an interval on, every
 	// BMC's next poll is poller-b's.
 	from = time.Now().Add(interval)
-	testbed.Eventually(t, time.Minute, func() bool { return everyBMCPolled(rec.pollers(from, time.Now()), n, 1) },
+	testbed.Eventually(t, time.Minute, func() bool { return everyBMCPolled(rec.Pollers(from, time.Now()), n, 1) },
 		"every BMC polled again")
-	for id, ps := range rec.pollers(from, time.Now()) {
+	for id, ps := range rec.Pollers(from, time.Now()) {
 		require.Equal(t, []string{"poller-b"}, sortedKeys(ps), "bmc %s", id)
 	}
 
 	// Each of poller-a's BMCs missed at most ⌈(ttl + poll)/interval⌉ = 1
 	// slot (docs/scaling.md), and none was polled twice.
-	slots := rec.slotsOf(killed.Add(-2*interval), time.Now(), interval)
+	slots := rec.SlotsOf(killed.Add(-2*interval), time.Now(), interval, poller.Offset)
 	missed := 0
 	for id, s := range slots {
 		nums := make([]int64, 0, len(s))
@@ -232,13 +232,13 @@ func sortedKeys[V any](m map[string]V) []string {
 func TestReplicationFactorTwo(t *testing.T) {
 	spansPrograms(t)
 	tb := newSimbed(t, "127.75.0.1", 10, "redfish", 2*time.Second)
-	rec := record(t, tb.nats.ClientURL())
+	rec := testbed.Record(t, tb.nats.ClientURL())
 	extra := "sharding:\n  mode: dynamic\n  ttl: 3s\n  replication_factor: 2\n"
 	runPoller(t, tb.pollerConfig(t, "ha-a", extra))
 	runPoller(t, tb.pollerConfig(t, "ha-b", extra))
 	from := time.Now()
 	both := func() bool {
-		got := rec.pollers(from, time.Now())
+		got := rec.Pollers(from, time.Now())
 		if len(got) < 10 {
 			return false
 		}
@@ -250,7 +250,7 @@ func TestReplicationFactorTwo(t *testing.T) {
 		return true
 	}
 	testbed.Eventually(t, time.Minute, both, "every BMC polled by both pollers")
-	got := rec.pollers(from, time.Now())
+	got := rec.Pollers(from, time.Now())
 	require.Len(t, got, 10)
 	for id, ps := range got {
 		require.Equal(t, []string{"ha-a", "ha-b"}, sortedKeys(ps), "bmc %s", id)
@@ -273,7 +273,7 @@ func TestScheduleLagWithBlackHoledBMCs(t *testing.T) {
 	ids, err := tb.fleet.Apply(fleet.FaultRequest{Fraction: 0.1, Faults: model.Faults{BlackHole: true}})
 	require.NoError(t, err)
 	require.Len(t, ids, 10)
-	rec := record(t, tb.nats.ClientURL())
+	rec := testbed.Record(t, tb.nats.ClientURL())
 	start := time.Now()
 	_, reg, _ := runPoller(t, tb.pollerConfig(t, "lag", ""))
 	blackholed := map[string]bool{}
@@ -283,7 +283,7 @@ func TestScheduleLagWithBlackHoledBMCs(t *testing.T) {
 	// healthyPolled reports whether every healthy BMC made at least k
 	// polls since since.
 	healthyPolled := func(since time.Time, k int) bool {
-		got := rec.pollers(since, time.Now())
+		got := rec.Pollers(since, time.Now())
 		for _, m := range tb.fleet.Members {
 			if !blackholed[m.BMC.ID] && got[m.BMC.ID]["lag"] < k {
 				return false
@@ -298,7 +298,7 @@ func TestScheduleLagWithBlackHoledBMCs(t *testing.T) {
 	// Every healthy BMC delivers every interval; the black-holed ones do
 	// not stall anyone: three polls each within four intervals.
 	if err := testbed.Until(ctxFor(t, 4*tb.interval), func() bool { return healthyPolled(from, 3) }); err != nil {
-		got := rec.pollers(from, time.Now())
+		got := rec.Pollers(from, time.Now())
 		behind := map[string]int{}
 		for _, m := range tb.fleet.Members {
 			if !blackholed[m.BMC.ID] && got[m.BMC.ID]["lag"] < 3 {

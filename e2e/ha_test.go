@@ -32,7 +32,7 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 	sim := testbed.StartSimFleet(t, fcfg, interval)
 	invFile, credFile := sim.InvFile, sim.CredFile
 
-	rec := record(t, srv.ClientURL())
+	rec := testbed.Record(t, srv.ClientURL())
 	_, reg := startGatewayInProcess(t, srv.ClientURL(), invFile, prom.WriteURL(), "ha_tracker:\n  failover_timeout: 3s\n")
 	run := func(id string) context.CancelFunc {
 		cfg, err := poller.ParseConfig([]byte(fmt.Sprintf("poller_id: %s\nnats:\n  url: %s\ninventory:\n  files: [%s]\n  credentials_file: %s\nsharding:\n  mode: dynamic\n  ttl: 2s\n  replication_factor: 2\n",
@@ -79,7 +79,7 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 	// returns when that was.
 	pollsBy := func(poller string, from time.Time, k int) time.Time {
 		testbed.Eventually(t, time.Minute, func() bool {
-			got := rec.pollers(from, time.Now())
+			got := rec.Pollers(from, time.Now())
 			if len(got) < fcfg.Count {
 				return false
 			}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -11,17 +10,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
-	"github.com/bmcstream/bmcstream/pkg/bus"
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	"github.com/bmcstream/bmcstream/pkg/poller"
-	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
 // natsServer starts a real NATS server with JetStream in the test process.
@@ -151,83 +147,6 @@ func runPoller(t *testing.T, cfg *poller.Config) (*poller.Poller, *prometheus.Re
 	}
 	t.Cleanup(stop)
 	return p, reg, stop
-}
-
-// recorder collects every snapshot published on the raw subjects.
-type recorder struct {
-	mu    sync.Mutex
-	snaps []*v1.Snapshot
-}
-
-func record(t *testing.T, url string) *recorder {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	r := &recorder{}
-	_, err = nc.Subscribe(bus.RawWildcard, func(m *nats.Msg) {
-		var s v1.Snapshot
-		if err := s.Unmarshal(m.Data); err == nil {
-			r.mu.Lock()
-			r.snaps = append(r.snaps, &s)
-			r.mu.Unlock()
-		}
-	})
-	require.NoError(t, err)
-	require.NoError(t, nc.Flush())
-	return r
-}
-
-// pollers returns, per BMC, the set of pollers whose polls started in
-// [from, to), with how many polls each made.
-func (r *recorder) pollers(from, to time.Time) map[string]map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string]map[string]int{}
-	for _, s := range r.snaps {
-		t := time.UnixMilli(s.PollStartMs)
-		if t.Before(from) || !t.Before(to) {
-			continue
-		}
-		if out[s.BmcId] == nil {
-			out[s.BmcId] = map[string]int{}
-		}
-		out[s.BmcId][s.PollerId]++
-	}
-	return out
-}
-
-// slotsOf maps each BMC's polls that started in [from, to) to their slot
-// numbers (which multiple of the interval past the BMC's offset), noting
-// which poller made each.
-func (r *recorder) slotsOf(from, to time.Time, interval time.Duration) map[string]map[int64][]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string]map[int64][]string{}
-	for _, s := range r.snaps {
-		start := time.UnixMilli(s.PollStartMs)
-		if start.Before(from) || !start.Before(to) {
-			continue
-		}
-		// A poll starts at its slot plus the scheduling lag, well under
-		// half an interval.
-		slot := (start.Add(interval/2).UnixNano() - int64(scheduleOffset(s.BmcId, interval))) / int64(interval)
-		if out[s.BmcId] == nil {
-			out[s.BmcId] = map[int64][]string{}
-		}
-		out[s.BmcId][slot] = append(out[s.BmcId][slot], s.PollerId)
-	}
-	return out
-}
-
-// scheduleOffset is where in each interval a poller polls a BMC: the
-// poller spreads its BMCs by this hash of the BMC's ID (pkg/poller,
-// worker.go), which is not exported; a change there shows here as polls
-// in the wrong slots.
-func scheduleOffset(id string, interval time.Duration) time.Duration {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(id)) // a hash.Hash never fails to write
-	return time.Duration(h.Sum64() % uint64(interval))
 }
 
 func buildGateway(t *testing.T) string {

@@ -45,15 +45,15 @@ func TestBackoff(t *testing.T) {
 	require.NoError(t, os.WriteFile(tb.invFile, b, 0o600))
 	require.NoError(t, os.WriteFile(tb.credFile, []byte("bmcsim:\n  username: admin\n  password: bmcsim-password\nwrong:\n  username: admin\n  password: not-it\n"), 0o600))
 
-	rec := record(t, tb.nats.ClientURL())
+	rec := testbed.Record(t, tb.nats.ClientURL())
 	start := time.Now()
 	runPoller(t, tb.config(t, "gentle", "polling:\n  max_backoff: 8s\n"))
 	// Count the polls that started in the 9 s from start, once the healthy
 	// BMC has published one started after them (so every poll of the
 	// window has been published).
 	end := start.Add(9 * time.Second)
-	testbed.Eventually(t, 20*time.Second, func() bool { return rec.polledSince(ids[3:], end) }, "the healthy BMC polled past the window")
-	got := rec.pollers(start, end)
+	testbed.Eventually(t, 20*time.Second, func() bool { return rec.PolledSince(ids[3:], end) }, "the healthy BMC polled past the window")
+	got := rec.Pollers(start, end)
 	n := func(id string) int { return got[id]["gentle"] }
 	t.Logf("polls in 9 s at a 1 s interval: busy(503, Retry-After 3) %d, refused %d, dead %d, healthy %d", n(ids[0]), n(ids[1]), n(ids[2]), n(ids[3]))
 	require.GreaterOrEqual(t, n(ids[3]), 8, "healthy BMC keeps its rhythm")

@@ -10,13 +10,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/bmcsim/fleet"
-	"github.com/bmcstream/bmcstream/pkg/bus"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
@@ -86,70 +84,6 @@ func runPoller(t *testing.T, cfg *Config) (*Poller, *prometheus.Registry, func()
 	return p, reg, stop
 }
 
-// recorder collects every snapshot published on the raw subjects.
-type recorder struct {
-	mu    sync.Mutex
-	snaps []*v1.Snapshot
-}
-
-func record(t *testing.T, url string) *recorder {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	r := &recorder{}
-	_, err = nc.Subscribe(bus.RawWildcard, func(m *nats.Msg) {
-		var s v1.Snapshot
-		if err := s.Unmarshal(m.Data); err == nil {
-			r.mu.Lock()
-			r.snaps = append(r.snaps, &s)
-			r.mu.Unlock()
-		}
-	})
-	require.NoError(t, err)
-	require.NoError(t, nc.Flush())
-	return r
-}
-
-// pollers returns, per BMC, the set of pollers whose polls started in
-// [from, to).
-func (r *recorder) pollers(from, to time.Time) map[string]map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string]map[string]int{}
-	for _, s := range r.snaps {
-		t := time.UnixMilli(s.PollStartMs)
-		if t.Before(from) || !t.Before(to) {
-			continue
-		}
-		if out[s.BmcId] == nil {
-			out[s.BmcId] = map[string]int{}
-		}
-		out[s.BmcId][s.PollerId]++
-	}
-	return out
-}
-
-// polledSince reports whether each of ids has a published poll that
-// started at or after from. A BMC's snapshots are published in poll order,
-// so its polls started before from are then published too.
-func (r *recorder) polledSince(ids []string, from time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	seen := map[string]bool{}
-	for _, s := range r.snaps {
-		if !time.UnixMilli(s.PollStartMs).Before(from) {
-			seen[s.BmcId] = true
-		}
-	}
-	for _, id := range ids {
-		if !seen[id] {
-			return false
-		}
-	}
-	return true
-}
-
 // fleetIDs returns the IDs of the testbed's simulated BMCs.
 func (tb *simbed) fleetIDs() []string {
 	ids := make([]string, 0, len(tb.fleet.Members))
@@ -162,30 +96,29 @@ func (tb *simbed) fleetIDs() []string {
 func TestPollsEveryOwnedBMC(t *testing.T) {
 	t.Parallel()
 	tb := newTestbed(t, 12, "both", 2*time.Second)
-	rec := record(t, tb.nats.ClientURL())
+	rec := testbed.Record(t, tb.nats.ClientURL())
 	start := time.Now()
 	p, _, stop := runPoller(t, tb.config(t, "solo", ""))
 	require.Eventually(t, func() bool {
-		return len(rec.pollers(start, time.Now())) == 12
+		return len(rec.Pollers(start, time.Now())) == 12
 	}, 10*time.Second, 100*time.Millisecond)
 	// Two more polls of every BMC, on the sessions the first opened: the
 	// slot after again and the one after that, an interval or more past it.
 	again := time.Now()
-	testbed.Eventually(t, 4*tb.interval, func() bool { return rec.polledSince(tb.fleetIDs(), again.Add(tb.interval)) },
+	testbed.Eventually(t, 4*tb.interval, func() bool { return rec.PolledSince(tb.fleetIDs(), again.Add(tb.interval)) },
 		"every BMC polled twice more")
-	rec.mu.Lock()
+	snaps := rec.Snapshots()
 	var good, protos = 0, map[v1.Protocol]int{}
-	for _, s := range rec.snaps {
+	for _, s := range snaps {
 		if s.Up && len(s.Readings) > 0 {
 			good++
 		}
 		protos[s.Protocol]++
 		require.Equal(t, "solo", s.PollerId)
 	}
-	rec.mu.Unlock()
 	require.Positive(t, protos[v1.Protocol_PROTOCOL_REDFISH])
 	require.Positive(t, protos[v1.Protocol_PROTOCOL_IPMI])
-	require.Equal(t, len(rec.snaps), good, "every poll of a healthy BMC is up with readings")
+	require.Equal(t, len(snaps), good, "every poll of a healthy BMC is up with readings")
 	require.Len(t, p.Statuses(), 12)
 	require.Equal(t, 24, p.sessions(), "one session per BMC and protocol")
 	stop()

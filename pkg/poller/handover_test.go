@@ -13,35 +13,6 @@ import (
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
 
-// slotsOf maps each BMC's polls that started in [from, to) to their slot
-// numbers (which multiple of the interval past the BMC's offset), counting
-// polls per slot, and notes which poller made each.
-func (r *recorder) slotsOf(from, to time.Time, interval time.Duration) map[string]map[int64][]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string]map[int64][]string{}
-	for _, s := range r.snaps {
-		start := time.UnixMilli(s.PollStartMs)
-		if start.Before(from) || !start.Before(to) {
-			continue
-		}
-		off := offset(s.BmcId, interval)
-		// A poll starts at its slot plus the scheduling lag, well under
-		// half an interval.
-		slot := slotNumber(start.Add(interval/2), off, interval)
-		if out[s.BmcId] == nil {
-			out[s.BmcId] = map[int64][]string{}
-		}
-		out[s.BmcId][slot] = append(out[s.BmcId][slot], s.PollerId)
-	}
-	return out
-}
-
-// slotNumber numbers the slot at or before t.
-func slotNumber(t time.Time, off, interval time.Duration) int64 {
-	return (t.UnixNano() - int64(off)) / int64(interval)
-}
-
 // TestCleanShutdownHandsOver stops one of two pollers cleanly: it puts a
 // leaving mark with the handover time T, polls each of its BMCs' slots
 // before T and stops; the survivor polls each from T on. Around T every
@@ -52,7 +23,7 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	t.Parallel()
 	const n, interval = 20, 2 * time.Second
 	tb := newTestbed(t, n, "redfish", interval)
-	rec := record(t, tb.nats.ClientURL())
+	rec := testbed.Record(t, tb.nats.ClientURL())
 	extra := "sharding:\n  mode: dynamic\n  ttl: 2s\n"
 	a, _, stopA := runPoller(t, tb.config(t, "ho-a", extra))
 	b, _, _ := runPoller(t, tb.config(t, "ho-b", extra))
@@ -66,7 +37,7 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	// A full interval of stable ownership before the handover: every BMC
 	// polled once more.
 	from := time.Now()
-	testbed.Eventually(t, 2*interval, func() bool { return rec.polledSince(tb.fleetIDs(), from) }, "every BMC polled since %s", from)
+	testbed.Eventually(t, 2*interval, func() bool { return rec.PolledSince(tb.fleetIDs(), from) }, "every BMC polled since %s", from)
 	require.True(t, settled(rec, from, a, b, n), "ownership unchanged")
 	moved := map[string]bool{}
 	for _, st := range a.Statuses() {
@@ -94,9 +65,9 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 	// less than an interval after it); once each BMC has a poll started
 	// later, those before are published.
 	to := at.Add(2 * interval)
-	testbed.Eventually(t, 4*interval, func() bool { return rec.polledSince(tb.fleetIDs(), to) }, "every BMC polled after %s", to)
+	testbed.Eventually(t, 4*interval, func() bool { return rec.PolledSince(tb.fleetIDs(), to) }, "every BMC polled after %s", to)
 
-	slots := rec.slotsOf(from, to, interval)
+	slots := rec.SlotsOf(from, to, interval, Offset)
 	require.Len(t, slots, n, "every BMC polled")
 	for id, s := range slots {
 		for k, ps := range s {
@@ -105,18 +76,18 @@ func TestCleanShutdownHandsOver(t *testing.T) {
 		if !moved[id] {
 			continue
 		}
-		off := offset(id, interval)
+		off := Offset(id, interval)
 		after := firstSlot(at, interval, off)
 		before := after.Add(-interval)
-		require.Equal(t, []string{"ho-a"}, s[slotNumber(before, off, interval)], "bmc %s: the slot before the handover", id)
-		require.Equal(t, []string{"ho-b"}, s[slotNumber(after, off, interval)], "bmc %s: the slot after the handover", id)
+		require.Equal(t, []string{"ho-a"}, s[testbed.SlotNumber(before, off, interval)], "bmc %s: the slot before the handover", id)
+		require.Equal(t, []string{"ho-b"}, s[testbed.SlotNumber(after, off, interval)], "bmc %s: the slot after the handover", id)
 	}
 	t.Logf("%d BMCs handed over at %s with no slot missed or polled twice", len(moved), at.Sub(stopped).Round(time.Millisecond))
 }
 
 // settled reports whether the BMCs a and b own are apart and together n,
 // and every BMC's latest poll started at or after since was its owner's.
-func settled(rec *recorder, since time.Time, a, b *Poller, n int) bool {
+func settled(rec *testbed.Recorder, since time.Time, a, b *Poller, n int) bool {
 	owner := map[string]string{}
 	for _, p := range []*Poller{a, b} {
 		for _, st := range p.Statuses() {
@@ -129,10 +100,8 @@ func settled(rec *recorder, since time.Time, a, b *Poller, n int) bool {
 	if len(owner) != n {
 		return false
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
 	last := map[string]*v1.Snapshot{}
-	for _, s := range rec.snaps {
+	for _, s := range rec.Snapshots() {
 		if time.UnixMilli(s.PollStartMs).Before(since) {
 			continue
 		}

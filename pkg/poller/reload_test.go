@@ -33,7 +33,7 @@ func TestInventoryChangeKeepsUnchangedSessions(t *testing.T) {
 		require.NoError(t, os.WriteFile(tb.invFile, b, 0o600))
 	}
 	write(all[:3]) // bmc-00004 not yet in the inventory
-	rec := record(t, tb.nats.ClientURL())
+	rec := testbed.Record(t, tb.nats.ClientURL())
 	cfg := tb.config(t, "reloader", "")
 	cfg.Inventory.WatchInterval = model.Duration(time.Second)
 	p, _, _ := runPoller(t, cfg)
@@ -65,11 +65,9 @@ func TestInventoryChangeKeepsUnchangedSessions(t *testing.T) {
 	require.Equal(t, 1, rs)
 }
 
-func maxSeq(r *recorder, bmc string) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func maxSeq(r *testbed.Recorder, bmc string) uint64 {
 	var m uint64
-	for _, s := range r.snaps {
+	for _, s := range r.Snapshots() {
 		if s.BmcId == bmc && s.Sequence > m {
 			m = s.Sequence
 		}
@@ -77,11 +75,9 @@ func maxSeq(r *recorder, bmc string) uint64 {
 	return m
 }
 
-func minSeqAfter(r *recorder, bmc string) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func minSeqAfter(r *testbed.Recorder, bmc string) uint64 {
 	m := ^uint64(0)
-	for _, s := range r.snaps {
+	for _, s := range r.Snapshots() {
 		if s.BmcId == bmc && s.Sequence < m {
 			m = s.Sequence
 		}
@@ -105,7 +101,7 @@ func TestRestartedWorkerNeverRepeatsAMessageID(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(tb.invFile, b, 0o600))
 	}
-	rec := record(t, tb.nats.ClientURL())
+	rec := testbed.Record(t, tb.nats.ClientURL())
 	cfg := tb.config(t, "restarter", "")
 	cfg.Inventory.WatchInterval = model.Duration(500 * time.Millisecond)
 	p, _, stop := runPoller(t, cfg)
@@ -117,15 +113,14 @@ func TestRestartedWorkerNeverRepeatsAMessageID(t *testing.T) {
 	require.Eventually(t, func() bool { return maxSeq(rec, "bmc-00002") >= before+2 }, 10*time.Second, 50*time.Millisecond)
 	stop()
 
-	rec.mu.Lock()
+	snaps := rec.Snapshots()
 	seen := map[uint64]int{}
-	total := len(rec.snaps)
-	for _, s := range rec.snaps {
+	total := len(snaps)
+	for _, s := range snaps {
 		if s.BmcId == "bmc-00002" {
 			seen[s.Sequence]++
 		}
 	}
-	rec.mu.Unlock()
 	for seq, n := range seen {
 		require.Equal(t, 1, n, "sequence %d of bmc-00002 published %d times", seq, n)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/bmcstream/bmcstream/internal/testbed"
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 	"github.com/bmcstream/bmcstream/pkg/pipeline"
 	"github.com/bmcstream/bmcstream/pkg/secret"
@@ -73,7 +74,7 @@ bmcs:
   - id: userinfo
     address: admin:hunter2@127.0.0.1
 `)
-	rec := record(t, url)
+	rec := testbed.Record(t, url)
 	p, _, _ := runPoller(t, cfg)
 
 	reasons := map[string]string{
@@ -85,10 +86,8 @@ bmcs:
 	// Each BMC's snapshots per protocol: at least two (its interval is
 	// 1 s), all down with class config and the reason.
 	require.Eventually(t, func() bool {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
 		n := map[string]int{}
-		for _, s := range rec.snaps {
+		for _, s := range rec.Snapshots() {
 			n[s.BmcId+"/"+s.Protocol.String()]++
 		}
 		return n["dangling/PROTOCOL_REDFISH"] >= 2 && n["dangling/PROTOCOL_IPMI"] >= 2 &&
@@ -97,9 +96,9 @@ bmcs:
 	// What the gateway makes of them: bmc_up 0 for each protocol.
 	norm, err := pipeline.NewNormaliser(pipeline.NormaliserOptions{})
 	require.NoError(t, err)
-	rec.mu.Lock()
+	snaps := rec.Snapshots()
 	ups := map[string]float64{}
-	for _, s := range rec.snaps {
+	for _, s := range snaps {
 		for _, smp := range norm.Normalise(nil, s, nil, nil) {
 			lbl := map[string]string{}
 			smp.Series.Labels.Range(func(n, v string) { lbl[n] = v })
@@ -110,14 +109,13 @@ bmcs:
 	}
 	require.Equal(t, map[string]float64{"dangling/redfish": 0, "dangling/ipmi": 0, "bad-port/redfish": 0,
 		"not-an-address/redfish": 0, "userinfo/redfish": 0}, ups)
-	for _, s := range rec.snaps {
+	for _, s := range snaps {
 		require.False(t, s.Up, s.BmcId)
 		require.Equal(t, string(sources.ClassConfig), s.ErrorClass, s.BmcId)
 		require.Contains(t, s.Error, reasons[s.BmcId], s.BmcId)
 		require.NotContains(t, s.Error+s.Address, "hunter2")
 		require.Empty(t, s.Readings)
 	}
-	rec.mu.Unlock()
 
 	st := p.Statuses()
 	require.Len(t, st, 4)

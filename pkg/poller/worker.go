@@ -70,11 +70,12 @@ type Status struct {
 	Error string `json:"error,omitempty"`
 }
 
-// offset spreads BMCs over the interval: a stable position per BMC id, so
-// polls are flat over time and a restart keeps the same rhythm.
-func offset(id string, interval time.Duration) time.Duration {
+// Offset is where in each interval a poller polls the BMC id: a stable
+// position per id (a hash), so polls are flat over time, a restart keeps
+// the same rhythm, and every poller of an HA pair or a handover agrees.
+func Offset(id string, interval time.Duration) time.Duration {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte(id))
+	_, _ = h.Write([]byte(id)) // a hash.Hash never fails to write
 	return time.Duration(h.Sum64() % uint64(interval))
 }
 
@@ -98,9 +99,9 @@ func (w *worker) run(ctx context.Context) {
 	// late rather than skipped when this worker starts after it (a loaded
 	// machine), if by less than an interval.
 	now := w.p.now()
-	next := firstSlot(now, interval, offset(w.bmc.ID, interval))
+	next := firstSlot(now, interval, Offset(w.bmc.ID, interval))
 	if !w.from.IsZero() {
-		if first := firstSlot(w.from, interval, offset(w.bmc.ID, interval)); now.Sub(first) < interval {
+		if first := firstSlot(w.from, interval, Offset(w.bmc.ID, interval)); now.Sub(first) < interval {
 			next = first
 		}
 	}
@@ -164,7 +165,7 @@ func (w *worker) run(ctx context.Context) {
 			next = earliest // the BMC asked us to wait (Retry-After)
 		}
 		if now := w.p.now(); !next.After(now) {
-			next = firstSlot(now, interval, offset(w.bmc.ID, interval))
+			next = firstSlot(now, interval, Offset(w.bmc.ID, interval))
 		}
 		if w.handedOver(next) {
 			return

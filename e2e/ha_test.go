@@ -128,7 +128,7 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 			}
 		}
 	}
-	require.Positive(t, counterValue(t, reg, "bmcstream_gateway_dedup_snapshots_rejected_total", "reason", "not_leader", "sink", "prom"))
+	require.Positive(t, testbed.MustMetricValue(t, reg, "bmcstream_gateway_dedup_snapshots_rejected_total", "reason", "not_leader", "sink", "prom"))
 
 	// Stop one poller (whichever leads, the other carries on); after the
 	// failover time the follower's polls are the ones written.
@@ -141,5 +141,5 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 		require.InDelta(t, 5, n, 1, "bmc %s: the survivor's polls arrive", bmc)
 	}
 	// ha-a led every BMC; the survivor took over.
-	require.Positive(t, counterValue(t, reg, "bmcstream_gateway_ha_failovers_total", "sink", "prom"))
+	require.Positive(t, testbed.MustMetricValue(t, reg, "bmcstream_gateway_ha_failovers_total", "sink", "prom"))
 }

@@ -62,28 +62,6 @@ remote_write:%s`, natsURL, invFile, extra, sinkYAML("prom", writeURL))))
 	return gw, reg
 }
 
-// counterValue reads one child of a registered counter vector; labels are
-// name/value pairs in label-name order.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	for _, mf := range mustGather(t, reg) {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var pairs []string
-			for _, l := range m.GetLabel() {
-				pairs = append(pairs, l.GetName(), l.GetValue())
-			}
-			if fmt.Sprint(pairs) == fmt.Sprint(labels) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no %s%v", name, labels)
-	return 0
-}
-
 func mustGather(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
 	t.Helper()
 	mfs, err := reg.Gather()

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
@@ -15,33 +14,6 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/gateway"
 	v1 "github.com/bmcstream/bmcstream/proto/bmcstream/v1"
 )
-
-// metricValue reads one child of a registered counter or gauge; labels
-// are name/value pairs in label-name order. Absent, it is 0.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var pairs []string
-			for _, l := range m.GetLabel() {
-				pairs = append(pairs, l.GetName(), l.GetValue())
-			}
-			if fmt.Sprint(pairs) != fmt.Sprint(labels) {
-				continue
-			}
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue()
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
 
 // unknownSnapshot is a poll of a BMC the inventory does not list: the
 // synthetic fleet's first BMC under another id.
@@ -70,13 +42,13 @@ func TestUnknownBMCsBoundedAndForgotten(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	tracked := func(known string) float64 {
-		return metricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", known, "sink", "prom")
+		return testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", known, "sink", "prom")
 	}
 	result := func(r string) float64 {
-		return metricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", r, "sink", "prom")
+		return testbed.MetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", r, "sink", "prom")
 	}
 	forgotten := func(reason string) float64 {
-		return metricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", reason, "sink", "prom")
+		return testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", reason, "sink", "prom")
 	}
 
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
@@ -162,12 +134,12 @@ func TestRejectUnknownBMCs(t *testing.T) {
 	}
 	for _, sink := range []string{"prom", "automation"} {
 		require.Eventually(t, func() bool {
-			return metricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "unknown_bmc", "sink", sink) == 20
+			return testbed.MetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "unknown_bmc", "sink", sink) == 20
 		}, 30*time.Second, 20*time.Millisecond, sink)
-		require.Equal(t, 2.0, metricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", sink), sink)
-		require.Equal(t, 0.0, metricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "false", "sink", sink), sink)
-		require.Equal(t, 2.0, metricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "true", "sink", sink), sink)
-		require.Equal(t, 0.0, metricValue(t, reg, "bmcstream_gateway_unknown_bmc_snapshots_total", "sink", sink), sink)
+		require.Equal(t, 2.0, testbed.MetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", sink), sink)
+		require.Equal(t, 0.0, testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "false", "sink", sink), sink)
+		require.Equal(t, 2.0, testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "true", "sink", sink), sink)
+		require.Equal(t, 0.0, testbed.MetricValue(t, reg, "bmcstream_gateway_unknown_bmc_snapshots_total", "sink", sink), sink)
 		// Terminated: nothing pending or redelivered.
 		cons, err := js.Consumer(ctx, "BMC_RAW", "bmcstream-gateway-"+sink)
 		require.NoError(t, err)
@@ -249,11 +221,11 @@ func TestHeldUpSinkForgetsNothing(t *testing.T) {
 	// Checked as soon as the last snapshot is handled: once the stream is
 	// quiet for forget_after, the BMCs are rightly forgotten.
 	require.Eventually(t, func() bool {
-		return metricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", "prom") == float64(2*len(times))
+		return testbed.MetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", "prom") == float64(2*len(times))
 	}, time.Minute, 10*time.Millisecond)
-	require.Zero(t, metricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "inactive", "sink", "prom"))
-	require.Zero(t, metricValue(t, reg, "bmcstream_gateway_staleness_markers_total", "sink", "prom"))
-	require.Equal(t, 2.0, metricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "true", "sink", "prom"))
+	require.Zero(t, testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "inactive", "sink", "prom"))
+	require.Zero(t, testbed.MetricValue(t, reg, "bmcstream_gateway_staleness_markers_total", "sink", "prom"))
+	require.Equal(t, 2.0, testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "true", "sink", "prom"))
 	for i := range fleet.BMCs {
 		prom.WaitFor(ctx, t, fmt.Sprintf(`count_over_time(bmc_up{bmc=%q}[1m])`, fleet.BMCs[i].ID), func(s []testbed.Series) bool {
 			return len(s) == 1 && s[0].Samples[0].V == float64(len(times))
@@ -261,6 +233,6 @@ func TestHeldUpSinkForgetsNothing(t *testing.T) {
 	}
 	// Once the stream is quiet for forget_after, they are forgotten.
 	require.Eventually(t, func() bool {
-		return metricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "inactive", "sink", "prom") == 2
+		return testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "inactive", "sink", "prom") == 2
 	}, 30*time.Second, 50*time.Millisecond)
 }

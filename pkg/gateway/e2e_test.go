@@ -169,9 +169,9 @@ remote_write:%s%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", 
 	}
 
 	for _, sink := range []string{"prom", "vm"} {
-		require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "malformed", "sink", sink))
-		require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "subject_mismatch", "sink", sink))
-		require.Equal(t, 15.0, counterValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", sink))
+		require.Equal(t, 1.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "malformed", "sink", sink))
+		require.Equal(t, 1.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "subject_mismatch", "sink", sink))
+		require.Equal(t, 15.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", sink))
 		// Nothing is left pending: bad messages were terminated, good ones acked.
 		require.Eventually(t, func() bool {
 			c, err := js.Consumer(ctx, "BMC_RAW", "bmcstream-gateway-"+sink)
@@ -182,30 +182,6 @@ remote_write:%s%s`, srv.ClientURL(), writeInventory(t, fleet), sinkYAML("prom", 
 			return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 		}, 10*time.Second, 50*time.Millisecond)
 	}
-}
-
-// counterValue reads one child of a registered counter vector; labels are
-// name/value pairs in label-name order.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var pairs []string
-			for _, l := range m.GetLabel() {
-				pairs = append(pairs, l.GetName(), l.GetValue())
-			}
-			if fmt.Sprint(pairs) == fmt.Sprint(labels) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no %s%v", name, labels)
-	return 0
 }
 
 // TestCoreNATSMode runs without JetStream: plain subscriptions, no acks,

@@ -114,9 +114,9 @@ func TestEventsSpeakTheSeries(t *testing.T) {
 
 	// What made no series is counted by reason, per sink.
 	require.Eventually(t, func() bool {
-		return counterValue(t, reg, "bmcstream_gateway_readings_skipped_total", "reason", "status_signal", "sink", "prom") == 2
+		return testbed.MustMetricValue(t, reg, "bmcstream_gateway_readings_skipped_total", "reason", "status_signal", "sink", "prom") == 2
 	}, 10*time.Second, 20*time.Millisecond)
-	require.Zero(t, counterValue(t, reg, "bmcstream_gateway_readings_skipped_total", "reason", "unmapped", "sink", "prom"))
+	require.Zero(t, testbed.MustMetricValue(t, reg, "bmcstream_gateway_readings_skipped_total", "reason", "unmapped", "sink", "prom"))
 }
 
 func toAny(m map[string]string) map[string]any {

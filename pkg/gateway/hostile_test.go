@@ -469,10 +469,10 @@ func TestAutomationTerminatesUnpublishable(t *testing.T) {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	}, 30*time.Second, 100*time.Millisecond, "the automation consumer holds a message")
-	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "unpublishable", "sink", "automation"))
-	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", "automation"))
+	require.Equal(t, 1.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "unpublishable", "sink", "automation"))
+	require.Equal(t, 1.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", "automation"))
 	// The sink is not affected: both snapshots make samples.
 	require.Eventually(t, func() bool {
-		return counterValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", "prom") == 2
+		return testbed.MustMetricValue(t, reg, "bmcstream_gateway_snapshots_total", "result", "ok", "sink", "prom") == 2
 	}, 30*time.Second, 100*time.Millisecond)
 }

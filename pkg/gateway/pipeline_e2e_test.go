@@ -86,8 +86,8 @@ func TestHAPairDeduplicated(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, ts, "one sample per poll, from the leader")
-	require.Equal(t, 4.0, counterValue(t, reg, "bmcstream_gateway_ha_failovers_total", "sink", "prom"))
-	require.Equal(t, float64(6*4+4), counterValue(t, reg, "bmcstream_gateway_dedup_snapshots_rejected_total", "reason", "not_leader", "sink", "prom"))
+	require.Equal(t, 4.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_ha_failovers_total", "sink", "prom"))
+	require.Equal(t, float64(6*4+4), testbed.MustMetricValue(t, reg, "bmcstream_gateway_dedup_snapshots_rejected_total", "reason", "not_leader", "sink", "prom"))
 	dropped, err := reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range dropped {
@@ -139,9 +139,9 @@ func TestRemovedBMCGoesStale(t *testing.T) {
 	// Its state is released, on every consumer, and counted.
 	for _, sink := range []string{"prom", "automation"} {
 		require.Eventually(t, func() bool {
-			return metricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "removed", "sink", sink) == 1
+			return testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_forgotten_total", "reason", "removed", "sink", sink) == 1
 		}, 10*time.Second, 20*time.Millisecond, sink)
-		require.Equal(t, 2.0, metricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "true", "sink", sink), sink)
+		require.Equal(t, 2.0, testbed.MetricValue(t, reg, "bmcstream_gateway_bmcs_tracked", "known", "true", "sink", sink), sink)
 	}
 }
 

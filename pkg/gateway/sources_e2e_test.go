@@ -139,11 +139,11 @@ func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1, "sim-0000's intake at %s, between the takeover's polls", at)
 
-	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "takeover", "sink", "prom"))
-	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "handback", "sink", "prom"))
-	require.Zero(t, counterValue(t, reg, "bmcstream_gateway_out_of_order_samples_dropped_total", "sink", "prom"))
-	require.Positive(t, counterValue(t, reg, "bmcstream_gateway_protocol_samples_passed_over_total", "sink", "prom"))
-	require.Equal(t, 1.0, counterValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "takeover", "sink", "second"), "every sink decides alike")
+	require.Equal(t, 1.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "takeover", "sink", "prom"))
+	require.Equal(t, 1.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "handback", "sink", "prom"))
+	require.Zero(t, testbed.MustMetricValue(t, reg, "bmcstream_gateway_out_of_order_samples_dropped_total", "sink", "prom"))
+	require.Positive(t, testbed.MustMetricValue(t, reg, "bmcstream_gateway_protocol_samples_passed_over_total", "sink", "prom"))
+	require.Equal(t, 1.0, testbed.MustMetricValue(t, reg, "bmcstream_gateway_protocol_failovers_total", "direction", "takeover", "sink", "second"), "every sink decides alike")
 
 	// Each move is logged once, though two sinks make it.
 	var moves []string

@@ -267,7 +267,7 @@ remote_write:%s`, proxy.URL(), tc.interval, writeInventory(t, fleet), sinkYAML("
 			t.Logf("pull requests lost: %d; snapshots published: %d", proxy.dropped.Load(), len(published))
 
 			restarts := func() float64 {
-				return counterValue(t, reg, "bmcstream_gateway_consumer_restarts_total", "consumer", "bmcstream-gateway-rw")
+				return testbed.MustMetricValue(t, reg, "bmcstream_gateway_consumer_restarts_total", "consumer", "bmcstream-gateway-rw")
 			}
 			if tc.interval == "0s" {
 				// The stall is for good: nothing more arrives in 15 s.

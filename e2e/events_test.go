@@ -47,7 +47,7 @@ func (l *eventLog) count(kind pipeline.EventKind, bmc string) int {
 func TestFaultsProduceOneEventEachWay(t *testing.T) {
 	spansPrograms(t)
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	fcfg := fleet.DefaultConfig
 	fcfg.Count = 1
 	fcfg.Mix = map[string]int{"idrac": 1}

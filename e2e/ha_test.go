@@ -24,7 +24,7 @@ func TestHAPollersIntoPrometheus(t *testing.T) {
 	spansPrograms(t)
 	const interval = time.Second
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	fcfg := fleet.DefaultConfig
 	fcfg.Count = 4
 	fcfg.Protocols = "redfish"

@@ -20,12 +20,6 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/poller"
 )
 
-// natsServer starts a real NATS server with JetStream in the test process.
-func natsServer(t *testing.T) *server.Server {
-	t.Helper()
-	return testbed.StartNATS(t)
-}
-
 // sinkYAML is one remote_write entry with short batching and backoff, so
 // what is sent arrives within a test's patience.
 func sinkYAML(name, url string) string {
@@ -87,7 +81,7 @@ func newSimbed(t *testing.T, first string, n int, protocols string, interval tim
 	cfg.Protocols = protocols
 	cfg.FirstAddress = netip.MustParseAddr(first)
 	sim := testbed.StartSimFleet(t, cfg, interval)
-	return &simbed{fleet: sim.Fleet, invFile: sim.InvFile, credFile: sim.CredFile, nats: natsServer(t), interval: interval}
+	return &simbed{fleet: sim.Fleet, invFile: sim.InvFile, credFile: sim.CredFile, nats: testbed.StartNATS(t), interval: interval}
 }
 
 // pollerConfig is a poller's configuration for the bed, extra appended.

@@ -15,11 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/testbed"
@@ -52,14 +50,7 @@ type remoteWriteRecorder struct {
 }
 
 func (r *remoteWriteRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	b, err := io.ReadAll(req.Body)
-	if err == nil {
-		b, err = snappy.Decode(nil, b)
-	}
-	var wr prompb.WriteRequest
-	if err == nil {
-		err = wr.Unmarshal(b)
-	}
+	wr, _, err := testbed.ReadWriteRequest(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

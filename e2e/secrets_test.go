@@ -19,11 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
@@ -135,14 +133,7 @@ func (r *authReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return
 	}
-	b, err := io.ReadAll(req.Body)
-	if err == nil {
-		b, err = snappy.Decode(nil, b)
-	}
-	var wr prompb.WriteRequest
-	if err == nil {
-		err = wr.Unmarshal(b)
-	}
+	wr, b, err := testbed.ReadWriteRequest(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/golang/snappy"
@@ -56,4 +57,21 @@ func (r *Receiver) Write(ctx context.Context, req *prompb.WriteRequest) error {
 		return &WriteError{URL: u, StatusCode: resp.StatusCode, Message: snippet(body)}
 	}
 	return nil
+}
+
+// ReadWriteRequest decodes a remote-write request's body (snappy, then
+// protobuf), for test receivers; it returns the protobuf bytes too.
+func ReadWriteRequest(req *http.Request) (*prompb.WriteRequest, []byte, error) {
+	b, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if b, err = snappy.Decode(nil, b); err != nil {
+		return nil, nil, err
+	}
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(b); err != nil {
+		return nil, nil, err
+	}
+	return &wr, b, nil
 }

@@ -34,7 +34,7 @@ func unknownSnapshot(f synth.Fleet, id string, at time.Time, seq uint64) *v1.Sna
 func TestUnknownBMCsBoundedAndForgotten(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, _ := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(2)
 	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(),
@@ -119,7 +119,7 @@ const gatewayForgetInactive = "inactive"
 func TestRejectUnknownBMCs(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, js := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(2)
 	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "  reject_unknown_bmcs: true\n")
@@ -194,7 +194,7 @@ func TestBMCBoundsConfig(t *testing.T) {
 func TestHeldUpSinkForgetsNothing(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, _ := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(2)
 	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(),

@@ -23,12 +23,6 @@ import (
 	"github.com/bmcstream/bmcstream/pkg/inventory"
 )
 
-// natsServer starts a real NATS server with JetStream in the test process.
-func natsServer(t *testing.T) *server.Server {
-	t.Helper()
-	return testbed.StartNATS(t)
-}
-
 func publisher(t *testing.T, url string) (*synth.Publisher, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(url)
@@ -59,7 +53,7 @@ func newBinaryBed(t *testing.T) binaryBed {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary")
 	}
-	b := binaryBed{bin: buildGateway(t), prom: testbed.StartPrometheus(t), srv: natsServer(t)}
+	b := binaryBed{bin: buildGateway(t), prom: testbed.StartPrometheus(t), srv: testbed.StartNATS(t)}
 	b.pub, b.js = publisher(t, b.srv.ClientURL())
 	return b
 }
@@ -99,7 +93,7 @@ func TestEndToEndPrometheusAndVictoriaMetrics(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
 	vm := testbed.StartVictoriaMetrics(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, js := publisher(t, srv.ClientURL())
 
 	fleet := synth.NewFleet(5)

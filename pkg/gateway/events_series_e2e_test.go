@@ -25,7 +25,7 @@ import (
 func TestEventsSpeakTheSeries(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, _ := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(1)
 	b := fleet.BMCs[0]

@@ -445,7 +445,7 @@ func sleep(ctx context.Context, d time.Duration) {
 func TestAutomationTerminatesUnpublishable(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t) // max_payload 1 MiB, as the stream
+	srv := testbed.StartNATS(t) // max_payload 1 MiB, as the stream
 	pub, js := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(1)
 	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "")

@@ -41,7 +41,7 @@ func TestKillWhileSinkDownLosesNothing(t *testing.T) {
 	t.Parallel()
 	bin := buildGateway(t)
 	prom := testbed.NewPrometheus(t) // its URL is fixed; nothing listens yet
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, js := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(20)
 	config := filepath.Join(t.TempDir(), "gateway.yml")

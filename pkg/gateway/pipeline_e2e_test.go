@@ -47,7 +47,7 @@ remote_write:%s`, natsURL, invFile, extra, sinkYAML("prom", writeURL))))
 func TestHAPairDeduplicated(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, _ := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(4)
 	_, reg := startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "ha_tracker:\n  failover_timeout: 15s\n")
@@ -105,7 +105,7 @@ func TestHAPairDeduplicated(t *testing.T) {
 func TestRemovedBMCGoesStale(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, _ := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(3)
 	invFile := writeInventory(t, fleet)
@@ -151,7 +151,7 @@ func TestRemovedBMCGoesStale(t *testing.T) {
 func TestInventoryFromKVBucket(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, js := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(2)
 	invFile := writeInventory(t, synth.Fleet{BMCs: fleet.BMCs[:1]}) // sim-0001 only in the bucket
@@ -191,7 +191,7 @@ func TestInventoryFromKVBucket(t *testing.T) {
 func TestRackRollups(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, _ := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(3) // one rack
 	startGatewayInProcess(t, srv.ClientURL(), writeInventory(t, fleet), prom.WriteURL(), "")

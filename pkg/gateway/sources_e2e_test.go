@@ -36,7 +36,7 @@ import (
 func TestBothProtocolsOneSourcePerSeries(t *testing.T) {
 	t.Parallel()
 	prom := testbed.StartPrometheus(t)
-	srv := natsServer(t)
+	srv := testbed.StartNATS(t)
 	pub, _ := publisher(t, srv.ClientURL())
 	fleet := synth.NewFleet(2)
 	for i := range fleet.BMCs {

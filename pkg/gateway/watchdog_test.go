@@ -15,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bmcstream/bmcstream/internal/synth"
@@ -137,14 +135,7 @@ type pollRecorder struct {
 }
 
 func (r *pollRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	b, err := io.ReadAll(req.Body)
-	if err == nil {
-		b, err = snappy.Decode(nil, b)
-	}
-	var wr prompb.WriteRequest
-	if err == nil {
-		err = wr.Unmarshal(b)
-	}
+	wr, _, err := testbed.ReadWriteRequest(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -202,7 +193,7 @@ func TestWatchdogRestartsStalledPull(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := natsServer(t)
+			srv := testbed.StartNATS(t)
 			pub, _ := publisher(t, srv.ClientURL())
 			proxy := newPullProxy(t, srv.Addr().String())
 			rec := &pollRecorder{polls: map[string]bool{}}

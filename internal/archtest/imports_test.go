@@ -92,6 +92,7 @@ var rules = []rule{
 	{"pkg/bmcsim/", []string{"pkg/sources", "pkg/pipeline", "pkg/bus", "pkg/sinks", "pkg/gateway", "pkg/poller"}, "the simulator is independent of what it is used to test"},
 	{"pkg/", []string{"cmd/", "internal/testbed", "internal/synth", "internal/corpus", "github.com/stretchr/testify"}, "libraries never import programs or test support"},
 	{"internal/service", []string{"pkg/"}, "the programs' shared tail knows no data path"},
+	{"internal/testbed", []string{"pkg/poller", "pkg/gateway", "pkg/pipeline", "pkg/sinks", "pkg/sources"}, "every package's own tests can use the test bed, so it imports none of the packages they test"},
 }
 
 // thirdParty says which packages may import a library whose types must not

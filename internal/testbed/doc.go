@@ -8,6 +8,11 @@
 // t.Cleanup. Methods that take no testing.TB return errors instead of failing
 // the test, so they are safe to call from any goroutine.
 //
+// The test bed imports none of the data path's packages (poller, gateway,
+// pipeline, sinks, sources; internal/archtest checks it), so the tests
+// inside any of them can use it. Starting a poller or a gateway in process
+// is left to the tests that need one.
+//
 // A typical test:
 //
 //	prom := testbed.StartPrometheus(t)
@@ -16,7 +21,11 @@
 //	got, err := prom.RawSamples(ctx, `bmc_up{bmc="10.0.0.5"}`, 5*time.Minute, time.Now())
 //
 // StartNATS starts the project's embedded NATS server (JetStream on) in
-// the test process, for tests that need a real bus but no receiver.
+// the test process, for tests that need a real bus but no receiver;
+// Record subscribes a Recorder to every published snapshot. Eventually,
+// Until and Never wait on a condition instead of a fixed sleep;
+// MetricValue reads a registered metric; ReadWriteRequest decodes what a
+// test receiver was sent; StartSimFleet runs simulated BMCs.
 //
 // A sink outage: NewPrometheus (or StartPrometheus then Stop) fixes the URL
 // with nothing listening on it; Start brings the sink up on the same port

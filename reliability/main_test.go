@@ -1,13 +1,14 @@
 package reliability
 
 import (
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/bmcstream/bmcstream/internal/testbed"
 )
 
 // scenariosAtOnce is how many scenarios of the short form run at a time
@@ -30,15 +31,7 @@ func scenariosAtOnce() int {
 // a while before it reports, so a goroutine ending just after its test is
 // not a failure.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		if err := flag.Set("test.parallel", fmt.Sprint(scenariosAtOnce())); err != nil {
-			fmt.Fprintln(os.Stderr, "reliability: -parallel:", err)
-			os.Exit(2)
-		}
-	}
+	testbed.DefaultParallel(scenariosAtOnce())
 	code := m.Run()
 	// Scrapes and queries go through the default client: its idle
 	// keep-alive connections are the pool's, not a leak.

@@ -36,23 +36,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	embeddedDir := app.Flag("nats.embedded.store-dir", "JetStream store directory of the embedded server (overrides the config).").String()
 	embeddedListen := app.Flag("nats.embedded.listen", "Client address of the embedded server (overrides the config).").String()
 	logFlags := service.AddLogFlags(app)
-	app.UsageWriter(stdout)
-	app.ErrorWriter(stderr)
-	// --help and --version end the program here, with their own code,
-	// rather than inside kingpin (Main returns; main exits).
-	exit := -1
-	app.Terminate(func(code int) {
-		if exit < 0 {
-			exit = code
-		}
-	})
-	_, err := app.Parse(args)
-	if exit >= 0 {
-		return exit
-	}
-	if err != nil {
-		service.Printf(stderr, "gateway: %v\n", err)
-		return 2
+	if code, done := service.Parse(app, "gateway", args, stdout, stderr); done {
+		return code
 	}
 	logger := logFlags.Logger(stderr).With("component", "gateway")
 	gogc := service.DefaultGCPercent(service.GatewayGCPercent)

@@ -44,23 +44,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	explain := app.Flag("explain", "Poll this BMC of the inventory once per protocol, print each reading and the series the gateway makes of it (or why none, and what the source left out), log out and exit: 0 when it answered, 1 otherwise. Publishes nothing.").PlaceHolder("<bmc id>").String()
 	explainRules := app.Flag("explain.rules", "With --explain: the gateway's mapping file or directory (normalise.rule_files), read before the built-in rules; repeatable.").PlaceHolder("<file or dir>").Strings()
 	explainFormat := app.Flag("explain.format", "With --explain: text or json.").Default("text").Enum("text", "json")
-	app.UsageWriter(stdout)
-	app.ErrorWriter(stderr)
-	// --help and --version end the program here, with their own code,
-	// rather than inside kingpin (Main returns; main exits).
-	exit := -1
-	app.Terminate(func(code int) {
-		if exit < 0 {
-			exit = code
-		}
-	})
-	_, err := app.Parse(args)
-	if exit >= 0 {
-		return exit
-	}
-	if err != nil {
-		service.Printf(stderr, "poller: %v\n", err)
-		return 2
+	if code, done := service.Parse(app, "poller", args, stdout, stderr); done {
+		return code
 	}
 	logger := logFlags.Logger(stderr).With("component", "poller")
 	memoryLimit, err := parseMemoryLimit(*memLimit)

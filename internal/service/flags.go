@@ -48,3 +48,28 @@ func AddLogFlags(app *kingpin.Application) LogFlags {
 func (f LogFlags) Logger(w io.Writer) *slog.Logger {
 	return logging.New(w, *f.Level, *f.Format)
 }
+
+// Parse parses a program's command line with app, writing help and
+// usage to stdout and errors to stderr. --help and --version end the
+// program with their own code, returned as exit with done true, rather than
+// inside kingpin (Main returns; main exits). A parse error is printed as
+// "<name>: <error>" with exit code 2. done false: carry on.
+func Parse(app *kingpin.Application, name string, args []string, stdout, stderr io.Writer) (exit int, done bool) {
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	exit = -1
+	app.Terminate(func(code int) {
+		if exit < 0 {
+			exit = code
+		}
+	})
+	_, err := app.Parse(args)
+	if exit >= 0 {
+		return exit, true
+	}
+	if err != nil {
+		Printf(stderr, "%s: %v\n", name, err)
+		return 2, true
+	}
+	return 0, false
+}

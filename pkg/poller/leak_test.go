@@ -1,11 +1,11 @@
 package poller
 
 import (
-	"flag"
-	"strconv"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/bmcstream/bmcstream/internal/testbed"
 )
 
 // waitingTests is how many parallel tests run at once unless -parallel says
@@ -22,14 +22,10 @@ const waitingTests = 8
 // for a while before it reports, so a goroutine ending just after its test
 // is not a failure. Nothing is ignored: every test stops what it started.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
-	if p := flag.Lookup("test.parallel"); !set && !raceEnabled && p != nil {
-		if n, err := strconv.Atoi(p.Value.String()); err == nil && n < waitingTests {
-			// Lookup found the flag, so Set fails only on a bad value.
-			_ = p.Value.Set(strconv.Itoa(waitingTests))
-		}
+	n := waitingTests
+	if raceEnabled {
+		n = 0 // the default
 	}
+	testbed.DefaultParallel(n)
 	goleak.VerifyTestMain(m)
 }
